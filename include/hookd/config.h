@@ -1,0 +1,75 @@
+/* config.h -- hookd's settings: defaults < config file < HOOKD_<KEY>
+ * environment variables < command line.
+ *
+ * The file is INI (parsed by libinih): `key = value` lines, `;` or `#`
+ * comments, no sections. Every key is listed in config.c's table, which is
+ * the single source for parsing, --help and the README's reference. */
+#ifndef HOOKD_CONFIG_H
+#define HOOKD_CONFIG_H
+
+#include <stddef.h>
+
+#include "hookd/err.h"
+#include "hookd/log.h"
+
+struct redis_addr {
+    char *host;             /* owned; NULL for a unix socket */
+    int port;
+    char *path;             /* owned; unix socket path, or NULL */
+    char *password;         /* owned; NULL if none */
+    int db;
+};
+
+struct config {
+    char *redis;            /* owned; the URL as given, NULL = embedded */
+    struct redis_addr addr; /* parsed from redis (or the embedded socket) */
+    char *prefix;           /* owned; key prefix, default "hookd" */
+    int workers;            /* worker processes, default: CPUs */
+    int max_in_flight;      /* concurrent requests per worker */
+    int fetch_batch;        /* jobs taken from Redis per round trip */
+    char *secret;           /* owned; default signing secret (may be NULL
+                               until config_resolve_secret) */
+    long timeout_ms;        /* per attempt */
+    char *user_agent;       /* owned */
+    char *data_dir;         /* owned; embedded Redis and generated secret */
+    char *redis_server;     /* owned; redis-server binary for the embedded mode */
+    enum log_level log_level;
+    size_t max_job_bytes;
+    long heartbeat_ttl_ms;
+    long shutdown_timeout_ms;
+    size_t dead_max;        /* cap of the dead-letter list */
+};
+
+/* Defaults. The result owns its strings; release with config_free. */
+void config_init(struct config *cfg);
+void config_free(struct config *cfg);
+
+/* Set one key from text. Returns 0 or HK_ECONFIG with err->msg naming the
+ * key and what is wrong. Keys may be written with '-' or '_'. */
+int config_set(struct config *cfg, const char *key, const char *value, struct hk_err *err);
+
+/* Read an INI file. Errors name the file, line and key. */
+int config_load_file(struct config *cfg, const char *path, struct hk_err *err);
+
+/* Apply every HOOKD_<KEY> variable present in the environment. */
+int config_load_env(struct config *cfg, struct hk_err *err);
+
+/* Parse a redis URL: redis://[:password@]host[:port][/db] or unix:///path
+ * (unix:///path?db=N&password=P also accepted). Fills addr (owned). */
+int config_parse_redis_url(const char *url, struct redis_addr *addr, struct hk_err *err);
+void config_redis_addr_free(struct redis_addr *addr);
+
+/* When no secret is configured: read <data_dir>/secret, or create it with a
+ * new whsec_ secret (mode 0600). *created tells which happened. */
+int config_resolve_secret(struct config *cfg, int *created, struct hk_err *err);
+
+/* Write the key reference (name, default, meaning) for --help. */
+void config_print_keys(void);
+
+/* 1 if name is a known key. */
+int config_known_key(const char *key);
+
+/* Parse "30s", "500ms", "2m", "1h" or a bare number of seconds. */
+int config_parse_duration(const char *s, long *ms);
+
+#endif

@@ -1,0 +1,40 @@
+/* deliver.h -- one delivery attempt: decode, sign, POST, classify, record.
+ *
+ * deliver.c decides each job's fate and is where that fate is logged, with
+ * the job id. Outcomes are recorded through the outbox; a finished delivery
+ * (whatever the outcome) is reported to the owner through on_finished so it
+ * can take more work. */
+#ifndef HOOKD_DELIVER_H
+#define HOOKD_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hookd/config.h"
+#include "hookd/http.h"
+#include "hookd/job.h"
+#include "hookd/outbox.h"
+
+struct deliver_env {
+    const struct config *cfg;       /* borrowed */
+    struct http_client *http;       /* borrowed */
+    struct outbox *outbox;          /* borrowed */
+    const char *wid;                /* borrowed */
+    struct job_limits limits;
+    void (*on_finished)(void *arg); /* one delivery done; a slot is free */
+    void *arg;
+};
+
+/* Deliver the job stored under seq in the worker's in-flight hash. raw is
+ * copied. env->on_finished fires exactly once for every call, possibly
+ * before deliver_start returns (an invalid job). */
+void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_t len);
+
+/* Build the dead-letter entry for a job (JSON object, appended to out).
+ * status 0 = no HTTP status. Exposed for tests and the retry scheduler. */
+void deliver_dead_entry(struct buf *out, const char *id, const char *raw, size_t raw_len,
+                        const struct job_limits *limits, const char *reason,
+                        const char *error, long status, int attempts, int64_t first_ms,
+                        int64_t last_ms, const char *wid);
+
+#endif

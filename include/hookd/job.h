@@ -1,0 +1,70 @@
+/* job.h -- decoding and validating the jobs producers LPUSH.
+ *
+ * A job is a JSON object or a msgpack map with the keys
+ *   url (required), payload | body (exactly one), id, event, headers,
+ *   content_type, secret, timeout_ms, max_attempts.
+ * `payload` (any value) is sent as ECMAScript-canonical JSON (see json.h);
+ * `body` (string, or msgpack bin) is sent byte-for-byte. Unknown keys are
+ * ignored so producers can add their own bookkeeping. Pure code: no I/O. */
+#ifndef HOOKD_JOB_H
+#define HOOKD_JOB_H
+
+#include <stddef.h>
+
+#include "hookd/buf.h"
+#include "hookd/err.h"
+
+#define JOB_ID_MAX 256
+#define JOB_TIMEOUT_MS_MAX 600000   /* 10 minutes per attempt */
+#define JOB_MAX_ATTEMPTS_MAX 100
+
+struct job_header {
+    char *name;                 /* owned */
+    char *value;                /* owned */
+};
+
+struct job {
+    char *id;                   /* owned; NULL when the producer gave none */
+    char *url;                  /* owned */
+    char *body;                 /* owned; the exact bytes to POST */
+    size_t body_len;
+    char *content_type;         /* owned; NULL = application/json */
+    char *event;                /* owned; NULL = no x-dialgen-event header */
+    char *secret;               /* owned; NULL = the configured default */
+    struct job_header *headers; /* owned array of nheaders */
+    size_t nheaders;
+    long timeout_ms;            /* 0 = configured default */
+    int max_attempts;           /* 0 = configured default */
+};
+
+struct job_limits {
+    size_t max_job_bytes;       /* larger jobs are rejected as "too_large" */
+    int max_depth;              /* JSON / msgpack nesting limit */
+};
+
+#define JOB_LIMITS_DEFAULT { 1024 * 1024, 64 }
+
+/* Decode and validate one job. Always sets *out to a new job that the caller
+ * frees with job_free, even on error: then it carries whatever id could be
+ * read (for the log line and the dead-letter entry). Returns 0, or HK_EINVAL
+ * with a reason code in err->code (invalid_format, invalid_json, invalid_msgpack,
+ * invalid_utf8, too_deep, too_large, invalid_job, invalid_type, missing_url,
+ * invalid_url, missing_body, invalid_id, invalid_header, reserved_header,
+ * invalid_range). */
+int job_decode(const char *data, size_t len, const struct job_limits *limits,
+               struct job **out, struct hk_err *err);
+
+/* For a dead-letter entry: append to out the job as a canonical JSON
+ * object with its `secret` removed, so secrets never reach the dead list.
+ * A msgpack job is converted; a bin value that is not UTF-8 is written as
+ * "<key>_base64". Returns 0 when written, HK_EINVAL (nothing written) when
+ * data is not a well-formed JSON object or msgpack map. */
+int job_redact(const char *data, size_t len, const struct job_limits *limits,
+               struct buf *out);
+
+/* Give the job a fresh random id ("msg_" + 32 hex digits) if it has none. */
+void job_ensure_id(struct job *job);
+
+void job_free(struct job *job);
+
+#endif

@@ -1,0 +1,87 @@
+/* queue.h -- every Redis key hookd uses, and the Lua scripts that move jobs
+ * between them. docs/DESIGN.md describes the same model in prose.
+ *
+ * Keys (P = prefix):
+ *   P:queue           list   producers LPUSH; workers take from the right
+ *   P:claim:<wid>     list   BLMOVE target while a worker waits for work
+ *   P:inflight:<wid>  hash   seq -> job bytes, one entry per job a worker holds
+ *   P:workers         hash   wid -> JSON info of every registered worker
+ *   P:hb:<wid>        string heartbeat, expires after heartbeat_ttl
+ *   P:dead            list   dead-letter entries (JSON), newest first, capped
+ *   P:stats           hash   counters
+ *
+ * All functions take a callback per the rule in redis.h: an error return
+ * means it never fires, else it fires once with the reply or NULL. */
+#ifndef HOOKD_QUEUE_H
+#define HOOKD_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hookd/redis.h"
+
+#define QUEUE_KEY_MAX 256
+
+struct queue_keys {
+    char prefix[80];
+    char wid[128];
+    char queue[QUEUE_KEY_MAX];
+    char claim[QUEUE_KEY_MAX];
+    char inflight[QUEUE_KEY_MAX];
+    char workers[QUEUE_KEY_MAX];
+    char hb[QUEUE_KEY_MAX];
+    char dead[QUEUE_KEY_MAX];
+    char stats[QUEUE_KEY_MAX];
+};
+
+/* wid may be NULL for tools that do not act as a worker. */
+void queue_keys_init(struct queue_keys *k, const char *prefix, const char *wid);
+
+/* Move up to max jobs (claimed ones first, then from P:queue) into the
+ * worker's in-flight hash under seqs base+1 .. base+n, atomically. The reply
+ * is an array of the n jobs, in seq order. */
+int queue_fetch(struct redis_conn *c, const struct queue_keys *k, uint64_t base, int max,
+                redis_reply_cb cb, void *arg);
+
+/* Block up to timeout_s for a job: BLMOVE P:queue -> P:claim:<wid>. The next
+ * queue_fetch takes it into the in-flight hash; the reply is not needed. */
+int queue_wait(struct redis_conn *c, const struct queue_keys *k, double timeout_s,
+               redis_reply_cb cb, void *arg);
+
+/* Delivered: remove seqs from the in-flight hash, count them. Idempotent.
+ * n <= QUEUE_ACK_MAX. */
+#define QUEUE_ACK_MAX 1000
+int queue_ack(struct redis_conn *c, const struct queue_keys *k, const uint64_t *seqs,
+              size_t n, redis_reply_cb cb, void *arg);
+
+/* Dead-letter: remove seq from the in-flight hash and push entry to P:dead
+ * (trimmed to dead_max), in one step; counts "dead" and, when invalid,
+ * "invalid". Does nothing when seq is no longer in flight (idempotent). */
+int queue_dead(struct redis_conn *c, const struct queue_keys *k, uint64_t seq,
+               const char *entry, size_t len, int invalid, size_t dead_max,
+               redis_reply_cb cb, void *arg);
+
+/* Give seqs lo..hi back to the queue (those still in flight): used for a
+ * fetch whose reply was lost, so its jobs do not sit unseen. */
+int queue_release_range(struct redis_conn *c, const struct queue_keys *k, uint64_t lo,
+                        uint64_t hi, redis_reply_cb cb, void *arg);
+
+/* Refresh the heartbeat (TTL ttl_ms) and the registration in P:workers. */
+int queue_heartbeat(struct redis_conn *c, const struct queue_keys *k, long ttl_ms,
+                    const char *info, redis_reply_cb cb, void *arg);
+
+/* Requeue the jobs of every registered worker whose heartbeat expired, and
+ * forget those workers. Reply: number of jobs requeued. */
+int queue_reap(struct redis_conn *c, const struct queue_keys *k, redis_reply_cb cb,
+               void *arg);
+
+/* Requeue all of one worker's jobs and unregister it (a worker's own clean
+ * exit, or the supervisor after reaping a dead worker). Returns the number
+ * of jobs requeued (>= 0) or a negative code with err filled. */
+int queue_reclaim_async(struct redis_conn *c, const struct queue_keys *k, redis_reply_cb cb,
+                        void *arg);
+struct redis_sync;
+long long queue_reclaim_sync(struct redis_sync *s, const char *prefix, const char *wid,
+                             struct hk_err *err);
+
+#endif

@@ -1,0 +1,460 @@
+/* config.c -- settings table, INI file (libinih), environment, redis URLs. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hookd/config.h"
+#include "hookd/mem.h"
+#include "hookd/sign.h"
+
+enum kind { K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX };
+
+struct key {
+    const char *name;
+    enum kind kind;
+    size_t offset;
+    long min, max;          /* for K_INT, K_DURATION (ms), K_SIZE */
+    const char *dflt;       /* as shown in --help */
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct key keys[] = {
+    { "redis", K_REDIS, OFF(redis), 0, 0, "(embedded)",
+      "redis://[:password@]host:port[/db] or unix:///path; unset = private redis-server" },
+    { "prefix", K_PREFIX, OFF(prefix), 0, 0, "hookd", "prefix of every Redis key" },
+    { "workers", K_INT, OFF(workers), 1, 256, "CPUs", "worker processes" },
+    { "max_in_flight", K_INT, OFF(max_in_flight), 1, 100000, "1000",
+      "concurrent requests per worker" },
+    { "fetch_batch", K_INT, OFF(fetch_batch), 1, 10000, "256",
+      "jobs taken from Redis per round trip" },
+    { "secret", K_SECRET, OFF(secret), 0, 0, "(generated)",
+      "default signing secret; generated into <data_dir>/secret if unset" },
+    { "timeout", K_DURATION, OFF(timeout_ms), 1, 600000, "30s", "timeout of one attempt" },
+    { "user_agent", K_STRING, OFF(user_agent), 0, 0, "hookd/" HOOKD_VERSION,
+      "user-agent header" },
+    { "data_dir", K_STRING, OFF(data_dir), 0, 0, "./var", "embedded Redis data and secret" },
+    { "redis_server", K_STRING, OFF(redis_server), 0, 0, "redis-server",
+      "redis-server binary for the embedded mode" },
+    { "log_level", K_LEVEL, OFF(log_level), 0, 0, "info", "debug, info, warn or error" },
+    { "max_job_bytes", K_SIZE, OFF(max_job_bytes), 64, 64L * 1024 * 1024, "1048576",
+      "largest job accepted" },
+    { "heartbeat_ttl", K_DURATION, OFF(heartbeat_ttl_ms), 1000, 3600000, "30s",
+      "a worker silent this long is presumed dead and its jobs requeued" },
+    { "shutdown_timeout", K_DURATION, OFF(shutdown_timeout_ms), 0, 3600000, "30s",
+      "how long a stopping worker waits for requests in flight" },
+    { "dead_max", K_SIZE, OFF(dead_max), 1, 1L << 40, "100000",
+      "dead-letter list cap (oldest trimmed)" },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(*keys))
+
+void config_init(struct config *cfg)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->prefix = xstrdup("hookd");
+    cfg->workers = cpus > 0 ? (int)(cpus > 256 ? 256 : cpus) : 1;
+    cfg->max_in_flight = 1000;
+    cfg->fetch_batch = 256;
+    cfg->timeout_ms = 30000;
+    cfg->user_agent = xstrdup("hookd/" HOOKD_VERSION);
+    cfg->data_dir = xstrdup("./var");
+    cfg->redis_server = xstrdup("redis-server");
+    cfg->log_level = LOG_INFO;
+    cfg->max_job_bytes = 1024 * 1024;
+    cfg->heartbeat_ttl_ms = 30000;
+    cfg->shutdown_timeout_ms = 30000;
+    cfg->dead_max = 100000;
+}
+
+void config_redis_addr_free(struct redis_addr *addr)
+{
+    free(addr->host);
+    free(addr->path);
+    free(addr->password);
+    memset(addr, 0, sizeof(*addr));
+}
+
+void config_free(struct config *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        enum kind k = keys[i].kind;
+        if (k == K_STRING || k == K_REDIS || k == K_SECRET || k == K_PREFIX) {
+            char **p = (char **)((char *)cfg + keys[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+    }
+    config_redis_addr_free(&cfg->addr);
+}
+
+int config_parse_duration(const char *s, long *ms)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || errno != 0 || v < 0 || v != v)
+        return HK_EINVAL;
+    while (*end == ' ')
+        end++;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        v *= 1000;
+    else if (strcmp(end, "ms") == 0)
+        ;
+    else if (strcmp(end, "m") == 0)
+        v *= 60000;
+    else if (strcmp(end, "h") == 0)
+        v *= 3600000;
+    else
+        return HK_EINVAL;
+    if (v > 1e15)
+        return HK_EINVAL;
+    *ms = (long)(v + 0.5);
+    return 0;
+}
+
+static int parse_long(const char *s, long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0)
+        return HK_EINVAL;
+    return 0;
+}
+
+/* Parse a decimal number with an optional ?db=&password= query (unix URLs). */
+static int parse_unix_url(const char *rest, struct redis_addr *a, struct hk_err *err)
+{
+    const char *q = strchr(rest, '?');
+    size_t plen = q ? (size_t)(q - rest) : strlen(rest);
+
+    if (plen == 0 || rest[0] != '/')
+        return hk_err_set(err, HK_ECONFIG, "config", "unix URL needs an absolute path");
+    a->path = xstrndup(rest, plen);
+    while (q != NULL && *q != '\0') {
+        const char *p = q + 1;
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        char *kv = xstrndup(p, n);
+        long db;
+        if (strncmp(kv, "db=", 3) == 0 && parse_long(kv + 3, &db) == 0 && db >= 0 &&
+            db < 100000) {
+            a->db = (int)db;
+        } else if (strncmp(kv, "password=", 9) == 0) {
+            free(a->password);
+            a->password = xstrdup(kv + 9);
+        } else {
+            free(kv);
+            return hk_err_set(err, HK_ECONFIG, "config", "unknown unix URL parameter");
+        }
+        free(kv);
+        q = amp;
+    }
+    return 0;
+}
+
+int config_parse_redis_url(const char *url, struct redis_addr *a, struct hk_err *err)
+{
+    struct redis_addr tmp;
+    int rc = 0;
+
+    memset(&tmp, 0, sizeof(tmp));
+    if (strncmp(url, "unix://", 7) == 0) {
+        rc = parse_unix_url(url + 7, &tmp, err);
+    } else if (strncmp(url, "redis://", 8) == 0) {
+        const char *p = url + 8, *at = strrchr(p, '@'), *slash;
+        if (at != NULL) {
+            /* userinfo is ":password" or "user:password"; ACL users are not
+             * supported by hiredis 0.14's AUTH, so only the password counts. */
+            const char *colon = memchr(p, ':', (size_t)(at - p));
+            if (colon == NULL) {
+                rc = hk_err_set(err, HK_ECONFIG, "config",
+                                "redis URL userinfo must be :password");
+                goto out;
+            }
+            tmp.password = xstrndup(colon + 1, (size_t)(at - colon - 1));
+            p = at + 1;
+        }
+        slash = strchr(p, '/');
+        size_t hostport_len = slash ? (size_t)(slash - p) : strlen(p);
+        char *hp = xstrndup(p, hostport_len);
+        char *colon = strrchr(hp, ':');
+        tmp.port = 6379;
+        if (hp[0] == '[') {     /* [::1]:6379 */
+            char *close = strchr(hp, ']');
+            if (close == NULL) {
+                free(hp);
+                rc = hk_err_set(err, HK_ECONFIG, "config", "bad IPv6 host in redis URL");
+                goto out;
+            }
+            tmp.host = xstrndup(hp + 1, (size_t)(close - hp - 1));
+            colon = close[1] == ':' ? close + 1 : NULL;
+        } else {
+            tmp.host = xstrndup(hp, colon ? (size_t)(colon - hp) : strlen(hp));
+        }
+        if (colon != NULL) {
+            long port;
+            if (parse_long(colon + 1, &port) < 0 || port < 1 || port > 65535) {
+                free(hp);
+                rc = hk_err_set(err, HK_ECONFIG, "config", "bad port in redis URL");
+                goto out;
+            }
+            tmp.port = (int)port;
+        }
+        free(hp);
+        if (tmp.host[0] == '\0') {
+            rc = hk_err_set(err, HK_ECONFIG, "config", "redis URL has no host");
+            goto out;
+        }
+        if (slash != NULL && slash[1] != '\0') {
+            long db;
+            if (parse_long(slash + 1, &db) < 0 || db < 0 || db > 100000) {
+                rc = hk_err_set(err, HK_ECONFIG, "config", "bad database number in redis URL");
+                goto out;
+            }
+            tmp.db = (int)db;
+        }
+    } else {
+        rc = hk_err_set(err, HK_ECONFIG, "config",
+                        "redis URL must start with redis:// or unix://");
+    }
+out:
+    if (rc < 0) {
+        config_redis_addr_free(&tmp);
+        return rc;
+    }
+    config_redis_addr_free(a);
+    *a = tmp;
+    return 0;
+}
+
+static const struct key *find_key(const char *name)
+{
+    char norm[64];
+    size_t i;
+
+    for (i = 0; name[i] != '\0' && i < sizeof(norm) - 1; i++)
+        norm[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
+    norm[i] = '\0';
+    for (i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, norm) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+int config_known_key(const char *key)
+{
+    return find_key(key) != NULL;
+}
+
+static int valid_prefix(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && strchr(":_.-", s[i]) == NULL)
+            return 0;
+    return 1;
+}
+
+int config_set(struct config *cfg, const char *name, const char *value, struct hk_err *err)
+{
+    const struct key *k = find_key(name);
+    void *field;
+    long v;
+
+    if (k == NULL)
+        return hk_err_set(err, HK_ECONFIG, "config", "unknown key '%s'", name);
+    field = (char *)cfg + k->offset;
+    switch (k->kind) {
+    case K_STRING:
+        if (value[0] == '\0')
+            return hk_err_set(err, HK_ECONFIG, "config", "key '%s': empty value", k->name);
+        free(*(char **)field);
+        *(char **)field = xstrdup(value);
+        return 0;
+    case K_PREFIX:
+        if (!valid_prefix(value))
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key 'prefix': 1-64 characters of [A-Za-z0-9:_.-]");
+        free(*(char **)field);
+        *(char **)field = xstrdup(value);
+        return 0;
+    case K_SECRET:
+        if (value[0] == '\0' || strlen(value) > SIGN_SECRET_MAX)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key 'secret': must be 1..%d bytes", SIGN_SECRET_MAX);
+        if (strncmp(value, "whsec_", 6) == 0) {
+            unsigned char tmp[SIGN_SECRET_MAX];
+            if (sign_base64_decode(value + 6, strlen(value) - 6, tmp, sizeof(tmp)) <= 0)
+                return hk_err_set(err, HK_ECONFIG, "config",
+                                  "key 'secret': text after whsec_ is not valid base64");
+        }
+        free(*(char **)field);
+        *(char **)field = xstrdup(value);
+        return 0;
+    case K_REDIS:
+        if (value[0] == '\0') {     /* explicit empty = embedded */
+            free(cfg->redis);
+            cfg->redis = NULL;
+            config_redis_addr_free(&cfg->addr);
+            return 0;
+        }
+        if (config_parse_redis_url(value, &cfg->addr, err) < 0)
+            return hk_err_set(err, HK_ECONFIG, "config", "key 'redis': %s", err->msg);
+        free(cfg->redis);
+        cfg->redis = xstrdup(value);
+        return 0;
+    case K_LEVEL:
+        if (log_parse_level(value, (enum log_level *)field) < 0)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key 'log_level': '%s' is not debug, info, warn or error",
+                              value);
+        return 0;
+    case K_DURATION:
+        if (config_parse_duration(value, &v) < 0 || v < k->min || v > k->max)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key '%s': '%s' is not a duration between %ldms and %lds "
+                              "(e.g. 30s, 500ms)", k->name, value, k->min, k->max / 1000);
+        *(long *)field = v;
+        return 0;
+    case K_INT:
+    case K_SIZE:
+        if (parse_long(value, &v) < 0 || v < k->min || v > k->max)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key '%s': '%s' is not an integer in [%ld, %ld]", k->name,
+                              value, k->min, k->max);
+        if (k->kind == K_INT)
+            *(int *)field = (int)v;
+        else
+            *(size_t *)field = (size_t)v;
+        return 0;
+    }
+    return HK_ECONFIG;
+}
+
+struct ini_state {
+    struct config *cfg;
+    struct hk_err *err;
+    int failed;
+};
+
+static int on_ini_pair(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_state *st = user;
+    struct hk_err e;
+
+    if (section[0] != '\0') {
+        hk_err_set(&e, HK_ECONFIG, "config", "sections are not supported ([%s])", section);
+    } else if (config_set(st->cfg, name, value, &e) == 0) {
+        return 1;
+    }
+    if (!st->failed)
+        *st->err = e;
+    st->failed = 1;
+    return 0;
+}
+
+int config_load_file(struct config *cfg, const char *path, struct hk_err *err)
+{
+    struct ini_state st = { cfg, err, 0 };
+    struct hk_err e;
+    int line;
+
+    if (err == NULL)
+        st.err = &e;
+    line = ini_parse(path, on_ini_pair, &st);
+    if (line == -1)
+        return hk_err_set(err, HK_ECONFIG, "config", "%s: cannot open: %s", path,
+                          strerror(errno));
+    if (line != 0) {
+        char msg[sizeof(e.msg)];
+        snprintf(msg, sizeof(msg), "%s", st.failed ? st.err->msg : "syntax error");
+        return hk_err_set(err, HK_ECONFIG, "config", "%s line %d: %s", path, line, msg);
+    }
+    return 0;
+}
+
+int config_load_env(struct config *cfg, struct hk_err *err)
+{
+    char var[80];
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        size_t j;
+        const char *v;
+        memcpy(var, "HOOKD_", 6);
+        for (j = 0; keys[i].name[j] != '\0'; j++)
+            var[6 + j] = (char)toupper((unsigned char)keys[i].name[j]);
+        var[6 + j] = '\0';
+        if ((v = getenv(var)) == NULL)
+            continue;
+        if (config_set(cfg, keys[i].name, v, err) < 0)
+            return hk_err_set(err, HK_ECONFIG, "config", "environment %s: %s", var, err->msg);
+    }
+    return 0;
+}
+
+int config_resolve_secret(struct config *cfg, int *created, struct hk_err *err)
+{
+    char path[4096], secret[SIGN_SECRET_MAX + 2];
+    FILE *f;
+    int fd;
+
+    *created = 0;
+    if (cfg->secret != NULL)
+        return 0;
+    snprintf(path, sizeof(path), "%s/secret", cfg->data_dir);
+    if ((f = fopen(path, "r")) != NULL) {
+        size_t n = fread(secret, 1, sizeof(secret) - 1, f);
+        fclose(f);
+        secret[n] = '\0';
+        secret[strcspn(secret, "\r\n")] = '\0';
+        if (secret[0] == '\0')
+            return hk_err_set(err, HK_ECONFIG, "config", "%s is empty", path);
+        return config_set(cfg, "secret", secret, err) < 0
+                   ? hk_err_set(err, HK_ECONFIG, "config", "%s: %s", path, err->msg)
+                   : 0;
+    }
+    if (errno != ENOENT)
+        return hk_err_set(err, HK_ECONFIG, "config", "cannot read %s: %s", path,
+                          strerror(errno));
+    if (sign_generate_secret(secret, sizeof(secret)) < 0)
+        return hk_err_set(err, HK_ECRYPTO, "config", "cannot generate a secret");
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return hk_err_set(err, HK_ECONFIG, "config", "cannot create %s: %s", path,
+                          strerror(errno));
+    size_t len = strlen(secret);
+    secret[len] = '\n';
+    if (write(fd, secret, len + 1) != (ssize_t)(len + 1) || fsync(fd) < 0) {
+        close(fd);
+        unlink(path);
+        return hk_err_set(err, HK_ECONFIG, "config", "cannot write %s", path);
+    }
+    close(fd);
+    secret[len] = '\0';
+    *created = 1;
+    return config_set(cfg, "secret", secret, err);
+}
+
+void config_print_keys(void)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        printf("  %-17s %-13s %s\n", keys[i].name, keys[i].dflt, keys[i].help);
+}

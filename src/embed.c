@@ -1,0 +1,117 @@
+/* embed.c -- start and stop the embedded redis-server. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hookd/embed.h"
+#include "hookd/log.h"
+#include "hookd/redis.h"
+
+#define READY_TIMEOUT_MS 10000
+#define READY_POLL_MS 20
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int embed_start(struct embed *e, const char *data_dir, const char *redis_server,
+                struct hk_err *err)
+{
+    char real[PATH_MAX];
+    sigset_t all;
+    pid_t pid;
+
+    if (realpath(data_dir, real) == NULL)
+        return hk_err_set(err, HK_ESPAWN, "embed", "data dir %s: %s", data_dir,
+                          strerror(errno));
+    snprintf(e->dir, sizeof(e->dir), "%s", real);
+    snprintf(e->binary, sizeof(e->binary), "%s", redis_server);
+    if (snprintf(e->socket_path, sizeof(e->socket_path), "%s/redis.sock", real) >=
+        (int)sizeof(e->socket_path))
+        return hk_err_set(err, HK_ESPAWN, "embed",
+                          "data dir path too long for a unix socket (max ~95 chars): %s",
+                          real);
+    unlink(e->socket_path);
+
+    pid = fork();
+    if (pid < 0)
+        return hk_err_set(err, HK_ESPAWN, "embed", "fork() failed: %s", strerror(errno));
+    if (pid == 0) {
+        char logfile[PATH_MAX + 16];
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        setsid();
+        /* If the supervisor is killed outright, do not linger. SIGTERM lets
+         * redis flush its AOF first. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        snprintf(logfile, sizeof(logfile), "%s/redis.log", real);
+        execlp(redis_server, redis_server, "--port", "0", "--unixsocket", e->socket_path,
+               "--unixsocketperm", "700", "--dir", real, "--appendonly", "yes",
+               "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+               "--logfile", logfile, "--loglevel", "notice", (char *)NULL);
+        fprintf(stderr, "hookd: cannot run %s: %s (install it with: apt-get install "
+                        "redis-server)\n", redis_server, strerror(errno));
+        _exit(127);
+    }
+    e->pid = pid;
+
+    struct redis_addr addr = { .path = e->socket_path };
+    for (long waited = 0; waited < READY_TIMEOUT_MS; waited += READY_POLL_MS) {
+        int status;
+        struct redis_sync *s;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            e->pid = 0;
+            return hk_err_set(err, HK_ESPAWN, "embed",
+                              "%s exited with status %d during start-up; see %s/redis.log",
+                              redis_server, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                              real);
+        }
+        s = redis_sync_connect(&addr, 500, NULL);
+        if (s != NULL) {
+            const char *ping[] = { "PING" };
+            struct redisReply *r = redis_sync_command(s, 1, ping, NULL, NULL);
+            redis_sync_reply_free(r);
+            redis_sync_free(s);
+            if (r != NULL)
+                return 0;
+        }
+        /* Polling is the only readiness signal redis-server offers without
+         * systemd's sd_notify; bounded to READY_TIMEOUT_MS. */
+        sleep_ms(READY_POLL_MS);
+    }
+    embed_stop(e, 1000);
+    return hk_err_set(err, HK_ESPAWN, "embed", "%s did not answer within %d ms",
+                      redis_server, READY_TIMEOUT_MS);
+}
+
+void embed_stop(struct embed *e, long timeout_ms)
+{
+    int status;
+
+    if (e->pid <= 0)
+        return;
+    kill(e->pid, SIGTERM);
+    for (long waited = 0; waited < timeout_ms; waited += 10) {
+        pid_t r = waitpid(e->pid, &status, WNOHANG);
+        if (r == e->pid || (r < 0 && errno == ECHILD)) {
+            e->pid = 0;
+            return;
+        }
+        sleep_ms(10);
+    }
+    kill(e->pid, SIGKILL);
+    waitpid(e->pid, &status, 0);
+    e->pid = 0;
+}

@@ -1,0 +1,364 @@
+/* http.c -- libcurl multi, driven by libuv (socket + timer callbacks).
+ *
+ * Shape follows curl's docs/examples/multi-uv.c, with its return codes
+ * checked: one uv_timer_t for libcurl's timeout, one uv_poll_t per socket in
+ * a context that libcurl hands back through curl_multi_assign, and each easy
+ * handle's CURLOPT_PRIVATE pointing at its request. Easy handles are kept on
+ * a free list so a steady stream of webhooks allocates nothing per request
+ * beyond the header list. */
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "hookd/err.h"
+#include "hookd/http.h"
+#include "hookd/mem.h"
+
+struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct http_client *client;
+};
+
+struct http_request {
+    struct http_client *client;
+    CURL *easy;
+    struct curl_slist *headers;     /* owned */
+    http_done_cb cb;
+    void *arg;
+    uint64_t started;               /* uv_now at start */
+    long retry_after_s;
+    char *capture;                  /* owned; capture_bytes long */
+    size_t capture_len;
+    struct http_request *prev, *next;  /* the client's running list */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct http_client {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    size_t running;
+    struct http_request *active;    /* running requests, for close */
+    size_t capture_bytes;
+    CURL **free_easy;               /* recycled easy handles */
+    size_t nfree, capfree;
+    int closing;
+};
+
+static void check_done(struct http_client *c);
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct sock_ctx *s = h->data;
+    int flags = 0, running;
+
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(s->client->multi, s->fd, flags, &running);
+    check_done(s->client);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct http_client *c = t->data;
+    int running;
+
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+}
+
+static void free_sock(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
+{
+    struct http_client *c = userp;
+    struct sock_ctx *s = socketp;
+    int events = 0;
+
+    (void)easy;
+    if (action == CURL_POLL_REMOVE) {
+        if (s != NULL) {
+            uv_poll_stop(&s->poll);
+            uv_close((uv_handle_t *)&s->poll, free_sock);
+            curl_multi_assign(c->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (s == NULL) {
+        s = xcalloc(1, sizeof(*s));
+        if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+            free(s);
+            return -1;      /* libcurl fails the transfer */
+        }
+        s->fd = fd;
+        s->client = c;
+        s->poll.data = s;
+        curl_multi_assign(c->multi, fd, s);
+    }
+    if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
+}
+
+static int on_timeout(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct http_client *c = userp;
+
+    (void)multi;
+    /* Never call curl_multi_socket_action from here: a 0 timeout fires on
+     * the next loop iteration instead. */
+    if (timeout_ms < 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *opt)
+{
+    struct http_client *c = xcalloc(1, sizeof(*c));
+
+    c->loop = loop;
+    c->capture_bytes = opt ? opt->capture_bytes : 0;
+    c->multi = curl_multi_init();
+    if (c->multi == NULL) {
+        free(c);
+        return NULL;
+    }
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timeout);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    return c;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp)
+{
+    struct http_request *r = userp;
+    size_t len = size * n, room = r->client->capture_bytes - r->capture_len;
+
+    if (room > 0 && r->capture != NULL) {
+        size_t take = len < room ? len : room;
+        memcpy(r->capture + r->capture_len, data, take);
+        r->capture_len += take;
+    }
+    return len;     /* the rest is read and discarded, keeping the connection */
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *userp)
+{
+    struct http_request *r = userp;
+    size_t len = size * n;
+
+    if (len > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
+        char tmp[64];
+        size_t vl = len - 12 < sizeof(tmp) - 1 ? len - 12 : sizeof(tmp) - 1;
+        memcpy(tmp, data + 12, vl);
+        tmp[vl] = '\0';
+        char *end;
+        long v = strtol(tmp, &end, 10);
+        while (*end == ' ' || *end == '\r' || *end == '\n')
+            end++;
+        if (end != tmp && *end == '\0' && v >= 0) {
+            r->retry_after_s = v;
+        } else {
+            /* HTTP-date form */
+            time_t t = curl_getdate(tmp, NULL);
+            if (t > 0) {
+                time_t now = time(NULL);
+                r->retry_after_s = t > now ? (long)(t - now) : 0;
+            }
+        }
+    }
+    return len;
+}
+
+static const char *classify(CURLcode code)
+{
+    switch (code) {
+    case CURLE_OK:
+        return "http_status";
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_COULDNT_CONNECT:
+        return "connect_failed";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return "dns_failed";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+        return "tls_error";
+    case CURLE_SEND_ERROR:
+        return "send_failed";
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return "recv_failed";
+    default:
+        return "http_error";
+    }
+}
+
+static void finish(struct http_client *c, struct http_request *r, CURLcode code)
+{
+    struct http_result res;
+    long status = 0;
+
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    memset(&res, 0, sizeof(res));
+    res.status = status;
+    res.curl_code = (int)code;
+    res.aborted = code == CURLE_ABORTED_BY_CALLBACK;
+    res.ok = code == CURLE_OK && status >= 200 && status < 300;
+    res.reason = res.ok ? "ok" : classify(code);
+    res.error = r->errbuf[0] ? r->errbuf : (code != CURLE_OK ? curl_easy_strerror(code) : "");
+    res.latency_ms = (long)(uv_now(c->loop) - r->started);
+    res.retry_after_s = r->retry_after_s;
+    res.body = r->capture;
+    res.body_len = r->capture_len;
+
+    curl_multi_remove_handle(c->multi, r->easy);
+    c->running--;
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        c->active = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    r->cb(&res, r->arg);
+
+    curl_slist_free_all(r->headers);
+    if (c->nfree == c->capfree) {
+        c->capfree = c->capfree ? c->capfree * 2 : 64;
+        c->free_easy = xrealloc(c->free_easy, c->capfree * sizeof(CURL *));
+    }
+    c->free_easy[c->nfree++] = r->easy;
+    free(r->capture);
+    free(r);
+}
+
+static void check_done(struct http_client *c)
+{
+    CURLMsg *msg;
+    int left;
+
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        struct http_request *r = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        finish(c, r, msg->data.result);
+    }
+}
+
+int http_post(struct http_client *c, const struct http_request_spec *spec, http_done_cb cb,
+              void *arg)
+{
+    struct http_request *r;
+    CURL *e;
+
+    if (c->closing)
+        return HK_EHTTP;
+    e = c->nfree > 0 ? c->free_easy[--c->nfree] : curl_easy_init();
+    if (e == NULL)
+        return HK_EHTTP;
+    curl_easy_reset(e);
+    r = xcalloc(1, sizeof(*r));
+    r->client = c;
+    r->easy = e;
+    r->cb = cb;
+    r->arg = arg;
+    r->retry_after_s = -1;
+    if (c->capture_bytes > 0)
+        r->capture = xmalloc(c->capture_bytes);
+    for (size_t i = 0; i < spec->nheaders; i++) {
+        struct curl_slist *l = curl_slist_append(r->headers, spec->headers[i]);
+        if (l == NULL)
+            goto fail;
+        r->headers = l;
+    }
+    /* libcurl adds "Expect: 100-continue" to large POSTs; an empty value
+     * removes it, saving a round trip a webhook receiver never needs. */
+    struct curl_slist *l = curl_slist_append(r->headers, "Expect:");
+    if (l == NULL)
+        goto fail;
+    r->headers = l;
+
+    curl_easy_setopt(e, CURLOPT_URL, spec->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, spec->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)spec->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, spec->user_agent);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, spec->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    r->started = uv_now(c->loop);
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+        goto fail;
+    c->running++;
+    r->next = c->active;
+    if (c->active != NULL)
+        c->active->prev = r;
+    c->active = r;
+    return 0;
+fail:
+    curl_slist_free_all(r->headers);
+    free(r->capture);
+    free(r);
+    curl_easy_cleanup(e);
+    return HK_EHTTP;
+}
+
+size_t http_running(const struct http_client *c)
+{
+    return c->running;
+}
+
+static void free_client(uv_handle_t *h)
+{
+    struct http_client *c = h->data;
+
+    free(c);
+}
+
+void http_client_close(struct http_client *c)
+{
+    c->closing = 1;
+    /* Fail whatever is still running, so every cb fires exactly once. */
+    while (c->active != NULL)
+        finish(c, c->active, CURLE_ABORTED_BY_CALLBACK);
+    for (size_t i = 0; i < c->nfree; i++)
+        curl_easy_cleanup(c->free_easy[i]);
+    free(c->free_easy);
+    curl_multi_cleanup(c->multi);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, free_client);
+}

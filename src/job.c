@@ -1,0 +1,479 @@
+/* job.c -- job codec: JSON or msgpack in, a validated struct job out.
+ *
+ * Both formats are first brought to the same shape (a table of the known
+ * fields, each a json_value), then validated by one function, so a JSON job
+ * and a msgpack job with the same content are accepted or rejected alike. */
+#include <math.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "hookd/job.h"
+#include "hookd/json.h"
+#include "hookd/mem.h"
+#include "hookd/policy.h"
+#include "hookd/sign.h"
+
+/* The known fields of a job, borrowed from a json_doc. */
+struct fields {
+    const struct json_value *id, *url, *payload, *body, *event, *headers,
+        *content_type, *secret, *timeout_ms, *max_attempts;
+    const char *body_bin;       /* msgpack bin body, borrowed */
+    size_t body_bin_len;
+    int has_body_bin;
+};
+
+static void fields_take(struct fields *f, const char *key, size_t klen,
+                        const struct json_value *v)
+{
+#define FIELD(name) \
+    if (klen == sizeof(#name) - 1 && memcmp(key, #name, klen) == 0) { f->name = v; return; }
+    FIELD(id) FIELD(url) FIELD(payload) FIELD(body) FIELD(event) FIELD(headers)
+    FIELD(content_type) FIELD(secret) FIELD(timeout_ms) FIELD(max_attempts)
+#undef FIELD
+}
+
+/* ---- msgpack to json_value ------------------------------------------------ */
+
+static int from_msgpack(struct json_doc *doc, const msgpack_object *o, int depth,
+                        int max_depth, struct json_value **out, struct hk_err *err);
+
+static int msgpack_key(struct json_doc *doc, const msgpack_object *k, struct json_member *m,
+                       struct hk_err *err)
+{
+    char tmp[32];
+
+    switch (k->type) {
+    case MSGPACK_OBJECT_STR:
+        if (!json_utf8_valid(k->via.str.ptr, k->via.str.size))
+            return hk_err_set(err, HK_EINVAL, "invalid_utf8", "map key is not UTF-8");
+        m->key = json_doc_strdup(doc, k->via.str.ptr, k->via.str.size);
+        m->key_len = k->via.str.size;
+        return 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: {
+        /* A JavaScript object key is a string: 5 becomes "5". */
+        struct buf b = BUF_INIT;
+        json_write_number(&b, k->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                                  ? (double)k->via.u64 : (double)k->via.i64);
+        snprintf(tmp, sizeof(tmp), "%s", b.data);
+        buf_free(&b);
+        m->key = json_doc_strdup(doc, tmp, strlen(tmp));
+        m->key_len = strlen(tmp);
+        return 0;
+    }
+    default:
+        return hk_err_set(err, HK_EINVAL, "invalid_type", "map key is not a string");
+    }
+}
+
+static int from_msgpack(struct json_doc *doc, const msgpack_object *o, int depth,
+                        int max_depth, struct json_value **out, struct hk_err *err)
+{
+    int rc;
+
+    if (depth > max_depth)
+        return hk_err_set(err, HK_EINVAL, "too_deep", "msgpack nesting deeper than %d",
+                          max_depth);
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        *out = json_new_scalar(doc, JSON_NULL);
+        return 0;
+    case MSGPACK_OBJECT_BOOLEAN:
+        *out = json_new_scalar(doc, o->via.boolean ? JSON_TRUE : JSON_FALSE);
+        return 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        *out = json_new_number(doc, (double)o->via.u64);
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        *out = json_new_number(doc, (double)o->via.i64);
+        return 0;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        *out = json_new_number(doc, o->via.f64);
+        return 0;
+    case MSGPACK_OBJECT_STR:
+        if (!json_utf8_valid(o->via.str.ptr, o->via.str.size))
+            return hk_err_set(err, HK_EINVAL, "invalid_utf8", "msgpack string is not UTF-8");
+        *out = json_new_string(doc, o->via.str.ptr, o->via.str.size);
+        return 0;
+    case MSGPACK_OBJECT_ARRAY:
+        *out = json_new_array(doc, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            if ((rc = from_msgpack(doc, &o->via.array.ptr[i], depth + 1, max_depth,
+                                   &(*out)->u.array.items[i], err)) < 0)
+                return rc;
+        return 0;
+    case MSGPACK_OBJECT_MAP:
+        *out = json_new_object(doc, o->via.map.size);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            struct json_member *m = &(*out)->u.object.items[i];
+            if ((rc = msgpack_key(doc, &o->via.map.ptr[i].key, m, err)) < 0)
+                return rc;
+            if ((rc = from_msgpack(doc, &o->via.map.ptr[i].val, depth + 1, max_depth,
+                                   &m->value, err)) < 0)
+                return rc;
+        }
+        json_object_finish(*out);
+        return 0;
+    default:
+        return hk_err_set(err, HK_EINVAL, "invalid_type",
+                          "msgpack bin/ext values have no JSON form");
+    }
+}
+
+static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t len,
+                               const struct job_limits *lim, struct fields *f,
+                               msgpack_unpacked *up, struct hk_err *err)
+{
+    size_t off = 0;
+    int rc;
+
+    if (msgpack_unpack_next(up, data, len, &off) != MSGPACK_UNPACK_SUCCESS)
+        return hk_err_set(err, HK_EINVAL, "invalid_msgpack", "not a valid msgpack value");
+    if (off != len)
+        return hk_err_set(err, HK_EINVAL, "invalid_msgpack",
+                          "trailing bytes after the msgpack value");
+    const msgpack_object *o = &up->data;
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return hk_err_set(err, HK_EINVAL, "invalid_job", "job is not a map");
+    /* Later duplicates win, as in JSON. */
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        struct json_value *jv;
+        if (k->type != MSGPACK_OBJECT_STR)
+            continue;   /* not one of ours */
+        if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "body", 4) == 0 &&
+            v->type == MSGPACK_OBJECT_BIN) {
+            f->body = NULL;
+            f->body_bin = v->via.bin.ptr;
+            f->body_bin_len = v->via.bin.size;
+            f->has_body_bin = 1;
+            continue;
+        }
+        if ((rc = from_msgpack(doc, v, 1, lim->max_depth, &jv, err)) < 0)
+            return rc;
+        if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "body", 4) == 0)
+            f->has_body_bin = 0;
+        fields_take(f, k->via.str.ptr, k->via.str.size, jv);
+    }
+    return 0;
+}
+
+/* ---- validation ----------------------------------------------------------- */
+
+static int want_string(const struct json_value *v, const char *name, struct hk_err *err)
+{
+    if (v->type != JSON_STRING)
+        return hk_err_set(err, HK_EINVAL, "invalid_type", "%s must be a string", name);
+    if (!json_utf8_valid(v->u.string.ptr, v->u.string.len))
+        return hk_err_set(err, HK_EINVAL, "invalid_utf8",
+                          "%s contains a lone surrogate", name);
+    return 0;
+}
+
+static int want_int(const struct json_value *v, const char *name, long lo, long hi,
+                    long *out, struct hk_err *err)
+{
+    if (v->type != JSON_NUMBER || v->u.number != floor(v->u.number))
+        return hk_err_set(err, HK_EINVAL, "invalid_type", "%s must be an integer", name);
+    if (v->u.number < (double)lo || v->u.number > (double)hi)
+        return hk_err_set(err, HK_EINVAL, "invalid_range", "%s must be in [%ld, %ld]",
+                          name, lo, hi);
+    *out = (long)v->u.number;
+    return 0;
+}
+
+static char *dup_str(const struct json_value *v)
+{
+    return xstrndup(v->u.string.ptr, v->u.string.len);
+}
+
+static int validate_id(struct job *job, const struct json_value *v, struct hk_err *err)
+{
+    int rc;
+
+    if ((rc = want_string(v, "id", err)) < 0)
+        return rc;
+    if (v->u.string.len == 0 || v->u.string.len > JOB_ID_MAX ||
+        policy_check_header_value(v->u.string.ptr, v->u.string.len) < 0 ||
+        strchr(v->u.string.ptr, '\t') != NULL)
+        return hk_err_set(err, HK_EINVAL, "invalid_id",
+                          "id must be 1..%d bytes without control characters", JOB_ID_MAX);
+    job->id = dup_str(v);
+    return 0;
+}
+
+static int validate_headers(struct job *job, const struct json_value *h, struct hk_err *err)
+{
+    int rc;
+
+    if (h->type != JSON_OBJECT)
+        return hk_err_set(err, HK_EINVAL, "invalid_type", "headers must be an object");
+    if (h->u.object.len > 64)
+        return hk_err_set(err, HK_EINVAL, "invalid_range", "at most 64 headers");
+    job->headers = xcalloc(h->u.object.len, sizeof(struct job_header));
+    for (size_t i = 0; i < h->u.object.len; i++) {
+        const struct json_member *m = &h->u.object.items[i];
+        if (m->value->type != JSON_STRING)
+            return hk_err_set(err, HK_EINVAL, "invalid_type",
+                              "header values must be strings");
+        if ((rc = policy_check_header(m->key, m->key_len, m->value->u.string.ptr,
+                                      m->value->u.string.len, err)) < 0)
+            return rc;
+        job->headers[i].name = xstrndup(m->key, m->key_len);
+        job->headers[i].value = dup_str(m->value);
+        job->nheaders++;
+    }
+    return 0;
+}
+
+static int validate(struct job *job, const struct fields *f, struct hk_err *err)
+{
+    long n;
+    int rc;
+
+    if (f->id != NULL && (rc = validate_id(job, f->id, err)) < 0)
+        return rc;
+    if (f->url == NULL)
+        return hk_err_set(err, HK_EINVAL, "missing_url", "job has no url");
+    if ((rc = want_string(f->url, "url", err)) < 0)
+        return rc;
+    if ((rc = policy_check_url(f->url->u.string.ptr, f->url->u.string.len, err)) < 0)
+        return rc;
+    job->url = dup_str(f->url);
+
+    int has_body = f->body != NULL || f->has_body_bin;
+    if (f->payload == NULL && !has_body)
+        return hk_err_set(err, HK_EINVAL, "missing_body", "job has neither payload nor body");
+    if (f->payload != NULL && has_body)
+        return hk_err_set(err, HK_EINVAL, "invalid_job", "job has both payload and body");
+    if (f->payload != NULL) {
+        struct buf b = BUF_INIT;
+        json_write(&b, f->payload);
+        job->body = buf_steal(&b, &job->body_len);
+    } else if (f->has_body_bin) {
+        job->body = xmalloc(f->body_bin_len + 1);
+        memcpy(job->body, f->body_bin, f->body_bin_len);
+        job->body[f->body_bin_len] = '\0';
+        job->body_len = f->body_bin_len;
+    } else {
+        if ((rc = want_string(f->body, "body", err)) < 0)
+            return rc;
+        job->body = dup_str(f->body);
+        job->body_len = f->body->u.string.len;
+    }
+
+    if (f->content_type != NULL) {
+        if ((rc = want_string(f->content_type, "content_type", err)) < 0)
+            return rc;
+        if (f->content_type->u.string.len == 0 || f->content_type->u.string.len > 256 ||
+            policy_check_header_value(f->content_type->u.string.ptr,
+                                      f->content_type->u.string.len) < 0)
+            return hk_err_set(err, HK_EINVAL, "invalid_header", "content_type is invalid");
+        job->content_type = dup_str(f->content_type);
+    }
+    if (f->event != NULL) {
+        if ((rc = want_string(f->event, "event", err)) < 0)
+            return rc;
+        if (f->event->u.string.len > 256 ||
+            policy_check_header_value(f->event->u.string.ptr, f->event->u.string.len) < 0)
+            return hk_err_set(err, HK_EINVAL, "invalid_header", "event is invalid");
+        job->event = dup_str(f->event);
+    }
+    if (f->secret != NULL) {
+        if ((rc = want_string(f->secret, "secret", err)) < 0)
+            return rc;
+        if (f->secret->u.string.len == 0)
+            return hk_err_set(err, HK_EINVAL, "invalid_type", "secret is empty");
+        job->secret = dup_str(f->secret);
+    }
+    if (f->headers != NULL && (rc = validate_headers(job, f->headers, err)) < 0)
+        return rc;
+    if (f->timeout_ms != NULL) {
+        if ((rc = want_int(f->timeout_ms, "timeout_ms", 1, JOB_TIMEOUT_MS_MAX, &n, err)) < 0)
+            return rc;
+        job->timeout_ms = n;
+    }
+    if (f->max_attempts != NULL) {
+        if ((rc = want_int(f->max_attempts, "max_attempts", 1, JOB_MAX_ATTEMPTS_MAX, &n,
+                           err)) < 0)
+            return rc;
+        job->max_attempts = (int)n;
+    }
+    return 0;
+}
+
+/* msgpack maps start with 0x80-0x8f, 0xde or 0xdf; none of those can start
+ * a JSON text, so the first byte tells the formats apart. */
+static int is_msgpack(const char *data, size_t len)
+{
+    unsigned char c = len ? (unsigned char)data[0] : 0;
+    return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
+}
+
+static int looks_like_json_object(const char *data, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+        i++;
+    return i < len && data[i] == '{';
+}
+
+int job_decode(const char *data, size_t len, const struct job_limits *limits,
+               struct job **out, struct hk_err *err)
+{
+    struct job *job = xcalloc(1, sizeof(*job));
+    struct json_doc *doc = json_doc_new();
+    struct fields f;
+    msgpack_unpacked up;
+    int rc;
+
+    memset(&f, 0, sizeof(f));
+    msgpack_unpacked_init(&up);
+    *out = job;
+    if (len > limits->max_job_bytes) {
+        rc = hk_err_set(err, HK_EINVAL, "too_large", "job is %zu bytes, limit %zu", len,
+                        limits->max_job_bytes);
+        goto out;
+    }
+    if (is_msgpack(data, len)) {
+        rc = fields_from_msgpack(doc, data, len, limits, &f, &up, err);
+    } else if (!looks_like_json_object(data, len)) {
+        rc = hk_err_set(err, HK_EINVAL, "invalid_format",
+                        "job is neither a JSON object nor a msgpack map");
+    } else {
+        struct json_value *root;
+        rc = json_parse(doc, data, len, limits->max_depth, &root, err);
+        if (rc == 0 && root->type != JSON_OBJECT)
+            rc = hk_err_set(err, HK_EINVAL, "invalid_job", "job is not a JSON object");
+        for (size_t i = 0; rc == 0 && i < root->u.object.len; i++)
+            fields_take(&f, root->u.object.items[i].key, root->u.object.items[i].key_len,
+                        root->u.object.items[i].value);
+    }
+    if (rc == 0) {
+        rc = validate(job, &f, err);
+    } else if (f.id != NULL) {
+        struct hk_err ignore;
+        validate_id(job, f.id, &ignore);
+    }
+out:
+    msgpack_unpacked_destroy(&up);
+    json_doc_free(doc);
+    return rc;
+}
+
+static int redact_msgpack(struct json_doc *doc, const msgpack_object *o,
+                          const struct job_limits *lim, struct json_value **out)
+{
+    struct hk_err err;
+    size_t n = 0;
+
+    *out = json_new_object(doc, o->via.map.size);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        struct json_member *m = &(*out)->u.object.items[n];
+        if (msgpack_key(doc, k, m, &err) < 0)
+            return HK_EINVAL;
+        if (m->key_len == 6 && memcmp(m->key, "secret", 6) == 0)
+            continue;
+        if (v->type == MSGPACK_OBJECT_BIN) {
+            if (json_utf8_valid(v->via.bin.ptr, v->via.bin.size)) {
+                m->value = json_new_string(doc, v->via.bin.ptr, v->via.bin.size);
+            } else {
+                char *b64 = xmalloc(4 * (v->via.bin.size / 3 + 1) + 1);
+                size_t blen = sign_base64_encode((const unsigned char *)v->via.bin.ptr,
+                                                 v->via.bin.size, b64);
+                struct buf key = BUF_INIT;
+                buf_printf(&key, "%s_base64", m->key);
+                m->key = json_doc_strdup(doc, key.data, key.len);
+                m->key_len = key.len;
+                m->value = json_new_string(doc, b64, blen);
+                buf_free(&key);
+                free(b64);
+            }
+        } else if (from_msgpack(doc, v, 1, lim->max_depth, &m->value, &err) < 0) {
+            return HK_EINVAL;
+        }
+        n++;
+    }
+    (*out)->u.object.len = n;
+    json_object_finish(*out);
+    return 0;
+}
+
+int job_redact(const char *data, size_t len, const struct job_limits *limits,
+               struct buf *out)
+{
+    struct json_doc *doc = json_doc_new();
+    struct json_value *root = NULL;
+    struct hk_err err;
+    int rc = HK_EINVAL;
+
+    if (is_msgpack(data, len)) {
+        msgpack_unpacked up;
+        size_t off = 0;
+        msgpack_unpacked_init(&up);
+        if (msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+            off == len && up.data.type == MSGPACK_OBJECT_MAP)
+            rc = redact_msgpack(doc, &up.data, limits, &root);
+        msgpack_unpacked_destroy(&up);
+    } else if (json_parse(doc, data, len, limits->max_depth, &root, &err) == 0 &&
+               root->type == JSON_OBJECT) {
+        size_t w = 0;
+        for (size_t i = 0; i < root->u.object.len; i++) {
+            const struct json_member *m = &root->u.object.items[i];
+            if (!(m->key_len == 6 && memcmp(m->key, "secret", 6) == 0))
+                root->u.object.items[w++] = *m;
+        }
+        root->u.object.len = w;
+        rc = 0;
+    }
+    if (rc == 0)
+        json_write(out, root);
+    json_doc_free(doc);
+    return rc;
+}
+
+void job_ensure_id(struct job *job)
+{
+    unsigned char r[16];
+    char id[4 + 33];
+
+    if (job->id != NULL)
+        return;
+    /* getrandom(2) never returns short for <= 256 bytes once the pool is
+     * initialised; if the call itself fails (seccomp, old kernel) the clock
+     * still makes ids unique enough within one process. */
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        memcpy(r, &ts, sizeof(ts) < sizeof(r) ? sizeof(ts) : sizeof(r));
+    }
+    memcpy(id, "msg_", 4);
+    for (int i = 0; i < 16; i++)
+        snprintf(id + 4 + 2 * i, 3, "%02x", r[i]);
+    job->id = xstrdup(id);
+}
+
+void job_free(struct job *job)
+{
+    if (job == NULL)
+        return;
+    for (size_t i = 0; i < job->nheaders; i++) {
+        free(job->headers[i].name);
+        free(job->headers[i].value);
+    }
+    free(job->headers);
+    free(job->id);
+    free(job->url);
+    free(job->body);
+    free(job->content_type);
+    free(job->event);
+    free(job->secret);
+    free(job);
+}

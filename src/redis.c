@@ -1,0 +1,453 @@
+/* redis.c -- hiredis on libuv, with reconnection and command timeouts.
+ *
+ * Why not hiredis' adapters/libuv.h: in 0.14.1 its poll callback returns
+ * early on a poll error, so a socket that fails that way is never reported
+ * and every command on it waits forever; it also leaks its state when
+ * uv_poll_init fails. The adapter below is the same five hooks, plus error
+ * handling. hiredis 0.14.1 has no command or connect timeouts at all, hence
+ * the watchdog timer. */
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "hookd/log.h"
+#include "hookd/mem.h"
+#include "hookd/redis.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define WATCHDOG_MS 200
+
+struct redis_poll {
+    uv_poll_t handle;
+    redisAsyncContext *ac;      /* NULL once hiredis freed the context */
+    int events;
+};
+
+struct pending_cmd {
+    struct redis_conn *conn;
+    redis_reply_cb cb;
+    void *arg;
+};
+
+static void schedule_reconnect(struct redis_conn *c);
+
+/* ---- event hooks (the adapter) --------------------------------------------- */
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    struct redis_poll *p = handle->data;
+
+    if (p->ac == NULL)
+        return;
+    if (status < 0) {
+        /* The case hiredis' adapter ignores. Free the context: pending
+         * callbacks see NULL and the cleanup hook schedules a reconnect. */
+        redisAsyncContext *ac = p->ac;
+        struct redis_conn *c = ac->data;
+        snprintf(c->last_error, sizeof(c->last_error), "poll: %s", uv_strerror(status));
+        redisAsyncFree(ac);
+        return;
+    }
+    if (events & UV_READABLE)
+        redisAsyncHandleRead(p->ac);
+    if (p->ac != NULL && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(p->ac);
+}
+
+static void poll_update(struct redis_poll *p, int add, int ev)
+{
+    if (add)
+        p->events |= ev;
+    else
+        p->events &= ~ev;
+    if (p->events)
+        uv_poll_start(&p->handle, p->events, on_poll);
+    else
+        uv_poll_stop(&p->handle);
+}
+
+static void ev_add_read(void *d) { poll_update(d, 1, UV_READABLE); }
+static void ev_del_read(void *d) { poll_update(d, 0, UV_READABLE); }
+static void ev_add_write(void *d) { poll_update(d, 1, UV_WRITABLE); }
+static void ev_del_write(void *d) { poll_update(d, 0, UV_WRITABLE); }
+
+static void free_poll(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* hiredis calls this exactly once, when it frees the context for any reason
+ * (connect failure, I/O error, our redisAsyncFree). It is the one place
+ * where a connection is declared down. */
+static void ev_cleanup(void *d)
+{
+    struct redis_poll *p = d;
+    struct redis_conn *c = p->ac->data;
+
+    if (p->ac->errstr != NULL && p->ac->err != 0)
+        snprintf(c->last_error, sizeof(c->last_error), "%s", p->ac->errstr);
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->handle, free_poll);
+    if (c->poll == p)
+        c->poll = NULL;
+    c->ctx = NULL;
+    c->up = 0;
+    c->pending = 0;
+    if (c->closing)
+        return;
+    if (c->was_up) {
+        log_warn("redis %s connection lost (%s); reconnecting", c->name,
+                 c->last_error[0] ? c->last_error : "closed");
+        c->was_up = 0;
+    }
+    if (c->on_state != NULL)
+        c->on_state(c, 0, c->state_arg);
+    schedule_reconnect(c);
+}
+
+static int attach(struct redis_conn *c, redisAsyncContext *ac)
+{
+    struct redis_poll *p = xcalloc(1, sizeof(*p));
+
+    if (uv_poll_init(c->loop, &p->handle, ac->c.fd) != 0) {
+        free(p);
+        return HK_EREDIS;
+    }
+    p->handle.data = p;
+    p->ac = ac;
+    ac->data = c;
+    ac->ev.data = p;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    c->poll = p;
+    return 0;
+}
+
+/* ---- connection life cycle ------------------------------------------------- */
+
+static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    const char *what = privdata;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        struct redis_conn *c = ac->data;
+        log_error("redis %s connection: %s failed: %s", c->name, what, reply->str);
+        snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, reply->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    struct redis_conn *c = ac->data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context right after; ev_cleanup follows. */
+        if (!c->was_up && c->last_error[0] == '\0')
+            log_warn("redis %s connection failed: %s; retrying", c->name, ac->errstr);
+        snprintf(c->last_error, sizeof(c->last_error), "%s", ac->errstr);
+        return;
+    }
+    /* AUTH and SELECT go first; everything sent after them is queued
+     * behind, so callers may send as soon as on_state(up) fires. */
+    if (c->addr->password != NULL)
+        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", c->addr->password);
+    if (c->addr->db != 0)
+        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", c->addr->db);
+    c->up = 1;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->last_progress = uv_now(c->loop);
+    if (!c->was_up) {
+        log_info("redis %s connection up", c->name);
+        c->was_up = 1;
+    }
+    c->last_error[0] = '\0';
+    if (c->on_state != NULL)
+        c->on_state(c, 1, c->state_arg);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)ac;
+    (void)status;   /* ev_cleanup does the work; it runs for every path */
+}
+
+static void start_connect(struct redis_conn *c)
+{
+    const struct redis_addr *a = c->addr;
+    redisAsyncContext *ac;
+
+    /* hiredis resolves host names with a blocking getaddrinfo(); use an IP
+     * address or a unix socket for Redis in production. */
+    ac = a->path ? redisAsyncConnectUnix(a->path) : redisAsyncConnect(a->host, a->port);
+    if (ac == NULL) {
+        snprintf(c->last_error, sizeof(c->last_error), "out of memory");
+        schedule_reconnect(c);
+        return;
+    }
+    if (ac->err != 0) {
+        if (c->was_up || strcmp(c->last_error, ac->errstr) != 0)
+            log_warn("redis %s connection failed: %s; retrying", c->name, ac->errstr);
+        snprintf(c->last_error, sizeof(c->last_error), "%s", ac->errstr);
+        c->was_up = 0;
+        redisAsyncFree(ac);
+        schedule_reconnect(c);
+        return;
+    }
+    if (attach(c, ac) < 0) {
+        redisAsyncFree(ac);
+        schedule_reconnect(c);
+        return;
+    }
+    if (!a->path)
+        redisEnableKeepAlive(&ac->c);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ctx = ac;
+    c->last_progress = uv_now(c->loop);
+}
+
+static void finish_close(uv_handle_t *h)
+{
+    struct redis_conn *c = h->data;
+
+    if (--c->handles_open == 0 && c->on_close != NULL)
+        c->on_close(c);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    struct redis_conn *c = t->data;
+
+    if (c->closing) {
+        if (c->ctx != NULL)
+            redisAsyncFree(c->ctx);
+        uv_close((uv_handle_t *)&c->retry_timer, finish_close);
+        uv_close((uv_handle_t *)&c->watchdog, finish_close);
+        return;
+    }
+    if (c->ctx == NULL)
+        start_connect(c);
+}
+
+static void schedule_reconnect(struct redis_conn *c)
+{
+    uv_timer_start(&c->retry_timer, on_retry_timer, (uint64_t)c->backoff_ms, 0);
+    c->backoff_ms *= 2;
+    if (c->backoff_ms > BACKOFF_MAX_MS)
+        c->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* No reply for cmd_timeout_ms while commands are outstanding (or a connect
+ * that hangs): cut the connection. Runs from a timer, never from inside a
+ * hiredis callback, so freeing the context here is allowed. */
+static void on_watchdog(uv_timer_t *t)
+{
+    struct redis_conn *c = t->data;
+    uint64_t idle;
+
+    if (c->ctx == NULL || c->closing)
+        return;
+    idle = uv_now(c->loop) - c->last_progress;
+    if ((c->pending > 0 || !c->up) && idle > (uint64_t)c->cmd_timeout_ms) {
+        snprintf(c->last_error, sizeof(c->last_error), "no reply for %llu ms",
+                 (unsigned long long)idle);
+        redisAsyncFree(c->ctx);
+    }
+}
+
+int redis_init(struct redis_conn *c, uv_loop_t *loop, const struct redis_addr *addr,
+               const char *name, long cmd_timeout_ms, redis_state_cb on_state, void *arg)
+{
+    memset(c, 0, sizeof(*c));
+    c->loop = loop;
+    c->addr = addr;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->cmd_timeout_ms = cmd_timeout_ms;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->on_state = on_state;
+    c->state_arg = arg;
+    uv_timer_init(loop, &c->retry_timer);
+    uv_timer_init(loop, &c->watchdog);
+    c->retry_timer.data = c;
+    c->watchdog.data = c;
+    c->handles_open = 2;
+    uv_timer_start(&c->watchdog, on_watchdog, WATCHDOG_MS, WATCHDOG_MS);
+    start_connect(c);
+    return 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct pending_cmd *pc = privdata;
+    struct redis_conn *c = pc->conn;
+
+    (void)ac;
+    if (c->pending > 0)
+        c->pending--;
+    c->last_progress = uv_now(c->loop);
+    pc->cb(c, r, pc->arg);
+    free(pc);
+}
+
+int redis_command(struct redis_conn *c, redis_reply_cb cb, void *arg, int argc,
+                  const char **argv, const size_t *argvlen)
+{
+    struct pending_cmd *pc;
+
+    if (c->ctx == NULL || !c->up || c->closing)
+        return HK_EREDIS;
+    pc = xmalloc(sizeof(*pc));
+    pc->conn = c;
+    pc->cb = cb;
+    pc->arg = arg;
+    if (redisAsyncCommandArgv(c->ctx, on_reply, pc, argc, argv, argvlen) != REDIS_OK) {
+        free(pc);
+        return HK_EREDIS;
+    }
+    if (c->pending++ == 0)
+        c->last_progress = uv_now(c->loop);
+    return 0;
+}
+
+void redis_close(struct redis_conn *c, redis_close_cb cb)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->on_close = cb;
+    /* Deferred: we may be inside a hiredis callback, where freeing the
+     * context is not allowed. */
+    uv_timer_start(&c->retry_timer, on_retry_timer, 0, 0);
+}
+
+/* ---- reply helpers ------------------------------------------------------------ */
+
+int redis_reply_is_error(const struct redisReply *r)
+{
+    return r == NULL || r->type == REDIS_REPLY_ERROR;
+}
+
+int redis_reply_is_nil(const struct redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_NIL;
+}
+
+long long redis_reply_integer(const struct redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+}
+
+size_t redis_reply_elements(const struct redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+}
+
+const struct redisReply *redis_reply_element(const struct redisReply *r, size_t i)
+{
+    return i < redis_reply_elements(r) ? r->element[i] : NULL;
+}
+
+const char *redis_reply_str(const struct redisReply *r, size_t *len)
+{
+    if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS &&
+                      r->type != REDIS_REPLY_ERROR))
+        return NULL;
+    if (len != NULL)
+        *len = r->len;
+    return r->str;
+}
+
+/* ---- blocking client ---------------------------------------------------------- */
+
+struct redis_sync {
+    redisContext *ctx;
+};
+
+struct redis_sync *redis_sync_connect(const struct redis_addr *a, long timeout_ms,
+                                      struct hk_err *err)
+{
+    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+    struct redis_sync *s;
+    redisContext *ctx;
+    redisReply *r;
+
+    ctx = a->path ? redisConnectUnixWithTimeout(a->path, tv)
+                  : redisConnectWithTimeout(a->host, a->port, tv);
+    if (ctx == NULL || ctx->err) {
+        const char *why = ctx ? ctx->errstr : "out of memory";
+        if (a->path)
+            hk_err_set(err, HK_EREDIS, "redis", "cannot connect to redis at unix://%s: %s",
+                       a->path, why);
+        else
+            hk_err_set(err, HK_EREDIS, "redis", "cannot connect to redis at %s:%d: %s",
+                       a->host, a->port, why);
+        redisFree(ctx);
+        return NULL;
+    }
+    redisSetTimeout(ctx, tv);
+    s = xcalloc(1, sizeof(*s));
+    s->ctx = ctx;
+    if (a->password != NULL) {
+        r = redisCommand(ctx, "AUTH %s", a->password);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            hk_err_set(err, HK_EREDIS, "redis", "redis AUTH failed: %s",
+                       r ? r->str : ctx->errstr);
+            freeReplyObject(r);
+            redis_sync_free(s);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    if (a->db != 0) {
+        r = redisCommand(ctx, "SELECT %d", a->db);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            hk_err_set(err, HK_EREDIS, "redis", "redis SELECT %d failed: %s", a->db,
+                       r ? r->str : ctx->errstr);
+            freeReplyObject(r);
+            redis_sync_free(s);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    return s;
+}
+
+struct redisReply *redis_sync_command(struct redis_sync *s, int argc, const char **argv,
+                                      const size_t *argvlen, struct hk_err *err)
+{
+    redisReply *r = redisCommandArgv(s->ctx, argc, argv, argvlen);
+
+    if (r == NULL) {
+        hk_err_set(err, HK_EREDIS, "redis", "redis %s: %s", argv[0], s->ctx->errstr);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        hk_err_set(err, HK_EREDIS, "redis", "redis %s: %s", argv[0], r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+void redis_sync_reply_free(struct redisReply *r)
+{
+    freeReplyObject(r);
+}
+
+void redis_sync_free(struct redis_sync *s)
+{
+    if (s == NULL)
+        return;
+    redisFree(s->ctx);
+    free(s);
+}

@@ -1,0 +1,293 @@
+/* supervisor.c -- fork, signals, reaping, respawn; no libuv here. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hookd/embed.h"
+#include "hookd/log.h"
+#include "hookd/mem.h"
+#include "hookd/queue.h"
+#include "hookd/redis.h"
+#include "hookd/supervisor.h"
+#include "hookd/timeutil.h"
+#include "hookd/worker.h"
+
+#define RECLAIM_TIMEOUT_MS 2000
+#define RESPAWN_MAX_DELAY_MS 30000
+#define CRASH_WINDOW_MS 5000       /* a worker dying sooner counts as a crash loop */
+#define KILL_GRACE_MS 5000         /* after the drain deadline, before SIGKILL */
+
+struct slot {
+    pid_t pid;                     /* 0 = not running */
+    char wid[WORKER_ID_MAX];
+    int64_t started_ms;
+    int64_t respawn_at;            /* when to start a worker in this slot */
+    int failures;                  /* consecutive quick deaths */
+};
+
+struct supervisor {
+    struct config *cfg;
+    struct slot *slots;
+    int nslots;
+    struct embed redis;
+    int stopping;                  /* 0, SIGTERM or SIGQUIT */
+    int64_t kill_at;               /* SIGKILL stragglers after this */
+    pid_t self;
+};
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+
+    if (n == 0 || n >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static void spawn(struct supervisor *sv, struct slot *s)
+{
+    long long start = (long long)time_now_ms();
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        log_error("fork() failed while spawning a worker: %s; retrying in 1 s",
+                  strerror(errno));
+        s->respawn_at = time_now_ms() + 1000;
+        return;
+    }
+    if (pid == 0) {
+        sigset_t none;
+        char wid[WORKER_ID_MAX];
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Die with the supervisor: SIGQUIT makes the worker requeue its jobs
+         * and exit at once rather than deliver unsupervised. */
+        prctl(PR_SET_PDEATHSIG, SIGQUIT);
+        if (getppid() != sv->self)
+            _exit(1);   /* the supervisor died before prctl took effect */
+        worker_make_id(wid, (int)getpid(), start);
+        _exit(worker_run(sv->cfg, wid));
+    }
+    s->pid = pid;
+    s->started_ms = start;
+    s->respawn_at = 0;
+    worker_make_id(s->wid, (int)pid, start);
+    log_info("worker %s started", s->wid);
+}
+
+/* Put a dead worker's in-flight jobs back on the queue now, rather than
+ * after its heartbeat expires. */
+static void reclaim(struct supervisor *sv, const char *wid)
+{
+    struct hk_err err;
+    struct redis_sync *s = redis_sync_connect(&sv->cfg->addr, RECLAIM_TIMEOUT_MS, &err);
+    long long n;
+
+    if (s == NULL) {
+        log_warn("cannot requeue jobs of worker %s now (%s); the heartbeat reaper will",
+                 wid, err.msg);
+        return;
+    }
+    n = queue_reclaim_sync(s, sv->cfg->prefix, wid, &err);
+    if (n < 0)
+        log_warn("cannot requeue jobs of worker %s now (%s); the heartbeat reaper will",
+                 wid, err.msg);
+    else if (n > 0)
+        log_info("requeued %lld jobs of worker %s", n, wid);
+    redis_sync_free(s);
+}
+
+static void reap(struct supervisor *sv)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == sv->redis.pid) {
+            sv->redis.pid = 0;
+            if (!sv->stopping) {
+                struct hk_err err;
+                log_error("embedded redis-server exited (status %d); restarting", status);
+                if (embed_start(&sv->redis, sv->cfg->data_dir, sv->cfg->redis_server,
+                                &err) < 0)
+                    log_error("cannot restart embedded redis: %s", err.msg);
+            }
+            continue;
+        }
+        for (int i = 0; i < sv->nslots; i++) {
+            struct slot *s = &sv->slots[i];
+            if (s->pid != pid)
+                continue;
+            s->pid = 0;
+            int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (WIFSIGNALED(status))
+                log_warn("worker %s killed by signal %d", s->wid, WTERMSIG(status));
+            else if (!clean)
+                log_warn("worker %s exited with status %d", s->wid, WEXITSTATUS(status));
+            else
+                log_info("worker %s exited", s->wid);
+            reclaim(sv, s->wid);
+            if (sv->stopping || i >= sv->cfg->workers)
+                break;
+            if (time_now_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {
+                long delay = 100L << (s->failures < 9 ? s->failures : 9);
+                if (delay > RESPAWN_MAX_DELAY_MS)
+                    delay = RESPAWN_MAX_DELAY_MS;
+                s->failures++;
+                log_warn("worker crashed %d times in a row; restarting in %ld ms",
+                         s->failures, delay);
+                s->respawn_at = time_now_ms() + delay;
+            } else {
+                s->failures = 0;
+                s->respawn_at = time_now_ms();
+            }
+            break;
+        }
+    }
+}
+
+static int running(const struct supervisor *sv)
+{
+    int n = 0;
+
+    for (int i = 0; i < sv->nslots; i++)
+        n += sv->slots[i].pid > 0;
+    return n;
+}
+
+static void signal_all(struct supervisor *sv, int sig)
+{
+    for (int i = 0; i < sv->nslots; i++)
+        if (sv->slots[i].pid > 0)
+            kill(sv->slots[i].pid, sig);
+}
+
+static void begin_stop(struct supervisor *sv, int sig)
+{
+    if (sv->stopping == SIGQUIT || sv->stopping == sig)
+        return;
+    sv->stopping = sig;
+    log_info("%s: stopping %d workers", sig == SIGQUIT ? "SIGQUIT" : "SIGTERM", running(sv));
+    signal_all(sv, sig);
+    sv->kill_at = time_now_ms() + KILL_GRACE_MS +
+                  (sig == SIGQUIT ? 0 : sv->cfg->shutdown_timeout_ms);
+}
+
+static int prepare(struct supervisor *sv, struct hk_err *err)
+{
+    struct config *cfg = sv->cfg;
+    int created, rc;
+
+    if ((rc = mkdir_p(cfg->data_dir)) < 0)
+        return hk_err_set(err, HK_ECONFIG, "config", "cannot create data dir %s: %s",
+                          cfg->data_dir, strerror(-rc));
+    if (config_resolve_secret(cfg, &created, err) < 0)
+        return HK_ECONFIG;
+    if (created)
+        log_warn("no secret configured: generated one into %s/secret (keep it; receivers "
+                 "verify signatures with it)", cfg->data_dir);
+    if (cfg->redis == NULL) {
+        if (embed_start(&sv->redis, cfg->data_dir, cfg->redis_server, err) < 0)
+            return HK_ESPAWN;
+        config_redis_addr_free(&cfg->addr);
+        cfg->addr.path = xstrdup(sv->redis.socket_path);
+        log_info("embedded redis-server (pid %d) listening on unix://%s", (int)sv->redis.pid,
+                 sv->redis.socket_path);
+    } else {
+        log_info("using redis at %s", cfg->addr.path ? cfg->addr.path : cfg->addr.host);
+    }
+    return 0;
+}
+
+int supervisor_run(struct config *cfg)
+{
+    struct supervisor sv;
+    struct hk_err err;
+    sigset_t set;
+    int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP, SIGTTIN, SIGTTOU };
+
+    memset(&sv, 0, sizeof(sv));
+    sv.cfg = cfg;
+    sv.self = getpid();
+    log_set_process("supervisor");
+    signal(SIGPIPE, SIG_IGN);
+    /* Blocked before any child exists, so no signal is lost in between. */
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+
+    if (prepare(&sv, &err) < 0) {
+        log_error("%s", err.msg);
+        return 1;
+    }
+    sv.nslots = cfg->workers;
+    sv.slots = xcalloc((size_t)sv.nslots, sizeof(struct slot));
+    log_info("hookd %s: %d workers, prefix %s, max_in_flight %d", HOOKD_VERSION, cfg->workers,
+             cfg->prefix, cfg->max_in_flight);
+    for (int i = 0; i < sv.nslots; i++)
+        spawn(&sv, &sv.slots[i]);
+
+    for (;;) {
+        struct timespec tick = { 0, 200 * 1000000 };
+        int sig = sigtimedwait(&set, NULL, &tick);
+        switch (sig) {
+        case SIGCHLD:
+            reap(&sv);
+            break;
+        case SIGTERM:
+        case SIGINT:
+            begin_stop(&sv, SIGTERM);
+            break;
+        case SIGQUIT:
+            begin_stop(&sv, SIGQUIT);
+            break;
+        case SIGHUP:
+        case SIGTTIN:
+        case SIGTTOU:
+            log_warn("signal %d: reload and scaling are not supported yet; ignored", sig);
+            break;
+        default:
+            break;      /* timeout or EINTR: housekeeping below */
+        }
+        reap(&sv);  /* SIGCHLDs coalesce; reaping on every tick misses none */
+        if (sv.stopping) {
+            if (running(&sv) == 0)
+                break;
+            if (time_now_ms() > sv.kill_at) {
+                log_error("workers did not stop in time; sending SIGKILL");
+                signal_all(&sv, SIGKILL);
+                sv.kill_at = time_now_ms() + 60000;
+            }
+            continue;
+        }
+        for (int i = 0; i < sv.nslots; i++) {
+            struct slot *s = &sv.slots[i];
+            if (s->pid == 0 && s->respawn_at != 0 && time_now_ms() >= s->respawn_at)
+                spawn(&sv, s);
+        }
+    }
+    embed_stop(&sv.redis, 10000);
+    free(sv.slots);
+    log_info("stopped");
+    return 0;
+}

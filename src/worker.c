@@ -1,0 +1,477 @@
+/* worker.c -- the worker's event loop: fetch, deliver, record, heartbeat.
+ *
+ * Two Redis connections, because a blocking BLMOVE on the fetch connection
+ * holds up every command queued behind it: "fetch" carries only FETCH and
+ * BLMOVE; "ack" carries outcomes, heartbeats and the reaper. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "hookd/deliver.h"
+#include "hookd/http.h"
+#include "hookd/log.h"
+#include "hookd/mem.h"
+#include "hookd/outbox.h"
+#include "hookd/queue.h"
+#include "hookd/redis.h"
+#include "hookd/timeutil.h"
+#include "hookd/worker.h"
+
+#define WAIT_TIMEOUT_S 1.0          /* BLMOVE timeout: bounds shutdown latency */
+#define CMD_TIMEOUT_MS 5000         /* no Redis reply this long: connection cut */
+#define ERROR_PAUSE_MS 1000         /* after an error reply to a fetch */
+#define QUIT_GRACE_MS 1500          /* SIGQUIT: time to record and requeue */
+
+enum stop_mode { RUNNING, DRAINING, FINISHING, CLOSING };
+
+struct lost_range {
+    uint64_t lo, hi;
+};
+
+struct worker {
+    uv_loop_t loop;
+    const struct config *cfg;
+    char wid[WORKER_ID_MAX];
+    char info[256];                 /* registration, JSON */
+    struct queue_keys keys;
+    struct redis_conn fetch, ack;
+    struct http_client *http;
+    struct outbox outbox;
+    struct deliver_env env;
+    uint64_t next_seq;              /* last seq handed out */
+    int in_flight;                  /* deliveries started, not finished */
+    int refill_at;                  /* fetch once this many slots are free */
+    int fetch_busy;                 /* a command is outstanding on fetch */
+    int fetch_paused;               /* after an error reply */
+    int starting;                   /* inside a batch of deliver_start */
+    int queue_empty;                /* last fetch found nothing: BLMOVE next */
+    int registered;                 /* first heartbeat confirmed */
+    enum stop_mode mode;
+    int exit_code;
+    struct lost_range *lost;        /* fetches whose reply was lost */
+    size_t nlost;
+    uv_signal_t sig_term, sig_int, sig_quit;
+    uv_timer_t hb_timer, reap_timer, pause_timer, stop_timer;
+};
+
+static void maybe_fetch(struct worker *w);
+static void maybe_finish(struct worker *w);
+
+void worker_make_id(char out[WORKER_ID_MAX], int pid, long long start_ms)
+{
+    char host[64];
+
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "unknown");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(out, WORKER_ID_MAX, "%s:%d:%lld", host, pid, start_ms);
+}
+
+/* ---- fetching ------------------------------------------------------------- */
+
+struct fetch_op {
+    struct worker *w;
+    uint64_t base;
+    int max;
+};
+
+static void on_pause_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    w->fetch_paused = 0;
+    maybe_fetch(w);
+}
+
+static void pause_fetching(struct worker *w, const char *what, struct redisReply *reply)
+{
+    log_error("%s failed: %s; pausing %d ms", what, redis_reply_str(reply, NULL),
+              ERROR_PAUSE_MS);
+    w->fetch_paused = 1;
+    uv_timer_start(&w->pause_timer, on_pause_timer, ERROR_PAUSE_MS, 0);
+}
+
+static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct fetch_op *op = arg;
+    struct worker *w = op->w;
+    size_t n = redis_reply_elements(reply);
+
+    (void)c;
+    w->fetch_busy = 0;
+    if (reply == NULL) {
+        /* The script may have run: its jobs would sit in our in-flight hash
+         * unseen. Give that seq range back to the queue once reconnected. */
+        w->lost = xrealloc(w->lost, (w->nlost + 1) * sizeof(*w->lost));
+        w->lost[w->nlost].lo = op->base + 1;
+        w->lost[w->nlost].hi = op->base + (uint64_t)op->max;
+        w->nlost++;
+    } else if (redis_reply_is_error(reply)) {
+        pause_fetching(w, "fetch", reply);
+    } else if (w->mode != RUNNING) {
+        /* Stopping: these jobs stay in the in-flight hash and go back to
+         * the queue with the final reclaim. */
+    } else {
+        w->queue_empty = n == 0;
+        w->starting = 1;
+        for (size_t i = 0; i < n; i++) {
+            size_t len = 0;
+            const char *job = redis_reply_str(redis_reply_element(reply, i), &len);
+            w->in_flight++;
+            deliver_start(&w->env, op->base + i + 1, job ? job : "", job ? len : 0);
+        }
+        w->starting = 0;
+    }
+    free(op);
+    maybe_fetch(w);
+    maybe_finish(w);
+}
+
+static void on_wait_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)c;
+    w->fetch_busy = 0;
+    if (reply != NULL && redis_reply_is_error(reply))
+        pause_fetching(w, "BLMOVE", reply);
+    else if (reply != NULL && !redis_reply_is_nil(reply))
+        w->queue_empty = 0;     /* one job claimed; fetch takes it and more */
+    maybe_fetch(w);
+    maybe_finish(w);
+}
+
+static void on_release_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)c;
+    w->fetch_busy = 0;
+    if (!redis_reply_is_error(reply)) {
+        if (redis_reply_integer(reply) > 0)
+            log_info("requeued %lld jobs of a fetch whose reply was lost",
+                     redis_reply_integer(reply));
+        w->nlost--;
+        memmove(w->lost, w->lost + 1, w->nlost * sizeof(*w->lost));
+    }
+    maybe_fetch(w);
+    maybe_finish(w);
+}
+
+static void maybe_fetch(struct worker *w)
+{
+    int free_slots = w->cfg->max_in_flight - w->in_flight;
+
+    if (w->fetch_busy || w->fetch_paused || w->starting || !w->fetch.up)
+        return;
+    if (w->nlost > 0) {
+        if (queue_release_range(&w->fetch, &w->keys, w->lost[0].lo, w->lost[0].hi,
+                                on_release_reply, w) == 0)
+            w->fetch_busy = 1;
+        return;
+    }
+    if (w->mode != RUNNING || !w->registered)
+        return;
+    if (free_slots <= 0 || (free_slots < w->refill_at && w->in_flight > 0))
+        return;
+    if (w->queue_empty) {
+        if (queue_wait(&w->fetch, &w->keys, WAIT_TIMEOUT_S, on_wait_reply, w) == 0)
+            w->fetch_busy = 1;
+        return;
+    }
+    struct fetch_op *op = xmalloc(sizeof(*op));
+    op->w = w;
+    op->base = w->next_seq;
+    op->max = free_slots < w->cfg->fetch_batch ? free_slots : w->cfg->fetch_batch;
+    if (queue_fetch(&w->fetch, &w->keys, op->base, op->max, on_fetch_reply, op) < 0) {
+        free(op);
+        return;
+    }
+    /* The whole range is reserved even if fewer jobs come back, so a seq
+     * is never reused within this worker id. */
+    w->next_seq += (uint64_t)op->max;
+    w->fetch_busy = 1;
+}
+
+static void on_delivery_finished(void *arg)
+{
+    struct worker *w = arg;
+
+    w->in_flight--;
+    maybe_fetch(w);
+    maybe_finish(w);
+}
+
+static void on_fetch_state(struct redis_conn *c, int up, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)c;
+    if (up) {
+        w->queue_empty = 0;     /* a claimed job may be waiting */
+        maybe_fetch(w);
+    }
+}
+
+/* ---- heartbeat and reaper ------------------------------------------------ */
+
+static void on_heartbeat_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)c;
+    if (redis_reply_is_error(reply)) {
+        if (reply != NULL)
+            log_error("heartbeat failed: %s", redis_reply_str(reply, NULL));
+        return;
+    }
+    if (!w->registered) {
+        w->registered = 1;
+        log_info("registered; taking jobs from %s", w->keys.queue);
+        maybe_fetch(w);
+    }
+}
+
+static void send_heartbeat(struct worker *w)
+{
+    if (w->ack.up && w->mode < CLOSING)
+        queue_heartbeat(&w->ack, &w->keys, w->cfg->heartbeat_ttl_ms, w->info,
+                        on_heartbeat_reply, w);
+}
+
+static void on_hb_timer(uv_timer_t *t)
+{
+    send_heartbeat(t->data);
+}
+
+static void on_reap_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    (void)c;
+    (void)arg;
+    if (reply != NULL && redis_reply_is_error(reply))
+        log_error("reaper failed: %s", redis_reply_str(reply, NULL));
+    else if (redis_reply_integer(reply) > 0)
+        log_warn("requeued %lld jobs of workers whose heartbeat expired",
+                 redis_reply_integer(reply));
+}
+
+static void on_reap_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    if (w->ack.up && w->mode == RUNNING)
+        queue_reap(&w->ack, &w->keys, on_reap_reply, w);
+}
+
+static void on_ack_state(struct redis_conn *c, int up, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)c;
+    if (!up)
+        return;
+    send_heartbeat(w);
+    outbox_flush(&w->outbox);
+    on_reap_timer(&w->reap_timer);
+    maybe_finish(w);
+}
+
+/* ---- stopping --------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_ack_closed(struct redis_conn *c)
+{
+    struct worker *w = c->state_arg;
+
+    /* Pending ack callbacks have run (with NULL); now nothing refers to
+     * the outbox any more. */
+    outbox_close(&w->outbox);
+}
+
+static void close_all(struct worker *w)
+{
+    if (w->mode == CLOSING)
+        return;
+    w->mode = CLOSING;
+    uv_close((uv_handle_t *)&w->sig_term, on_handle_closed);
+    uv_close((uv_handle_t *)&w->sig_int, on_handle_closed);
+    uv_close((uv_handle_t *)&w->sig_quit, on_handle_closed);
+    uv_close((uv_handle_t *)&w->hb_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&w->reap_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&w->pause_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&w->stop_timer, on_handle_closed);
+    if (w->http != NULL) {
+        http_client_close(w->http);
+        w->http = NULL;
+    }
+    redis_close(&w->fetch, NULL);
+    redis_close(&w->ack, on_ack_closed);
+}
+
+static void on_reclaim_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct worker *w = arg;
+    long long n = redis_reply_integer(reply);
+
+    (void)c;
+    if (redis_reply_is_error(reply)) {
+        log_error("could not requeue own jobs (%s); the supervisor or another worker will",
+                  reply ? redis_reply_str(reply, NULL) : "connection lost");
+        w->exit_code = 1;
+    } else if (n > 0) {
+        log_info("requeued %lld unfinished jobs", n);
+    }
+    log_info("stopped");
+    close_all(w);
+}
+
+/* Done when nothing is in flight, no fetch can still add jobs, and every
+ * outcome is confirmed: then the remaining in-flight record (jobs cut by a
+ * shutdown, claimed jobs) goes back to the queue and the worker unregisters. */
+static void maybe_finish(struct worker *w)
+{
+    if (w->mode != DRAINING || w->in_flight > 0 || w->fetch_busy || w->nlost > 0 ||
+        outbox_pending(&w->outbox) > 0 || !w->ack.up)
+        return;
+    w->mode = FINISHING;
+    if (queue_reclaim_async(&w->ack, &w->keys, on_reclaim_reply, w) < 0)
+        w->mode = DRAINING;     /* connection just dropped: try when back */
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    if (w->http != NULL && http_running(w->http) > 0) {
+        /* Drain time is up: cut what is left. Those jobs get no outcome and
+         * are requeued by the reclaim; give Redis a moment more for that. */
+        log_warn("shutdown timeout: cutting %zu requests in flight", http_running(w->http));
+        http_client_close(w->http);
+        w->http = NULL;
+        uv_timer_start(&w->stop_timer, on_stop_timer, QUIT_GRACE_MS, 0);
+        maybe_finish(w);
+        return;
+    }
+    log_error("could not record outcomes or requeue before the deadline (redis down?); "
+              "exiting, the supervisor will requeue");
+    w->exit_code = 1;
+    close_all(w);
+}
+
+static void begin_stop(struct worker *w, int immediate)
+{
+    if (w->mode != RUNNING) {
+        if (immediate && w->http != NULL) {
+            uv_timer_stop(&w->stop_timer);
+            on_stop_timer(&w->stop_timer);
+        }
+        return;
+    }
+    w->mode = DRAINING;
+    log_info("stopping (%s): %d in flight", immediate ? "now" : "draining", w->in_flight);
+    uv_timer_stop(&w->reap_timer);
+    uv_timer_start(&w->stop_timer, on_stop_timer,
+                   immediate ? 0 : (uint64_t)w->cfg->shutdown_timeout_ms, 0);
+    maybe_finish(w);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    begin_stop(h->data, signum == SIGQUIT);
+}
+
+static void on_outbox_idle(void *arg)
+{
+    maybe_finish(arg);
+}
+
+/* ---- setup ------------------------------------------------------------------- */
+
+int worker_run(const struct config *cfg, const char *wid)
+{
+    struct worker *w = xcalloc(1, sizeof(*w));
+    struct http_options hopt = { 0 };
+    char started[TIME_ISO_LEN + 1];
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    log_set_process(wid);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("curl_global_init() failed");
+        free(w);
+        return 1;
+    }
+    uv_loop_init(&w->loop);
+    w->cfg = cfg;
+    snprintf(w->wid, sizeof(w->wid), "%s", wid);
+    time_format_iso(time_now_ms(), started);
+    snprintf(w->info, sizeof(w->info), "{\"pid\":%d,\"started\":\"%s\"}", (int)getpid(),
+             started);
+    queue_keys_init(&w->keys, cfg->prefix, wid);
+    w->refill_at = cfg->max_in_flight / 4 < cfg->fetch_batch ? cfg->max_in_flight / 4
+                                                               : cfg->fetch_batch;
+    if (w->refill_at < 1)
+        w->refill_at = 1;
+
+    w->http = http_client_new(&w->loop, &hopt);
+    if (w->http == NULL) {
+        log_error("curl_multi_init() failed");
+        free(w);
+        return 1;
+    }
+    outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max);
+    w->outbox.on_idle = on_outbox_idle;
+    w->outbox.idle_arg = w;
+    w->env.cfg = cfg;
+    w->env.http = w->http;
+    w->env.outbox = &w->outbox;
+    w->env.wid = w->wid;
+    w->env.limits.max_job_bytes = cfg->max_job_bytes;
+    w->env.limits.max_depth = 64;
+    w->env.on_finished = on_delivery_finished;
+    w->env.arg = w;
+
+    uv_timer_init(&w->loop, &w->hb_timer);
+    uv_timer_init(&w->loop, &w->reap_timer);
+    uv_timer_init(&w->loop, &w->pause_timer);
+    uv_timer_init(&w->loop, &w->stop_timer);
+    w->hb_timer.data = w->reap_timer.data = w->pause_timer.data = w->stop_timer.data = w;
+    uv_timer_start(&w->hb_timer, on_hb_timer, (uint64_t)cfg->heartbeat_ttl_ms / 3,
+                   (uint64_t)cfg->heartbeat_ttl_ms / 3);
+    /* Reapers on every worker, spread by pid, so no single process's death
+     * stops recovery. */
+    uint64_t reap_every = (uint64_t)cfg->heartbeat_ttl_ms / 2 + (uint64_t)(getpid() % 997);
+    uv_timer_start(&w->reap_timer, on_reap_timer, reap_every, reap_every);
+
+    uv_signal_init(&w->loop, &w->sig_term);
+    uv_signal_init(&w->loop, &w->sig_int);
+    uv_signal_init(&w->loop, &w->sig_quit);
+    w->sig_term.data = w->sig_int.data = w->sig_quit.data = w;
+    uv_signal_start(&w->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&w->sig_int, on_signal, SIGINT);
+    uv_signal_start(&w->sig_quit, on_signal, SIGQUIT);
+
+    redis_init(&w->ack, &w->loop, &cfg->addr, "ack", CMD_TIMEOUT_MS, on_ack_state, w);
+    /* The fetch connection's blocking BLMOVE legitimately waits
+     * WAIT_TIMEOUT_S; its watchdog allows for that. */
+    redis_init(&w->fetch, &w->loop, &cfg->addr, "fetch",
+               CMD_TIMEOUT_MS + (long)(WAIT_TIMEOUT_S * 1000), on_fetch_state, w);
+    log_info("started: max_in_flight=%d fetch_batch=%d", cfg->max_in_flight, cfg->fetch_batch);
+
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    rc = w->exit_code;
+    if (uv_loop_close(&w->loop) != 0)
+        log_warn("event loop closed with handles still open");
+    free(w->lost);
+    free(w);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,119 @@
+"""harness.py -- real processes for hookd's integration tests.
+
+Starts a private redis-server on a free 127.0.0.1 port, real HTTP receivers
+(receiver.js under node), and hookd itself, each in a temporary directory,
+and stops them all at the end. Waiting is always on a condition with a
+deadline (a counter reaching a value), never a bare sleep.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import redis
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HOOKD = os.environ.get("HOOKD_BIN", os.path.join(HERE, "..", "..", "build", "hookd"))
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what, interval=0.02):
+    """Poll cond() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class Procs:
+    """Owns every process and temp dir a test starts."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="hookd-it-")
+        self.procs = []
+
+    def spawn(self, argv, **kw):
+        p = subprocess.Popen(argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def redis(self, appendonly=False):
+        port = free_port()
+        d = tempfile.mkdtemp(dir=self.dir, prefix="redis-")
+        self.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                    "--dir", d, "--save", "", "--appendonly",
+                    "yes" if appendonly else "no", "--logfile", os.path.join(d, "log")])
+        r = redis.Redis(host="127.0.0.1", port=port)
+        wait_for(lambda: _ping(r), 10, "redis-server to answer")
+        return port, r
+
+    def receiver(self, secret=SECRET, extra=()):
+        p = self.spawn(["node", os.path.join(HERE, "receiver.js"), "--secret", secret,
+                        *extra], stdout=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        if not line:
+            raise AssertionError("receiver did not start")
+        return Receiver(json.loads(line)["port"])
+
+    def hookd(self, config, name="hookd", env=None, cwd=None):
+        path = os.path.join(self.dir, name + ".conf")
+        with open(path, "w") as f:
+            for k, v in config.items():
+                f.write("%s = %s\n" % (k, v))
+        log = open(os.path.join(self.dir, name + ".log"), "w")
+        p = self.spawn([HOOKD, "-c", path], stderr=log, env=env, cwd=cwd or self.dir)
+        p.log_path = log.name
+        return p
+
+    def close(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _ping(r):
+    try:
+        return r.ping()
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+class Receiver:
+    def __init__(self, port):
+        self.port = port
+        self.url = "http://127.0.0.1:%d/hook" % port
+
+    def stats(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/__stats" % self.port) as r:
+            return json.load(r)
+
+    def wait_count(self, n, timeout=120):
+        return wait_for(lambda: (lambda s: s if s["count"] >= n else None)(self.stats()),
+                        timeout, "%d deliveries" % n, interval=0.1)
+
+
+def log_of(p):
+    with open(p.log_path) as f:
+        return f.read()

@@ -1,0 +1,87 @@
+// receiver.js -- a real HTTP webhook receiver for hookd's integration tests.
+//
+// Verifies every delivery independently of hookd:
+//   x-dialgen-signature exactly as the Dialgen documentation's Node sample
+//   does it (HMAC-SHA256 hex over JSON.stringify(req.body), where req.body is
+//   JSON.parse of the raw body, which is what express.json() produces), and
+//   the Standard Webhooks webhook-signature (v1, base64 HMAC over
+//   "<id>.<timestamp>.<raw body>", key = base64-decoded whsec_ secret).
+// Records every delivery; GET /__stats returns the record as JSON.
+//
+// Usage: node receiver.js --secret S [--port P] [--fail-first K] [--status N]
+// Prints {"port": P} on its first stdout line once listening.
+'use strict';
+const http = require('http');
+const crypto = require('crypto');
+
+const args = process.argv.slice(2);
+function opt(name, dflt) {
+  const i = args.indexOf('--' + name);
+  return i >= 0 ? args[i + 1] : dflt;
+}
+const secret = opt('secret', '');
+const port = Number(opt('port', '0'));
+const status = Number(opt('status', '200'));
+
+function standardKey(s) {
+  return s.startsWith('whsec_') ? Buffer.from(s.slice(6), 'base64') : Buffer.from(s);
+}
+
+const rec = { count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [], ids: {},
+              events: {}, content_types: {}, bodies: {} };
+
+function verify(req, raw) {
+  const id = req.headers['webhook-id'];
+  const ts = req.headers['webhook-timestamp'];
+  const ctype = req.headers['content-type'] || '';
+  let dialgenOk = false;
+  if (ctype.startsWith('application/json')) {
+    // The documented receiver: JSON.stringify(req.body) after express.json().
+    let payload;
+    try { payload = JSON.stringify(JSON.parse(raw.toString('utf8'))); } catch (e) { payload = null; }
+    if (payload !== null) {
+      const expected = crypto.createHmac('sha256', secret).update(payload).digest('hex');
+      dialgenOk = req.headers['x-dialgen-signature'] === expected;
+    }
+  } else {
+    const expected = crypto.createHmac('sha256', secret).update(raw).digest('hex');
+    dialgenOk = req.headers['x-dialgen-signature'] === expected;
+  }
+  const mac = crypto.createHmac('sha256', standardKey(secret))
+    .update(Buffer.concat([Buffer.from(`${id}.${ts}.`), raw])).digest('base64');
+  const sigs = (req.headers['webhook-signature'] || '').split(' ');
+  const standardOk = sigs.includes('v1,' + mac) &&
+    Math.abs(Date.now() / 1000 - Number(ts)) < 300;
+  return { dialgenOk, standardOk, id };
+}
+
+const server = http.createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/__stats') {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(rec));
+    return;
+  }
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const raw = Buffer.concat(chunks);
+    const v = verify(req, raw);
+    rec.count++;
+    if (v.dialgenOk) rec.valid_dialgen++;
+    if (v.standardOk) rec.valid_standard++;
+    if (!v.dialgenOk || !v.standardOk)
+      rec.invalid.push({ id: v.id, dialgen: v.dialgenOk, standard: v.standardOk });
+    rec.ids[v.id] = (rec.ids[v.id] || 0) + 1;
+    const ev = req.headers['x-dialgen-event'] || '';
+    rec.events[ev] = (rec.events[ev] || 0) + 1;
+    rec.content_types[req.headers['content-type']] = true;
+    if (req.headers['x-keep-body']) rec.bodies[v.id] = raw.toString('base64');
+    res.statusCode = status;
+    res.end('{"received":true}');
+  });
+});
+server.keepAliveTimeout = 30000;
+server.listen(port, '127.0.0.1', () => {
+  process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
+});
+process.on('SIGTERM', () => process.exit(0));
