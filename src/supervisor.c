@@ -85,7 +85,9 @@ static void spawn(struct supervisor *sv, struct slot *s)
         if (getppid() != sv->self)
             _exit(1);   /* the supervisor died before prctl took effect */
         worker_make_id(wid, (int)getpid(), start);
-        _exit(worker_run(sv->cfg, wid));
+        /* exit(), not _exit(): the worker owns this process now, and exit
+         * handlers (LeakSanitizer's among them in test builds) should run. */
+        exit(worker_run(sv->cfg, wid));
     }
     s->pid = pid;
     s->started_ms = start;

@@ -20,6 +20,9 @@ import redis
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOOKD = os.environ.get("HOOKD_BIN", os.path.join(HERE, "..", "..", "build", "hookd"))
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# What AddressSanitizer, LeakSanitizer and UBSan print; in a sanitizer build
+# any of these in a hookd log fails the test that started that hookd.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def free_port():
@@ -75,22 +78,44 @@ class Procs:
         with open(path, "w") as f:
             for k, v in config.items():
                 f.write("%s = %s\n" % (k, v))
+        return self.hookd_argv(["-c", path], name, env=env, cwd=cwd)
+
+    def hookd_argv(self, args, name="hookd", env=None, cwd=None):
         log = open(os.path.join(self.dir, name + ".log"), "w")
-        p = self.spawn([HOOKD, "-c", path], stderr=log, env=env, cwd=cwd or self.dir)
+        p = self.spawn([HOOKD, *args], stderr=log, env=env, cwd=cwd or self.dir)
         p.log_path = log.name
+        log.close()
         return p
 
     def close(self):
+        """Stop everything; raise if a hookd did not exit 0 on SIGTERM or a
+        sanitizer reported anything in its log."""
+        problems = []
         for p in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in reversed(self.procs):
             try:
-                p.wait(timeout=40)
+                p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+                problems.append("%s did not stop within 60 s of SIGTERM" % p.args[0])
+            if hasattr(p, "log_path"):
+                if p.returncode != 0:
+                    problems.append("hookd exited with %s (log %s)" % (p.returncode,
+                                                                      p.log_path))
+                text = log_of(p)
+                for m in SANITIZER_MARKERS:
+                    if m in text:
+                        i = text.index(m)
+                        problems.append("sanitizer report in %s:\n%s" % (p.log_path,
+                                                                           text[i - 200:i + 3000]))
+                        break
+        if not problems:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if problems:
+            raise AssertionError("\n".join(problems))
 
 
 def _ping(r):

@@ -17,10 +17,8 @@ class EmbeddedTest(unittest.TestCase):
     def test_no_config_starts_private_redis_and_delivers(self):
         p = Procs()
         try:
-            log = open(os.path.join(p.dir, "hookd.log"), "w")
-            hookd = p.spawn([HOOKD], cwd=p.dir, stderr=log,
-                            env={k: v for k, v in os.environ.items()
-                                 if not k.startswith("HOOKD_") or k == "HOOKD_BIN"})
+            hookd = p.hookd_argv([], env={k: v for k, v in os.environ.items()
+                                          if not k.startswith("HOOKD_") or k == "HOOKD_BIN"})
             sock = os.path.join(p.dir, "var", "redis.sock")
             r = redis.Redis(unix_socket_path=sock)
             wait_for(lambda: os.path.exists(sock) and r.hlen("hookd:workers") >= 1, 30,
@@ -43,7 +41,7 @@ class EmbeddedTest(unittest.TestCase):
             self.assertEqual(hookd.wait(timeout=60), 0)
             with self.assertRaises(redis.exceptions.ConnectionError):
                 redis.Redis(unix_socket_path=sock, socket_timeout=2).ping()
-            with open(log.name) as f:
+            with open(hookd.log_path) as f:
                 text = f.read()
             self.assertIn("listening on unix://", text)
             self.assertIn("generated one into", text)

@@ -1,6 +1,230 @@
+/* test_config.c -- settings, the INI file, environment, redis URLs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
-static void t(void **s){(void)s;}
-int main(void){const struct CMUnitTest x[]={cmocka_unit_test(t)};return cmocka_run_group_tests(x,NULL,NULL);}
+
+#include "hookd/config.h"
+
+static void test_defaults(void **state)
+{
+    struct config c;
+    (void)state;
+    config_init(&c);
+    assert_null(c.redis);
+    assert_string_equal(c.prefix, "hookd");
+    assert_true(c.workers >= 1);
+    assert_int_equal(c.max_in_flight, 1000);
+    assert_int_equal(c.timeout_ms, 30000);
+    assert_string_equal(c.user_agent, "hookd/" HOOKD_VERSION);
+    assert_string_equal(c.data_dir, "./var");
+    assert_null(c.secret);
+    assert_int_equal(c.dead_max, 100000);
+    config_free(&c);
+}
+
+static void test_set_and_errors(void **state)
+{
+    struct config c;
+    struct hk_err e;
+    (void)state;
+    config_init(&c);
+    assert_int_equal(config_set(&c, "workers", "4", &e), 0);
+    assert_int_equal(c.workers, 4);
+    assert_int_equal(config_set(&c, "max-in-flight", "16", &e), 0);   /* dash form */
+    assert_int_equal(c.max_in_flight, 16);
+    assert_int_equal(config_set(&c, "timeout", "500ms", &e), 0);
+    assert_int_equal(c.timeout_ms, 500);
+    assert_int_equal(config_set(&c, "timeout", "2m", &e), 0);
+    assert_int_equal(c.timeout_ms, 120000);
+    assert_int_equal(config_set(&c, "log_level", "DEBUG", &e), 0);
+    assert_int_equal(c.log_level, LOG_DEBUG);
+
+    assert_int_equal(config_set(&c, "workers", "0", &e), HK_ECONFIG);
+    assert_non_null(strstr(e.msg, "workers"));
+    assert_int_equal(config_set(&c, "workers", "2x", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "timeout", "forever", &e), HK_ECONFIG);
+    assert_non_null(strstr(e.msg, "timeout"));
+    assert_int_equal(config_set(&c, "timeout", "11m", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "log_level", "loud", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "prefix", "bad prefix", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "nonsense", "1", &e), HK_ECONFIG);
+    assert_non_null(strstr(e.msg, "unknown key 'nonsense'"));
+    assert_int_equal(config_set(&c, "secret", "whsec_!!", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &e), 0);
+    assert_int_equal(config_set(&c, "user_agent", "", &e), HK_ECONFIG);
+    config_free(&c);
+}
+
+static void test_durations(void **state)
+{
+    long ms;
+    (void)state;
+    assert_int_equal(config_parse_duration("30s", &ms), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(config_parse_duration("30", &ms), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(config_parse_duration("1.5s", &ms), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(config_parse_duration("1h", &ms), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(config_parse_duration("-1s", &ms), HK_EINVAL);
+    assert_int_equal(config_parse_duration("5 days", &ms), HK_EINVAL);
+    assert_int_equal(config_parse_duration("", &ms), HK_EINVAL);
+}
+
+static void test_redis_urls(void **state)
+{
+    struct redis_addr a = { 0 };
+    struct hk_err e;
+    (void)state;
+    assert_int_equal(config_parse_redis_url("redis://127.0.0.1:6390", &a, &e), 0);
+    assert_string_equal(a.host, "127.0.0.1");
+    assert_int_equal(a.port, 6390);
+    assert_null(a.password);
+    assert_int_equal(a.db, 0);
+    assert_int_equal(config_parse_redis_url("redis://:p%40ss@db.example:7000/3", &a, &e), 0);
+    assert_string_equal(a.host, "db.example");
+    assert_string_equal(a.password, "p%40ss");
+    assert_int_equal(a.db, 3);
+    assert_int_equal(config_parse_redis_url("redis://localhost", &a, &e), 0);
+    assert_int_equal(a.port, 6379);
+    assert_int_equal(config_parse_redis_url("redis://[::1]:6380/1", &a, &e), 0);
+    assert_string_equal(a.host, "::1");
+    assert_int_equal(a.port, 6380);
+    assert_int_equal(a.db, 1);
+    assert_int_equal(config_parse_redis_url("unix:///run/redis.sock?db=2&password=x", &a, &e), 0);
+    assert_string_equal(a.path, "/run/redis.sock");
+    assert_null(a.host);
+    assert_int_equal(a.db, 2);
+    assert_string_equal(a.password, "x");
+    assert_int_equal(config_parse_redis_url("http://x", &a, &e), HK_ECONFIG);
+    assert_int_equal(config_parse_redis_url("redis://h:99999", &a, &e), HK_ECONFIG);
+    assert_int_equal(config_parse_redis_url("redis://h/x", &a, &e), HK_ECONFIG);
+    assert_int_equal(config_parse_redis_url("redis://", &a, &e), HK_ECONFIG);
+    assert_int_equal(config_parse_redis_url("unix://relative", &a, &e), HK_ECONFIG);
+    assert_string_equal(a.path, "/run/redis.sock");     /* failures leave it as it was */
+    config_redis_addr_free(&a);
+}
+
+static char *write_tmp(const char *text)
+{
+    static char path[64];
+    strcpy(path, "/tmp/hookd-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void test_file(void **state)
+{
+    struct config c;
+    struct hk_err e;
+    char *p;
+    (void)state;
+
+    config_init(&c);
+    p = write_tmp("; comment\n# another\nworkers = 3\nprefix = dg\n"
+                  "redis = redis://127.0.0.1:6400/2\ntimeout = 10s\n");
+    assert_int_equal(config_load_file(&c, p, &e), 0);
+    assert_int_equal(c.workers, 3);
+    assert_string_equal(c.prefix, "dg");
+    assert_string_equal(c.redis, "redis://127.0.0.1:6400/2");
+    assert_int_equal(c.addr.port, 6400);
+    assert_int_equal(c.addr.db, 2);
+    assert_int_equal(c.timeout_ms, 10000);
+    unlink(p);
+
+    p = write_tmp("workers = 2\n\nmax_in_flite = 10\nworkers = 0\n");
+    assert_int_equal(config_load_file(&c, p, &e), HK_ECONFIG);
+    assert_non_null(strstr(e.msg, "line 3"));
+    assert_non_null(strstr(e.msg, "max_in_flite"));
+    unlink(p);
+
+    p = write_tmp("workers = lots\n");
+    assert_int_equal(config_load_file(&c, p, &e), HK_ECONFIG);
+    assert_non_null(strstr(e.msg, "line 1"));
+    assert_non_null(strstr(e.msg, "'workers'"));
+    unlink(p);
+
+    p = write_tmp("[section]\nworkers = 1\n");
+    assert_int_equal(config_load_file(&c, p, &e), HK_ECONFIG);
+    assert_non_null(strstr(e.msg, "sections"));
+    unlink(p);
+
+    assert_int_equal(config_load_file(&c, "/nonexistent/hookd.conf", &e), HK_ECONFIG);
+    assert_non_null(strstr(e.msg, "cannot open"));
+    config_free(&c);
+}
+
+static void test_env(void **state)
+{
+    struct config c;
+    struct hk_err e;
+    (void)state;
+    config_init(&c);
+    setenv("HOOKD_WORKERS", "7", 1);
+    setenv("HOOKD_MAX_IN_FLIGHT", "64", 1);
+    assert_int_equal(config_load_env(&c, &e), 0);
+    assert_int_equal(c.workers, 7);
+    assert_int_equal(c.max_in_flight, 64);
+    setenv("HOOKD_TIMEOUT", "never", 1);
+    assert_int_equal(config_load_env(&c, &e), HK_ECONFIG);
+    assert_non_null(strstr(e.msg, "HOOKD_TIMEOUT"));
+    unsetenv("HOOKD_WORKERS");
+    unsetenv("HOOKD_MAX_IN_FLIGHT");
+    unsetenv("HOOKD_TIMEOUT");
+    config_free(&c);
+}
+
+static void test_secret_generation(void **state)
+{
+    struct config c;
+    struct hk_err e;
+    char dir[] = "/tmp/hookd-secret-XXXXXX", path[128], first[128];
+    int created;
+    struct stat st;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    config_init(&c);
+    config_set(&c, "data_dir", dir, &e);
+    assert_int_equal(config_resolve_secret(&c, &created, &e), 0);
+    assert_int_equal(created, 1);
+    assert_memory_equal(c.secret, "whsec_", 6);
+    snprintf(path, sizeof(path), "%s/secret", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    strcpy(first, c.secret);
+    config_free(&c);
+
+    config_init(&c);            /* second start reads the same secret */
+    config_set(&c, "data_dir", dir, &e);
+    assert_int_equal(config_resolve_secret(&c, &created, &e), 0);
+    assert_int_equal(created, 0);
+    assert_string_equal(c.secret, first);
+    config_free(&c);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_set_and_errors),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_redis_urls),
+        cmocka_unit_test(test_file),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_secret_generation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
