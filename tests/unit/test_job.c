@@ -234,6 +234,26 @@ static void test_msgpack_bin_body_and_errors(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+static void test_msgpack_hostile_lengths(void **state)
+{
+    (void)state;
+    /* Declared lengths far beyond the data: must be rejected before any
+     * allocation sized from them (msgpack-c would try to allocate GiBs). */
+    bad_n("\xdf\x0f\xff\xff\xff", 5, "invalid_msgpack");
+    bad_n("\xdf\xff\xff\xff\xff", 5, "invalid_msgpack");
+    bad_n("\xde\xff\xff", 3, "invalid_msgpack");
+    bad_n("\x81\xa3url\xdd\x0f\xff\xff\xff", 10, "invalid_msgpack");
+    bad_n("\x81\xa3url\xdb\xff\xff\xff\xff", 10, "invalid_msgpack");
+    bad_n("\x81\xa3url\xc6\x7f\xff\xff\xff", 10, "invalid_msgpack");
+    bad_n("\x81\xa3url\xc1", 6, "invalid_msgpack");
+    /* nesting: 100 nested fixarrays inside the payload */
+    char deep[128];
+    memcpy(deep, "\x82\xa3url\xa3x:/\xa7payload", 17);
+    memset(deep + 17, 0x91, 100);
+    deep[117] = 0x01;
+    bad_n(deep, 118, "invalid_msgpack");
+}
+
 static void test_redact(void **state)
 {
     struct buf out = BUF_INIT;
@@ -256,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_msgpack_all_fields),
         cmocka_unit_test(test_msgpack_bin_body_and_errors),
+        cmocka_unit_test(test_msgpack_hostile_lengths),
         cmocka_unit_test(test_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,187 @@
+#!/usr/bin/python3
+"""bench/throughput.py -- deliveries per second, hookd draining a full queue.
+
+Starts a private redis-server and a private nginx (`return 200`) on free
+127.0.0.1 ports, loads N jobs with a ~1 KB JSON payload into a staging list,
+starts hookd and waits until its workers are registered, then moves the
+whole list onto the queue with one RENAME and measures until `delivered`
+reaches N. Reports deliveries/s and the CPU seconds each component used
+(hookd workers, redis-server, nginx), read from /proc. Runs each
+configuration `--runs` times and prints the median. Not a test: nothing is
+asserted about speed.
+
+usage: bench/throughput.py [--jobs N] [--runs R] [--workers W] [--in-flight M ...]
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOOKD = os.environ.get("HOOKD_BIN", os.path.join(ROOT, "build", "hookd"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])   # utime + stime
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / TICK
+
+
+def children(pid):
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+    except OSError:
+        return []
+
+
+def wait_for(cond, timeout, what):
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise SystemExit("timed out waiting for " + what)
+        time.sleep(0.005)
+
+
+def start_nginx(d, port):
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/nginx-error.log;
+daemon off;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  client_body_buffer_size 16k;
+  client_body_temp_path %s;
+  server {
+    listen 127.0.0.1:%d;
+    location / { return 200 '{"received":true}'; }
+  }
+}
+""" % (d, d, d, port))
+    return subprocess.Popen(["nginx", "-c", conf, "-p", d], stderr=subprocess.DEVNULL)
+
+
+def one_run(args, in_flight, r, rport, nginx_url, nginx_pids, redis_pid, d):
+    prefix = "bench%d" % int(time.time() * 1000)
+    body = {"success": True, "callData": {"id": "call_x", "duration": 180,
+            "summary": "x" * 800, "metricJson": {"confidence": 0.95}}}
+    pipe = r.pipeline(transaction=False)
+    for i in range(args.jobs):
+        body["callData"]["id"] = "call_%d" % i
+        pipe.lpush(prefix + ":staging", json.dumps(
+            {"id": "b%d" % i, "url": nginx_url, "payload": body}))
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    job_bytes = len(r.lindex(prefix + ":staging", 0))
+    conf = os.path.join(d, "hookd.conf")
+    with open(conf, "w") as f:
+        f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = %d\n"
+                "max_in_flight = %d\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
+                "log_level = warn\n" % (rport, prefix, args.workers, in_flight))
+    log = open(os.path.join(d, "hookd.log"), "w")
+    h = subprocess.Popen([HOOKD, "-c", conf], stderr=log)
+    wait_for(lambda: r.hlen(prefix + ":workers") == args.workers, 20, "workers")
+    workers = children(h.pid)
+    c0 = (cpu_seconds(workers), cpu_seconds([redis_pid]), cpu_seconds(nginx_pids))
+    t0 = time.monotonic()
+    r.rename(prefix + ":staging", prefix + ":queue")
+    wait_for(lambda: int(r.hget(prefix + ":stats", "delivered") or 0) >= args.jobs, 600,
+             "deliveries")
+    dt = time.monotonic() - t0
+    c1 = (cpu_seconds(workers), cpu_seconds([redis_pid]), cpu_seconds(nginx_pids))
+    h.send_signal(signal.SIGTERM)
+    h.wait(timeout=60)
+    dead = r.llen(prefix + ":dead")
+    for k in r.scan_iter(prefix + ":*"):
+        r.delete(k)
+    return {"rate": args.jobs / dt, "seconds": dt, "dead": dead, "job_bytes": job_bytes,
+            "cpu_hookd": c1[0] - c0[0], "cpu_redis": c1[1] - c0[1],
+            "cpu_nginx": c1[2] - c0[2]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=100000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--in-flight", type=int, nargs="+", default=[1000])
+    args = ap.parse_args()
+
+    d = tempfile.mkdtemp(prefix="hookd-bench-")
+    rport, nport = free_port(), free_port()
+    rs = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                           "--save", "", "--appendonly", "no", "--dir", d,
+                           "--logfile", os.path.join(d, "redis.log")])
+    ng = start_nginx(d, nport)
+    try:
+        r = redis.Redis(host="127.0.0.1", port=rport)
+        wait_for(lambda: _ping(r), 10, "redis")
+        wait_for(lambda: _connect(nport), 10, "nginx")
+        nginx_pids = [ng.pid] + children(ng.pid)
+        url = "http://127.0.0.1:%d/hook" % nport
+        print("machine: %d CPUs; %d jobs per run, %d runs, workers=%d; receiver: nginx "
+              "(1 worker) return 200" % (os.cpu_count(), args.jobs, args.runs, args.workers))
+        print("%-13s %12s %9s %9s %9s %9s" % ("max_in_flight", "deliveries/s", "hookd cpu",
+                                              "redis cpu", "nginx cpu", "wall s"))
+        for m in args.in_flight:
+            runs = [one_run(args, m, r, rport, url, nginx_pids, rs.pid, d)
+                    for _ in range(args.runs)]
+            med = sorted(runs, key=lambda x: x["rate"])[len(runs) // 2]
+            if any(x["dead"] for x in runs):
+                print("warning: dead-lettered jobs in a run", file=sys.stderr)
+            print("%-13d %12.0f %8.2fs %8.2fs %8.2fs %9.2f   (runs: %s; job %d bytes)" % (
+                m, med["rate"], med["cpu_hookd"], med["cpu_redis"], med["cpu_nginx"],
+                med["seconds"], ", ".join("%.0f" % x["rate"] for x in runs), med["job_bytes"]))
+    finally:
+        ng.send_signal(signal.SIGQUIT)
+        rs.terminate()
+        ng.wait(timeout=10)
+        rs.wait(timeout=10)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _ping(r):
+    try:
+        return r.ping()
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+def _connect(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
