@@ -14,7 +14,10 @@
 #include "hookd/mem.h"
 #include "hookd/sign.h"
 
-enum kind { K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX };
+enum kind {
+    K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX,
+    K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG,
+};
 
 struct key {
     const char *name;
@@ -53,6 +56,20 @@ static const struct key keys[] = {
       "how long a stopping worker waits for requests in flight" },
     { "dead_max", K_SIZE, OFF(dead_max), 1, 1L << 40, "100000",
       "dead-letter list cap (oldest trimmed)" },
+    { "retry_schedule", K_SCHEDULE, OFF(retry), 0, 0, "1s,5s,25s",
+      "delays before each retry; its length is the number of retries" },
+    { "retry_jitter", K_FRACTION, OFF(retry.jitter), 0, 0, "0",
+      "spread each delay by +-this fraction (0..1)" },
+    { "retry_after_max", K_DURATION, OFF(retry.retry_after_max_ms), 0, 86400000, "1h",
+      "cap on a 429/503 Retry-After" },
+    { "retry_on_4xx", K_BOOL, OFF(retry.retry_on_4xx), 0, 0, "true",
+      "retry 4xx answers (410 is never retried; 408 and 429 always are)" },
+    { "attempt_log", K_ATTEMPT_LOG, OFF(attempt_log), 0, 0, "failures",
+      "attempts written to <prefix>:attempts: failures, all or off" },
+    { "attempt_log_max", K_SIZE, OFF(attempt_log_max), 1, 1L << 40, "100000",
+      "approximate cap of the attempts stream" },
+    { "response_capture_bytes", K_SIZE, OFF(response_capture_bytes), 0, 1 << 20, "4096",
+      "response body bytes kept in the attempt log" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(*keys))
@@ -75,6 +92,12 @@ void config_init(struct config *cfg)
     cfg->heartbeat_ttl_ms = 30000;
     cfg->shutdown_timeout_ms = 30000;
     cfg->dead_max = 100000;
+    backoff_parse_schedule("1s,5s,25s", &cfg->retry);
+    cfg->retry.retry_after_max_ms = 3600000;
+    cfg->retry.retry_on_4xx = 1;
+    cfg->attempt_log = ATTEMPT_LOG_FAILURES;
+    cfg->attempt_log_max = 100000;
+    cfg->response_capture_bytes = 4096;
 }
 
 void config_redis_addr_free(struct redis_addr *addr)
@@ -333,6 +356,44 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
                               "key '%s': '%s' is not a duration between %ldms and %lds "
                               "(e.g. 30s, 500ms)", k->name, value, k->min, k->max / 1000);
         *(long *)field = v;
+        return 0;
+    case K_BOOL:
+        if (strcasecmp(value, "true") == 0 || strcasecmp(value, "yes") == 0 ||
+            strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0)
+            *(int *)field = 1;
+        else if (strcasecmp(value, "false") == 0 || strcasecmp(value, "no") == 0 ||
+                 strcasecmp(value, "off") == 0 || strcmp(value, "0") == 0)
+            *(int *)field = 0;
+        else
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key '%s': '%s' is not true or false", k->name, value);
+        return 0;
+    case K_FRACTION: {
+        char *end;
+        double d = strtod(value, &end);
+        if (end == value || *end != '\0' || !(d >= 0 && d <= 1))
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key '%s': '%s' is not a number between 0 and 1", k->name, value);
+        *(double *)field = d;
+        return 0;
+    }
+    case K_SCHEDULE:
+        if (backoff_parse_schedule(value, (struct backoff_policy *)field) < 0)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key '%s': '%s' is not a list of up to %d durations "
+                              "(e.g. 1s,5s,25s; none for no retries)", k->name, value,
+                              BACKOFF_SCHEDULE_MAX);
+        return 0;
+    case K_ATTEMPT_LOG:
+        if (strcmp(value, "off") == 0)
+            *(int *)field = ATTEMPT_LOG_OFF;
+        else if (strcmp(value, "failures") == 0)
+            *(int *)field = ATTEMPT_LOG_FAILURES;
+        else if (strcmp(value, "all") == 0)
+            *(int *)field = ATTEMPT_LOG_ALL;
+        else
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key 'attempt_log': '%s' is not failures, all or off", value);
         return 0;
     case K_INT:
     case K_SIZE:

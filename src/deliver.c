@@ -1,8 +1,10 @@
-/* deliver.c -- one attempt at one job. */
+/* deliver.c -- one attempt at one job, and what follows from its outcome:
+ * acknowledged, scheduled for a retry, or dead-lettered. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hookd/backoff.h"
 #include "hookd/deliver.h"
 #include "hookd/json.h"
 #include "hookd/log.h"
@@ -13,44 +15,45 @@
 struct delivery {
     struct deliver_env *env;
     uint64_t seq;
-    char *raw;                  /* owned copy of the job bytes */
-    size_t raw_len;
-    struct job *job;            /* owned */
+    struct job *job;            /* owned; job->raw holds the producer's bytes */
+    int attempt;                /* this attempt's number, 1-based */
+    int max_attempts;
     int64_t first_attempt_ms;
-    int attempts;
+    int64_t started_ms;
 };
 
-static void delivery_free(struct delivery *d)
+static void append_base64(struct buf *out, const char *p, size_t n)
 {
-    job_free(d->job);
-    free(d->raw);
-    free(d);
+    buf_reserve(out, 4 * (n / 3 + 1) + 1);
+    out->len += sign_base64_encode((const unsigned char *)p, n, out->data + out->len);
+    out->data[out->len] = '\0';
 }
 
-void deliver_dead_entry(struct buf *out, const char *id, const char *raw, size_t raw_len,
-                        const struct job_limits *limits, const char *reason,
-                        const char *error, long status, int attempts, int64_t first_ms,
-                        int64_t last_ms, const char *wid)
+void deliver_dead_entry(struct buf *out, const struct dead_info *in, const char *raw,
+                        size_t raw_len, const struct job_limits *limits)
 {
     char t[TIME_ISO_LEN + 1];
 
-    buf_append_str(out, "{\"id\":");
-    if (id != NULL)
-        json_write_string(out, id, strlen(id));
+    buf_append_str(out, "{\"dead_id\":");
+    json_write_string(out, in->dead_id, strlen(in->dead_id));
+    buf_append_str(out, ",\"id\":");
+    if (in->id != NULL)
+        json_write_string(out, in->id, strlen(in->id));
     else
         buf_append_str(out, "null");
     buf_append_str(out, ",\"reason\":");
-    json_write_string(out, reason, strlen(reason));
+    json_write_string(out, in->reason, strlen(in->reason));
     buf_append_str(out, ",\"error\":");
-    json_write_string(out, error, strlen(error));
-    buf_printf(out, ",\"status\":%ld,\"attempts\":%d", status, attempts);
-    time_format_iso(first_ms, t);
+    json_write_string(out, in->error, strlen(in->error));
+    buf_printf(out, ",\"gave_up\":\"%s\",\"status\":%ld,\"attempts\":%d", in->gave_up,
+               in->status, in->attempts);
+    time_format_iso(in->first_ms, t);
     buf_printf(out, ",\"first_attempt_at\":\"%s\"", t);
-    time_format_iso(last_ms, t);
+    time_format_iso(in->last_ms, t);
     buf_printf(out, ",\"last_attempt_at\":\"%s\"", t);
     time_format_iso(time_now_ms(), t);
     buf_printf(out, ",\"dead_at\":\"%s\",\"worker\":", t);
-    json_write_string(out, wid, strlen(wid));
+    json_write_string(out, in->wid, strlen(in->wid));
     /* The job itself, secret removed; bytes that are no job at all are kept
      * verbatim (as text when UTF-8, else base64) so nothing is lost. */
     buf_append_str(out, ",\"job\":");
@@ -59,12 +62,9 @@ void deliver_dead_entry(struct buf *out, const char *id, const char *raw, size_t
             buf_append_str(out, "null,\"raw\":");
             json_write_string(out, raw, raw_len);
         } else {
-            char *b64 = xmalloc(4 * (raw_len / 3 + 1) + 1);
-            size_t n = sign_base64_encode((const unsigned char *)raw, raw_len, b64);
             buf_append_str(out, "null,\"raw_base64\":\"");
-            buf_append(out, b64, n);
+            append_base64(out, raw, raw_len);
             buf_append_char(out, '"');
-            free(b64);
         }
     }
     buf_append_char(out, '}');
@@ -74,44 +74,113 @@ static void finished(struct delivery *d)
 {
     struct deliver_env *env = d->env;
 
-    delivery_free(d);
+    job_free(d->job);
+    free(d);
     env->on_finished(env->arg);
 }
 
-static void dead_letter(struct delivery *d, const char *reason, const char *error,
-                        long status, int invalid)
+static void dead_letter(struct delivery *d, char kind, const char *reason, const char *error,
+                        const char *gave_up, long status)
 {
     struct buf entry = BUF_INIT;
-    const char *id = d->job ? d->job->id : NULL;
+    char dead_id[160];
+    struct dead_info info = {
+        .dead_id = dead_id, .id = d->job->id, .reason = reason, .error = error,
+        .gave_up = gave_up, .status = status, .attempts = kind == 'I' ? 0 : d->attempt,
+        .first_ms = d->first_attempt_ms, .last_ms = time_now_ms(), .wid = d->env->wid,
+    };
 
-    deliver_dead_entry(&entry, id, d->raw, d->raw_len, &d->env->limits, reason, error,
-                       status, d->attempts, d->first_attempt_ms, time_now_ms(), d->env->wid);
-    outbox_dead(d->env->outbox, d->seq, entry.data, entry.len, invalid);
+    snprintf(dead_id, sizeof(dead_id), "%s:%llu", d->env->wid, (unsigned long long)d->seq);
+    deliver_dead_entry(&entry, &info, d->job->raw, d->job->raw_len, &d->env->limits);
+    outbox_dead(d->env->outbox, d->seq, kind, entry.data, entry.len, d->job->secret);
     buf_free(&entry);
 }
 
-/* The failure path of an attempt. Every failure ends here, so the retry
- * scheduler replaces this one function: for now a failed attempt is final. */
+/* One entry in <prefix>:attempts: who, what, and the start of the answer. */
+static void log_attempt(struct delivery *d, const struct http_result *res)
+{
+    char attempt[16], status[16], latency[24], at[TIME_ISO_LEN + 1];
+    struct buf err = BUF_INIT, body = BUF_INIT;
+    const char *bkey = "response";
+
+    snprintf(attempt, sizeof(attempt), "%d", d->attempt);
+    snprintf(status, sizeof(status), "%ld", res->status);
+    snprintf(latency, sizeof(latency), "%ld", res->latency_ms);
+    time_format_iso(d->started_ms, at);
+    buf_printf(&err, "%s%s%s", res->ok ? "" : res->reason, res->error[0] ? ": " : "",
+               res->error);
+    if (json_utf8_valid(res->body ? res->body : "", res->body_len)) {
+        buf_append(&body, res->body ? res->body : "", res->body_len);
+    } else {
+        bkey = "response_base64";
+        append_base64(&body, res->body, res->body_len);
+    }
+    const char *f[] = { "id", d->job->id, "attempt", attempt, "url", d->job->url,
+                        "status", status, "error", err.data ? err.data : "",
+                        "latency_ms", latency, "worker", d->env->wid, "at", at,
+                        bkey, body.data ? body.data : "" };
+    size_t l[18];
+    for (int i = 0; i < 18; i++)
+        l[i] = strlen(f[i]);
+    l[17] = body.len;
+    outbox_log(d->env->outbox, f, l, 18);
+    buf_free(&err);
+    buf_free(&body);
+}
+
+/* The failure path of an attempt: retry per the policy, or give up. */
 static void deliver_fail(struct delivery *d, const struct http_result *res)
 {
-    log_emit(LOG_WARN, d->job->id, "attempt %d to %s failed: %s%s%s (status %ld, %ld ms); "
-             "dead-lettered", d->attempts, d->job->url, res->reason,
-             res->error[0] ? ": " : "", res->error, res->status, res->latency_ms);
-    dead_letter(d, res->reason, res->error[0] ? res->error : res->reason, res->status, 0);
+    const struct backoff_policy *p = &d->env->cfg->retry;
+    char error[512];
+
+    snprintf(error, sizeof(error), "%s", res->error[0] ? res->error : res->reason);
+    if (backoff_retryable(p, res->status, res->reason) && d->attempt < d->max_attempts) {
+        double rnd = (double)random() / ((double)RAND_MAX + 1.0);
+        long delay = backoff_delay_ms(p, d->attempt, res->status, res->retry_after_s, rnd);
+        char token[160], last_error[600];
+        struct buf env = BUF_INIT;
+        snprintf(token, sizeof(token), "%s:%llu", d->env->wid, (unsigned long long)d->seq);
+        snprintf(last_error, sizeof(last_error), "%s: %s", res->reason, error);
+        struct job_envelope e = {
+            .id = d->job->id, .attempts = d->attempt, .first_attempt_ms = d->first_attempt_ms,
+            .last_status = res->status, .last_error = last_error, .token = token,
+        };
+        job_envelope_encode(d->job, &e, &env);
+        log_emit(LOG_WARN, d->job->id, "attempt %d/%d to %s failed: %s (status %ld, %ld ms); "
+                 "retry in %ld ms", d->attempt, d->max_attempts, d->job->url, last_error,
+                 res->status, res->latency_ms, delay);
+        outbox_retry(d->env->outbox, d->seq, env.data, env.len, delay);
+        buf_free(&env);
+        return;
+    }
+    const char *gave_up = d->attempt >= d->max_attempts &&
+                                  backoff_retryable(p, res->status, res->reason)
+                              ? "attempts_exhausted" : "not_retryable";
+    log_emit(LOG_WARN, d->job->id, "attempt %d/%d to %s failed: %s: %s (status %ld, %ld ms); "
+             "dead-lettered (%s)", d->attempt, d->max_attempts, d->job->url, res->reason,
+             error, res->status, res->latency_ms, gave_up);
+    dead_letter(d, 'D', res->reason, error, gave_up, res->status);
 }
 
 static void on_response(const struct http_result *res, void *arg)
 {
     struct delivery *d = arg;
+    int mode = d->env->cfg->attempt_log;
 
-    if (res->ok) {
-        log_emit(LOG_DEBUG, d->job->id, "delivered to %s: %ld in %ld ms", d->job->url,
-                 res->status, res->latency_ms);
-        outbox_ack(d->env->outbox, d->seq);
-    } else if (res->aborted) {
+    if (res->aborted) {
         /* The worker is stopping and cut the request: no outcome. The job
          * stays in the in-flight hash and is requeued by the reclaim. */
         log_emit(LOG_INFO, d->job->id, "attempt aborted by shutdown; job will be requeued");
+        finished(d);
+        return;
+    }
+    if (mode == ATTEMPT_LOG_ALL || (mode == ATTEMPT_LOG_FAILURES && !res->ok))
+        log_attempt(d, res);
+    if (res->ok) {
+        log_emit(LOG_DEBUG, d->job->id, "delivered to %s: %ld in %ld ms (attempt %d)",
+                 d->job->url, res->status, res->latency_ms, d->attempt);
+        outbox_ack(d->env->outbox, d->seq);
     } else {
         deliver_fail(d, res);
     }
@@ -157,27 +226,28 @@ void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_
     struct buf store = BUF_INIT;
     size_t offs[8 + 64], n = 0;
     const char *hdrs[8 + 64];
+    int rc;
 
     d->env = env;
     d->seq = seq;
-    d->raw = xmalloc(len + 1);
-    memcpy(d->raw, raw, len);
-    d->raw[len] = '\0';
-    d->raw_len = len;
-    d->first_attempt_ms = time_now_ms();
-
-    if (job_decode(raw, len, &env->limits, &d->job, &err) < 0) {
+    d->started_ms = time_now_ms();
+    rc = job_decode(raw, len, &env->limits, &d->job, &err);
+    d->attempt = d->job->attempts + 1;
+    d->first_attempt_ms = d->job->first_attempt_ms ? d->job->first_attempt_ms : d->started_ms;
+    d->max_attempts = d->job->max_attempts ? d->job->max_attempts : env->cfg->retry.nschedule + 1;
+    if (rc < 0) {
         log_emit(LOG_WARN, d->job->id ? d->job->id : "-", "invalid job: %s: %s; dead-lettered",
                  err.code, err.msg);
-        dead_letter(d, err.code, err.msg, 0, 1);
+        dead_letter(d, 'I', err.code, err.msg, "invalid", 0);
         finished(d);
         return;
     }
     job_ensure_id(d->job);
-    int rc = build_headers(d, &store, offs, &n, &err);
+    rc = build_headers(d, &store, offs, &n, &err);
     if (rc < 0) {
         log_emit(LOG_WARN, d->job->id, "cannot sign: %s: %s; dead-lettered", err.code, err.msg);
-        dead_letter(d, err.code, err.msg, 0, rc == HK_EINVAL);
+        dead_letter(d, rc == HK_EINVAL ? 'I' : 'E', err.code, err.msg,
+                    rc == HK_EINVAL ? "invalid" : "not_retryable", 0);
         buf_free(&store);
         finished(d);
         return;
@@ -193,13 +263,13 @@ void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_
         .user_agent = env->cfg->user_agent,
         .timeout_ms = d->job->timeout_ms ? d->job->timeout_ms : env->cfg->timeout_ms,
     };
-    d->attempts = 1;
     if (http_post(env->http, &spec, on_response, d) < 0) {
-        log_emit(LOG_ERROR, d->job->id, "http_post() failed; dead-lettered");
-        dead_letter(d, "http_error", "could not start the request", 0, 0);
-        buf_free(&store);
+        /* libcurl could not even start: treat it as a failed attempt, so
+         * the retry policy applies. */
+        struct http_result res = { .reason = "http_error", .error = "could not start the request",
+                                   .retry_after_s = -1 };
+        deliver_fail(d, &res);
         finished(d);
-        return;
     }
     buf_free(&store);
 }

@@ -19,7 +19,7 @@
 
 /* The known fields of a job, borrowed from a json_doc. */
 struct fields {
-    const struct json_value *id, *url, *payload, *body, *event, *headers,
+    const struct json_value *id, *url, *payload, *body, *body_base64, *event, *headers,
         *content_type, *secret, *timeout_ms, *max_attempts;
     const char *body_bin;       /* msgpack bin body, borrowed */
     size_t body_bin_len;
@@ -31,7 +31,8 @@ static void fields_take(struct fields *f, const char *key, size_t klen,
 {
 #define FIELD(name) \
     if (klen == sizeof(#name) - 1 && memcmp(key, #name, klen) == 0) { f->name = v; return; }
-    FIELD(id) FIELD(url) FIELD(payload) FIELD(body) FIELD(event) FIELD(headers)
+    FIELD(id) FIELD(url) FIELD(payload) FIELD(body) FIELD(body_base64) FIELD(event)
+    FIELD(headers)
     FIELD(content_type) FIELD(secret) FIELD(timeout_ms) FIELD(max_attempts)
 #undef FIELD
 }
@@ -316,12 +317,26 @@ static int validate(struct job *job, const struct fields *f, struct hk_err *err)
         return rc;
     job->url = dup_str(f->url);
 
-    int has_body = f->body != NULL || f->has_body_bin;
-    if (f->payload == NULL && !has_body)
+    int nbodies = (f->payload != NULL) + (f->body != NULL || f->has_body_bin) +
+                  (f->body_base64 != NULL);
+    if (nbodies == 0)
         return hk_err_set(err, HK_EINVAL, "missing_body", "job has neither payload nor body");
-    if (f->payload != NULL && has_body)
-        return hk_err_set(err, HK_EINVAL, "invalid_job", "job has both payload and body");
-    if (f->payload != NULL) {
+    if (nbodies > 1)
+        return hk_err_set(err, HK_EINVAL, "invalid_job",
+                          "job has more than one of payload, body, body_base64");
+    if (f->body_base64 != NULL) {
+        if ((rc = want_string(f->body_base64, "body_base64", err)) < 0)
+            return rc;
+        size_t blen = f->body_base64->u.string.len;
+        job->body = xmalloc(blen / 4 * 3 + 4);
+        int dl = blen == 0 ? 0 : sign_base64_decode(f->body_base64->u.string.ptr, blen,
+                                                    (unsigned char *)job->body,
+                                                    blen / 4 * 3 + 3);
+        if (dl < 0)
+            return hk_err_set(err, HK_EINVAL, "invalid_type", "body_base64 is not base64");
+        job->body[dl] = '\0';
+        job->body_len = (size_t)dl;
+    } else if (f->payload != NULL) {
         struct buf b = BUF_INIT;
         json_write(&b, f->payload);
         job->body = buf_steal(&b, &job->body_len);
@@ -394,10 +409,101 @@ static int looks_like_json_object(const char *data, size_t len)
     return i < len && data[i] == '{';
 }
 
+static void set_raw(struct job *job, const char *data, size_t len)
+{
+    free(job->raw);
+    job->raw = xmalloc(len + 1);
+    memcpy(job->raw, data, len);
+    job->raw[len] = '\0';
+    job->raw_len = len;
+}
+
+/* A retry envelope: fixmap whose first key is the fixstr "_hookd". */
+static int is_envelope(const char *data, size_t len)
+{
+    return len > 8 && (unsigned char)data[0] >= 0x80 && (unsigned char)data[0] <= 0x8f &&
+           (unsigned char)data[1] == 0xa6 && memcmp(data + 2, "_hookd", 6) == 0;
+}
+
+static int decode_plain(const char *data, size_t len, const struct job_limits *limits,
+                        struct job *job, struct hk_err *err);
+
+/* Unwrap an envelope into job (metadata) and the producer's job bytes. */
+static int decode_envelope(const char *data, size_t len, const struct job_limits *limits,
+                           struct job *job, struct hk_err *err)
+{
+    msgpack_unpacked up;
+    size_t off = 0;
+    const char *inner = NULL;
+    size_t inner_len = 0;
+    char *id = NULL;
+    int rc;
+
+    msgpack_unpacked_init(&up);
+    if (mp_check((const unsigned char *)data, len, 0, 4) != (long)len ||
+        msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpacked_destroy(&up);
+        return hk_err_set(err, HK_EINVAL, "invalid_envelope", "malformed retry envelope");
+    }
+    for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+        const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            continue;
+#define KEY(name) (k->via.str.size == sizeof(name) - 1 && memcmp(k->via.str.ptr, name, k->via.str.size) == 0)
+        if (KEY("job") && v->type == MSGPACK_OBJECT_BIN) {
+            inner = v->via.bin.ptr;
+            inner_len = v->via.bin.size;
+        } else if (KEY("id") && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
+                   v->via.str.size <= JOB_ID_MAX) {
+            free(id);
+            id = xstrndup(v->via.str.ptr, v->via.str.size);
+        } else if (KEY("attempts") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                   v->via.u64 <= JOB_MAX_ATTEMPTS_MAX) {
+            job->attempts = (int)v->via.u64;
+        } else if (KEY("first_ms") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            job->first_attempt_ms = (long long)v->via.u64;
+        } else if (KEY("last_status") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            job->last_status = (long)v->via.u64;
+        } else if (KEY("last_error") && v->type == MSGPACK_OBJECT_STR) {
+            free(job->last_error);
+            job->last_error = xstrndup(v->via.str.ptr, v->via.str.size);
+        }
+#undef KEY
+    }
+    if (inner == NULL || is_envelope(inner, inner_len)) {
+        free(id);
+        msgpack_unpacked_destroy(&up);
+        return hk_err_set(err, HK_EINVAL, "invalid_envelope", "retry envelope without a job");
+    }
+    set_raw(job, inner, inner_len);
+    rc = decode_plain(inner, inner_len, limits, job, err);
+    if (id != NULL && policy_check_header_value(id, strlen(id)) == 0) {
+        /* The envelope's id wins: it may be the one generated at attempt 1. */
+        free(job->id);
+        job->id = id;
+        id = NULL;
+    }
+    free(id);
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
 int job_decode(const char *data, size_t len, const struct job_limits *limits,
                struct job **out, struct hk_err *err)
 {
     struct job *job = xcalloc(1, sizeof(*job));
+
+    *out = job;
+    set_raw(job, data, len);
+    if (is_envelope(data, len))
+        return decode_envelope(data, len, limits, job, err);
+    return decode_plain(data, len, limits, job, err);
+}
+
+static int decode_plain(const char *data, size_t len, const struct job_limits *limits,
+                        struct job *job, struct hk_err *err)
+{
     struct json_doc *doc = json_doc_new();
     struct fields f;
     msgpack_unpacked up;
@@ -405,7 +511,6 @@ int job_decode(const char *data, size_t len, const struct job_limits *limits,
 
     memset(&f, 0, sizeof(f));
     msgpack_unpacked_init(&up);
-    *out = job;
     if (len > limits->max_job_bytes) {
         rc = hk_err_set(err, HK_EINVAL, "too_large", "job is %zu bytes, limit %zu", len,
                         limits->max_job_bytes);
@@ -546,5 +651,47 @@ void job_free(struct job *job)
     free(job->content_type);
     free(job->event);
     free(job->secret);
+    free(job->raw);
+    free(job->last_error);
     free(job);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static int sbuf_write(void *data, const char *buf, size_t len)
+{
+    buf_append(data, buf, len);
+    return 0;
+}
+
+void job_envelope_encode(const struct job *job, const struct job_envelope *env,
+                         struct buf *out)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, out, sbuf_write);
+    msgpack_pack_map(&pk, 8);
+    pack_str(&pk, "_hookd");        /* must stay first: is_envelope() */
+    msgpack_pack_int(&pk, 1);
+    pack_str(&pk, "id");
+    pack_str(&pk, env->id);
+    pack_str(&pk, "attempts");
+    msgpack_pack_int(&pk, env->attempts);
+    pack_str(&pk, "first_ms");
+    msgpack_pack_int64(&pk, env->first_attempt_ms);
+    pack_str(&pk, "last_status");
+    msgpack_pack_long(&pk, env->last_status);
+    pack_str(&pk, "last_error");
+    pack_str(&pk, env->last_error);
+    pack_str(&pk, "token");
+    pack_str(&pk, env->token);
+    pack_str(&pk, "job");
+    msgpack_pack_bin(&pk, job->raw_len);
+    msgpack_pack_bin_body(&pk, job->raw, job->raw_len);
 }

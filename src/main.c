@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hookd/cli.h"
 #include "hookd/config.h"
 #include "hookd/log.h"
+#include "hookd/mem.h"
 #include "hookd/supervisor.h"
 
 static void usage(FILE *f)
@@ -12,7 +14,13 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: hookd [-c FILE] [--redis URL] [--workers N] [--data-dir DIR]\n"
             "             [--KEY VALUE | --KEY=VALUE ...] [--check-config]\n"
+            "       hookd dlq list [--limit N] [--json]      dead letters, newest first\n"
+            "       hookd dlq replay (--all | ID...) [--json] back to the queue, attempts reset\n"
+            "       hookd dlq purge (--all | ID...) [--json]  drop them\n"
+            "       hookd retry list [--limit N] [--json]    pending retries, earliest first\n"
+            "       hookd stats [--json]                     depths, in flight, counters\n"
             "       hookd --help | --version\n"
+            "(the commands take the same -c / --redis / --prefix / HOOKD_* settings)\n"
             "\n"
             "Webhook delivery engine: takes jobs from the Redis list <prefix>:queue,\n"
             "signs them and POSTs them. With no redis configured it starts a private\n"
@@ -29,12 +37,22 @@ int main(int argc, char **argv)
     struct config cfg;
     struct hk_err err;
     const char *file = NULL;
-    int check_only = 0, rc;
+    int check_only = 0, rc, first = 1;
+    struct cli_args cli = { .limit = 20 };
 
     config_init(&cfg);
+    if (argc > 1 && cli_is_command(argv[1])) {
+        cli.command = argv[1];
+        cli.ids = xcalloc((size_t)argc, sizeof(char *));
+        first = 2;
+        if (argc > 2 && argv[2][0] != '-' && strcmp(cli.command, "stats") != 0) {
+            cli.action = argv[2];
+            first = 3;
+        }
+    }
     /* The file comes first whatever its position, so that the command line
      * overrides it. */
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             file = argv[++i];
         else if (strncmp(argv[i], "--config=", 9) == 0)
@@ -53,11 +71,33 @@ int main(int argc, char **argv)
         goto fail;
     if (config_load_env(&cfg, &err) < 0)
         goto fail;
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         const char *arg = argv[i];
         char key[64];
         const char *value;
 
+        if (cli.command != NULL) {
+            if (strcmp(arg, "--json") == 0) {
+                cli.json = 1;
+                continue;
+            }
+            if (strcmp(arg, "--all") == 0) {
+                cli.all = 1;
+                continue;
+            }
+            if (strcmp(arg, "--limit") == 0 && i + 1 < argc) {
+                cli.limit = atol(argv[++i]);
+                if (cli.limit < 1) {
+                    hk_err_set(&err, HK_ECONFIG, "usage", "--limit needs a positive number");
+                    goto fail;
+                }
+                continue;
+            }
+            if (arg[0] != '-') {
+                cli.ids[cli.nids++] = arg;
+                continue;
+            }
+        }
         if (strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) {
             i++;
             continue;
@@ -100,6 +140,12 @@ int main(int argc, char **argv)
         }
     }
     log_set_level(cfg.log_level);
+    if (cli.command != NULL) {
+        rc = cli_run(&cfg, &cli);
+        free(cli.ids);
+        config_free(&cfg);
+        return rc;
+    }
     if (check_only) {
         printf("configuration OK\n");
         config_free(&cfg);
@@ -110,6 +156,7 @@ int main(int argc, char **argv)
     return rc;
 fail:
     fprintf(stderr, "hookd: %s\n", err.msg);
+    free(cli.ids);
     config_free(&cfg);
     return 2;
 }

@@ -39,27 +39,99 @@ static const char FETCH_LUA[] =
     "redis.call('HSET', KEYS[3], unpack(args))\n"
     "return out\n";
 
-/* KEYS: inflight, stats. ARGV: seqs. HDEL's count makes a replayed ack
- * (reply lost, sent again after reconnecting) count nothing twice. */
-static const char ACK_LUA[] =
-    "local n = redis.call('HDEL', KEYS[1], unpack(ARGV))\n"
-    "if n > 0 then redis.call('HINCRBY', KEYS[2], 'delivered', n) end\n"
+/* KEYS: inflight, retry, dead, stats, dead secrets.
+ * ARGV: dead_max, wid, then groups of four: kind, seq, a, b.
+ *   A  delivered
+ *   R  failed attempt, retry later: a = envelope (sorted-set member), b = delay ms
+ *   D  failed attempt, final: a = dead entry, b = the job's own secret or ''
+ *   I  invalid job: a = dead entry, b = ''
+ *   E  dead without an attempt (could not sign or start): a, b as D
+ * Each outcome takes effect only if its HDEL removed the job from flight, so
+ * replaying a batch (reply lost, sent again) changes nothing, and an outcome
+ * for a job reclaimed meanwhile leaves the requeued copy alone. Due times
+ * come from Redis's clock, so hosts with skewed clocks agree. Per-job
+ * secrets of dead jobs are kept aside in P:dead:secrets (never in the entry)
+ * so a replay can sign as the producer asked; trimming removes them too. */
+static const char RECORD_LUA[] =
+    "local max, wid = tonumber(ARGV[1]), ARGV[2]\n"
+    "local c = {delivered = 0, failed_attempts = 0, retried = 0, dead = 0, invalid = 0}\n"
+    "local now\n"
+    "for i = 3, #ARGV, 4 do\n"
+    "  local kind, seq, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
+    "  if redis.call('HDEL', KEYS[1], seq) == 1 then\n"
+    "    if kind == 'A' then c.delivered = c.delivered + 1\n"
+    "    elseif kind == 'R' then\n"
+    "      if not now then local t = redis.call('TIME'); now = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
+    "      redis.call('ZADD', KEYS[2], now + tonumber(b), a)\n"
+    "      c.failed_attempts = c.failed_attempts + 1\n"
+    "      c.retried = c.retried + 1\n"
+    "    else\n"
+    "      redis.call('LPUSH', KEYS[3], a)\n"
+    "      if b ~= '' then redis.call('HSET', KEYS[5], wid .. ':' .. seq, b) end\n"
+    "      c.dead = c.dead + 1\n"
+    "      if kind == 'D' then c.failed_attempts = c.failed_attempts + 1 end\n"
+    "      if kind == 'I' then c.invalid = c.invalid + 1 end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if c.dead > 0 then\n"
+    "  local len = redis.call('LLEN', KEYS[3])\n"
+    "  if len > max then\n"
+    "    if redis.call('HLEN', KEYS[5]) > 0 then\n"
+    "      for _, e in ipairs(redis.call('LRANGE', KEYS[3], max, -1)) do\n"
+    "        local ok, d = pcall(cjson.decode, e)\n"
+    "        if ok and type(d) == 'table' and d.dead_id then redis.call('HDEL', KEYS[5], d.dead_id) end\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('LTRIM', KEYS[3], 0, max - 1)\n"
+    "    redis.call('HINCRBY', KEYS[4], 'dead_trimmed', len - max)\n"
+    "  end\n"
+    "end\n"
+    "for k, v in pairs(c) do if v > 0 then redis.call('HINCRBY', KEYS[4], k, v) end end\n"
+    "return c.delivered + c.retried + c.dead\n";
+
+/* KEYS: retry, queue, stats. ARGV: limit.
+ * Due entries go to the right end of the queue (taken next), earliest
+ * rightmost. Returns {promoted, ms until the next entry is due or -1}. */
+static const char PROMOTE_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))\n"
+    "if #due > 0 then\n"
+    "  redis.call('ZREM', KEYS[1], unpack(due))\n"
+    "  local rev = {}\n"
+    "  for i = #due, 1, -1 do rev[#rev + 1] = due[i] end\n"
+    "  redis.call('RPUSH', KEYS[2], unpack(rev))\n"
+    "  redis.call('HINCRBY', KEYS[3], 'promoted', #due)\n"
+    "end\n"
+    "local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "local wait = -1\n"
+    "if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end\n"
+    "return {#due, wait}\n";
+
+/* KEYS: dead, queue, dead secrets, stats. ARGV: counter name, then groups of
+ * three: entry, job ('' = purge), dead_id. Each entry is removed with LREM
+ * searching from the tail (oldest), and only if it was still there is its
+ * job pushed back or its secret dropped: interrupted or repeated, nothing is
+ * lost or doubled. */
+static const char DLQ_MOVE_LUA[] =
+    "local n = 0\n"
+    "for i = 2, #ARGV, 3 do\n"
+    "  if redis.call('LREM', KEYS[1], -1, ARGV[i]) == 1 then\n"
+    "    if ARGV[i + 1] ~= '' then redis.call('LPUSH', KEYS[2], ARGV[i + 1]) end\n"
+    "    if ARGV[i + 2] ~= '' then redis.call('HDEL', KEYS[3], ARGV[i + 2]) end\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "if n > 0 then redis.call('HINCRBY', KEYS[4], ARGV[1], n) end\n"
     "return n\n";
 
-/* KEYS: inflight, dead, stats. ARGV: seq, entry, dead_max, invalid (0/1).
- * The entry is pushed only if this call removed the job from flight, so a
- * replay cannot dead-letter it twice. */
-static const char DEAD_LUA[] =
-    "if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
-    "local len = redis.call('LPUSH', KEYS[2], ARGV[2])\n"
-    "local max = tonumber(ARGV[3])\n"
-    "if len > max then\n"
-    "  redis.call('LTRIM', KEYS[2], 0, max - 1)\n"
-    "  redis.call('HINCRBY', KEYS[3], 'dead_trimmed', len - max)\n"
-    "end\n"
-    "redis.call('HINCRBY', KEYS[3], 'dead', 1)\n"
-    "if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[3], 'invalid', 1) end\n"
-    "return 1\n";
+/* KEYS: dead, dead secrets, stats. Drops every dead entry at once. */
+static const char DLQ_PURGE_ALL_LUA[] =
+    "local n = redis.call('LLEN', KEYS[1])\n"
+    "redis.call('DEL', KEYS[1], KEYS[2])\n"
+    "if n > 0 then redis.call('HINCRBY', KEYS[3], 'purged', n) end\n"
+    "return n\n";
 
 /* KEYS: inflight, queue, stats. ARGV: lo, hi. Jobs go back to the right
  * end (next to be taken), oldest rightmost. */
@@ -120,6 +192,9 @@ void queue_keys_init(struct queue_keys *k, const char *prefix, const char *wid)
     snprintf(k->workers, sizeof(k->workers), "%s:workers", prefix);
     snprintf(k->dead, sizeof(k->dead), "%s:dead", prefix);
     snprintf(k->stats, sizeof(k->stats), "%s:stats", prefix);
+    snprintf(k->retry, sizeof(k->retry), "%s:retry", prefix);
+    snprintf(k->dead_secrets, sizeof(k->dead_secrets), "%s:dead:secrets", prefix);
+    snprintf(k->attempts, sizeof(k->attempts), "%s:attempts", prefix);
     if (wid != NULL) {
         snprintf(k->claim, sizeof(k->claim), "%s:claim:%s", prefix, wid);
         snprintf(k->inflight, sizeof(k->inflight), "%s:inflight:%s", prefix, wid);
@@ -182,38 +257,67 @@ int queue_wait(struct redis_conn *c, const struct queue_keys *k, double timeout_
     return redis_command(c, cb, arg, 6, argv, NULL);
 }
 
-int queue_ack(struct redis_conn *c, const struct queue_keys *k, const uint64_t *seqs,
-              size_t n, redis_reply_cb cb, void *arg)
+int queue_record(struct redis_conn *c, const struct queue_keys *k, size_t dead_max,
+                 const char **args, const size_t *lens, size_t nargs, redis_reply_cb cb,
+                 void *arg)
 {
-    const char **args = xmalloc((n + 2) * sizeof(*args));
-    char *nums = xmalloc(n * 24);
+    const char **a = xmalloc((nargs + 7) * sizeof(*a));
+    size_t *l = xmalloc((nargs + 7) * sizeof(*l));
+    char m[24];
     int rc;
 
-    args[0] = k->inflight;
-    args[1] = k->stats;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(nums + 24 * i, 24, "%llu", (unsigned long long)seqs[i]);
-        args[2 + i] = nums + 24 * i;
-    }
-    rc = eval(c, ACK_LUA, 2, (int)n + 2, args, NULL, cb, arg);
-    free(args);
-    free(nums);
+    snprintf(m, sizeof(m), "%zu", dead_max);
+    a[0] = k->inflight;
+    a[1] = k->retry;
+    a[2] = k->dead;
+    a[3] = k->stats;
+    a[4] = k->dead_secrets;
+    a[5] = m;
+    a[6] = k->wid;
+    for (int i = 0; i < 7; i++)
+        l[i] = strlen(a[i]);
+    memcpy(a + 7, args, nargs * sizeof(*a));
+    memcpy(l + 7, lens, nargs * sizeof(*l));
+    rc = eval(c, RECORD_LUA, 5, (int)nargs + 7, a, l, cb, arg);
+    free(a);
+    free(l);
     return rc;
 }
 
-int queue_dead(struct redis_conn *c, const struct queue_keys *k, uint64_t seq,
-               const char *entry, size_t len, int invalid, size_t dead_max,
-               redis_reply_cb cb, void *arg)
+int queue_promote(struct redis_conn *c, const struct queue_keys *k, int limit,
+                  redis_reply_cb cb, void *arg)
 {
-    char s[24], m[24];
-    const char *args[] = { k->inflight, k->dead, k->stats, s, entry, m, invalid ? "1" : "0" };
-    size_t lens[7];
+    char n[16];
+    const char *args[] = { k->retry, k->queue, k->stats, n };
 
-    snprintf(s, sizeof(s), "%llu", (unsigned long long)seq);
-    snprintf(m, sizeof(m), "%zu", dead_max);
-    for (int i = 0; i < 7; i++)
-        lens[i] = i == 4 ? len : strlen(args[i]);
-    return eval(c, DEAD_LUA, 3, 7, args, lens, cb, arg);
+    snprintf(n, sizeof(n), "%d", limit);
+    return eval(c, PROMOTE_LUA, 3, 4, args, NULL, cb, arg);
+}
+
+int queue_log_attempt(struct redis_conn *c, const struct queue_keys *k, size_t maxlen,
+                      const char **fields, const size_t *lens, size_t nfields,
+                      redis_reply_cb cb, void *arg)
+{
+    const char **a = xmalloc((nfields + 6) * sizeof(*a));
+    size_t *l = xmalloc((nfields + 6) * sizeof(*l));
+    char m[24];
+    int rc;
+
+    snprintf(m, sizeof(m), "%zu", maxlen);
+    a[0] = "XADD";
+    a[1] = k->attempts;
+    a[2] = "MAXLEN";
+    a[3] = "~";
+    a[4] = m;
+    a[5] = "*";
+    for (int i = 0; i < 6; i++)
+        l[i] = strlen(a[i]);
+    memcpy(a + 6, fields, nfields * sizeof(*a));
+    memcpy(l + 6, lens, nfields * sizeof(*l));
+    rc = redis_command(c, cb, arg, (int)nfields + 6, a, l);
+    free(a);
+    free(l);
+    return rc;
 }
 
 int queue_release_range(struct redis_conn *c, const struct queue_keys *k, uint64_t lo,
@@ -260,6 +364,52 @@ long long queue_reclaim_sync(struct redis_sync *s, const char *prefix, const cha
 {
     const char *argv[] = { "EVAL", RECLAIM_LUA, "0", prefix, wid };
     struct redisReply *r = redis_sync_command(s, 5, argv, NULL, err);
+    long long n;
+
+    if (r == NULL)
+        return HK_EREDIS;
+    n = redis_reply_integer(r);
+    redis_sync_reply_free(r);
+    return n;
+}
+
+long long queue_dlq_move(struct redis_sync *s, const struct queue_keys *k, const char *counter,
+                         const char **triples, const size_t *lens, size_t ntriples,
+                         struct hk_err *err)
+{
+    size_t argc = 3 + 4 + 1 + 3 * ntriples;
+    const char **a = xmalloc(argc * sizeof(*a));
+    size_t *l = xmalloc(argc * sizeof(*l));
+    struct redisReply *r;
+    long long n;
+
+    a[0] = "EVAL";
+    a[1] = DLQ_MOVE_LUA;
+    a[2] = "4";
+    a[3] = k->dead;
+    a[4] = k->queue;
+    a[5] = k->dead_secrets;
+    a[6] = k->stats;
+    a[7] = counter;
+    for (int i = 0; i < 8; i++)
+        l[i] = strlen(a[i]);
+    memcpy(a + 8, triples, 3 * ntriples * sizeof(*a));
+    memcpy(l + 8, lens, 3 * ntriples * sizeof(*l));
+    r = redis_sync_command(s, (int)argc, a, l, err);
+    free(a);
+    free(l);
+    if (r == NULL)
+        return HK_EREDIS;
+    n = redis_reply_integer(r);
+    redis_sync_reply_free(r);
+    return n;
+}
+
+long long queue_dlq_purge_all(struct redis_sync *s, const struct queue_keys *k,
+                              struct hk_err *err)
+{
+    const char *argv[] = { "EVAL", DLQ_PURGE_ALL_LUA, "3", k->dead, k->dead_secrets, k->stats };
+    struct redisReply *r = redis_sync_command(s, 6, argv, NULL, err);
     long long n;
 
     if (r == NULL)

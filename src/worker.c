@@ -25,6 +25,9 @@
 #define CMD_TIMEOUT_MS 5000         /* no Redis reply this long: connection cut */
 #define ERROR_PAUSE_MS 1000         /* after an error reply to a fetch */
 #define QUIT_GRACE_MS 1500          /* SIGQUIT: time to record and requeue */
+#define PROMOTE_BATCH 1000          /* due retries moved per PROMOTE call */
+#define PROMOTE_IDLE_MS 1000        /* look at the retry set at least this often */
+#define PROMOTE_JITTER_MS 5         /* spread workers promoting the same entry */
 
 enum stop_mode { RUNNING, DRAINING, FINISHING, CLOSING };
 
@@ -55,7 +58,9 @@ struct worker {
     struct lost_range *lost;        /* fetches whose reply was lost */
     size_t nlost;
     uv_signal_t sig_term, sig_int, sig_quit;
-    uv_timer_t hb_timer, reap_timer, pause_timer, stop_timer;
+    uv_timer_t hb_timer, reap_timer, pause_timer, stop_timer, promote_timer;
+    uint64_t promote_at;            /* uv_now() the promote timer fires, 0 = idle */
+    int promote_busy;               /* a PROMOTE is outstanding */
 };
 
 static void maybe_fetch(struct worker *w);
@@ -217,6 +222,70 @@ static void on_fetch_state(struct redis_conn *c, int up, void *arg)
     }
 }
 
+/* ---- retries: every worker promotes due entries ---------------------------
+ *
+ * There is no scheduler process whose death would stop retries: each worker
+ * runs PROMOTE when the earliest entry it knows of falls due (as PROMOTE
+ * itself reports, or as its own RECORD of a retry says), and at least every
+ * PROMOTE_IDLE_MS for entries other hosts added. */
+
+static void on_promote_timer(uv_timer_t *t);
+
+static void arm_promote(struct worker *w, long delay_ms)
+{
+    uint64_t at;
+
+    if (w->mode != RUNNING)
+        return;
+    if (delay_ms < 0)
+        delay_ms = 0;
+    at = uv_now(&w->loop) + (uint64_t)delay_ms + (uint64_t)(random() % (PROMOTE_JITTER_MS + 1));
+    if (w->promote_at != 0 && w->promote_at <= at)
+        return;
+    w->promote_at = at;
+    uv_timer_start(&w->promote_timer, on_promote_timer, at - uv_now(&w->loop), 0);
+}
+
+static void on_promote_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct worker *w = arg;
+
+    (void)c;
+    w->promote_busy = 0;
+    if (redis_reply_is_error(reply)) {
+        if (reply != NULL)
+            log_error("promoting retries failed: %s", redis_reply_str(reply, NULL));
+        arm_promote(w, PROMOTE_IDLE_MS);
+        return;
+    }
+    long long moved = redis_reply_integer(redis_reply_element(reply, 0));
+    long long wait = redis_reply_integer(redis_reply_element(reply, 1));
+    if (moved >= PROMOTE_BATCH)
+        arm_promote(w, 0);
+    else
+        arm_promote(w, wait >= 0 && wait < PROMOTE_IDLE_MS ? (long)wait : PROMOTE_IDLE_MS);
+}
+
+static void on_promote_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    w->promote_at = 0;
+    if (w->promote_busy || w->mode != RUNNING)
+        return;
+    if (!w->ack.up) {
+        arm_promote(w, PROMOTE_IDLE_MS);
+        return;
+    }
+    if (queue_promote(&w->ack, &w->keys, PROMOTE_BATCH, on_promote_reply, w) == 0)
+        w->promote_busy = 1;
+}
+
+static void on_retry_recorded(void *arg, long delay_ms)
+{
+    arm_promote(arg, delay_ms);
+}
+
 /* ---- heartbeat and reaper ------------------------------------------------ */
 
 static void on_heartbeat_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
@@ -277,6 +346,7 @@ static void on_ack_state(struct redis_conn *c, int up, void *arg)
     send_heartbeat(w);
     outbox_flush(&w->outbox);
     on_reap_timer(&w->reap_timer);
+    arm_promote(w, 0);
     maybe_finish(w);
 }
 
@@ -308,6 +378,7 @@ static void close_all(struct worker *w)
     uv_close((uv_handle_t *)&w->reap_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->pause_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->stop_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&w->promote_timer, on_handle_closed);
     if (w->http != NULL) {
         http_client_close(w->http);
         w->http = NULL;
@@ -378,6 +449,7 @@ static void begin_stop(struct worker *w, int immediate)
     w->mode = DRAINING;
     log_info("stopping (%s): %d in flight", immediate ? "now" : "draining", w->in_flight);
     uv_timer_stop(&w->reap_timer);
+    uv_timer_stop(&w->promote_timer);
     uv_timer_start(&w->stop_timer, on_stop_timer,
                    immediate ? 0 : (uint64_t)w->cfg->shutdown_timeout_ms, 0);
     maybe_finish(w);
@@ -398,7 +470,7 @@ static void on_outbox_idle(void *arg)
 int worker_run(const struct config *cfg, const char *wid)
 {
     struct worker *w = xcalloc(1, sizeof(*w));
-    struct http_options hopt = { 0 };
+    struct http_options hopt = { cfg->response_capture_bytes };
     char started[TIME_ISO_LEN + 1];
     int rc;
 
@@ -427,9 +499,10 @@ int worker_run(const struct config *cfg, const char *wid)
         free(w);
         return 1;
     }
-    outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max);
+    outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max, cfg->attempt_log_max);
     w->outbox.on_idle = on_outbox_idle;
-    w->outbox.idle_arg = w;
+    w->outbox.on_retry_recorded = on_retry_recorded;
+    w->outbox.arg = w;
     w->env.cfg = cfg;
     w->env.http = w->http;
     w->env.outbox = &w->outbox;
@@ -443,7 +516,10 @@ int worker_run(const struct config *cfg, const char *wid)
     uv_timer_init(&w->loop, &w->reap_timer);
     uv_timer_init(&w->loop, &w->pause_timer);
     uv_timer_init(&w->loop, &w->stop_timer);
+    uv_timer_init(&w->loop, &w->promote_timer);
     w->hb_timer.data = w->reap_timer.data = w->pause_timer.data = w->stop_timer.data = w;
+    w->promote_timer.data = w;
+    srandom((unsigned)getpid() ^ (unsigned)time_now_ms());
     uv_timer_start(&w->hb_timer, on_hb_timer, (uint64_t)cfg->heartbeat_ttl_ms / 3,
                    (uint64_t)cfg->heartbeat_ttl_ms / 3);
     /* Reapers on every worker, spread by pid, so no single process's death

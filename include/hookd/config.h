@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "hookd/backoff.h"
 #include "hookd/err.h"
 #include "hookd/log.h"
 
@@ -19,6 +20,8 @@ struct redis_addr {
     char *password;         /* owned; NULL if none */
     int db;
 };
+
+enum attempt_log { ATTEMPT_LOG_OFF, ATTEMPT_LOG_FAILURES, ATTEMPT_LOG_ALL };
 
 struct config {
     char *redis;            /* owned; the URL as given, NULL = embedded */
@@ -38,6 +41,10 @@ struct config {
     long heartbeat_ttl_ms;
     long shutdown_timeout_ms;
     size_t dead_max;        /* cap of the dead-letter list */
+    struct backoff_policy retry;    /* retry_schedule, retry_jitter, ... */
+    int attempt_log;        /* enum attempt_log */
+    size_t attempt_log_max; /* approximate cap of the attempts stream */
+    size_t response_capture_bytes;  /* response bytes kept in the log */
 };
 
 /* Defaults. The result owns its strings; release with config_free. */

@@ -30,11 +30,22 @@ struct deliver_env {
  * before deliver_start returns (an invalid job). */
 void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_t len);
 
-/* Build the dead-letter entry for a job (JSON object, appended to out).
- * status 0 = no HTTP status. Exposed for tests and the retry scheduler. */
-void deliver_dead_entry(struct buf *out, const char *id, const char *raw, size_t raw_len,
-                        const struct job_limits *limits, const char *reason,
-                        const char *error, long status, int attempts, int64_t first_ms,
-                        int64_t last_ms, const char *wid);
+/* What a dead-letter entry says about the job's end. */
+struct dead_info {
+    const char *dead_id;        /* unique: "<wid>:<seq>" */
+    const char *id;             /* job id, NULL if unknown */
+    const char *reason;         /* machine-readable */
+    const char *error;          /* for people */
+    const char *gave_up;        /* "invalid", "not_retryable", "attempts_exhausted" */
+    long status;                /* last HTTP status, 0 = none */
+    int attempts;
+    int64_t first_ms, last_ms;
+    const char *wid;
+};
+
+/* Build the dead-letter entry for a job (JSON object, appended to out): the
+ * info above and the job itself, its secret removed. */
+void deliver_dead_entry(struct buf *out, const struct dead_info *info, const char *raw,
+                        size_t raw_len, const struct job_limits *limits);
 
 #endif

@@ -1,8 +1,8 @@
 /* job.h -- decoding and validating the jobs producers LPUSH.
  *
  * A job is a JSON object or a msgpack map with the keys
- *   url (required), payload | body (exactly one), id, event, headers,
- *   content_type, secret, timeout_ms, max_attempts.
+ *   url (required), payload | body | body_base64 (exactly one), id, event,
+ *   headers, content_type, secret, timeout_ms, max_attempts.
  * `payload` (any value) is sent as ECMAScript-canonical JSON (see json.h);
  * `body` (string, or msgpack bin) is sent byte-for-byte. Unknown keys are
  * ignored so producers can add their own bookkeeping. Pure code: no I/O. */
@@ -35,6 +35,15 @@ struct job {
     size_t nheaders;
     long timeout_ms;            /* 0 = configured default */
     int max_attempts;           /* 0 = configured default */
+    /* From the retry envelope (all 0 for a job straight from a producer): */
+    int attempts;               /* attempts already made */
+    long long first_attempt_ms; /* wall clock of attempt 1 */
+    long last_status;           /* of the last attempt */
+    char *last_error;           /* owned; of the last attempt, or NULL */
+    /* The producer's job bytes (inside the envelope, if any); owned.
+     * Set even when decoding fails. */
+    char *raw;
+    size_t raw_len;
 };
 
 struct job_limits {
@@ -44,7 +53,24 @@ struct job_limits {
 
 #define JOB_LIMITS_DEFAULT { 1024 * 1024, 64 }
 
-/* Decode and validate one job. Always sets *out to a new job that the caller
+/* The retry envelope: what hookd puts on its own queues for a job that has
+ * been attempted. A msgpack map whose first key is "_hookd", holding the
+ * producer's job verbatim (bin), its id (so a generated id stays the same
+ * on every attempt), the attempts made, the first attempt's time, the last
+ * error, and a token unique to this envelope (a sorted-set member must not
+ * collide with another job's). Appended to out. */
+struct job_envelope {
+    const char *id;
+    int attempts;
+    long long first_attempt_ms;
+    long last_status;
+    const char *last_error;
+    const char *token;
+};
+void job_envelope_encode(const struct job *job, const struct job_envelope *env,
+                         struct buf *out);
+
+/* Decode and validate one job (or retry envelope). Always sets *out to a new job that the caller
  * frees with job_free, even on error: then it carries whatever id could be
  * read (for the log line and the dead-letter entry). Returns 0, or HK_EINVAL
  * with a reason code in err->code (invalid_format, invalid_json, invalid_msgpack,

@@ -1,11 +1,12 @@
 /* outbox.h -- outcomes waiting to be recorded in Redis.
  *
- * Delivery outcomes are recorded asynchronously and in batches: every ack
- * made during one loop iteration goes out as one script call. An outcome
- * stays in the outbox until Redis has confirmed it, so an outcome reached
- * while Redis is unreachable is recorded once Redis is back, not forgotten.
- * Every script behind it is idempotent (queue.h), which makes resending
- * after a lost reply safe. */
+ * Delivery outcomes are recorded asynchronously and in batches: every
+ * outcome reached during one loop iteration goes out in one RECORD script
+ * call (queue.h). An outcome stays in the outbox until Redis has confirmed
+ * it, so an outcome reached while Redis is unreachable is recorded once
+ * Redis is back, not forgotten. RECORD is idempotent, which makes resending
+ * after a lost reply safe. Attempt-log entries ride along the same way, one
+ * XADD each, pipelined. */
 #ifndef HOOKD_OUTBOX_H
 #define HOOKD_OUTBOX_H
 
@@ -15,36 +16,49 @@
 
 #include "hookd/queue.h"
 
-struct dead_item;
+struct outbox_record;
+struct outbox_log;
 
 struct outbox {
     struct redis_conn *conn;        /* borrowed */
     const struct queue_keys *keys;  /* borrowed */
     size_t dead_max;
-    uint64_t *acks;                 /* owned; not yet sent */
-    size_t nacks, capacks;
-    struct dead_item *dead_head, *dead_tail;  /* owned; not yet sent */
-    size_t unconfirmed;             /* outcomes sent, reply not yet seen */
-    size_t queued;                  /* outcomes not yet sent */
+    size_t attempt_log_max;
+    struct outbox_record *head, *tail;  /* owned; not yet sent */
+    struct outbox_log *logs, *logs_tail; /* owned; not yet sent */
+    size_t queued;                  /* items not yet sent */
+    size_t unconfirmed;             /* items sent, reply not yet seen */
     uv_timer_t flush_timer;         /* next-iteration flush, or retry pause */
     int flush_scheduled;
     void (*on_idle)(void *arg);     /* everything confirmed */
-    void *idle_arg;
+    /* retries were recorded; the earliest is due in delay_ms */
+    void (*on_retry_recorded)(void *arg, long delay_ms);
+    void *arg;
 };
 
 void outbox_init(struct outbox *o, uv_loop_t *loop, struct redis_conn *conn,
-                 const struct queue_keys *keys, size_t dead_max);
+                 const struct queue_keys *keys, size_t dead_max, size_t attempt_log_max);
 
-/* Record a delivered job. */
+/* Delivered. */
 void outbox_ack(struct outbox *o, uint64_t seq);
 
-/* Record a dead-lettered job; entry (JSON) is copied. */
-void outbox_dead(struct outbox *o, uint64_t seq, const char *entry, size_t len, int invalid);
+/* Failed, try again in delay_ms: envelope is the sorted-set member (copied). */
+void outbox_retry(struct outbox *o, uint64_t seq, const char *envelope, size_t len,
+                  long delay_ms);
+
+/* Dead-lettered. kind: 'D' after a failed attempt, 'I' invalid job, 'E'
+ * neither. entry (JSON) and secret (the job's own, NULL if none) are
+ * copied; the secret is kept apart from the entry, for replay. */
+void outbox_dead(struct outbox *o, uint64_t seq, char kind, const char *entry, size_t len,
+                 const char *secret);
+
+/* One attempt-log entry: nfields field/value strings (copied). */
+void outbox_log(struct outbox *o, const char **fields, const size_t *lens, size_t nfields);
 
 /* Try to send what is queued now (also called when the connection is up). */
 void outbox_flush(struct outbox *o);
 
-/* Outcomes not yet confirmed by Redis (queued + sent). */
+/* Items not yet confirmed by Redis (queued + sent). */
 size_t outbox_pending(const struct outbox *o);
 
 /* Release memory and close the timer. Outcomes still pending are dropped:

@@ -7,7 +7,10 @@
  *   P:inflight:<wid>  hash   seq -> job bytes, one entry per job a worker holds
  *   P:workers         hash   wid -> JSON info of every registered worker
  *   P:hb:<wid>        string heartbeat, expires after heartbeat_ttl
+ *   P:retry           zset   retry envelopes scored by due time (ms, Redis clock)
  *   P:dead            list   dead-letter entries (JSON), newest first, capped
+ *   P:dead:secrets    hash   dead_id -> per-job secret of a dead job (for replay)
+ *   P:attempts        stream attempt history, capped
  *   P:stats           hash   counters
  *
  * All functions take a callback per the rule in redis.h: an error return
@@ -32,6 +35,9 @@ struct queue_keys {
     char hb[QUEUE_KEY_MAX];
     char dead[QUEUE_KEY_MAX];
     char stats[QUEUE_KEY_MAX];
+    char retry[QUEUE_KEY_MAX];
+    char dead_secrets[QUEUE_KEY_MAX];
+    char attempts[QUEUE_KEY_MAX];
 };
 
 /* wid may be NULL for tools that do not act as a worker. */
@@ -48,18 +54,22 @@ int queue_fetch(struct redis_conn *c, const struct queue_keys *k, uint64_t base,
 int queue_wait(struct redis_conn *c, const struct queue_keys *k, double timeout_s,
                redis_reply_cb cb, void *arg);
 
-/* Delivered: remove seqs from the in-flight hash, count them. Idempotent.
- * n <= QUEUE_ACK_MAX. */
-#define QUEUE_ACK_MAX 1000
-int queue_ack(struct redis_conn *c, const struct queue_keys *k, const uint64_t *seqs,
-              size_t n, redis_reply_cb cb, void *arg);
+/* Record a batch of outcomes in one atomic, idempotent script (see
+ * RECORD_LUA in queue.c for the groups of four in args). */
+#define QUEUE_RECORD_MAX 500        /* outcomes per call */
+int queue_record(struct redis_conn *c, const struct queue_keys *k, size_t dead_max,
+                 const char **args, const size_t *lens, size_t nargs, redis_reply_cb cb,
+                 void *arg);
 
-/* Dead-letter: remove seq from the in-flight hash and push entry to P:dead
- * (trimmed to dead_max), in one step; counts "dead" and, when invalid,
- * "invalid". Does nothing when seq is no longer in flight (idempotent). */
-int queue_dead(struct redis_conn *c, const struct queue_keys *k, uint64_t seq,
-               const char *entry, size_t len, int invalid, size_t dead_max,
-               redis_reply_cb cb, void *arg);
+/* Move due retries (at most limit) to the queue. Reply: [moved, ms until
+ * the next one is due or -1]. */
+int queue_promote(struct redis_conn *c, const struct queue_keys *k, int limit,
+                  redis_reply_cb cb, void *arg);
+
+/* XADD one attempt (field/value pairs) to P:attempts, capped near maxlen. */
+int queue_log_attempt(struct redis_conn *c, const struct queue_keys *k, size_t maxlen,
+                      const char **fields, const size_t *lens, size_t nfields,
+                      redis_reply_cb cb, void *arg);
 
 /* Give seqs lo..hi back to the queue (those still in flight): used for a
  * fetch whose reply was lost, so its jobs do not sit unseen. */
@@ -83,5 +93,15 @@ int queue_reclaim_async(struct redis_conn *c, const struct queue_keys *k, redis_
 struct redis_sync;
 long long queue_reclaim_sync(struct redis_sync *s, const char *prefix, const char *wid,
                              struct hk_err *err);
+
+/* Dead-letter maintenance (command-line tools). triples: entry (exact
+ * bytes), job to LPUSH onto the queue ('' = purge), dead_id; counter is the
+ * stats field to count in ("replayed", "purged"). Returns how many entries
+ * were found and moved, or a negative code. */
+long long queue_dlq_move(struct redis_sync *s, const struct queue_keys *k, const char *counter,
+                         const char **triples, const size_t *lens, size_t ntriples,
+                         struct hk_err *err);
+long long queue_dlq_purge_all(struct redis_sync *s, const struct queue_keys *k,
+                              struct hk_err *err);
 
 #endif

@@ -8,7 +8,17 @@
 //   "<id>.<timestamp>.<raw body>", key = base64-decoded whsec_ secret).
 // Records every delivery; GET /__stats returns the record as JSON.
 //
-// Usage: node receiver.js --secret S [--port P] [--fail-first K] [--status N]
+// What it answers is chosen per request by the query string, so one receiver
+// serves many scenarios:
+//   ?fail_first=K    answer `status` (default 500) to the first K attempts of
+//                    each webhook-id, then 200
+//   ?status=N        always answer N (unless fail_first applies)
+//   ?retry_after=S   add a Retry-After: S header to failing answers
+//   ?location=URL    add a Location header (for 3xx)
+//   ?hang=1          never answer
+//   ?fail_rate=P     answer 500 with probability P
+//
+// Usage: node receiver.js --secret S [--port P]
 // Prints {"port": P} on its first stdout line once listening.
 'use strict';
 const http = require('http');
@@ -28,7 +38,8 @@ function standardKey(s) {
 }
 
 const rec = { count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [], ids: {},
-              events: {}, content_types: {}, bodies: {} };
+              events: {}, content_types: {}, bodies: {}, times: {}, succeeded: {},
+              paths: {} };
 
 function verify(req, raw) {
   const id = req.headers['webhook-id'];
@@ -76,12 +87,28 @@ const server = http.createServer((req, res) => {
     rec.events[ev] = (rec.events[ev] || 0) + 1;
     rec.content_types[req.headers['content-type']] = true;
     if (req.headers['x-keep-body']) rec.bodies[v.id] = raw.toString('base64');
-    res.statusCode = status;
+    (rec.times[v.id] = rec.times[v.id] || []).push(Date.now());
+    const url = new URL(req.url, 'http://x');
+    rec.paths[url.pathname] = (rec.paths[url.pathname] || 0) + 1;
+    const q = url.searchParams;
+    if (q.get('hang')) return;      // never answer; hookd's timeout cuts it
+    let code = Number(q.get('status') || status);
+    const failFirst = Number(q.get('fail_first') || 0);
+    if (failFirst > 0) code = rec.ids[v.id] <= failFirst ? Number(q.get('status') || 500) : 200;
+    if (q.get('fail_rate') && Math.random() < Number(q.get('fail_rate'))) code = 500;
+    if (code < 200 || code >= 300) {
+      if (q.get('retry_after')) res.setHeader('retry-after', q.get('retry_after'));
+      if (q.get('location')) res.setHeader('location', q.get('location'));
+    } else {
+      rec.succeeded[v.id] = (rec.succeeded[v.id] || 0) + 1;
+    }
+    res.statusCode = code;
     res.end('{"received":true}');
   });
 });
 server.keepAliveTimeout = 30000;
-server.listen(port, '127.0.0.1', () => {
+// A deep accept backlog: hookd opens up to workers x max_in_flight connections at once.
+server.listen(port, '127.0.0.1', 4096, () => {
   process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
 });
 process.on('SIGTERM', () => process.exit(0));

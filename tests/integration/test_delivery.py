@@ -137,10 +137,11 @@ class DeliveryTest(unittest.TestCase):
         port = free_port()      # nothing listens there
         before = self.stat("dead")
         self.push([{"id": "closed-1", "url": "http://127.0.0.1:%d/x" % port,
-                    "payload": {"n": 1}, "secret": "do-not-leak"}])
+                    "payload": {"n": 1}, "secret": "do-not-leak", "max_attempts": 1}])
         e = self.wait_dead("closed-1")
         self.assertEqual(e["reason"], "connect_failed")
         self.assertEqual(e["attempts"], 1)
+        self.assertEqual(e["gave_up"], "attempts_exhausted")
         self.assertEqual(e["job"]["url"], "http://127.0.0.1:%d/x" % port)
         self.assertNotIn("secret", e["job"])
         self.assertNotIn(b"do-not-leak", b"".join(self.r.lrange(PREFIX + ":dead", 0, -1)))

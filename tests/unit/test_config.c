@@ -25,6 +25,14 @@ static void test_defaults(void **state)
     assert_string_equal(c.data_dir, "./var");
     assert_null(c.secret);
     assert_int_equal(c.dead_max, 100000);
+    assert_int_equal(c.retry.nschedule, 3);
+    assert_int_equal(c.retry.schedule_ms[0], 1000);
+    assert_int_equal(c.retry.schedule_ms[1], 5000);
+    assert_int_equal(c.retry.schedule_ms[2], 25000);
+    assert_true(c.retry.jitter == 0);
+    assert_int_equal(c.retry.retry_on_4xx, 1);
+    assert_int_equal(c.attempt_log, ATTEMPT_LOG_FAILURES);
+    assert_int_equal(c.response_capture_bytes, 4096);
     config_free(&c);
 }
 
@@ -58,6 +66,26 @@ static void test_set_and_errors(void **state)
     assert_int_equal(config_set(&c, "secret", "whsec_!!", &e), HK_ECONFIG);
     assert_int_equal(config_set(&c, "secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &e), 0);
     assert_int_equal(config_set(&c, "user_agent", "", &e), HK_ECONFIG);
+
+    /* retry policy */
+    assert_int_equal(config_set(&c, "retry_schedule", "2s, 10s", &e), 0);
+    assert_int_equal(c.retry.nschedule, 2);
+    assert_int_equal(c.retry.schedule_ms[1], 10000);
+    assert_int_equal(config_set(&c, "retry_schedule", "2s,later", &e), HK_ECONFIG);
+    assert_non_null(strstr(e.msg, "retry_schedule"));
+    assert_int_equal(c.retry.nschedule, 2);
+    assert_int_equal(config_set(&c, "retry_jitter", "0.25", &e), 0);
+    assert_true(c.retry.jitter == 0.25);
+    assert_int_equal(config_set(&c, "retry_jitter", "1.5", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "retry_on_4xx", "off", &e), 0);
+    assert_int_equal(c.retry.retry_on_4xx, 0);
+    assert_int_equal(config_set(&c, "retry_on_4xx", "maybe", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "retry_after_max", "10m", &e), 0);
+    assert_int_equal(c.retry.retry_after_max_ms, 600000);
+    assert_int_equal(config_set(&c, "attempt_log", "all", &e), 0);
+    assert_int_equal(c.attempt_log, ATTEMPT_LOG_ALL);
+    assert_int_equal(config_set(&c, "attempt_log", "some", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "response_capture_bytes", "0", &e), 0);
     config_free(&c);
 }
 

@@ -1,0 +1,384 @@
+/* cli.c -- hookd dlq list|replay|purge, hookd retry list, hookd stats. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "hookd/cli.h"
+#include "hookd/job.h"
+#include "hookd/json.h"
+#include "hookd/mem.h"
+#include "hookd/queue.h"
+#include "hookd/redis.h"
+#include "hookd/sign.h"
+#include "hookd/timeutil.h"
+
+#define TIMEOUT_MS 5000
+#define MOVE_CHUNK 200      /* dead entries moved per script call */
+
+int cli_is_command(const char *word)
+{
+    return strcmp(word, "dlq") == 0 || strcmp(word, "retry") == 0 ||
+           strcmp(word, "stats") == 0;
+}
+
+static struct redisReply *cmd(struct redis_sync *s, struct hk_err *err, int argc, ...)
+{
+    const char *argv[8];
+    va_list ap;
+
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++)
+        argv[i] = va_arg(ap, const char *);
+    va_end(ap);
+    return redis_sync_command(s, argc, argv, NULL, err);
+}
+
+static const char *member_str(const struct json_value *obj, const char *key)
+{
+    const struct json_value *v = json_object_get(obj, key);
+    return v != NULL && v->type == JSON_STRING ? v->u.string.ptr : NULL;
+}
+
+/* ---- dlq list ------------------------------------------------------------- */
+
+static int dlq_list(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+                    struct hk_err *err)
+{
+    char stop[24];
+    struct redisReply *r;
+
+    snprintf(stop, sizeof(stop), "%ld", a->limit - 1);
+    if ((r = cmd(s, err, 4, "LRANGE", k->dead, "0", stop)) == NULL)
+        return 1;
+    if (a->json) {
+        printf("[");
+        for (size_t i = 0; i < r->elements; i++)
+            printf("%s%.*s", i ? ",\n" : "", (int)r->element[i]->len, r->element[i]->str);
+        printf("]\n");
+    } else {
+        printf("%-24s  %-24s  %-16s  %6s  %8s  %s\n", "DEAD AT", "ID", "REASON", "STATUS",
+               "ATTEMPTS", "URL");
+        for (size_t i = 0; i < r->elements; i++) {
+            struct json_doc *doc = json_doc_new();
+            struct json_value *e;
+            if (json_parse(doc, r->element[i]->str, r->element[i]->len, 64, &e, NULL) == 0) {
+                const struct json_value *job = json_object_get(e, "job");
+                const struct json_value *st = json_object_get(e, "status");
+                const struct json_value *at = json_object_get(e, "attempts");
+                const char *id = member_str(e, "id"), *url = member_str(job, "url");
+                printf("%-24s  %-24s  %-16s  %6.0f  %8.0f  %s\n",
+                       member_str(e, "dead_at") ? member_str(e, "dead_at") : "-",
+                       id ? id : "-", member_str(e, "reason") ? member_str(e, "reason") : "-",
+                       st && st->type == JSON_NUMBER ? st->u.number : 0,
+                       at && at->type == JSON_NUMBER ? at->u.number : 0, url ? url : "-");
+            }
+            json_doc_free(doc);
+        }
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ---- dlq replay / purge ----------------------------------------------------- */
+
+/* The job to push back for a dead entry: its redacted job with the id it
+ * was delivered under and, when it had one, its own secret restored. */
+static int rebuild_job(struct redis_sync *s, const struct queue_keys *k,
+                       const struct json_value *e, struct buf *out, struct hk_err *err)
+{
+    const struct json_value *job = json_object_get(e, "job");
+    const char *id = member_str(e, "id"), *dead_id = member_str(e, "dead_id");
+    const char *raw = member_str(e, "raw"), *raw64 = member_str(e, "raw_base64");
+    struct redisReply *sec = NULL;
+
+    if (job == NULL || job->type != JSON_OBJECT) {
+        /* not a job at all: put the bytes back as they came */
+        if (raw != NULL) {
+            buf_append_str(out, raw);
+        } else if (raw64 != NULL) {
+            size_t n = strlen(raw64);
+            unsigned char *b = xmalloc(n / 4 * 3 + 3);
+            int dl = sign_base64_decode(raw64, n, b, n / 4 * 3 + 3);
+            if (dl > 0)
+                buf_append(out, b, (size_t)dl);
+            free(b);
+        }
+        return 0;
+    }
+    if (dead_id != NULL && (sec = cmd(s, err, 3, "HGET", k->dead_secrets, dead_id)) == NULL)
+        return -1;
+    struct json_doc *doc = json_doc_new();
+    size_t n = job->u.object.len;
+    struct json_value *o = json_new_object(doc, n + 2);
+    memcpy(o->u.object.items, job->u.object.items, n * sizeof(struct json_member));
+    if (id != NULL && json_object_get(job, "id") == NULL) {
+        o->u.object.items[n].key = "id";
+        o->u.object.items[n].key_len = 2;
+        o->u.object.items[n++].value = json_new_string(doc, id, strlen(id));
+    }
+    if (sec != NULL && sec->type == REDIS_REPLY_STRING) {
+        o->u.object.items[n].key = "secret";
+        o->u.object.items[n].key_len = 6;
+        o->u.object.items[n++].value = json_new_string(doc, sec->str, sec->len);
+    }
+    o->u.object.len = n;
+    json_object_finish(o);
+    json_write(out, o);
+    json_doc_free(doc);
+    freeReplyObject(sec);
+    return 0;
+}
+
+static int wanted(const struct cli_args *a, const char *id)
+{
+    if (a->all)
+        return 1;
+    for (int i = 0; id != NULL && i < a->nids; i++)
+        if (strcmp(a->ids[i], id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Walk the dead list from the oldest entry, in chunks; each chunk is one
+ * atomic script call, so an interruption loses nothing: an entry is either
+ * still dead or already back on the queue. */
+static int dlq_move(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+                    int replay, struct hk_err *err)
+{
+    struct redisReply *r;
+    long long moved = 0, matched = 0;
+
+    if (!replay && a->all) {
+        long long n = queue_dlq_purge_all(s, k, err);
+        if (n < 0)
+            return 1;
+        printf(a->json ? "{\"purged\":%lld}\n" : "purged %lld dead entries\n", n);
+        return 0;
+    }
+    if ((r = cmd(s, err, 4, "LRANGE", k->dead, "0", "-1")) == NULL)
+        return 1;
+    const char **trip = xmalloc(3 * MOVE_CHUNK * sizeof(char *));
+    size_t *lens = xmalloc(3 * MOVE_CHUNK * sizeof(size_t));
+    struct buf *jobs = xcalloc(MOVE_CHUNK, sizeof(struct buf));
+    struct json_doc **docs = xcalloc(MOVE_CHUNK, sizeof(struct json_doc *));
+    size_t n = 0;
+    int rc = 0;
+
+    for (size_t i = r->elements; i-- > 0 && rc == 0;) {
+        struct redisReply *el = r->element[i];
+        struct json_value *e;
+        docs[n] = json_doc_new();
+        if (json_parse(docs[n], el->str, el->len, 64, &e, NULL) < 0 ||
+            !wanted(a, member_str(e, "id"))) {
+            json_doc_free(docs[n]);
+            docs[n] = NULL;
+        } else {
+            const char *dead_id = member_str(e, "dead_id");
+            buf_reset(&jobs[n]);
+            if (replay && rebuild_job(s, k, e, &jobs[n], err) < 0) {
+                rc = 1;
+                break;
+            }
+            trip[3 * n] = el->str;
+            lens[3 * n] = el->len;
+            trip[3 * n + 1] = replay ? (jobs[n].data ? jobs[n].data : "") : "";
+            lens[3 * n + 1] = replay ? jobs[n].len : 0;
+            trip[3 * n + 2] = dead_id ? dead_id : "";
+            lens[3 * n + 2] = strlen(trip[3 * n + 2]);
+            n++;
+            matched++;
+        }
+        if (n == MOVE_CHUNK || (i == 0 && n > 0)) {
+            long long m = queue_dlq_move(s, k, replay ? "replayed" : "purged", trip, lens, n,
+                                         err);
+            if (m < 0)
+                rc = 1;
+            else
+                moved += m;
+            for (size_t j = 0; j < n; j++) {
+                json_doc_free(docs[j]);
+                docs[j] = NULL;
+            }
+            n = 0;
+        }
+    }
+    for (size_t j = 0; j < MOVE_CHUNK; j++) {
+        json_doc_free(docs[j]);
+        buf_free(&jobs[j]);
+    }
+    free(docs);
+    free(jobs);
+    free(trip);
+    free(lens);
+    freeReplyObject(r);
+    if (rc != 0)
+        return rc;
+    if (a->json)
+        printf("{\"%s\":%lld}\n", replay ? "replayed" : "purged", moved);
+    else
+        printf("%s %lld dead entries\n", replay ? "replayed" : "purged", moved);
+    if (!a->all && matched < a->nids)
+        fprintf(stderr, "hookd: %lld of the %d ids named were not in the dead list\n",
+                (long long)a->nids - matched, a->nids);
+    return 0;
+}
+
+/* ---- retry list ----------------------------------------------------------------- */
+
+static int retry_list(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+                      struct hk_err *err)
+{
+    char stop[24], due[TIME_ISO_LEN + 1];
+    struct job_limits lim = JOB_LIMITS_DEFAULT;
+    struct redisReply *r;
+    struct buf out = BUF_INIT;
+
+    snprintf(stop, sizeof(stop), "%ld", a->limit - 1);
+    if ((r = cmd(s, err, 5, "ZRANGE", k->retry, "0", stop, "WITHSCORES")) == NULL)
+        return 1;
+    if (a->json)
+        buf_append_char(&out, '[');
+    else
+        printf("%-24s  %-24s  %8s  %-40s  %s\n", "DUE", "ID", "ATTEMPTS", "LAST ERROR", "URL");
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        struct job *job;
+        job_decode(r->element[i]->str, r->element[i]->len, &lim, &job, NULL);
+        time_format_iso(atoll(r->element[i + 1]->str), due);
+        const char *id = job->id ? job->id : "-", *url = job->url ? job->url : "-";
+        const char *le = job->last_error ? job->last_error : "";
+        if (a->json) {
+            buf_printf(&out, "%s{\"due_at\":\"%s\",\"id\":", i ? ",\n" : "", due);
+            json_write_string(&out, id, strlen(id));
+            buf_printf(&out, ",\"attempts\":%d,\"last_status\":%ld,\"last_error\":",
+                       job->attempts, job->last_status);
+            json_write_string(&out, le, strlen(le));
+            buf_append_str(&out, ",\"url\":");
+            json_write_string(&out, url, strlen(url));
+            buf_append_char(&out, '}');
+        } else {
+            printf("%-24s  %-24s  %8d  %-40.40s  %s\n", due, id, job->attempts, le, url);
+        }
+        job_free(job);
+    }
+    if (a->json) {
+        buf_append_str(&out, "]\n");
+        fputs(out.data, stdout);
+    }
+    buf_free(&out);
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ---- stats ------------------------------------------------------------------------ */
+
+static long long int_reply(struct redis_sync *s, struct hk_err *err, int *failed,
+                           const char *c, const char *key)
+{
+    struct redisReply *r = cmd(s, err, 2, c, key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+
+    if (r == NULL)
+        *failed = 1;
+    freeReplyObject(r);
+    return n;
+}
+
+static int stats(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+                 struct hk_err *err)
+{
+    int failed = 0;
+    long long queue = int_reply(s, err, &failed, "LLEN", k->queue);
+    long long retry = int_reply(s, err, &failed, "ZCARD", k->retry);
+    long long dead = int_reply(s, err, &failed, "LLEN", k->dead);
+    struct redisReply *w = cmd(s, err, 2, "HGETALL", k->workers);
+    struct redisReply *c = w ? cmd(s, err, 2, "HGETALL", k->stats) : NULL;
+    struct buf out = BUF_INIT, wl = BUF_INIT;
+    long long in_flight = 0;
+
+    if (failed || w == NULL || c == NULL) {
+        freeReplyObject(w);
+        return 1;
+    }
+    for (size_t i = 0; i + 1 < w->elements; i += 2) {
+        struct queue_keys wk;
+        queue_keys_init(&wk, k->prefix, w->element[i]->str);
+        long long n = int_reply(s, err, &failed, "HLEN", wk.inflight) +
+                      int_reply(s, err, &failed, "LLEN", wk.claim);
+        in_flight += n;
+        if (a->json) {
+            buf_append_str(&wl, i ? "," : "");
+            json_write_string(&wl, w->element[i]->str, w->element[i]->len);
+            buf_printf(&wl, ":{\"in_flight\":%lld,\"info\":%s}", n, w->element[i + 1]->str);
+        } else {
+            buf_printf(&wl, "  %-40s %lld\n", w->element[i]->str, n);
+        }
+    }
+    if (a->json) {
+        buf_printf(&out, "{\"queue\":%lld,\"retry\":%lld,\"dead\":%lld,\"in_flight\":%lld,"
+                   "\"workers\":{%s},\"counters\":{", queue, retry, dead, in_flight,
+                   wl.data ? wl.data : "");
+        for (size_t i = 0; i + 1 < c->elements; i += 2)
+            buf_printf(&out, "%s\"%s\":%s", i ? "," : "", c->element[i]->str,
+                       c->element[i + 1]->str);
+        buf_append_str(&out, "}}\n");
+    } else {
+        buf_printf(&out, "queue      %lld\nretry      %lld\ndead       %lld\n"
+                   "in flight  %lld (%zu workers)\n%s", queue, retry, dead, in_flight,
+                   w->elements / 2, wl.data ? wl.data : "");
+        buf_append_str(&out, "counters\n");
+        for (size_t i = 0; i + 1 < c->elements; i += 2)
+            buf_printf(&out, "  %-16s %s\n", c->element[i]->str, c->element[i + 1]->str);
+    }
+    fputs(out.data, stdout);
+    buf_free(&out);
+    buf_free(&wl);
+    freeReplyObject(w);
+    freeReplyObject(c);
+    return failed;
+}
+
+int cli_run(struct config *cfg, const struct cli_args *a)
+{
+    struct queue_keys k;
+    struct hk_err err = { "", "" };
+    struct redis_sync *s;
+    int rc = 2;
+
+    if (cfg->redis == NULL) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/redis.sock", cfg->data_dir);
+        config_redis_addr_free(&cfg->addr);
+        cfg->addr.path = xstrdup(path);
+    }
+    s = redis_sync_connect(&cfg->addr, TIMEOUT_MS, &err);
+    if (s == NULL) {
+        fprintf(stderr, "hookd: %s%s\n", err.msg,
+                cfg->redis ? "" : " (no redis configured: is hookd running with this "
+                                  "data_dir? otherwise pass --redis URL)");
+        return 1;
+    }
+    queue_keys_init(&k, cfg->prefix, NULL);
+    const char *act = a->action ? a->action : "";
+    if (strcmp(a->command, "stats") == 0 && a->action == NULL)
+        rc = stats(s, &k, a, &err);
+    else if (strcmp(a->command, "retry") == 0 && strcmp(act, "list") == 0)
+        rc = retry_list(s, &k, a, &err);
+    else if (strcmp(a->command, "dlq") == 0 && strcmp(act, "list") == 0)
+        rc = dlq_list(s, &k, a, &err);
+    else if (strcmp(a->command, "dlq") == 0 &&
+             (strcmp(act, "replay") == 0 || strcmp(act, "purge") == 0)) {
+        if (!a->all && a->nids == 0)
+            fprintf(stderr, "hookd: dlq %s needs --all or job ids\n", act);
+        else
+            rc = dlq_move(s, &k, a, strcmp(act, "replay") == 0, &err);
+    } else {
+        fprintf(stderr, "hookd: unknown command '%s %s' (see --help)\n", a->command, act);
+    }
+    if (rc == 1)
+        fprintf(stderr, "hookd: %s\n", err.msg);
+    redis_sync_free(s);
+    return rc;
+}
