@@ -11,6 +11,7 @@ configuration `--runs` times and prints the median. Not a test: nothing is
 asserted about speed.
 
 usage: bench/throughput.py [--jobs N] [--runs R] [--workers W] [--in-flight M ...]
+                           [--set KEY=VALUE ...]   (extra hookd settings)
 """
 import argparse
 import json
@@ -106,6 +107,8 @@ def one_run(args, in_flight, r, rport, nginx_url, nginx_pids, redis_pid, d):
         f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = %d\n"
                 "max_in_flight = %d\nsecret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
                 "log_level = warn\n" % (rport, prefix, args.workers, in_flight))
+        for kv in args.set:
+            f.write(kv.replace("=", " = ", 1) + "\n")
     log = open(os.path.join(d, "hookd.log"), "w")
     h = subprocess.Popen([HOOKD, "-c", conf], stderr=log)
     wait_for(lambda: r.hlen(prefix + ":workers") == args.workers, 20, "workers")
@@ -133,6 +136,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--in-flight", type=int, nargs="+", default=[1000])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
 
     d = tempfile.mkdtemp(prefix="hookd-bench-")
@@ -148,7 +152,8 @@ def main():
         nginx_pids = [ng.pid] + children(ng.pid)
         url = "http://127.0.0.1:%d/hook" % nport
         print("machine: %d CPUs; %d jobs per run, %d runs, workers=%d; receiver: nginx "
-              "(1 worker) return 200" % (os.cpu_count(), args.jobs, args.runs, args.workers))
+              "(1 worker) return 200; settings: %s" % (os.cpu_count(), args.jobs, args.runs,
+                                                      args.workers, " ".join(args.set) or "-"))
         print("%-13s %12s %9s %9s %9s %9s" % ("max_in_flight", "deliveries/s", "hookd cpu",
                                               "redis cpu", "nginx cpu", "wall s"))
         for m in args.in_flight:

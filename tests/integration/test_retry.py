@@ -265,5 +265,23 @@ class OperatorTest(Base):
         self.assertIn("cannot connect to redis", res.stderr)
 
 
+
+class DeadCapTest(Base):
+    prefix = "dc"
+    config = {"dead_max": 3}
+
+    def test_dead_list_is_capped_and_trimming_counted(self):
+        jobs = [{"id": "cap-%d" % i, "url": self.recv.url + "?status=410", "payload": {},
+                 "secret": "own-%d" % i} for i in range(5)]
+        for j in jobs:         # one at a time, so the oldest is well defined
+            self.push([j])
+            self.wait_dead(j["id"])
+        wait_for(lambda: self.stat("dead") == 5, 10, "5 dead counted")
+        self.assertEqual(sorted(self.dead()), ["cap-2", "cap-3", "cap-4"])
+        self.assertEqual(self.stat("dead_trimmed"), 2)
+        # the trimmed entries' secrets went with them
+        self.assertEqual(self.r.hlen(self.prefix + ":dead:secrets"), 3)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
