@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
-
 #include "hookd/cli.h"
 #include "hookd/job.h"
 #include "hookd/json.h"
@@ -36,6 +34,12 @@ static struct redisReply *cmd(struct redis_sync *s, struct hk_err *err, int argc
     return redis_sync_command(s, argc, argv, NULL, err);
 }
 
+/* The i-th element of an array reply as a string (len may be NULL). */
+static const char *el(const struct redisReply *r, size_t i, size_t *len)
+{
+    return redis_reply_str(redis_reply_element(r, i), len);
+}
+
 static const char *member_str(const struct json_value *obj, const char *key)
 {
     const struct json_value *v = json_object_get(obj, key);
@@ -55,16 +59,21 @@ static int dlq_list(struct redis_sync *s, const struct queue_keys *k, const stru
         return 1;
     if (a->json) {
         printf("[");
-        for (size_t i = 0; i < r->elements; i++)
-            printf("%s%.*s", i ? ",\n" : "", (int)r->element[i]->len, r->element[i]->str);
+        for (size_t i = 0; i < redis_reply_elements(r); i++) {
+            size_t len;
+            const char *e = el(r, i, &len);
+            printf("%s%.*s", i ? ",\n" : "", (int)len, e);
+        }
         printf("]\n");
     } else {
         printf("%-24s  %-24s  %-16s  %6s  %8s  %s\n", "DEAD AT", "ID", "REASON", "STATUS",
                "ATTEMPTS", "URL");
-        for (size_t i = 0; i < r->elements; i++) {
+        for (size_t i = 0; i < redis_reply_elements(r); i++) {
             struct json_doc *doc = json_doc_new();
             struct json_value *e;
-            if (json_parse(doc, r->element[i]->str, r->element[i]->len, 64, &e, NULL) == 0) {
+            size_t len;
+            const char *text = el(r, i, &len);
+            if (json_parse(doc, text, len, 64, &e, NULL) == 0) {
                 const struct json_value *job = json_object_get(e, "job");
                 const struct json_value *st = json_object_get(e, "status");
                 const struct json_value *at = json_object_get(e, "attempts");
@@ -78,7 +87,7 @@ static int dlq_list(struct redis_sync *s, const struct queue_keys *k, const stru
             json_doc_free(doc);
         }
     }
-    freeReplyObject(r);
+    redis_sync_reply_free(r);
     return 0;
 }
 
@@ -119,16 +128,18 @@ static int rebuild_job(struct redis_sync *s, const struct queue_keys *k,
         o->u.object.items[n].key_len = 2;
         o->u.object.items[n++].value = json_new_string(doc, id, strlen(id));
     }
-    if (sec != NULL && sec->type == REDIS_REPLY_STRING) {
+    size_t slen;
+    const char *secret = redis_reply_str(sec, &slen);
+    if (secret != NULL) {
         o->u.object.items[n].key = "secret";
         o->u.object.items[n].key_len = 6;
-        o->u.object.items[n++].value = json_new_string(doc, sec->str, sec->len);
+        o->u.object.items[n++].value = json_new_string(doc, secret, slen);
     }
     o->u.object.len = n;
     json_object_finish(o);
     json_write(out, o);
     json_doc_free(doc);
-    freeReplyObject(sec);
+    redis_sync_reply_free(sec);
     return 0;
 }
 
@@ -167,11 +178,12 @@ static int dlq_move(struct redis_sync *s, const struct queue_keys *k, const stru
     size_t n = 0;
     int rc = 0;
 
-    for (size_t i = r->elements; i-- > 0 && rc == 0;) {
-        struct redisReply *el = r->element[i];
+    for (size_t i = redis_reply_elements(r); i-- > 0 && rc == 0;) {
+        size_t elen;
+        const char *etext = el(r, i, &elen);
         struct json_value *e;
         docs[n] = json_doc_new();
-        if (json_parse(docs[n], el->str, el->len, 64, &e, NULL) < 0 ||
+        if (json_parse(docs[n], etext, elen, 64, &e, NULL) < 0 ||
             !wanted(a, member_str(e, "id"))) {
             json_doc_free(docs[n]);
             docs[n] = NULL;
@@ -182,8 +194,8 @@ static int dlq_move(struct redis_sync *s, const struct queue_keys *k, const stru
                 rc = 1;
                 break;
             }
-            trip[3 * n] = el->str;
-            lens[3 * n] = el->len;
+            trip[3 * n] = etext;
+            lens[3 * n] = elen;
             trip[3 * n + 1] = replay ? (jobs[n].data ? jobs[n].data : "") : "";
             lens[3 * n + 1] = replay ? jobs[n].len : 0;
             trip[3 * n + 2] = dead_id ? dead_id : "";
@@ -213,7 +225,7 @@ static int dlq_move(struct redis_sync *s, const struct queue_keys *k, const stru
     free(jobs);
     free(trip);
     free(lens);
-    freeReplyObject(r);
+    redis_sync_reply_free(r);
     if (rc != 0)
         return rc;
     if (a->json)
@@ -243,10 +255,12 @@ static int retry_list(struct redis_sync *s, const struct queue_keys *k, const st
         buf_append_char(&out, '[');
     else
         printf("%-24s  %-24s  %8s  %-40s  %s\n", "DUE", "ID", "ATTEMPTS", "LAST ERROR", "URL");
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+    for (size_t i = 0; i + 1 < redis_reply_elements(r); i += 2) {
         struct job *job;
-        job_decode(r->element[i]->str, r->element[i]->len, &lim, &job, NULL);
-        time_format_iso(atoll(r->element[i + 1]->str), due);
+        size_t len;
+        const char *env = el(r, i, &len);
+        job_decode(env, len, &lim, &job, NULL);
+        time_format_iso(atoll(el(r, i + 1, NULL)), due);
         const char *id = job->id ? job->id : "-", *url = job->url ? job->url : "-";
         const char *le = job->last_error ? job->last_error : "";
         if (a->json) {
@@ -268,7 +282,7 @@ static int retry_list(struct redis_sync *s, const struct queue_keys *k, const st
         fputs(out.data, stdout);
     }
     buf_free(&out);
-    freeReplyObject(r);
+    redis_sync_reply_free(r);
     return 0;
 }
 
@@ -278,11 +292,11 @@ static long long int_reply(struct redis_sync *s, struct hk_err *err, int *failed
                            const char *c, const char *key)
 {
     struct redisReply *r = cmd(s, err, 2, c, key);
-    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    long long n = redis_reply_integer(r);
 
     if (r == NULL)
         *failed = 1;
-    freeReplyObject(r);
+    redis_sync_reply_free(r);
     return n;
 }
 
@@ -299,44 +313,45 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
     long long in_flight = 0;
 
     if (failed || w == NULL || c == NULL) {
-        freeReplyObject(w);
+        redis_sync_reply_free(w);
         return 1;
     }
-    for (size_t i = 0; i + 1 < w->elements; i += 2) {
+    for (size_t i = 0; i + 1 < redis_reply_elements(w); i += 2) {
         struct queue_keys wk;
-        queue_keys_init(&wk, k->prefix, w->element[i]->str);
+        size_t wlen;
+        const char *wid = el(w, i, &wlen);
+        queue_keys_init(&wk, k->prefix, wid);
         long long n = int_reply(s, err, &failed, "HLEN", wk.inflight) +
                       int_reply(s, err, &failed, "LLEN", wk.claim);
         in_flight += n;
         if (a->json) {
             buf_append_str(&wl, i ? "," : "");
-            json_write_string(&wl, w->element[i]->str, w->element[i]->len);
-            buf_printf(&wl, ":{\"in_flight\":%lld,\"info\":%s}", n, w->element[i + 1]->str);
+            json_write_string(&wl, wid, wlen);
+            buf_printf(&wl, ":{\"in_flight\":%lld,\"info\":%s}", n, el(w, i + 1, NULL));
         } else {
-            buf_printf(&wl, "  %-40s %lld\n", w->element[i]->str, n);
+            buf_printf(&wl, "  %-40s %lld\n", wid, n);
         }
     }
     if (a->json) {
         buf_printf(&out, "{\"queue\":%lld,\"retry\":%lld,\"dead\":%lld,\"in_flight\":%lld,"
                    "\"workers\":{%s},\"counters\":{", queue, retry, dead, in_flight,
                    wl.data ? wl.data : "");
-        for (size_t i = 0; i + 1 < c->elements; i += 2)
-            buf_printf(&out, "%s\"%s\":%s", i ? "," : "", c->element[i]->str,
-                       c->element[i + 1]->str);
+        for (size_t i = 0; i + 1 < redis_reply_elements(c); i += 2)
+            buf_printf(&out, "%s\"%s\":%s", i ? "," : "", el(c, i, NULL), el(c, i + 1, NULL));
         buf_append_str(&out, "}}\n");
     } else {
         buf_printf(&out, "queue      %lld\nretry      %lld\ndead       %lld\n"
                    "in flight  %lld (%zu workers)\n%s", queue, retry, dead, in_flight,
-                   w->elements / 2, wl.data ? wl.data : "");
+                   redis_reply_elements(w) / 2, wl.data ? wl.data : "");
         buf_append_str(&out, "counters\n");
-        for (size_t i = 0; i + 1 < c->elements; i += 2)
-            buf_printf(&out, "  %-16s %s\n", c->element[i]->str, c->element[i + 1]->str);
+        for (size_t i = 0; i + 1 < redis_reply_elements(c); i += 2)
+            buf_printf(&out, "  %-16s %s\n", el(c, i, NULL), el(c, i + 1, NULL));
     }
     fputs(out.data, stdout);
     buf_free(&out);
     buf_free(&wl);
-    freeReplyObject(w);
-    freeReplyObject(c);
+    redis_sync_reply_free(w);
+    redis_sync_reply_free(c);
     return failed;
 }
 

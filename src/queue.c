@@ -359,11 +359,11 @@ int queue_reclaim_async(struct redis_conn *c, const struct queue_keys *k, redis_
     return eval(c, RECLAIM_LUA, 0, 2, args, NULL, cb, arg);
 }
 
-long long queue_reclaim_sync(struct redis_sync *s, const char *prefix, const char *wid,
-                             struct hk_err *err)
+/* A blocking script call whose reply is an integer. */
+static long long sync_int(struct redis_sync *s, int argc, const char **argv,
+                          const size_t *lens, struct hk_err *err)
 {
-    const char *argv[] = { "EVAL", RECLAIM_LUA, "0", prefix, wid };
-    struct redisReply *r = redis_sync_command(s, 5, argv, NULL, err);
+    struct redisReply *r = redis_sync_command(s, argc, argv, lens, err);
     long long n;
 
     if (r == NULL)
@@ -373,6 +373,14 @@ long long queue_reclaim_sync(struct redis_sync *s, const char *prefix, const cha
     return n;
 }
 
+long long queue_reclaim_sync(struct redis_sync *s, const char *prefix, const char *wid,
+                             struct hk_err *err)
+{
+    const char *argv[] = { "EVAL", RECLAIM_LUA, "0", prefix, wid };
+
+    return sync_int(s, 5, argv, NULL, err);
+}
+
 long long queue_dlq_move(struct redis_sync *s, const struct queue_keys *k, const char *counter,
                          const char **triples, const size_t *lens, size_t ntriples,
                          struct hk_err *err)
@@ -380,7 +388,6 @@ long long queue_dlq_move(struct redis_sync *s, const struct queue_keys *k, const
     size_t argc = 3 + 4 + 1 + 3 * ntriples;
     const char **a = xmalloc(argc * sizeof(*a));
     size_t *l = xmalloc(argc * sizeof(*l));
-    struct redisReply *r;
     long long n;
 
     a[0] = "EVAL";
@@ -395,13 +402,9 @@ long long queue_dlq_move(struct redis_sync *s, const struct queue_keys *k, const
         l[i] = strlen(a[i]);
     memcpy(a + 8, triples, 3 * ntriples * sizeof(*a));
     memcpy(l + 8, lens, 3 * ntriples * sizeof(*l));
-    r = redis_sync_command(s, (int)argc, a, l, err);
+    n = sync_int(s, (int)argc, a, l, err);
     free(a);
     free(l);
-    if (r == NULL)
-        return HK_EREDIS;
-    n = redis_reply_integer(r);
-    redis_sync_reply_free(r);
     return n;
 }
 
@@ -409,12 +412,6 @@ long long queue_dlq_purge_all(struct redis_sync *s, const struct queue_keys *k,
                               struct hk_err *err)
 {
     const char *argv[] = { "EVAL", DLQ_PURGE_ALL_LUA, "3", k->dead, k->dead_secrets, k->stats };
-    struct redisReply *r = redis_sync_command(s, 6, argv, NULL, err);
-    long long n;
 
-    if (r == NULL)
-        return HK_EREDIS;
-    n = redis_reply_integer(r);
-    redis_sync_reply_free(r);
-    return n;
+    return sync_int(s, 6, argv, NULL, err);
 }

@@ -118,6 +118,14 @@ class Procs:
             raise AssertionError("\n".join(problems))
 
 
+def push(r, key, jobs):
+    """LPUSH jobs (dicts become JSON, bytes go as they are), pipelined."""
+    pipe = r.pipeline(transaction=False)
+    for j in jobs:
+        pipe.lpush(key, j if isinstance(j, bytes) else json.dumps(j))
+    pipe.execute()
+
+
 def _ping(r):
     try:
         return r.ping()

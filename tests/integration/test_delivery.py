@@ -10,7 +10,7 @@ import unittest
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SECRET, Procs, free_port, log_of, wait_for  # noqa: E402
+from harness import push, SECRET, Procs, free_port, log_of, wait_for  # noqa: E402
 
 PREFIX = "it"
 
@@ -51,10 +51,7 @@ class DeliveryTest(unittest.TestCase):
         cls.p.close()
 
     def push(self, jobs):
-        pipe = self.r.pipeline(transaction=False)
-        for j in jobs:
-            pipe.lpush(PREFIX + ":queue", j if isinstance(j, bytes) else json.dumps(j))
-        pipe.execute()
+        push(self.r, PREFIX + ":queue", jobs)
 
     def ids_with(self, stats, prefix):
         return {k: v for k, v in stats["ids"].items() if k.startswith(prefix)}

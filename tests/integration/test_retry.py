@@ -8,7 +8,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HOOKD, SECRET, Procs, free_port, wait_for  # noqa: E402
+from harness import push, HOOKD, SECRET, Procs, free_port, wait_for  # noqa: E402
 
 SCHEDULE_MS = [200, 400, 800]
 
@@ -39,10 +39,7 @@ class Base(unittest.TestCase):
         cls.p.close()
 
     def push(self, jobs):
-        pipe = self.r.pipeline(transaction=False)
-        for j in jobs:
-            pipe.lpush(self.prefix + ":queue", json.dumps(j))
-        pipe.execute()
+        push(self.r, self.prefix + ":queue", jobs)
 
     def dead(self):
         return {json.loads(e)["id"]: json.loads(e)
