@@ -68,6 +68,8 @@ static const struct key keys[] = {
       "attempts written to <prefix>:attempts: failures, all or off" },
     { "attempt_log_max", K_SIZE, OFF(attempt_log_max), 1, 1L << 40, "100000",
       "approximate cap of the attempts stream" },
+    { "ca_file", K_STRING, OFF(ca_file), 0, 0, "(system)",
+      "CA certificates (PEM) that https receivers are verified against" },
     { "response_capture_bytes", K_SIZE, OFF(response_capture_bytes), 0, 1 << 20, "4096",
       "response body bytes kept in the attempt log" },
 };

@@ -42,6 +42,7 @@ struct http_client {
     size_t running;
     struct http_request *active;    /* running requests, for close */
     size_t capture_bytes;
+    const char *ca_file;            /* borrowed */
     CURL **free_easy;               /* recycled easy handles */
     size_t nfree, capfree;
     int closing;
@@ -131,6 +132,7 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *
 
     c->loop = loop;
     c->capture_bytes = opt ? opt->capture_bytes : 0;
+    c->ca_file = opt ? opt->ca_file : NULL;
     c->multi = curl_multi_init();
     if (c->multi == NULL) {
         free(c);
@@ -312,7 +314,13 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
     curl_easy_setopt(e, CURLOPT_USERAGENT, spec->user_agent);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, spec->timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* PIPEWAIT makes a request wait for a connection that may multiplex
+     * rather than open its own. Only TLS can learn (ALPN) that a server
+     * speaks HTTP/2, during the handshake; on cleartext HTTP curl learns
+     * nothing until the first response, so every request to a slow
+     * endpoint would queue behind the first one. */
+    if (strncasecmp(spec->url, "https:", 6) == 0)
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
@@ -320,6 +328,8 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    if (c->ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     r->started = uv_now(c->loop);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         goto fail;

@@ -1,4 +1,5 @@
-/* main.c -- command line: read settings, hand off to the supervisor. */
+/* main.c -- command line: read settings, hand off to the supervisor or to
+ * an operator command. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,95 +10,55 @@
 #include "hookd/mem.h"
 #include "hookd/supervisor.h"
 
-static void usage(FILE *f)
+struct args {
+    int argc;
+    char **argv;
+    int first;                  /* first argument that is not a subcommand word */
+    const char *file;           /* -c FILE */
+    int check_only;             /* --check-config */
+    struct cli_args cli;        /* when a subcommand was given */
+};
+
+static void usage(void)
 {
-    fprintf(f,
-            "usage: hookd [-c FILE] [--redis URL] [--workers N] [--data-dir DIR]\n"
-            "             [--KEY VALUE | --KEY=VALUE ...] [--check-config]\n"
-            "       hookd dlq list [--limit N] [--json]      dead letters, newest first\n"
-            "       hookd dlq replay (--all | ID...) [--json] back to the queue, attempts reset\n"
-            "       hookd dlq purge (--all | ID...) [--json]  drop them\n"
-            "       hookd retry list [--limit N] [--json]    pending retries, earliest first\n"
-            "       hookd stats [--json]                     depths, in flight, counters\n"
-            "       hookd --help | --version\n"
-            "(the commands take the same -c / --redis / --prefix / HOOKD_* settings)\n"
-            "\n"
-            "Webhook delivery engine: takes jobs from the Redis list <prefix>:queue,\n"
-            "signs them and POSTs them. With no redis configured it starts a private\n"
-            "redis-server on <data_dir>/redis.sock.\n"
-            "\n"
-            "Settings, lowest precedence first: defaults, the config file (-c),\n"
-            "HOOKD_<KEY> environment variables, the command line. Keys:\n");
-    if (f == stdout)
-        config_print_keys();
+    printf("usage: hookd [-c FILE] [--redis URL] [--workers N] [--data-dir DIR]\n"
+           "             [--KEY VALUE | --KEY=VALUE ...] [--check-config]\n"
+           "       hookd dlq list [--limit N] [--json]      dead letters, newest first\n"
+           "       hookd dlq replay (--all | ID...) [--json] back to the queue, attempts reset\n"
+           "       hookd dlq purge (--all | ID...) [--json]  drop them\n"
+           "       hookd retry list [--limit N] [--json]    pending retries, earliest first\n"
+           "       hookd stats [--json]                     depths, in flight, counters\n"
+           "       hookd --help | --version\n"
+           "(the commands take the same -c / --redis / --prefix / HOOKD_* settings)\n"
+           "\n"
+           "Webhook delivery engine: takes jobs from the Redis list <prefix>:queue,\n"
+           "signs them and POSTs them. With no redis configured it starts a private\n"
+           "redis-server on <data_dir>/redis.sock.\n"
+           "\n"
+           "Signals: TERM/INT drain and stop, QUIT stops at once, HUP reloads the\n"
+           "config (rolling restart), TTIN/TTOU add/remove a worker.\n"
+           "\n"
+           "Settings, lowest precedence first: defaults, the config file (-c),\n"
+           "HOOKD_<KEY> environment variables, the command line. Keys:\n");
+    config_print_keys();
 }
 
-int main(int argc, char **argv)
+/* Defaults, then the file, the environment and the command line, into cfg
+ * (initialised here; the caller frees it even on error). Also collects the
+ * subcommand flags. The same function serves start-up and SIGHUP. */
+static int build_config(struct config *cfg, struct args *a, struct hk_err *err)
 {
-    struct config cfg;
-    struct hk_err err;
-    const char *file = NULL;
-    int check_only = 0, rc, first = 1;
-    struct cli_args cli = { .limit = 20 };
-
-    config_init(&cfg);
-    if (argc > 1 && cli_is_command(argv[1])) {
-        cli.command = argv[1];
-        cli.ids = xcalloc((size_t)argc, sizeof(char *));
-        first = 2;
-        if (argc > 2 && argv[2][0] != '-' && strcmp(cli.command, "stats") != 0) {
-            cli.action = argv[2];
-            first = 3;
-        }
-    }
-    /* The file comes first whatever its position, so that the command line
-     * overrides it. */
-    for (int i = first; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
-            file = argv[++i];
-        else if (strncmp(argv[i], "--config=", 9) == 0)
-            file = argv[i] + 9;
-        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            config_free(&cfg);
-            return 0;
-        } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
-            printf("hookd %s\n", HOOKD_VERSION);
-            config_free(&cfg);
-            return 0;
-        }
-    }
-    if (file != NULL && config_load_file(&cfg, file, &err) < 0)
-        goto fail;
-    if (config_load_env(&cfg, &err) < 0)
-        goto fail;
-    for (int i = first; i < argc; i++) {
-        const char *arg = argv[i];
+    config_init(cfg);
+    if (a->file != NULL && config_load_file(cfg, a->file, err) < 0)
+        return HK_ECONFIG;
+    if (config_load_env(cfg, err) < 0)
+        return HK_ECONFIG;
+    a->cli.nids = 0;
+    for (int i = a->first; i < a->argc; i++) {
+        const char *arg = a->argv[i];
         char key[64];
         const char *value;
 
-        if (cli.command != NULL) {
-            if (strcmp(arg, "--json") == 0) {
-                cli.json = 1;
-                continue;
-            }
-            if (strcmp(arg, "--all") == 0) {
-                cli.all = 1;
-                continue;
-            }
-            if (strcmp(arg, "--limit") == 0 && i + 1 < argc) {
-                cli.limit = atol(argv[++i]);
-                if (cli.limit < 1) {
-                    hk_err_set(&err, HK_ECONFIG, "usage", "--limit needs a positive number");
-                    goto fail;
-                }
-                continue;
-            }
-            if (arg[0] != '-') {
-                cli.ids[cli.nids++] = arg;
-                continue;
-            }
-        }
         if (strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) {
             i++;
             continue;
@@ -105,58 +66,111 @@ int main(int argc, char **argv)
         if (strncmp(arg, "--config=", 9) == 0)
             continue;
         if (strcmp(arg, "--check-config") == 0) {
-            check_only = 1;
+            a->check_only = 1;
             continue;
         }
-        if (strncmp(arg, "--", 2) != 0) {
-            hk_err_set(&err, HK_ECONFIG, "usage", "unexpected argument '%s'", arg);
-            goto fail;
+        if (a->cli.command != NULL) {
+            if (strcmp(arg, "--json") == 0) {
+                a->cli.json = 1;
+                continue;
+            }
+            if (strcmp(arg, "--all") == 0) {
+                a->cli.all = 1;
+                continue;
+            }
+            if (strcmp(arg, "--limit") == 0 && i + 1 < a->argc) {
+                a->cli.limit = atol(a->argv[++i]);
+                if (a->cli.limit < 1)
+                    return hk_err_set(err, HK_ECONFIG, "usage", "--limit needs a positive number");
+                continue;
+            }
+            if (arg[0] != '-') {
+                a->cli.ids[a->cli.nids++] = arg;
+                continue;
+            }
         }
+        if (strncmp(arg, "--", 2) != 0)
+            return hk_err_set(err, HK_ECONFIG, "usage", "unexpected argument '%s'", arg);
         const char *eq = strchr(arg + 2, '=');
         size_t klen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-        if (klen == 0 || klen >= sizeof(key)) {
-            hk_err_set(&err, HK_ECONFIG, "usage", "bad option '%s'", arg);
-            goto fail;
-        }
+        if (klen == 0 || klen >= sizeof(key))
+            return hk_err_set(err, HK_ECONFIG, "usage", "bad option '%s'", arg);
         memcpy(key, arg + 2, klen);
         key[klen] = '\0';
-        if (!config_known_key(key)) {
-            hk_err_set(&err, HK_ECONFIG, "usage", "unknown option '%s' (see --help)", arg);
-            goto fail;
-        }
-        if (eq != NULL) {
+        if (!config_known_key(key))
+            return hk_err_set(err, HK_ECONFIG, "usage", "unknown option '%s' (see --help)", arg);
+        if (eq != NULL)
             value = eq + 1;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            hk_err_set(&err, HK_ECONFIG, "usage", "option '%s' needs a value", arg);
-            goto fail;
+        else if (i + 1 < a->argc)
+            value = a->argv[++i];
+        else
+            return hk_err_set(err, HK_ECONFIG, "usage", "option '%s' needs a value", arg);
+        if (config_set(cfg, key, value, err) < 0) {
+            char msg[sizeof(err->msg)];
+            snprintf(msg, sizeof(msg), "%s", err->msg);
+            return hk_err_set(err, HK_ECONFIG, "usage", "command line: %s", msg);
         }
-        if (config_set(&cfg, key, value, &err) < 0) {
-            char msg[sizeof(err.msg)];
-            snprintf(msg, sizeof(msg), "%s", err.msg);
-            hk_err_set(&err, HK_ECONFIG, "usage", "command line: %s", msg);
-            goto fail;
+    }
+    return 0;
+}
+
+static int reload_config(struct config *out, void *ctx, struct hk_err *err)
+{
+    int rc = build_config(out, ctx, err);
+
+    if (rc < 0)
+        config_free(out);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct args a = { .argc = argc, .argv = argv, .first = 1, .cli = { .limit = 20 } };
+    struct config cfg;
+    struct hk_err err;
+    int rc;
+
+    if (argc > 1 && cli_is_command(argv[1])) {
+        a.cli.command = argv[1];
+        a.first = 2;
+        if (argc > 2 && argv[2][0] != '-' && strcmp(a.cli.command, "stats") != 0) {
+            a.cli.action = argv[2];
+            a.first = 3;
         }
+    }
+    a.cli.ids = xcalloc((size_t)argc, sizeof(char *));
+    for (int i = a.first; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            a.file = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            a.file = argv[i] + 9;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage();
+            free(a.cli.ids);
+            return 0;
+        } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
+            printf("hookd %s\n", HOOKD_VERSION);
+            free(a.cli.ids);
+            return 0;
+        }
+    }
+    if (build_config(&cfg, &a, &err) < 0) {
+        fprintf(stderr, "hookd: %s\n", err.msg);
+        config_free(&cfg);
+        free(a.cli.ids);
+        return 2;
     }
     log_set_level(cfg.log_level);
-    if (cli.command != NULL) {
-        rc = cli_run(&cfg, &cli);
-        free(cli.ids);
-        config_free(&cfg);
-        return rc;
-    }
-    if (check_only) {
+    if (a.cli.command != NULL) {
+        rc = cli_run(&cfg, &a.cli);
+    } else if (a.check_only) {
         printf("configuration OK\n");
-        config_free(&cfg);
-        return 0;
+        rc = 0;
+    } else {
+        struct supervisor_reload rl = { reload_config, &a };
+        rc = supervisor_run(&cfg, &rl);
     }
-    rc = supervisor_run(&cfg);
     config_free(&cfg);
+    free(a.cli.ids);
     return rc;
-fail:
-    fprintf(stderr, "hookd: %s\n", err.msg);
-    free(cli.ids);
-    config_free(&cfg);
-    return 2;
 }

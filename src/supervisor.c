@@ -32,10 +32,19 @@ struct slot {
     int failures;                  /* consecutive quick deaths */
 };
 
+/* A worker of an older generation (before SIGHUP or SIGTTOU), draining. */
+struct retiree {
+    pid_t pid;
+    char wid[WORKER_ID_MAX];
+};
+
 struct supervisor {
     struct config *cfg;
-    struct slot *slots;
+    const struct supervisor_reload *reload;
+    struct slot *slots;            /* the current generation, cfg->workers of them */
     int nslots;
+    struct retiree *retiring;
+    int nretiring;
     struct embed redis;
     int stopping;                  /* 0, SIGTERM or SIGQUIT */
     int64_t kill_at;               /* SIGKILL stragglers after this */
@@ -135,6 +144,14 @@ static void reap(struct supervisor *sv)
             }
             continue;
         }
+        for (int i = 0; i < sv->nretiring; i++) {
+            if (sv->retiring[i].pid != pid)
+                continue;
+            log_info("retired worker %s exited (status %d)", sv->retiring[i].wid, status);
+            reclaim(sv, sv->retiring[i].wid);
+            sv->retiring[i] = sv->retiring[--sv->nretiring];
+            break;
+        }
         for (int i = 0; i < sv->nslots; i++) {
             struct slot *s = &sv->slots[i];
             if (s->pid != pid)
@@ -148,7 +165,7 @@ static void reap(struct supervisor *sv)
             else
                 log_info("worker %s exited", s->wid);
             reclaim(sv, s->wid);
-            if (sv->stopping || i >= sv->cfg->workers)
+            if (sv->stopping)
                 break;
             if (time_now_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {
                 long delay = 100L << (s->failures < 9 ? s->failures : 9);
@@ -169,7 +186,7 @@ static void reap(struct supervisor *sv)
 
 static int running(const struct supervisor *sv)
 {
-    int n = 0;
+    int n = sv->nretiring;
 
     for (int i = 0; i < sv->nslots; i++)
         n += sv->slots[i].pid > 0;
@@ -181,6 +198,102 @@ static void signal_all(struct supervisor *sv, int sig)
     for (int i = 0; i < sv->nslots; i++)
         if (sv->slots[i].pid > 0)
             kill(sv->slots[i].pid, sig);
+    for (int i = 0; i < sv->nretiring; i++)
+        kill(sv->retiring[i].pid, sig);
+}
+
+/* Move slot i's worker (if any) to the retiring list; the caller signals. */
+static void retire(struct supervisor *sv, struct slot *s)
+{
+    if (s->pid <= 0)
+        return;
+    sv->retiring = xrealloc(sv->retiring, (size_t)(sv->nretiring + 1) * sizeof(*sv->retiring));
+    sv->retiring[sv->nretiring].pid = s->pid;
+    memcpy(sv->retiring[sv->nretiring].wid, s->wid, sizeof(s->wid));
+    sv->nretiring++;
+    s->pid = 0;
+}
+
+/* Grow or shrink the current generation to n workers. New slots start at
+ * once; removed slots' workers drain (SIGTERM) and are not replaced. */
+static void resize(struct supervisor *sv, int n)
+{
+    if (n < 1)
+        n = 1;
+    for (int i = n; i < sv->nslots; i++) {
+        pid_t pid = sv->slots[i].pid;
+        retire(sv, &sv->slots[i]);
+        if (pid > 0)
+            kill(pid, SIGTERM);
+    }
+    sv->slots = xrealloc(sv->slots, (size_t)n * sizeof(*sv->slots));
+    for (int i = sv->nslots; i < n; i++) {
+        memset(&sv->slots[i], 0, sizeof(sv->slots[i]));
+        spawn(sv, &sv->slots[i]);
+    }
+    sv->nslots = n;
+    sv->cfg->workers = n;
+}
+
+/* SIGHUP: read the settings again. A config with errors is refused and the
+ * running one kept. Otherwise every worker is replaced, each new one forked
+ * (with the new settings) before the old ones are told to drain, so there
+ * is no moment without workers and no job is dropped: the old ones finish
+ * what they hold or requeue it. */
+static void reload(struct supervisor *sv)
+{
+    struct config next;
+    struct hk_err err;
+    int created;
+
+    if (sv->reload == NULL) {
+        log_warn("SIGHUP: no config to reload");
+        return;
+    }
+    if (sv->reload->fn(&next, sv->reload->ctx, &err) < 0) {
+        log_error("SIGHUP: config refused, keeping the running one: %s", err.msg);
+        return;
+    }
+    /* Redis and data_dir belong to the running process (the embedded Redis,
+     * the generated secret): they change only with a restart. */
+    if ((next.redis == NULL) != (sv->cfg->redis == NULL) ||
+        (next.redis != NULL && strcmp(next.redis, sv->cfg->redis) != 0) ||
+        strcmp(next.data_dir, sv->cfg->data_dir) != 0)
+        log_warn("SIGHUP: redis and data_dir changes need a restart; keeping the running ones");
+    free(next.redis);
+    next.redis = sv->cfg->redis ? xstrdup(sv->cfg->redis) : NULL;
+    free(next.data_dir);
+    next.data_dir = xstrdup(sv->cfg->data_dir);
+    config_redis_addr_free(&next.addr);
+    next.addr.host = sv->cfg->addr.host ? xstrdup(sv->cfg->addr.host) : NULL;
+    next.addr.path = sv->cfg->addr.path ? xstrdup(sv->cfg->addr.path) : NULL;
+    next.addr.password = sv->cfg->addr.password ? xstrdup(sv->cfg->addr.password) : NULL;
+    next.addr.port = sv->cfg->addr.port;
+    next.addr.db = sv->cfg->addr.db;
+    if (config_resolve_secret(&next, &created, &err) < 0) {
+        log_error("SIGHUP: config refused, keeping the running one: %s", err.msg);
+        config_free(&next);
+        return;
+    }
+    config_free(sv->cfg);
+    *sv->cfg = next;
+    log_set_level(sv->cfg->log_level);
+    log_info("SIGHUP: config reloaded; replacing %d workers with %d (max_in_flight %d)",
+             sv->nslots, sv->cfg->workers, sv->cfg->max_in_flight);
+    int old = sv->nslots;
+    pid_t *olds = xcalloc((size_t)old, sizeof(pid_t));
+    for (int i = 0; i < old; i++) {
+        olds[i] = sv->slots[i].pid;
+        retire(sv, &sv->slots[i]);
+    }
+    free(sv->slots);
+    sv->slots = NULL;
+    sv->nslots = 0;
+    resize(sv, sv->cfg->workers);       /* new generation first ... */
+    for (int i = 0; i < old; i++)       /* ... then the old one drains */
+        if (olds[i] > 0)
+            kill(olds[i], SIGTERM);
+    free(olds);
 }
 
 static void begin_stop(struct supervisor *sv, int sig)
@@ -220,7 +333,7 @@ static int prepare(struct supervisor *sv, struct hk_err *err)
     return 0;
 }
 
-int supervisor_run(struct config *cfg)
+int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
 {
     struct supervisor sv;
     struct hk_err err;
@@ -229,6 +342,7 @@ int supervisor_run(struct config *cfg)
 
     memset(&sv, 0, sizeof(sv));
     sv.cfg = cfg;
+    sv.reload = rl;
     sv.self = getpid();
     log_set_process("supervisor");
     signal(SIGPIPE, SIG_IGN);
@@ -242,12 +356,9 @@ int supervisor_run(struct config *cfg)
         log_error("%s", err.msg);
         return 1;
     }
-    sv.nslots = cfg->workers;
-    sv.slots = xcalloc((size_t)sv.nslots, sizeof(struct slot));
     log_info("hookd %s: %d workers, prefix %s, max_in_flight %d", HOOKD_VERSION, cfg->workers,
              cfg->prefix, cfg->max_in_flight);
-    for (int i = 0; i < sv.nslots; i++)
-        spawn(&sv, &sv.slots[i]);
+    resize(&sv, cfg->workers);
 
     for (;;) {
         struct timespec tick = { 0, 200 * 1000000 };
@@ -264,9 +375,16 @@ int supervisor_run(struct config *cfg)
             begin_stop(&sv, SIGQUIT);
             break;
         case SIGHUP:
+            if (!sv.stopping)
+                reload(&sv);
+            break;
         case SIGTTIN:
         case SIGTTOU:
-            log_warn("signal %d: reload and scaling are not supported yet; ignored", sig);
+            if (!sv.stopping) {
+                resize(&sv, sv.nslots + (sig == SIGTTIN ? 1 : -1));
+                log_info("%s: now %d workers", sig == SIGTTIN ? "SIGTTIN" : "SIGTTOU",
+                         sv.nslots);
+            }
             break;
         default:
             break;      /* timeout or EINTR: housekeeping below */
@@ -290,6 +408,7 @@ int supervisor_run(struct config *cfg)
     }
     embed_stop(&sv.redis, 10000);
     free(sv.slots);
+    free(sv.retiring);
     log_info("stopped");
     return 0;
 }

@@ -3,6 +3,7 @@
  * Two Redis connections, because a blocking BLMOVE on the fetch connection
  * holds up every command queued behind it: "fetch" carries only FETCH and
  * BLMOVE; "ack" carries outcomes, heartbeats and the reaper. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@
 #define CMD_TIMEOUT_MS 5000         /* no Redis reply this long: connection cut */
 #define ERROR_PAUSE_MS 1000         /* after an error reply to a fetch */
 #define QUIT_GRACE_MS 1500          /* SIGQUIT: time to record and requeue */
+/* Of shutdown_timeout, kept for recording and requeueing after the drain. */
+#define STOP_MARGIN_MS(t) ((t) / 4 < 500 ? (t) / 4 : 500)
 #define PROMOTE_BATCH 1000          /* due retries moved per PROMOTE call */
 #define PROMOTE_IDLE_MS 1000        /* look at the retry set at least this often */
 #define PROMOTE_JITTER_MS 5         /* spread workers promoting the same entry */
@@ -60,6 +63,7 @@ struct worker {
     uv_signal_t sig_term, sig_int, sig_quit;
     uv_timer_t hb_timer, reap_timer, pause_timer, stop_timer, promote_timer;
     uint64_t promote_at;            /* uv_now() the promote timer fires, 0 = idle */
+    uint64_t ack_up_since;          /* uv_now() the ack connection came up */
     int promote_busy;               /* a PROMOTE is outstanding */
 };
 
@@ -332,7 +336,13 @@ static void on_reap_timer(uv_timer_t *t)
 {
     struct worker *w = t->data;
 
-    if (w->ack.up && w->mode == RUNNING)
+    /* After an outage every worker's heartbeat may have expired. Reaping
+     * before the others have had a heartbeat period to reconnect would
+     * requeue the jobs of live workers: harmless (at-least-once) but a
+     * wave of duplicates. So a worker reaps only once it has itself been
+     * connected for a whole heartbeat_ttl. */
+    if (w->ack.up && w->mode == RUNNING &&
+        uv_now(&w->loop) - w->ack_up_since >= (uint64_t)w->cfg->heartbeat_ttl_ms)
         queue_reap(&w->ack, &w->keys, on_reap_reply, w);
 }
 
@@ -343,9 +353,9 @@ static void on_ack_state(struct redis_conn *c, int up, void *arg)
     (void)c;
     if (!up)
         return;
+    w->ack_up_since = uv_now(&w->loop);
     send_heartbeat(w);
     outbox_flush(&w->outbox);
-    on_reap_timer(&w->reap_timer);
     arm_promote(w, 0);
     maybe_finish(w);
 }
@@ -450,8 +460,11 @@ static void begin_stop(struct worker *w, int immediate)
     log_info("stopping (%s): %d in flight", immediate ? "now" : "draining", w->in_flight);
     uv_timer_stop(&w->reap_timer);
     uv_timer_stop(&w->promote_timer);
-    uv_timer_start(&w->stop_timer, on_stop_timer,
-                   immediate ? 0 : (uint64_t)w->cfg->shutdown_timeout_ms, 0);
+    /* Requests in flight get shutdown_timeout less the time needed to
+     * record and requeue afterwards, so the worker is gone within
+     * shutdown_timeout as promised. */
+    long drain = w->cfg->shutdown_timeout_ms - STOP_MARGIN_MS(w->cfg->shutdown_timeout_ms);
+    uv_timer_start(&w->stop_timer, on_stop_timer, immediate ? 0 : (uint64_t)drain, 0);
     maybe_finish(w);
 }
 
@@ -470,12 +483,20 @@ static void on_outbox_idle(void *arg)
 int worker_run(const struct config *cfg, const char *wid)
 {
     struct worker *w = xcalloc(1, sizeof(*w));
-    struct http_options hopt = { cfg->response_capture_bytes };
+    struct http_options hopt = { cfg->response_capture_bytes, cfg->ca_file };
     char started[TIME_ISO_LEN + 1];
     int rc;
 
     signal(SIGPIPE, SIG_IGN);
     log_set_process(wid);
+    /* A CA bundle that vanished (a botched deploy) makes every https
+     * delivery fail; refuse to start instead, so the supervisor's crash
+     * backoff shows it loudly until the file is back. */
+    if (cfg->ca_file != NULL && access(cfg->ca_file, R_OK) != 0) {
+        log_error("cannot read ca_file %s: %s", cfg->ca_file, strerror(errno));
+        free(w);
+        return 1;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("curl_global_init() failed");
         free(w);
@@ -485,8 +506,9 @@ int worker_run(const struct config *cfg, const char *wid)
     w->cfg = cfg;
     snprintf(w->wid, sizeof(w->wid), "%s", wid);
     time_format_iso(time_now_ms(), started);
-    snprintf(w->info, sizeof(w->info), "{\"pid\":%d,\"started\":\"%s\"}", (int)getpid(),
-             started);
+    snprintf(w->info, sizeof(w->info),
+             "{\"pid\":%d,\"started\":\"%s\",\"max_in_flight\":%d}", (int)getpid(), started,
+             cfg->max_in_flight);
     queue_keys_init(&w->keys, cfg->prefix, wid);
     w->refill_at = cfg->max_in_flight / 4 < cfg->fetch_batch ? cfg->max_in_flight / 4
                                                                : cfg->fetch_batch;

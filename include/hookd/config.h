@@ -45,6 +45,7 @@ struct config {
     int attempt_log;        /* enum attempt_log */
     size_t attempt_log_max; /* approximate cap of the attempts stream */
     size_t response_capture_bytes;  /* response bytes kept in the log */
+    char *ca_file;          /* owned; CA bundle for https, NULL = system default */
 };
 
 /* Defaults. The result owns its strings; release with config_free. */

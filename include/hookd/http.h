@@ -44,6 +44,7 @@ struct http_request_spec {
 
 struct http_options {
     size_t capture_bytes;       /* response bytes kept for the result */
+    const char *ca_file;        /* borrowed; NULL = libcurl's default */
 };
 
 /* New client on loop. Caller frees with http_client_close; cb of requests

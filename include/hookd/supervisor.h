@@ -6,14 +6,28 @@
  * synchronously with sigtimedwait(), so no handler runs concurrently with
  * anything. When a worker exits, its in-flight jobs are put back on the
  * queue at once (the heartbeat reaper in the workers is the fallback when
- * the supervisor itself is gone). */
+ * the supervisor itself is gone). A worker that keeps dying right after it
+ * starts is restarted with exponential backoff (capped), and the supervisor
+ * stays up. */
 #ifndef HOOKD_SUPERVISOR_H
 #define HOOKD_SUPERVISOR_H
 
 #include "hookd/config.h"
 
+/* How SIGHUP reads the settings again: fn fills *out (which the supervisor
+ * then owns) from the same file, environment and command line as at start,
+ * or returns a negative code with err filled. */
+struct supervisor_reload {
+    int (*fn)(struct config *out, void *ctx, struct hk_err *err);
+    void *ctx;
+};
+
 /* Runs until stopped; returns the process exit code. cfg->addr is filled
- * in for the embedded Redis and cfg->secret resolved. */
-int supervisor_run(struct config *cfg);
+ * in for the embedded Redis and cfg->secret resolved. reload may be NULL.
+ *
+ * Signals: SIGTERM/SIGINT drain and stop; SIGQUIT stops at once; SIGHUP
+ * reloads (rolling restart of the workers, new ones first); SIGTTIN /
+ * SIGTTOU add / remove one worker. */
+int supervisor_run(struct config *cfg, const struct supervisor_reload *reload);
 
 #endif

@@ -55,23 +55,28 @@ class Procs:
         self.procs.append(p)
         return p
 
-    def redis(self, appendonly=False):
-        port = free_port()
-        d = tempfile.mkdtemp(dir=self.dir, prefix="redis-")
-        self.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                    "--dir", d, "--save", "", "--appendonly",
-                    "yes" if appendonly else "no", "--logfile", os.path.join(d, "log")])
+    def redis(self, appendonly=False, port=None, d=None):
+        port = port or free_port()
+        d = d or tempfile.mkdtemp(dir=self.dir, prefix="redis-")
+        p = self.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                        "--dir", d, "--save", "", "--appendonly",
+                        "yes" if appendonly else "no", "--appendfsync", "always",
+                        "--logfile", os.path.join(d, "log")])
         r = redis.Redis(host="127.0.0.1", port=port)
         wait_for(lambda: _ping(r), 10, "redis-server to answer")
+        self.last_redis = (p, port, d)
         return port, r
 
-    def receiver(self, secret=SECRET, extra=()):
+    def receiver(self, secret=SECRET, extra=(), port=0):
         p = self.spawn(["node", os.path.join(HERE, "receiver.js"), "--secret", secret,
-                        *extra], stdout=subprocess.PIPE, text=True)
+                        "--port", str(port), *extra], stdout=subprocess.PIPE, text=True)
         line = p.stdout.readline()
         if not line:
             raise AssertionError("receiver did not start")
-        return Receiver(json.loads(line)["port"])
+        info = json.loads(line)
+        recv = Receiver(info["port"], info["control"])
+        recv.proc = p
+        return recv
 
     def hookd(self, config, name="hookd", env=None, cwd=None):
         path = os.path.join(self.dir, name + ".conf")
@@ -81,8 +86,11 @@ class Procs:
         return self.hookd_argv(["-c", path], name, env=env, cwd=cwd)
 
     def hookd_argv(self, args, name="hookd", env=None, cwd=None):
-        log = open(os.path.join(self.dir, name + ".log"), "w")
-        p = self.spawn([HOOKD, *args], stderr=log, env=env, cwd=cwd or self.dir)
+        log = open(os.path.join(self.dir, name + ".log"), "a")
+        # Its own session, so a test can kill the whole instance (supervisor
+        # and workers) at once with killpg, as a lost host would.
+        p = self.spawn([HOOKD, *args], stderr=log, env=env, cwd=cwd or self.dir,
+                       start_new_session=True)
         p.log_path = log.name
         log.close()
         return p
@@ -102,7 +110,7 @@ class Procs:
                 p.wait()
                 problems.append("%s did not stop within 60 s of SIGTERM" % p.args[0])
             if hasattr(p, "log_path"):
-                if p.returncode != 0:
+                if p.returncode != 0 and not getattr(p, "expect_killed", False):
                     problems.append("hookd exited with %s (log %s)" % (p.returncode,
                                                                       p.log_path))
                 text = log_of(p)
@@ -134,13 +142,19 @@ def _ping(r):
 
 
 class Receiver:
-    def __init__(self, port):
+    def __init__(self, port, control):
         self.port = port
+        self.control = control
         self.url = "http://127.0.0.1:%d/hook" % port
 
     def stats(self):
-        with urllib.request.urlopen("http://127.0.0.1:%d/__stats" % self.port) as r:
+        with urllib.request.urlopen("http://127.0.0.1:%d/__stats" % self.control) as r:
             return json.load(r)
+
+    def configure(self, **params):
+        """delay=MS ('' = per request), down=1 / down=0."""
+        q = "&".join("%s=%s" % kv for kv in params.items())
+        urllib.request.urlopen("http://127.0.0.1:%d/__config?%s" % (self.control, q)).read()
 
     def wait_count(self, n, timeout=120):
         return wait_for(lambda: (lambda s: s if s["count"] >= n else None)(self.stats()),

@@ -6,7 +6,8 @@
 //   JSON.parse of the raw body, which is what express.json() produces), and
 //   the Standard Webhooks webhook-signature (v1, base64 HMAC over
 //   "<id>.<timestamp>.<raw body>", key = base64-decoded whsec_ secret).
-// Records every delivery; GET /__stats returns the record as JSON.
+// Records every delivery; GET /__stats on the control port returns the
+// record as JSON.
 //
 // What it answers is chosen per request by the query string, so one receiver
 // serves many scenarios:
@@ -17,9 +18,15 @@
 //   ?location=URL    add a Location header (for 3xx)
 //   ?hang=1          never answer
 //   ?fail_rate=P     answer 500 with probability P
+//   ?delay=MS        answer after MS milliseconds (a success counts only if
+//                    the client is still there to get it)
+// The control port (printed at start) serves /__stats and /__config:
+// /__config?delay=MS overrides every request's delay from then on ('' undoes
+// it); /__config?down=1 closes the webhook port and cuts its connections,
+// down=0 opens it again.
 //
 // Usage: node receiver.js --secret S [--port P]
-// Prints {"port": P} on its first stdout line once listening.
+// Prints {"port": P, "control": C} on its first stdout line once listening.
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
@@ -66,12 +73,29 @@ function verify(req, raw) {
   return { dialgenOk, standardOk, id };
 }
 
-const server = http.createServer((req, res) => {
-  if (req.method === 'GET' && req.url === '/__stats') {
+let delayOverride = null;
+const sockets = new Set();
+
+// The control port stays up while the webhook port can be taken "down"
+// (listener closed, every connection cut: hookd sees connection refused),
+// so the record survives an outage.
+const control = http.createServer((req, res) => {
+  const q = new URL(req.url, 'http://x').searchParams;
+  if (req.url.startsWith('/__stats')) {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify(rec));
     return;
   }
+  if (q.has('delay')) delayOverride = q.get('delay') === '' ? null : Number(q.get('delay'));
+  if (q.get('down') === '1' && server.listening) {
+    server.close();
+    for (const s of sockets) s.destroy();
+  }
+  if (q.get('down') === '0' && !server.listening) server.listen(server.lastPort, '127.0.0.1', 4096);
+  res.end('{}');
+});
+
+const server = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -99,16 +123,25 @@ const server = http.createServer((req, res) => {
     if (code < 200 || code >= 300) {
       if (q.get('retry_after')) res.setHeader('retry-after', q.get('retry_after'));
       if (q.get('location')) res.setHeader('location', q.get('location'));
-    } else {
-      rec.succeeded[v.id] = (rec.succeeded[v.id] || 0) + 1;
     }
-    res.statusCode = code;
-    res.end('{"received":true}');
+    const answer = () => {
+      if (req.socket.destroyed) return;       // the client gave up: no answer reached it
+      if (code >= 200 && code < 300) rec.succeeded[v.id] = (rec.succeeded[v.id] || 0) + 1;
+      res.statusCode = code;
+      res.end('{"received":true}');
+    };
+    const delay = delayOverride !== null ? delayOverride : Number(q.get('delay') || 0);
+    if (delay > 0) setTimeout(answer, delay); else answer();
   });
 });
 server.keepAliveTimeout = 30000;
+server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
 // A deep accept backlog: hookd opens up to workers x max_in_flight connections at once.
 server.listen(port, '127.0.0.1', 4096, () => {
-  process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
+  server.lastPort = server.address().port;
+  control.listen(0, '127.0.0.1', () => {
+    process.stdout.write(JSON.stringify({ port: server.lastPort,
+                                          control: control.address().port }) + '\n');
+  });
 });
 process.on('SIGTERM', () => process.exit(0));

@@ -1,0 +1,275 @@
+"""Fault injection: hookd's at-least-once promise under the faults an
+operator meets. Real redis-server, real receivers recording every delivery
+(job id = webhook-id), hookd as shipped. Each scenario checks the books
+balance: every enqueued job delivered (or dead-lettered where the receiver
+rejects it) and none missing; duplicates are counted and bounded.
+
+The pauses in the scenarios (kill a worker every second, Redis down for 5 s,
+receiver down for 10 s) are the faults being injected, not waits for
+something to happen; every wait for an outcome is a condition with a
+deadline."""
+import json
+import os
+import random
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SECRET, Procs, log_of, push, wait_for  # noqa: E402
+
+ROWS = []
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open("/proc/%d/stat" % pid) as f:      # a zombie is gone for our purpose
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Scenario(unittest.TestCase):
+    prefix = "ft"
+
+    def setUp(self):
+        self.p = Procs()
+        self.t0 = time.monotonic()
+
+    def tearDown(self):
+        self.p.close()
+
+    def start(self, appendonly=False):
+        self.port, self.r = self.p.redis(appendonly=appendonly)
+        self.recv = self.p.receiver()
+
+    def config(self, **kw):
+        cfg = {"redis": "redis://127.0.0.1:%d" % self.port, "prefix": self.prefix,
+               "workers": 2, "secret": SECRET, "heartbeat_ttl": "2s", "max_in_flight": 200,
+               "retry_schedule": "100ms,200ms,400ms,800ms", "timeout": "10s",
+               "shutdown_timeout": "5s"}
+        cfg.update(kw)
+        return cfg
+
+    def enqueue(self, n, url=None, tag="j"):
+        ids = ["%s-%06d" % (tag, i) for i in range(n)]
+        jobs = [{"id": i, "url": url or self.recv.url, "payload": {"i": i}} for i in ids]
+        for k in range(0, n, 5000):
+            push(self.r, self.prefix + ":queue", jobs[k:k + 5000])
+        return ids
+
+    def workers(self):
+        return {k.decode(): json.loads(v)
+                for k, v in self.r.hgetall(self.prefix + ":workers").items()}
+
+    def delivered_count(self):
+        return len(self.recv.stats()["succeeded"])
+
+    def dead_ids(self):
+        return {json.loads(e)["id"] for e in self.r.lrange(self.prefix + ":dead", 0, -1)}
+
+    def settle(self, ids, timeout=240):
+        want = set(ids)
+        wait_for(lambda: len(want & set(self.recv.stats()["succeeded"])) +
+                 len(want & self.dead_ids()) >= len(want), timeout,
+                 "every job delivered or dead", interval=0.5)
+
+    def books(self, name, ids, max_dupes=0):
+        s = self.recv.stats()
+        want = set(ids)
+        delivered = want & set(s["succeeded"])
+        dead = want & self.dead_ids()
+        lost = want - delivered - dead
+        dupes = sum(s["succeeded"][i] - 1 for i in delivered)
+        row = (name, len(ids), len(delivered), len(dead), len(lost), dupes,
+               time.monotonic() - self.t0)
+        ROWS.append(row)
+        print("\n| %s | %d | %d | %d | %d | %d | %.1f s |" % row, file=sys.stderr)
+        self.assertEqual(lost, set(), "jobs lost")
+        self.assertEqual(delivered & dead, set())
+        self.assertLessEqual(dupes, max_dupes, "duplicates beyond the bound")
+        bad = [x for x in s["invalid"] if x["id"] in want]
+        self.assertEqual(bad, [], "invalid signatures")
+        return dupes
+
+
+class KillWorkers(Scenario):
+    def test_1_kill_a_random_worker_every_second(self):
+        self.start()
+        h = self.p.hookd(self.config(workers=2))
+        wait_for(lambda: len(self.workers()) == 2, 20, "workers")
+        ids = self.enqueue(50000)
+        kills = 0
+        rnd = random.Random(1)
+        while len(set(ids) & set(self.recv.stats()["succeeded"])) < len(ids):
+            time.sleep(1)                       # the fault: one kill per second
+            ws = [w["pid"] for w in self.workers().values() if alive(w["pid"])]
+            if ws and self.r.llen(self.prefix + ":queue") > 0:
+                os.kill(rnd.choice(ws), signal.SIGKILL)
+                kills += 1
+            self.assertLess(time.monotonic() - self.t0, 300, "run took too long")
+        self.settle(ids)
+        self.assertIsNone(h.poll(), "the supervisor stayed up")
+        # Only jobs in flight in a killed worker may be delivered twice: at
+        # most max_in_flight (+1 claimed) per kill.
+        dupes = self.books("kill -9 a worker every second (%d kills)" % kills, ids,
+                           max_dupes=kills * 201)
+        print("%d kills, %d duplicates" % (kills, dupes), file=sys.stderr)
+        self.assertGreater(kills, 2)
+
+    def test_2_kill_the_supervisor(self):
+        self.start()
+        h = self.p.hookd(self.config(), name="first")
+        wait_for(lambda: len(self.workers()) == 2, 20, "workers")
+        pids = [w["pid"] for w in self.workers().values()]
+        ids = self.enqueue(20000)
+        wait_for(lambda: self.delivered_count() > 3000, 60, "a third delivered")
+        h.expect_killed = True
+        os.kill(h.pid, signal.SIGKILL)
+        t = time.monotonic()
+        wait_for(lambda: not any(alive(p) for p in pids), 2, "workers gone within 2 s")
+        gone = time.monotonic() - t
+        print("workers gone %.2f s after the supervisor's kill -9" % gone, file=sys.stderr)
+        self.p.hookd(self.config(), name="second")
+        self.settle(ids)
+        self.books("kill -9 the supervisor, start a new hookd", ids, max_dupes=2 * 201)
+
+
+class TwoHosts(Scenario):
+    def test_3_kill_one_of_two_instances(self):
+        self.start()
+        a = self.p.hookd(self.config(), name="host-a")
+        self.p.hookd(self.config(), name="host-b")
+        wait_for(lambda: len(self.workers()) == 4, 20, "4 workers on 2 instances")
+        ids = self.enqueue(20000)
+        wait_for(lambda: self.delivered_count() > 3000, 60, "a third delivered")
+        a.expect_killed = True
+        os.killpg(a.pid, signal.SIGKILL)        # the whole instance, as a lost host
+        self.settle(ids)
+        self.books("kill -9 one of two instances (whole host)", ids, max_dupes=2 * 201)
+        self.assertEqual(len(self.workers()), 2, "the dead instance's workers were reaped")
+
+
+class RedisOutage(Scenario):
+    def test_4_redis_down_5s_and_back_from_aof(self):
+        self.start(appendonly=True)
+        h = self.p.hookd(self.config())
+        wait_for(lambda: len(self.workers()) == 2, 20, "workers")
+        ids = self.enqueue(20000)
+        wait_for(lambda: self.delivered_count() > 3000, 60, "a third delivered")
+        proc, port, d = self.p.last_redis
+        proc.terminate()
+        proc.wait(timeout=30)
+        time.sleep(5)                           # the fault: Redis down for 5 s
+        self.assertIsNone(h.poll(), "hookd stays up without Redis")
+        self.p.redis(appendonly=True, port=port, d=d)
+        self.settle(ids)
+        self.assertIsNone(h.poll())
+        self.books("redis stopped 5 s, restarted from AOF", ids, max_dupes=2 * 201)
+
+
+class ReceiverOutage(Scenario):
+    def test_5_receiver_down_10s(self):
+        self.start()
+        self.p.hookd(self.config(retry_schedule="1s,2s,4s,8s"))
+        wait_for(lambda: len(self.workers()) == 2, 20, "workers")
+        ids = self.enqueue(5000)
+        wait_for(lambda: self.delivered_count() > 1000, 60, "some delivered")
+        self.recv.configure(down=1)
+        time.sleep(10)                          # the fault: receiver down for 10 s
+        self.recv.configure(down=0)
+        self.settle(ids)
+        self.assertGreater(int(self.r.hget(self.prefix + ":stats", "retried") or 0), 0)
+        self.books("receiver down 10 s", ids)
+
+
+class GracefulStop(Scenario):
+    def test_6_sigterm_with_1000_in_flight(self):
+        self.start()
+        h = self.p.hookd(self.config(max_in_flight=500, shutdown_timeout="2s"), name="first")
+        wait_for(lambda: len(self.workers()) == 2, 20, "workers")
+        self.recv.configure(delay=60000)        # nothing is answered for a minute
+        ids = self.enqueue(1500)
+        wait_for(lambda: self.recv.stats()["count"] >= 1000, 30, "1000 requests in flight")
+        t = time.monotonic()
+        h.send_signal(signal.SIGTERM)
+        self.assertEqual(h.wait(timeout=2 + 5), 0)
+        took = time.monotonic() - t
+        print("stopped %.2f s after SIGTERM (shutdown_timeout 2 s)" % took, file=sys.stderr)
+        self.assertLess(took, 2.0 + 0.2, "exit within shutdown_timeout (+ process teardown)")
+        answered = set(self.recv.stats()["succeeded"])
+        self.assertEqual(answered, set())
+        self.assertEqual(self.r.llen(self.prefix + ":queue"), 1500, "all back on the queue")
+        self.recv.configure(delay="")
+        self.p.hookd(self.config(), name="second")
+        self.settle(ids)
+        self.books("SIGTERM with 1000 in flight, restart", ids)
+
+
+class Reload(Scenario):
+    def test_7_sighup_and_ttin_ttou(self):
+        self.start()
+        h = self.p.hookd(self.config(workers=2, max_in_flight=100))
+        wait_for(lambda: len(self.workers()) == 2, 20, "workers")
+        ids = self.enqueue(20000)
+        wait_for(lambda: self.delivered_count() > 2000, 60, "some delivered")
+        with open(os.path.join(self.p.dir, "hookd.conf"), "a") as f:
+            f.write("workers = 3\nmax_in_flight = 50\n")
+        h.send_signal(signal.SIGHUP)
+        wait_for(lambda: sorted(w["max_in_flight"] for w in self.workers().values()) ==
+                 [50, 50, 50], 30, "3 workers with max_in_flight 50")
+        h.send_signal(signal.SIGTTIN)
+        wait_for(lambda: len(self.workers()) == 4, 30, "4 workers after SIGTTIN")
+        h.send_signal(signal.SIGTTOU)
+        wait_for(lambda: len(self.workers()) == 3, 30, "3 workers after SIGTTOU")
+        # a broken config is refused and the running one kept
+        with open(os.path.join(self.p.dir, "hookd.conf"), "a") as f:
+            f.write("workers = many\n")
+        h.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config refused" in log_of(h), 10, "refusal logged")
+        self.settle(ids)
+        self.assertEqual(len(self.workers()), 3)
+        self.assertIsNone(h.poll())
+        self.books("SIGHUP (2->3 workers, 100->50 in flight), TTIN, TTOU", ids,
+                   max_dupes=0)
+
+
+class CrashLoop(Scenario):
+    def test_8_worker_crashing_on_start(self):
+        self.start()
+        ca = os.path.join(self.p.dir, "ca.pem")
+        with open(ca, "w") as f:
+            f.write("# placeholder CA bundle; only its presence matters here\n")
+        h = self.p.hookd(self.config(ca_file=ca))
+        wait_for(lambda: len(self.workers()) == 2, 20, "workers")
+        os.rename(ca, ca + ".gone")             # the fault: the file vanishes ...
+        victim = sorted(self.workers().values(), key=lambda w: w["pid"])[0]["pid"]
+        os.kill(victim, signal.SIGKILL)         # ... and a worker has to restart
+        wait_for(lambda: log_of(h).count("crashed") >= 3, 20,
+                 "three quick crashes, restarted with backoff")
+        self.assertIsNone(h.poll(), "the supervisor stays up")
+        log = log_of(h)
+        self.assertIn("cannot read ca_file", log)
+        self.assertIn("restarting in 200 ms", log)
+        self.assertIn("restarting in 400 ms", log)
+        os.rename(ca + ".gone", ca)             # fault removed
+        wait_for(lambda: len([w for w in self.workers().values() if alive(w["pid"])]) == 2,
+                 30, "recovered to 2 workers")
+        ids = self.enqueue(1000)
+        self.settle(ids)
+        self.books("worker crashing on start, then fixed", ids)
+
+
+def tearDownModule():
+    if ROWS:
+        print("\n| scenario | jobs | delivered | dead | lost | duplicates | wall |",
+              file=sys.stderr)
+        print("|---|---|---|---|---|---|---|", file=sys.stderr)
+        for row in ROWS:
+            print("| %s | %d | %d | %d | %d | %d | %.1f s |" % row, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
