@@ -28,6 +28,7 @@
 #define QUIT_GRACE_MS 1500          /* SIGQUIT: time to record and requeue */
 /* Of shutdown_timeout, kept for recording and requeueing after the drain. */
 #define STOP_MARGIN_MS(t) ((t) / 4 < 500 ? (t) / 4 : 500)
+#define REFILL_WAIT_MS 1             /* longest a free slot waits for a batch */
 #define PROMOTE_BATCH 1000          /* due retries moved per PROMOTE call */
 #define PROMOTE_IDLE_MS 1000        /* look at the retry set at least this often */
 #define PROMOTE_JITTER_MS 5         /* spread workers promoting the same entry */
@@ -55,13 +56,14 @@ struct worker {
     int fetch_paused;               /* after an error reply */
     int starting;                   /* inside a batch of deliver_start */
     int queue_empty;                /* last fetch found nothing: BLMOVE next */
+    int refill_due;                 /* REFILL_WAIT_MS passed: fetch any free slots */
     int registered;                 /* first heartbeat confirmed */
     enum stop_mode mode;
     int exit_code;
     struct lost_range *lost;        /* fetches whose reply was lost */
     size_t nlost;
     uv_signal_t sig_term, sig_int, sig_quit;
-    uv_timer_t hb_timer, reap_timer, pause_timer, stop_timer, promote_timer;
+    uv_timer_t hb_timer, reap_timer, pause_timer, stop_timer, promote_timer, refill_timer;
     uint64_t promote_at;            /* uv_now() the promote timer fires, 0 = idle */
     uint64_t ack_up_since;          /* uv_now() the ack connection came up */
     int promote_busy;               /* a PROMOTE is outstanding */
@@ -171,6 +173,14 @@ static void on_release_reply(struct redis_conn *c, struct redisReply *reply, voi
     maybe_finish(w);
 }
 
+static void on_refill_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    w->refill_due = 1;
+    maybe_fetch(w);
+}
+
 static void maybe_fetch(struct worker *w)
 {
     int free_slots = w->cfg->max_in_flight - w->in_flight;
@@ -185,8 +195,19 @@ static void maybe_fetch(struct worker *w)
     }
     if (w->mode != RUNNING || !w->registered)
         return;
-    if (free_slots <= 0 || (free_slots < w->refill_at && w->in_flight > 0))
+    /* Wait for refill_at free slots so that a round trip brings a
+     * worthwhile batch, but never longer than REFILL_WAIT_MS: with slow
+     * endpoints slots free up rarely, and jobs must not sit in the queue
+     * while a slot is free. */
+    if (free_slots <= 0)
         return;
+    if (free_slots < w->refill_at && w->in_flight > 0 && !w->refill_due) {
+        if (!uv_is_active((uv_handle_t *)&w->refill_timer))
+            uv_timer_start(&w->refill_timer, on_refill_timer, REFILL_WAIT_MS, 0);
+        return;
+    }
+    w->refill_due = 0;
+    uv_timer_stop(&w->refill_timer);
     if (w->queue_empty) {
         if (queue_wait(&w->fetch, &w->keys, WAIT_TIMEOUT_S, on_wait_reply, w) == 0)
             w->fetch_busy = 1;
@@ -389,6 +410,7 @@ static void close_all(struct worker *w)
     uv_close((uv_handle_t *)&w->pause_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->stop_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->promote_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&w->refill_timer, on_handle_closed);
     if (w->http != NULL) {
         http_client_close(w->http);
         w->http = NULL;
@@ -539,8 +561,9 @@ int worker_run(const struct config *cfg, const char *wid)
     uv_timer_init(&w->loop, &w->pause_timer);
     uv_timer_init(&w->loop, &w->stop_timer);
     uv_timer_init(&w->loop, &w->promote_timer);
+    uv_timer_init(&w->loop, &w->refill_timer);
     w->hb_timer.data = w->reap_timer.data = w->pause_timer.data = w->stop_timer.data = w;
-    w->promote_timer.data = w;
+    w->promote_timer.data = w->refill_timer.data = w;
     srandom((unsigned)getpid() ^ (unsigned)time_now_ms());
     uv_timer_start(&w->hb_timer, on_hb_timer, (uint64_t)cfg->heartbeat_ttl_ms / 3,
                    (uint64_t)cfg->heartbeat_ttl_ms / 3);

@@ -120,7 +120,7 @@ class Procs:
                         problems.append("sanitizer report in %s:\n%s" % (p.log_path,
                                                                            text[i - 200:i + 3000]))
                         break
-        if not problems:
+        if not problems and not os.environ.get("HOOKD_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
         if problems:
             raise AssertionError("\n".join(problems))

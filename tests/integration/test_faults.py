@@ -149,7 +149,7 @@ class TwoHosts(Scenario):
         os.killpg(a.pid, signal.SIGKILL)        # the whole instance, as a lost host
         self.settle(ids)
         self.books("kill -9 one of two instances (whole host)", ids, max_dupes=2 * 201)
-        self.assertEqual(len(self.workers()), 2, "the dead instance's workers were reaped")
+        wait_for(lambda: len(self.workers()) == 2, 10, "the dead instance's workers reaped")
 
 
 class RedisOutage(Scenario):
@@ -188,7 +188,8 @@ class ReceiverOutage(Scenario):
 class GracefulStop(Scenario):
     def test_6_sigterm_with_1000_in_flight(self):
         self.start()
-        h = self.p.hookd(self.config(max_in_flight=500, shutdown_timeout="2s"), name="first")
+        h = self.p.hookd(self.config(max_in_flight=500, shutdown_timeout="2s", timeout="120s"),
+                         name="first")
         wait_for(lambda: len(self.workers()) == 2, 20, "workers")
         self.recv.configure(delay=60000)        # nothing is answered for a minute
         ids = self.enqueue(1500)
@@ -201,7 +202,9 @@ class GracefulStop(Scenario):
         self.assertLess(took, 2.0 + 0.2, "exit within shutdown_timeout (+ process teardown)")
         answered = set(self.recv.stats()["succeeded"])
         self.assertEqual(answered, set())
-        self.assertEqual(self.r.llen(self.prefix + ":queue"), 1500, "all back on the queue")
+        self.assertEqual(self.r.llen(self.prefix + ":queue") + self.r.zcard(self.prefix + ":retry"),
+                         1500, "all back on the queue (or waiting for a retry)")
+        self.assertEqual([k for k in self.r.keys(self.prefix + ":inflight:*")], [])
         self.recv.configure(delay="")
         self.p.hookd(self.config(), name="second")
         self.settle(ids)
