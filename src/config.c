@@ -16,7 +16,7 @@
 
 enum kind {
     K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX,
-    K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG,
+    K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG, K_CIDRS, K_RESOLVE,
 };
 
 struct key {
@@ -68,6 +68,13 @@ static const struct key keys[] = {
       "attempts written to <prefix>:attempts: failures, all or off" },
     { "attempt_log_max", K_SIZE, OFF(attempt_log_max), 1, 1L << 40, "100000",
       "approximate cap of the attempts stream" },
+    { "deny_private", K_BOOL, OFF(dest.deny_private), 0, 0, "false",
+      "refuse loopback and private destinations (checked on the connected address)" },
+    { "allow_cidrs", K_CIDRS, OFF(dest.allow), 0, 0, "-",
+      "destinations always allowed (unless in deny_cidrs), e.g. 10.1.0.0/16" },
+    { "deny_cidrs", K_CIDRS, OFF(dest.deny), 0, 0, "-", "destinations always refused" },
+    { "resolve", K_RESOLVE, OFF(resolve), 0, 0, "-",
+      "pinned name resolutions host:port:address,... (as curl --resolve)" },
     { "ca_file", K_STRING, OFF(ca_file), 0, 0, "(system)",
       "CA certificates (PEM) that https receivers are verified against" },
     { "response_capture_bytes", K_SIZE, OFF(response_capture_bytes), 0, 1 << 20, "4096",
@@ -114,13 +121,16 @@ void config_free(struct config *cfg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
         enum kind k = keys[i].kind;
-        if (k == K_STRING || k == K_REDIS || k == K_SECRET || k == K_PREFIX) {
+        if (k == K_STRING || k == K_REDIS || k == K_SECRET || k == K_PREFIX || k == K_RESOLVE) {
             char **p = (char **)((char *)cfg + keys[i].offset);
             free(*p);
             *p = NULL;
         }
     }
     config_redis_addr_free(&cfg->addr);
+    free(cfg->dest.allow);
+    free(cfg->dest.deny);
+    cfg->dest.allow = cfg->dest.deny = NULL;
 }
 
 int config_parse_duration(const char *s, long *ms)
@@ -397,6 +407,40 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
             return hk_err_set(err, HK_ECONFIG, "config",
                               "key 'attempt_log': '%s' is not failures, all or off", value);
         return 0;
+    case K_CIDRS: {
+        struct policy_net *nets;
+        size_t n;
+        if (policy_parse_cidrs(value, &nets, &n) < 0)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key '%s': '%s' is not a list of addresses or CIDRs", k->name,
+                              value);
+        struct policy_net **list = field;
+        free(*list);
+        *list = nets;
+        if (list == &cfg->dest.allow)
+            cfg->dest.nallow = n;
+        else
+            cfg->dest.ndeny = n;
+        return 0;
+    }
+    case K_RESOLVE: {
+        /* host:port:address[,...]; the address may be [v6] */
+        char *copy = xstrdup(value), *tok, *save = NULL;
+        int ok = 1;
+        for (tok = strtok_r(copy, ", ", &save); tok != NULL && ok; tok = strtok_r(NULL, ", ", &save)) {
+            char *c1 = strchr(tok, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+            long port = c1 ? strtol(c1 + 1, NULL, 10) : 0;
+            ok = c1 != NULL && c1 != tok && c2 != NULL && c2[1] != '\0' && port > 0 &&
+                 port < 65536;
+        }
+        free(copy);
+        if (!ok)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key 'resolve': '%s' is not host:port:address[,...]", value);
+        free(*(char **)field);
+        *(char **)field = xstrdup(value);
+        return 0;
+    }
     case K_INT:
     case K_SIZE:
         if (parse_long(value, &v) < 0 || v < k->min || v > k->max)

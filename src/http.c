@@ -7,6 +7,7 @@
  * a free list so a steady stream of webhooks allocates nothing per request
  * beyond the header list. */
 #include <curl/curl.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -14,6 +15,7 @@
 #include "hookd/err.h"
 #include "hookd/http.h"
 #include "hookd/mem.h"
+#include "hookd/policy.h"
 
 struct sock_ctx {
     uv_poll_t poll;
@@ -32,6 +34,8 @@ struct http_request {
     char *capture;                  /* owned; capture_bytes long */
     size_t capture_len;
     struct http_request *prev, *next;  /* the client's running list */
+    int forbidden;                  /* the destination policy refused an address */
+    char forbid_why[128];           /* which address, which rule */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -43,6 +47,8 @@ struct http_client {
     struct http_request *active;    /* running requests, for close */
     size_t capture_bytes;
     const char *ca_file;            /* borrowed */
+    const struct policy_dest *dest; /* borrowed */
+    struct curl_slist *resolve;     /* owned */
     CURL **free_easy;               /* recycled easy handles */
     size_t nfree, capfree;
     int closing;
@@ -133,6 +139,16 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *
     c->loop = loop;
     c->capture_bytes = opt ? opt->capture_bytes : 0;
     c->ca_file = opt ? opt->ca_file : NULL;
+    c->dest = opt ? opt->dest : NULL;
+    if (opt != NULL && opt->resolve != NULL) {
+        char *copy = xstrdup(opt->resolve), *tok, *save = NULL;
+        for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+            struct curl_slist *l = curl_slist_append(c->resolve, tok);
+            if (l != NULL)
+                c->resolve = l;
+        }
+        free(copy);
+    }
     c->multi = curl_multi_init();
     if (c->multi == NULL) {
         free(c);
@@ -189,6 +205,22 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* libcurl asks us for every socket it connects: the one place where the
+ * destination policy sees the real address, after DNS, per attempt. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *addr)
+{
+    struct http_request *r = clientp;
+
+    if (purpose == CURLSOCKTYPE_IPCXN && r->client->dest != NULL &&
+        policy_check_addr(r->client->dest, &addr->addr, r->forbid_why,
+                          sizeof(r->forbid_why)) < 0) {
+        r->forbidden = 1;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
 static const char *classify(CURLcode code)
 {
     switch (code) {
@@ -230,8 +262,9 @@ static void finish(struct http_client *c, struct http_request *r, CURLcode code)
     res.curl_code = (int)code;
     res.aborted = code == CURLE_ABORTED_BY_CALLBACK;
     res.ok = code == CURLE_OK && status >= 200 && status < 300;
-    res.reason = res.ok ? "ok" : classify(code);
-    res.error = r->errbuf[0] ? r->errbuf : (code != CURLE_OK ? curl_easy_strerror(code) : "");
+    res.reason = res.ok ? "ok" : r->forbidden ? "destination_forbidden" : classify(code);
+    res.error = r->forbidden ? r->forbid_why
+                : r->errbuf[0] ? r->errbuf : (code != CURLE_OK ? curl_easy_strerror(code) : "");
     res.latency_ms = (long)(uv_now(c->loop) - r->started);
     res.retry_after_s = r->retry_after_s;
     res.body = r->capture;
@@ -330,6 +363,13 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     if (c->ca_file != NULL)
         curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+    /* No proxies from the environment: the policy must see the real
+     * destination, not a proxy's address. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    if (c->resolve != NULL)
+        curl_easy_setopt(e, CURLOPT_RESOLVE, c->resolve);
     r->started = uv_now(c->loop);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         goto fail;
@@ -369,6 +409,7 @@ void http_client_close(struct http_client *c)
         curl_easy_cleanup(c->free_easy[i]);
     free(c->free_easy);
     curl_multi_cleanup(c->multi);
+    curl_slist_free_all(c->resolve);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, free_client);
 }

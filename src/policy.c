@@ -3,7 +3,11 @@
  * URLs are parsed with libcurl's own URL API (CURLU) rather than by hand, so
  * what is validated here is exactly what libcurl later connects to: two
  * parsers that disagree on an edge case are how URL filters get bypassed. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -101,4 +105,160 @@ reserved_name:
     return hk_err_set(err, HK_EINVAL, "reserved_header",
                       "header %.*s is set by hookd and cannot be overridden",
                       (int)name_len, name);
+}
+
+/* ---- destinations ---------------------------------------------------------- */
+
+static int parse_net(const char *s, struct policy_net *n)
+{
+    char tmp[64];
+    const char *slash = strchr(s, '/');
+    size_t len = slash ? (size_t)(slash - s) : strlen(s);
+    long bits;
+    char *end;
+
+    if (len == 0 || len >= sizeof(tmp))
+        return HK_EINVAL;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    memset(n, 0, sizeof(*n));
+    if (inet_pton(AF_INET, tmp, n->addr) == 1)
+        n->family = AF_INET;
+    else if (inet_pton(AF_INET6, tmp, n->addr) == 1)
+        n->family = AF_INET6;
+    else
+        return HK_EINVAL;
+    n->prefix = n->family == AF_INET ? 32 : 128;
+    if (slash != NULL) {
+        bits = strtol(slash + 1, &end, 10);
+        if (end == slash + 1 || *end != '\0' || bits < 0 || bits > n->prefix)
+            return HK_EINVAL;
+        n->prefix = (int)bits;
+    }
+    return 0;
+}
+
+int policy_parse_cidrs(const char *list, struct policy_net **out, size_t *n)
+{
+    char *copy = strdup(list), *tok, *save = NULL;
+    struct policy_net *v = NULL;
+    size_t k = 0;
+
+    if (copy == NULL)
+        return HK_EINVAL;
+    for (tok = strtok_r(copy, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+        struct policy_net net;
+        if (parse_net(tok, &net) < 0) {
+            free(copy);
+            free(v);
+            return HK_EINVAL;
+        }
+        struct policy_net *nv = realloc(v, (k + 1) * sizeof(*v));
+        if (nv == NULL) {
+            free(copy);
+            free(v);
+            return HK_EINVAL;
+        }
+        v = nv;
+        v[k++] = net;
+    }
+    free(copy);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+static int in_net(const struct policy_net *n, int family, const unsigned char *a)
+{
+    int full = n->prefix / 8, rest = n->prefix % 8;
+
+    if (n->family != family)
+        return 0;
+    if (memcmp(n->addr, a, (size_t)full) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (n->addr[full] & mask) == (a[full] & mask);
+}
+
+static const char *const builtin_deny[] = {
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "0.0.0.0/8", "::/128",
+    "224.0.0.0/4", "ff00::/8", "255.255.255.255/32",
+};
+
+static const char *const private_nets[] = {
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+    "100.64.0.0/10", "fc00::/7",
+};
+
+#define NBUILTIN (sizeof(builtin_deny) / sizeof(*builtin_deny))
+#define NPRIVATE (sizeof(private_nets) / sizeof(*private_nets))
+
+/* The two fixed lists, parsed once per process (constants: no locking). */
+static struct policy_net builtin_nets[NBUILTIN], private_parsed[NPRIVATE];
+static int lists_ready;
+
+static void parse_lists(void)
+{
+    for (size_t i = 0; i < NBUILTIN; i++)
+        parse_net(builtin_deny[i], &builtin_nets[i]);
+    for (size_t i = 0; i < NPRIVATE; i++)
+        parse_net(private_nets[i], &private_parsed[i]);
+    lists_ready = 1;
+}
+
+static int in_list(const struct policy_net *list, size_t n, int family, const unsigned char *a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (in_net(&list[i], family, a))
+            return 1;
+    return 0;
+}
+
+int policy_check_addr(const struct policy_dest *d, const struct sockaddr *sa, char *why,
+                      size_t whylen)
+{
+    unsigned char a[16];
+    char text[INET6_ADDRSTRLEN];
+    int family = sa->sa_family;
+    const char *rule = NULL;
+
+    if (family == AF_INET) {
+        memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (family == AF_INET6) {
+        memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        /* ::ffff:a.b.c.d is a.b.c.d */
+        static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        if (memcmp(a, mapped, 12) == 0) {
+            memmove(a, a + 12, 4);
+            family = AF_INET;
+        }
+    } else {
+        snprintf(why, whylen, "address family %d is not IP", family);
+        return HK_EINVAL;
+    }
+    inet_ntop(family, a, text, sizeof(text));
+    if (!lists_ready)
+        parse_lists();
+    for (size_t i = 0; i < d->ndeny; i++)
+        if (in_net(&d->deny[i], family, a)) {
+            rule = "in deny_cidrs";
+            goto refused;
+        }
+    for (size_t i = 0; i < d->nallow; i++)
+        if (in_net(&d->allow[i], family, a))
+            return 0;
+    if (in_list(builtin_nets, NBUILTIN, family, a)) {
+        rule = "link-local, metadata, unspecified, multicast or broadcast";
+        goto refused;
+    }
+    if (d->deny_private && in_list(private_parsed, NPRIVATE, family, a)) {
+        rule = "loopback or private (deny_private)";
+        goto refused;
+    }
+    return 0;
+refused:
+    snprintf(why, whylen, "%s is %s", text, rule);
+    return HK_EINVAL;
 }

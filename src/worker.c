@@ -505,7 +505,8 @@ static void on_outbox_idle(void *arg)
 int worker_run(const struct config *cfg, const char *wid)
 {
     struct worker *w = xcalloc(1, sizeof(*w));
-    struct http_options hopt = { cfg->response_capture_bytes, cfg->ca_file };
+    struct http_options hopt = { cfg->response_capture_bytes, cfg->ca_file, &cfg->dest,
+                                 cfg->resolve };
     char started[TIME_ISO_LEN + 1];
     int rc;
 

@@ -12,6 +12,7 @@
 #include "hookd/backoff.h"
 #include "hookd/err.h"
 #include "hookd/log.h"
+#include "hookd/policy.h"
 
 struct redis_addr {
     char *host;             /* owned; NULL for a unix socket */
@@ -46,6 +47,8 @@ struct config {
     size_t attempt_log_max; /* approximate cap of the attempts stream */
     size_t response_capture_bytes;  /* response bytes kept in the log */
     char *ca_file;          /* owned; CA bundle for https, NULL = system default */
+    struct policy_dest dest;        /* deny_private, allow_cidrs, deny_cidrs */
+    char *resolve;          /* owned; "host:port:addr,..." pinned resolutions */
 };
 
 /* Defaults. The result owns its strings; release with config_free. */

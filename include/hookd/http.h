@@ -21,7 +21,7 @@ struct http_result {
     const char *reason;         /* machine-readable class: "ok", "http_status",
                                    "timeout", "connect_failed", "dns_failed",
                                    "tls_error", "send_failed", "recv_failed",
-                                   "http_error" */
+                                   "http_error", "destination_forbidden" */
     long latency_ms;            /* request start to completion */
     long retry_after_s;         /* Retry-After in seconds, -1 when absent */
     const char *body;           /* first bytes of the response; borrowed */
@@ -42,9 +42,13 @@ struct http_request_spec {
     long timeout_ms;
 };
 
+struct policy_dest;
+
 struct http_options {
     size_t capture_bytes;       /* response bytes kept for the result */
     const char *ca_file;        /* borrowed; NULL = libcurl's default */
+    const struct policy_dest *dest;  /* borrowed; checked on every connect */
+    const char *resolve;        /* borrowed; "host:port:addr,..." or NULL */
 };
 
 /* New client on loop. Caller frees with http_client_close; cb of requests

@@ -6,6 +6,7 @@
 #define HOOKD_POLICY_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "hookd/err.h"
 
@@ -25,5 +26,39 @@ int policy_check_header(const char *name, size_t name_len, const char *value,
 
 /* 0 when s can be a header value (see above). */
 int policy_check_header_value(const char *s, size_t len);
+
+/* ---- destinations ----------------------------------------------------------
+ * Checked on the address a connection is actually about to be made to (the
+ * HTTP layer calls policy_check_addr from libcurl's open-socket callback),
+ * never on the host name, so names that resolve to a forbidden address, DNS
+ * rebinding, numeric IPv4 spellings and IPv4-mapped IPv6 are all caught.
+ *
+ * Order: deny_cidrs refuse; else allow_cidrs permit; else the built-in deny
+ * list refuses (link-local and cloud metadata 169.254.0.0/16, fe80::/10,
+ * fd00:ec2::254; 0.0.0.0/8, ::; multicast; broadcast); else, with
+ * deny_private, loopback and private ranges refuse (127.0.0.0/8, ::1,
+ * 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); else permitted. */
+struct policy_net {
+    int family;                 /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int prefix;                 /* bits */
+};
+
+struct policy_dest {
+    int deny_private;
+    struct policy_net *allow;   /* owned */
+    size_t nallow;
+    struct policy_net *deny;    /* owned */
+    size_t ndeny;
+};
+
+/* Parse "10.0.0.0/8, fd00::/8, 192.0.2.7" (a bare address is /32 or /128)
+ * into a new array (caller frees). Returns 0 or HK_EINVAL. */
+int policy_parse_cidrs(const char *list, struct policy_net **out, size_t *n);
+
+/* 0 when sa may be connected to; else HK_EINVAL with why filled with the
+ * address and the rule ("127.0.0.1 is loopback/private (deny_private)"). */
+int policy_check_addr(const struct policy_dest *d, const struct sockaddr *sa, char *why,
+                      size_t whylen);
 
 #endif

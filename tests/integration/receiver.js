@@ -38,6 +38,7 @@ function opt(name, dflt) {
 }
 const secret = opt('secret', '');
 const port = Number(opt('port', '0'));
+const host = opt('host', '127.0.0.1');
 const status = Number(opt('status', '200'));
 
 function standardKey(s) {
@@ -91,7 +92,7 @@ const control = http.createServer((req, res) => {
     server.close();
     for (const s of sockets) s.destroy();
   }
-  if (q.get('down') === '0' && !server.listening) server.listen(server.lastPort, '127.0.0.1', 4096);
+  if (q.get('down') === '0' && !server.listening) server.listen(server.lastPort, host, 4096);
   res.end('{}');
 });
 
@@ -137,7 +138,7 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 30000;
 server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
 // A deep accept backlog: hookd opens up to workers x max_in_flight connections at once.
-server.listen(port, '127.0.0.1', 4096, () => {
+server.listen(port, host, 4096, () => {
   server.lastPort = server.address().port;
   control.listen(0, '127.0.0.1', () => {
     process.stdout.write(JSON.stringify({ port: server.lastPort,

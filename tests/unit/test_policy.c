@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "hookd/policy.h"
 
@@ -79,12 +81,90 @@ static void test_headers(void **state)
     }
 }
 
+static int check(const struct policy_dest *d, const char *addr)
+{
+    struct sockaddr_in6 s6;
+    struct sockaddr_in s4;
+    char why[128];
+
+    memset(&s4, 0, sizeof(s4));
+    memset(&s6, 0, sizeof(s6));
+    if (inet_pton(AF_INET, addr, &s4.sin_addr) == 1) {
+        s4.sin_family = AF_INET;
+        return policy_check_addr(d, (struct sockaddr *)&s4, why, sizeof(why));
+    }
+    assert_int_equal(inet_pton(AF_INET6, addr, &s6.sin6_addr), 1);
+    s6.sin6_family = AF_INET6;
+    return policy_check_addr(d, (struct sockaddr *)&s6, why, sizeof(why));
+}
+
+static void test_destinations(void **state)
+{
+    struct policy_dest d = { 0 };
+    (void)state;
+    /* default: metadata, link-local, unspecified, multicast, broadcast refused */
+    assert_int_equal(check(&d, "169.254.169.254"), HK_EINVAL);
+    assert_int_equal(check(&d, "fd00:ec2::254"), HK_EINVAL);
+    assert_int_equal(check(&d, "fe80::1"), HK_EINVAL);
+    assert_int_equal(check(&d, "0.0.0.0"), HK_EINVAL);
+    assert_int_equal(check(&d, "::"), HK_EINVAL);
+    assert_int_equal(check(&d, "224.0.0.1"), HK_EINVAL);
+    assert_int_equal(check(&d, "ff02::1"), HK_EINVAL);
+    assert_int_equal(check(&d, "255.255.255.255"), HK_EINVAL);
+    assert_int_equal(check(&d, "::ffff:169.254.169.254"), HK_EINVAL);  /* v4-mapped */
+    assert_int_equal(check(&d, "127.0.0.1"), 0);
+    assert_int_equal(check(&d, "10.1.2.3"), 0);
+    assert_int_equal(check(&d, "93.184.216.34"), 0);
+    assert_int_equal(check(&d, "2606:2800::1"), 0);
+    /* deny_private */
+    d.deny_private = 1;
+    const char *priv[] = { "127.0.0.1", "127.9.9.9", "::1", "10.0.0.1", "172.16.0.1",
+                           "172.31.255.255", "192.168.1.1", "100.64.0.1", "fc00::1",
+                           "fd12::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1" };
+    for (size_t i = 0; i < sizeof(priv) / sizeof(*priv); i++)
+        if (check(&d, priv[i]) != HK_EINVAL)
+            fail_msg("%s allowed with deny_private", priv[i]);
+    assert_int_equal(check(&d, "172.32.0.1"), 0);
+    assert_int_equal(check(&d, "93.184.216.34"), 0);
+    /* allow_cidrs punches holes, deny_cidrs wins over everything */
+    assert_int_equal(policy_parse_cidrs("10.1.0.0/16, ::1", &d.allow, &d.nallow), 0);
+    assert_int_equal(check(&d, "10.1.200.3"), 0);
+    assert_int_equal(check(&d, "::1"), 0);
+    assert_int_equal(check(&d, "10.2.0.1"), HK_EINVAL);
+    assert_int_equal(policy_parse_cidrs("10.1.5.0/24,93.184.216.34", &d.deny, &d.ndeny), 0);
+    assert_int_equal(check(&d, "10.1.5.9"), HK_EINVAL);
+    assert_int_equal(check(&d, "93.184.216.34"), HK_EINVAL);
+    free(d.allow);
+    free(d.deny);
+}
+
+static void test_cidr_parsing(void **state)
+{
+    struct policy_net *n = NULL;
+    size_t k = 0;
+    (void)state;
+    assert_int_equal(policy_parse_cidrs("192.0.2.7, 2001:db8::/32 ,10.0.0.0/8", &n, &k), 0);
+    assert_int_equal(k, 3);
+    assert_int_equal(n[0].prefix, 32);
+    assert_int_equal(n[1].prefix, 32);
+    assert_int_equal(n[1].family, AF_INET6);
+    free(n);
+    assert_int_equal(policy_parse_cidrs("10.0.0.0/33", &n, &k), HK_EINVAL);
+    assert_int_equal(policy_parse_cidrs("example.com", &n, &k), HK_EINVAL);
+    assert_int_equal(policy_parse_cidrs("10.0.0.0/x", &n, &k), HK_EINVAL);
+    assert_int_equal(policy_parse_cidrs("", &n, &k), 0);
+    assert_int_equal(k, 0);
+    free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_long_url),
         cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_destinations),
+        cmocka_unit_test(test_cidr_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
