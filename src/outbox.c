@@ -178,12 +178,19 @@ static void on_record_reply(struct redis_conn *c, struct redisReply *reply, void
     if (redis_reply_is_error(reply)) {
         /* Lost reply or script error: the batch may or may not have landed;
          * RECORD is idempotent, so send it again later. */
-        if (reply != NULL)
-            log_error("recording %zu outcomes failed: %s; will retry", b->n,
-                      redis_reply_str(reply, NULL));
+        const char *msg = redis_reply_str(reply, NULL);
+        if (msg != NULL && strcmp(msg, o->last_error) != 0) {
+            log_error("recording %zu outcomes failed: %s; retrying every %d ms", b->n, msg,
+                      RETRY_PAUSE_MS);
+            snprintf(o->last_error, sizeof(o->last_error), "%s", msg);
+        }
         push_records(o, b->head, b->n);
         schedule(o, reply != NULL ? RETRY_PAUSE_MS : 0);
     } else {
+        if (o->last_error[0] != '\0') {
+            log_info("recording outcomes works again");
+            o->last_error[0] = '\0';
+        }
         while (b->head != NULL) {
             struct outbox_record *next = b->head->next;
             free_record(b->head);

@@ -18,11 +18,25 @@
 #include "hookd/mem.h"
 #include "hookd/queue.h"
 
+/* Every script that touches a key first checks its type, so a key clobbered
+ * by hand (SET hookd:queue x) gives an error that names it, instead of a
+ * WRONGTYPE from deep inside a script. */
+#define TYPE_GUARD \
+    "local function guard(key, want)\n" \
+    "  local t = redis.call('TYPE', key).ok\n" \
+    "  if t ~= want and t ~= 'none' then\n" \
+    "    return redis.error_reply('hookd: key ' .. key .. ' holds a ' .. t .. ', not a ' .. want .. '; rename or delete it')\n" \
+    "  end\n" \
+    "end\n"
+
 /* KEYS: claim, queue, inflight. ARGV: base seq, max.
  * Claimed jobs (moved by BLMOVE while waiting) are older than anything left
  * in the queue, so they go first. RPOP with a count (Redis >= 6.2) takes a
  * whole batch in one call. */
 static const char FETCH_LUA[] =
+    TYPE_GUARD
+    "local e = guard(KEYS[1], 'list') or guard(KEYS[2], 'list') or guard(KEYS[3], 'hash')\n"
+    "if e then return e end\n"
     "local base, max = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local out, args = {}, {}\n"
     "while #out < max do\n"
@@ -53,6 +67,10 @@ static const char FETCH_LUA[] =
  * secrets of dead jobs are kept aside in P:dead:secrets (never in the entry)
  * so a replay can sign as the producer asked; trimming removes them too. */
 static const char RECORD_LUA[] =
+    TYPE_GUARD
+    "local e = guard(KEYS[1], 'hash') or guard(KEYS[2], 'zset') or guard(KEYS[3], 'list')\n"
+    "  or guard(KEYS[4], 'hash') or guard(KEYS[5], 'hash')\n"
+    "if e then return e end\n"
     "local max, wid = tonumber(ARGV[1]), ARGV[2]\n"
     "local c = {delivered = 0, failed_attempts = 0, retried = 0, dead = 0, invalid = 0}\n"
     "local now\n"
@@ -94,6 +112,9 @@ static const char RECORD_LUA[] =
  * Due entries go to the right end of the queue (taken next), earliest
  * rightmost. Returns {promoted, ms until the next entry is due or -1}. */
 static const char PROMOTE_LUA[] =
+    TYPE_GUARD
+    "local e = guard(KEYS[1], 'zset') or guard(KEYS[2], 'list') or guard(KEYS[3], 'hash')\n"
+    "if e then return e end\n"
     "local t = redis.call('TIME')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))\n"

@@ -57,6 +57,8 @@ struct worker {
     int starting;                   /* inside a batch of deliver_start */
     int queue_empty;                /* last fetch found nothing: BLMOVE next */
     int refill_due;                 /* REFILL_WAIT_MS passed: fetch any free slots */
+    char fetch_error[256];          /* last fetch error logged, "" when fine */
+    char promote_error[256];        /* last PROMOTE error logged */
     int registered;                 /* first heartbeat confirmed */
     enum stop_mode mode;
     int exit_code;
@@ -100,8 +102,13 @@ static void on_pause_timer(uv_timer_t *t)
 
 static void pause_fetching(struct worker *w, const char *what, struct redisReply *reply)
 {
-    log_error("%s failed: %s; pausing %d ms", what, redis_reply_str(reply, NULL),
-              ERROR_PAUSE_MS);
+    const char *msg = redis_reply_str(reply, NULL);
+
+    /* Logged once per distinct error, not once a second while it lasts. */
+    if (msg == NULL || strcmp(msg, w->fetch_error) != 0) {
+        log_error("%s failed: %s; retrying every %d ms", what, msg ? msg : "?", ERROR_PAUSE_MS);
+        snprintf(w->fetch_error, sizeof(w->fetch_error), "%s", msg ? msg : "?");
+    }
     w->fetch_paused = 1;
     uv_timer_start(&w->pause_timer, on_pause_timer, ERROR_PAUSE_MS, 0);
 }
@@ -127,6 +134,10 @@ static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void 
         /* Stopping: these jobs stay in the in-flight hash and go back to
          * the queue with the final reclaim. */
     } else {
+        if (w->fetch_error[0] != '\0') {
+            log_info("fetching works again");
+            w->fetch_error[0] = '\0';
+        }
         w->queue_empty = n == 0;
         w->starting = 1;
         for (size_t i = 0; i < n; i++) {
@@ -148,8 +159,11 @@ static void on_wait_reply(struct redis_conn *c, struct redisReply *reply, void *
 
     (void)c;
     w->fetch_busy = 0;
-    if (reply != NULL && redis_reply_is_error(reply))
+    if (reply != NULL && redis_reply_is_error(reply)) {
+        /* Let FETCH try next: its type guard explains what is wrong. */
+        w->queue_empty = 0;
         pause_fetching(w, "BLMOVE", reply);
+    }
     else if (reply != NULL && !redis_reply_is_nil(reply))
         w->queue_empty = 0;     /* one job claimed; fetch takes it and more */
     maybe_fetch(w);
@@ -278,11 +292,16 @@ static void on_promote_reply(struct redis_conn *c, struct redisReply *reply, voi
     (void)c;
     w->promote_busy = 0;
     if (redis_reply_is_error(reply)) {
-        if (reply != NULL)
-            log_error("promoting retries failed: %s", redis_reply_str(reply, NULL));
+        const char *msg = redis_reply_str(reply, NULL);
+        if (msg != NULL && strcmp(msg, w->promote_error) != 0) {
+            log_error("promoting retries failed: %s; retrying every %d ms", msg,
+                      PROMOTE_IDLE_MS);
+            snprintf(w->promote_error, sizeof(w->promote_error), "%s", msg);
+        }
         arm_promote(w, PROMOTE_IDLE_MS);
         return;
     }
+    w->promote_error[0] = '\0';
     long long moved = redis_reply_integer(redis_reply_element(reply, 0));
     long long wait = redis_reply_integer(redis_reply_element(reply, 1));
     if (moved >= PROMOTE_BATCH)

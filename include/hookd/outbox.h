@@ -30,6 +30,7 @@ struct outbox {
     size_t unconfirmed;             /* items sent, reply not yet seen */
     uv_timer_t flush_timer;         /* next-iteration flush, or retry pause */
     int flush_scheduled;
+    char last_error[256];           /* last error logged, "" when fine */
     void (*on_idle)(void *arg);     /* everything confirmed */
     /* retries were recorded; the earliest is due in delay_ms */
     void (*on_retry_recorded)(void *arg, long delay_ms);
