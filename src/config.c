@@ -77,6 +77,13 @@ static const struct key keys[] = {
       "pinned name resolutions host:port:address,... (as curl --resolve)" },
     { "ca_file", K_STRING, OFF(ca_file), 0, 0, "(system)",
       "CA certificates (PEM) that https receivers are verified against" },
+    { "ca_path", K_STRING, OFF(ca_path), 0, 0, "(system)",
+      "directory of CA certificates (c_rehash layout)" },
+    { "client_cert", K_STRING, OFF(client_cert), 0, 0, "-",
+      "client certificate (PEM) for receivers that require mutual TLS" },
+    { "client_key", K_STRING, OFF(client_key), 0, 0, "-", "private key (PEM) of client_cert" },
+    { "max_response_bytes", K_SIZE, OFF(max_response_bytes), 0, 1L << 30, "65536",
+      "response bytes read; a longer answer is cut there (its status still counts)" },
     { "response_capture_bytes", K_SIZE, OFF(response_capture_bytes), 0, 1 << 20, "4096",
       "response body bytes kept in the attempt log" },
 };
@@ -107,6 +114,7 @@ void config_init(struct config *cfg)
     cfg->attempt_log = ATTEMPT_LOG_FAILURES;
     cfg->attempt_log_max = 100000;
     cfg->response_capture_bytes = 4096;
+    cfg->max_response_bytes = 65536;
 }
 
 void config_redis_addr_free(struct redis_addr *addr)

@@ -33,6 +33,8 @@ struct http_request {
     long retry_after_s;
     char *capture;                  /* owned; capture_bytes long */
     size_t capture_len;
+    size_t body_seen;               /* response bytes read so far */
+    int cut;                        /* stopped reading at max_response_bytes */
     struct http_request *prev, *next;  /* the client's running list */
     int forbidden;                  /* the destination policy refused an address */
     char forbid_why[128];           /* which address, which rule */
@@ -45,9 +47,7 @@ struct http_client {
     uv_timer_t timer;
     size_t running;
     struct http_request *active;    /* running requests, for close */
-    size_t capture_bytes;
-    const char *ca_file;            /* borrowed */
-    const struct policy_dest *dest; /* borrowed */
+    struct http_options opt;        /* strings and dest borrowed */
     struct curl_slist *resolve;     /* owned */
     CURL **free_easy;               /* recycled easy handles */
     size_t nfree, capfree;
@@ -137,9 +137,8 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *
     struct http_client *c = xcalloc(1, sizeof(*c));
 
     c->loop = loop;
-    c->capture_bytes = opt ? opt->capture_bytes : 0;
-    c->ca_file = opt ? opt->ca_file : NULL;
-    c->dest = opt ? opt->dest : NULL;
+    if (opt != NULL)
+        c->opt = *opt;
     if (opt != NULL && opt->resolve != NULL) {
         char *copy = xstrdup(opt->resolve), *tok, *save = NULL;
         for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
@@ -167,14 +166,23 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
     struct http_request *r = userp;
-    size_t len = size * n, room = r->client->capture_bytes - r->capture_len;
+    size_t len = size * n, room = r->client->opt.capture_bytes - r->capture_len;
+    size_t max = r->client->opt.max_response_bytes;
 
     if (room > 0 && r->capture != NULL) {
         size_t take = len < room ? len : room;
         memcpy(r->capture + r->capture_len, data, take);
         r->capture_len += take;
     }
-    return len;     /* the rest is read and discarded, keeping the connection */
+    r->body_seen += len;
+    if (max > 0 && r->body_seen > max) {
+        /* Enough: a receiver gets no say in how much we read. Returning
+         * short makes libcurl stop (and drop the connection); the status
+         * line already arrived and still decides the outcome. */
+        r->cut = 1;
+        return 0;
+    }
+    return len;     /* read and discarded beyond the capture, connection kept */
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *userp)
@@ -212,8 +220,8 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
 {
     struct http_request *r = clientp;
 
-    if (purpose == CURLSOCKTYPE_IPCXN && r->client->dest != NULL &&
-        policy_check_addr(r->client->dest, &addr->addr, r->forbid_why,
+    if (purpose == CURLSOCKTYPE_IPCXN && r->client->opt.dest != NULL &&
+        policy_check_addr(r->client->opt.dest, &addr->addr, r->forbid_why,
                           sizeof(r->forbid_why)) < 0) {
         r->forbidden = 1;
         return CURL_SOCKET_BAD;
@@ -257,6 +265,8 @@ static void finish(struct http_client *c, struct http_request *r, CURLcode code)
     long status = 0;
 
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (r->cut && code == CURLE_WRITE_ERROR)
+        code = CURLE_OK;    /* we stopped reading; the answer itself was complete enough */
     memset(&res, 0, sizeof(res));
     res.status = status;
     res.curl_code = (int)code;
@@ -322,8 +332,8 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
     r->cb = cb;
     r->arg = arg;
     r->retry_after_s = -1;
-    if (c->capture_bytes > 0)
-        r->capture = xmalloc(c->capture_bytes);
+    if (c->opt.capture_bytes > 0)
+        r->capture = xmalloc(c->opt.capture_bytes);
     for (size_t i = 0; i < spec->nheaders; i++) {
         struct curl_slist *l = curl_slist_append(r->headers, spec->headers[i]);
         if (l == NULL)
@@ -361,8 +371,16 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    if (c->ca_file != NULL)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+    /* TLS: libcurl verifies peer and host name by default; hookd only adds
+     * trust anchors and a client identity. */
+    if (c->opt.ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->opt.ca_file);
+    if (c->opt.ca_path != NULL)
+        curl_easy_setopt(e, CURLOPT_CAPATH, c->opt.ca_path);
+    if (c->opt.client_cert != NULL) {
+        curl_easy_setopt(e, CURLOPT_SSLCERT, c->opt.client_cert);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, c->opt.client_key);
+    }
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
     /* No proxies from the environment: the policy must see the real

@@ -524,8 +524,12 @@ static void on_outbox_idle(void *arg)
 int worker_run(const struct config *cfg, const char *wid)
 {
     struct worker *w = xcalloc(1, sizeof(*w));
-    struct http_options hopt = { cfg->response_capture_bytes, cfg->ca_file, &cfg->dest,
-                                 cfg->resolve };
+    struct http_options hopt = {
+        .capture_bytes = cfg->response_capture_bytes, .ca_file = cfg->ca_file,
+        .ca_path = cfg->ca_path, .client_cert = cfg->client_cert,
+        .client_key = cfg->client_key, .max_response_bytes = cfg->max_response_bytes,
+        .dest = &cfg->dest, .resolve = cfg->resolve,
+    };
     char started[TIME_ISO_LEN + 1];
     int rc;
 

@@ -47,6 +47,10 @@ struct config {
     size_t attempt_log_max; /* approximate cap of the attempts stream */
     size_t response_capture_bytes;  /* response bytes kept in the log */
     char *ca_file;          /* owned; CA bundle for https, NULL = system default */
+    char *ca_path;          /* owned; directory of CA certificates, or NULL */
+    char *client_cert;      /* owned; PEM client certificate for mutual TLS */
+    char *client_key;       /* owned; its PEM private key */
+    size_t max_response_bytes;      /* response bytes read before cutting */
     struct policy_dest dest;        /* deny_private, allow_cidrs, deny_cidrs */
     char *resolve;          /* owned; "host:port:addr,..." pinned resolutions */
 };

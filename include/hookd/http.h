@@ -47,6 +47,10 @@ struct policy_dest;
 struct http_options {
     size_t capture_bytes;       /* response bytes kept for the result */
     const char *ca_file;        /* borrowed; NULL = libcurl's default */
+    const char *ca_path;        /* borrowed; NULL = libcurl's default */
+    const char *client_cert;    /* borrowed; PEM, NULL = none */
+    const char *client_key;     /* borrowed; PEM */
+    size_t max_response_bytes;  /* cut answers longer than this (0 = no cap) */
     const struct policy_dest *dest;  /* borrowed; checked on every connect */
     const char *resolve;        /* borrowed; "host:port:addr,..." or NULL */
 };

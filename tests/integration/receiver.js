@@ -25,10 +25,18 @@
 // it); /__config?down=1 closes the webhook port and cuts its connections,
 // down=0 opens it again.
 //
-// Usage: node receiver.js --secret S [--port P]
+//   ?big=N           answer 200 with an N-byte body
+//
+// With --tls-cert/--tls-key it serves HTTPS; --client-ca makes it require a
+// client certificate signed by that CA (mutual TLS).
+//
+// Usage: node receiver.js --secret S [--port P] [--host H]
+//                         [--tls-cert F --tls-key F [--client-ca F]]
 // Prints {"port": P, "control": C} on its first stdout line once listening.
 'use strict';
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const crypto = require('crypto');
 
 const args = process.argv.slice(2);
@@ -96,7 +104,8 @@ const control = http.createServer((req, res) => {
   res.end('{}');
 });
 
-const server = http.createServer((req, res) => {
+const tlsCert = opt('tls-cert', null);
+const handler = (req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -132,11 +141,23 @@ const server = http.createServer((req, res) => {
       res.end('{"received":true}');
     };
     const delay = delayOverride !== null ? delayOverride : Number(q.get('delay') || 0);
+    if (q.get('big')) {
+      rec.succeeded[v.id] = (rec.succeeded[v.id] || 0) + 1;
+      res.statusCode = 200;
+      res.end(Buffer.alloc(Number(q.get('big')), 'x'));
+      return;
+    }
     if (delay > 0) setTimeout(answer, delay); else answer();
   });
-});
+};
+const server = tlsCert
+  ? https.createServer({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(opt('tls-key')),
+                         ca: opt('client-ca', null) ? fs.readFileSync(opt('client-ca')) : undefined,
+                         requestCert: !!opt('client-ca', null),
+                         rejectUnauthorized: !!opt('client-ca', null) }, handler)
+  : http.createServer(handler);
 server.keepAliveTimeout = 30000;
-server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+server.on(tlsCert ? 'secureConnection' : 'connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
 // A deep accept backlog: hookd opens up to workers x max_in_flight connections at once.
 server.listen(port, host, 4096, () => {
   server.lastPort = server.address().port;
