@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hookd/config.h"
@@ -16,7 +17,7 @@
 
 enum kind {
     K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX,
-    K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG, K_CIDRS, K_RESOLVE,
+    K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG, K_CIDRS, K_RESOLVE, K_TIME,
 };
 
 struct key {
@@ -41,6 +42,10 @@ static const struct key keys[] = {
       "jobs taken from Redis per round trip" },
     { "secret", K_SECRET, OFF(secret), 0, 0, "(generated)",
       "default signing secret; generated into <data_dir>/secret if unset" },
+    { "secret_previous", K_SECRET, OFF(secret_previous), 0, 0, "-",
+      "old secret during a rotation: webhook-signature also carries its signature" },
+    { "secret_previous_until", K_TIME, OFF(secret_previous_until), 0, 0, "-",
+      "when secret_previous stops being used (unix seconds or YYYY-MM-DDTHH:MM:SSZ)" },
     { "timeout", K_DURATION, OFF(timeout_ms), 1, 600000, "30s", "timeout of one attempt" },
     { "user_agent", K_STRING, OFF(user_agent), 0, 0, "hookd/" HOOKD_VERSION,
       "user-agent header" },
@@ -129,7 +134,8 @@ void config_free(struct config *cfg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
         enum kind k = keys[i].kind;
-        if (k == K_STRING || k == K_REDIS || k == K_SECRET || k == K_PREFIX || k == K_RESOLVE) {
+        if (k == K_STRING || k == K_REDIS || k == K_SECRET || k == K_PREFIX ||
+            k == K_RESOLVE) {
             char **p = (char **)((char *)cfg + keys[i].offset);
             free(*p);
             *p = NULL;
@@ -165,6 +171,25 @@ int config_parse_duration(const char *s, long *ms)
     if (v > 1e15)
         return HK_EINVAL;
     *ms = (long)(v + 0.5);
+    return 0;
+}
+
+int config_parse_time(const char *s, long long *out)
+{
+    struct tm tm;
+    char *end;
+
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end != s && *end == '\0' && errno == 0 && v > 0) {
+        *out = v;
+        return 0;
+    }
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == NULL || (strcmp(end, "Z") != 0 && *end != '\0'))
+        return HK_EINVAL;
+    *out = (long long)timegm(&tm);
     return 0;
 }
 
@@ -415,6 +440,15 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
             return hk_err_set(err, HK_ECONFIG, "config",
                               "key 'attempt_log': '%s' is not failures, all or off", value);
         return 0;
+    case K_TIME: {
+        long long t;
+        if (config_parse_time(value, &t) < 0)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key '%s': '%s' is not unix seconds nor YYYY-MM-DDTHH:MM:SSZ",
+                              k->name, value);
+        *(long long *)field = t;
+        return 0;
+    }
     case K_CIDRS: {
         struct policy_net *nets;
         size_t n;

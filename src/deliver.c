@@ -198,7 +198,22 @@ static int build_headers(struct delivery *d, struct buf *store, size_t *offs, si
 
     if (sign_hex(secret, strlen(secret), job->body, job->body_len, hex) < 0)
         return hk_err_set(err, HK_ECRYPTO, "sign_failed", "HMAC computation failed");
+    /* During a rotation webhook-signature carries one "v1,..." per valid
+     * secret, space-separated (Standard Webhooks), so receivers holding
+     * either the old or the new secret verify; x-dialgen-signature has room
+     * for one and uses the current secret. */
+    const char *prev = job->secret_previous;
+    long long until = job->secret_previous_until;
+    if (prev == NULL && job->secret == NULL) {
+        prev = d->env->cfg->secret_previous;
+        until = d->env->cfg->secret_previous_until;
+    }
+    if (prev != NULL && until != 0 && ts >= until)
+        prev = NULL;
+    char v1prev[SIGN_V1_LEN + 1] = "";
     int rc = sign_standard(secret, strlen(secret), job->id, ts, job->body, job->body_len, v1);
+    if (rc == 0 && prev != NULL)
+        rc = sign_standard(prev, strlen(prev), job->id, ts, job->body, job->body_len, v1prev);
     if (rc == HK_EINVAL)
         return hk_err_set(err, HK_EINVAL, "invalid_secret",
                           "secret starts with whsec_ but is not valid base64");
@@ -210,7 +225,7 @@ static int build_headers(struct delivery *d, struct buf *store, size_t *offs, si
     ADD("x-dialgen-signature: %s", hex);
     ADD("webhook-id: %s", job->id);
     ADD("webhook-timestamp: %lld", ts);
-    ADD("webhook-signature: %s", v1);
+    ADD("webhook-signature: %s%s%s", v1, v1prev[0] ? " " : "", v1prev);
     if (job->event != NULL)
         ADD("x-dialgen-event: %s", job->event);
     for (size_t i = 0; i < job->nheaders; i++)

@@ -20,7 +20,8 @@
 /* The known fields of a job, borrowed from a json_doc. */
 struct fields {
     const struct json_value *id, *url, *payload, *body, *body_base64, *event, *headers,
-        *content_type, *secret, *timeout_ms, *max_attempts;
+        *content_type, *secret, *secret_previous, *secret_previous_until, *timeout_ms,
+        *max_attempts;
     const char *body_bin;       /* msgpack bin body, borrowed */
     size_t body_bin_len;
     int has_body_bin;
@@ -33,7 +34,8 @@ static void fields_take(struct fields *f, const char *key, size_t klen,
     if (klen == sizeof(#name) - 1 && memcmp(key, #name, klen) == 0) { f->name = v; return; }
     FIELD(id) FIELD(url) FIELD(payload) FIELD(body) FIELD(body_base64) FIELD(event)
     FIELD(headers)
-    FIELD(content_type) FIELD(secret) FIELD(timeout_ms) FIELD(max_attempts)
+    FIELD(content_type) FIELD(secret) FIELD(secret_previous) FIELD(secret_previous_until)
+    FIELD(timeout_ms) FIELD(max_attempts)
 #undef FIELD
 }
 
@@ -376,6 +378,19 @@ static int validate(struct job *job, const struct fields *f, struct hk_err *err)
             return hk_err_set(err, HK_EINVAL, "invalid_type", "secret is empty");
         job->secret = dup_str(f->secret);
     }
+    if (f->secret_previous != NULL) {
+        if ((rc = want_string(f->secret_previous, "secret_previous", err)) < 0)
+            return rc;
+        if (f->secret_previous->u.string.len == 0)
+            return hk_err_set(err, HK_EINVAL, "invalid_type", "secret_previous is empty");
+        job->secret_previous = dup_str(f->secret_previous);
+    }
+    if (f->secret_previous_until != NULL) {
+        if ((rc = want_int(f->secret_previous_until, "secret_previous_until", 1,
+                           4102444800L, &n, err)) < 0)
+            return rc;
+        job->secret_previous_until = n;
+    }
     if (f->headers != NULL && (rc = validate_headers(job, f->headers, err)) < 0)
         return rc;
     if (f->timeout_ms != NULL) {
@@ -542,6 +557,12 @@ out:
     return rc;
 }
 
+static int is_secret_key(const char *k, size_t len)
+{
+    return (len == 6 && memcmp(k, "secret", 6) == 0) ||
+           (len == 15 && memcmp(k, "secret_previous", 15) == 0);
+}
+
 static int redact_msgpack(struct json_doc *doc, const msgpack_object *o,
                           const struct job_limits *lim, struct json_value **out)
 {
@@ -554,7 +575,7 @@ static int redact_msgpack(struct json_doc *doc, const msgpack_object *o,
         struct json_member *m = &(*out)->u.object.items[n];
         if (msgpack_key(doc, k, m, &err) < 0)
             return HK_EINVAL;
-        if (m->key_len == 6 && memcmp(m->key, "secret", 6) == 0)
+        if (is_secret_key(m->key, m->key_len))
             continue;
         if (v->type == MSGPACK_OBJECT_BIN) {
             if (json_utf8_valid(v->via.bin.ptr, v->via.bin.size)) {
@@ -603,7 +624,7 @@ int job_redact(const char *data, size_t len, const struct job_limits *limits,
         size_t w = 0;
         for (size_t i = 0; i < root->u.object.len; i++) {
             const struct json_member *m = &root->u.object.items[i];
-            if (!(m->key_len == 6 && memcmp(m->key, "secret", 6) == 0))
+            if (!is_secret_key(m->key, m->key_len))
                 root->u.object.items[w++] = *m;
         }
         root->u.object.len = w;
@@ -651,6 +672,7 @@ void job_free(struct job *job)
     free(job->content_type);
     free(job->event);
     free(job->secret);
+    free(job->secret_previous);
     free(job->raw);
     free(job->last_error);
     free(job);

@@ -33,6 +33,8 @@ struct config {
     int fetch_batch;        /* jobs taken from Redis per round trip */
     char *secret;           /* owned; default signing secret (may be NULL
                                until config_resolve_secret) */
+    char *secret_previous;  /* owned; the secret being rotated out, or NULL */
+    long long secret_previous_until;  /* unix seconds it stays valid; 0 = forever */
     long timeout_ms;        /* per attempt */
     char *user_agent;       /* owned */
     char *data_dir;         /* owned; embedded Redis and generated secret */
@@ -83,6 +85,9 @@ void config_print_keys(void);
 
 /* 1 if name is a known key. */
 int config_known_key(const char *key);
+
+/* Parse unix seconds or "YYYY-MM-DDTHH:MM:SSZ" (UTC). */
+int config_parse_time(const char *s, long long *out);
 
 /* Parse "30s", "500ms", "2m", "1h" or a bare number of seconds. */
 int config_parse_duration(const char *s, long *ms);

@@ -2,7 +2,8 @@
  *
  * A job is a JSON object or a msgpack map with the keys
  *   url (required), payload | body | body_base64 (exactly one), id, event,
- *   headers, content_type, secret, timeout_ms, max_attempts.
+ *   headers, content_type, secret, secret_previous, secret_previous_until,
+ *   timeout_ms, max_attempts.
  * `payload` (any value) is sent as ECMAScript-canonical JSON (see json.h);
  * `body` (string, or msgpack bin) is sent byte-for-byte. Unknown keys are
  * ignored so producers can add their own bookkeeping. Pure code: no I/O. */
@@ -31,6 +32,8 @@ struct job {
     char *content_type;         /* owned; NULL = application/json */
     char *event;                /* owned; NULL = no x-dialgen-event header */
     char *secret;               /* owned; NULL = the configured default */
+    char *secret_previous;      /* owned; being rotated out, or NULL */
+    long long secret_previous_until;  /* unix seconds; 0 = while present */
     struct job_header *headers; /* owned array of nheaders */
     size_t nheaders;
     long timeout_ms;            /* 0 = configured default */

@@ -53,7 +53,12 @@ function standardKey(s) {
   return s.startsWith('whsec_') ? Buffer.from(s.slice(6), 'base64') : Buffer.from(s);
 }
 
-const rec = { count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [], ids: {},
+// --sw-secret S: also verify with the standardwebhooks npm package, as a
+// receiver holding only S would (sw_valid / sw_invalid counts).
+const swSecret = opt('sw-secret', null);
+const swHook = swSecret ? new (require('standardwebhooks').Webhook)(swSecret) : null;
+
+const rec = { sw_valid: 0, sw_invalid: 0, count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [], ids: {},
               events: {}, content_types: {}, bodies: {}, times: {}, succeeded: {},
               paths: {} };
 
@@ -112,6 +117,14 @@ const handler = (req, res) => {
     const raw = Buffer.concat(chunks);
     const v = verify(req, raw);
     rec.count++;
+    if (swHook) {
+      try {
+        swHook.verify(raw.toString('utf8'), req.headers);
+        rec.sw_valid++;
+      } catch (e) {
+        rec.sw_invalid++;
+      }
+    }
     if (v.dialgenOk) rec.valid_dialgen++;
     if (v.standardOk) rec.valid_standard++;
     if (!v.dialgenOk || !v.standardOk)
