@@ -22,7 +22,12 @@ HOOKD = os.environ.get("HOOKD_BIN", os.path.join(HERE, "..", "..", "build", "hoo
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # What AddressSanitizer, LeakSanitizer and UBSan print; in a sanitizer build
 # any of these in a hookd log fails the test that started that hookd.
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     # valgrind memcheck (tests/integration/valgrind-hookd)
+                     "Invalid read", "Invalid write", "Invalid free", "are definitely lost",
+                     "are indirectly lost", "Conditional jump or move depends",
+                     "Use of uninitialised value", "Syscall param",
+                     "exited with status 99")
 
 
 def free_port():
