@@ -130,6 +130,48 @@ class Hostile(unittest.TestCase):
         finally:
             p.close()
 
+    def test_redis_password_and_database(self):
+        """redis://:password@host:port/db, for the daemon and the commands,
+        and neither password nor secret ever printed."""
+        import subprocess
+        from harness import HOOKD, free_port
+        p = Procs()
+        try:
+            port = free_port()
+            p.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                     "--requirepass", "s3cret-pw", "--dir", p.dir,
+                     "--logfile", os.path.join(p.dir, "redis.log")])
+            import redis as redislib
+            r = redislib.Redis(host="127.0.0.1", port=port, password="s3cret-pw", db=3)
+            wait_for(lambda: _ping(r), 10, "redis")
+            recv = p.receiver()
+            url = "redis://:s3cret-pw@127.0.0.1:%d/3" % port
+            h = p.hookd({"redis": url, "prefix": PREFIX, "workers": 1, "secret": SECRET})
+            wait_for(lambda: r.hlen(PREFIX + ":workers") == 1, 20, "worker registered in db 3")
+            push(r, PREFIX + ":queue", [{"id": "pw", "url": recv.url, "payload": {}}])
+            recv.wait_count(1, timeout=30)
+            res = subprocess.run([HOOKD, "stats", "--json", "--redis", url, "--prefix", PREFIX],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertEqual(json.loads(res.stdout)["queue"], 0)
+            bad = subprocess.run([HOOKD, "stats", "--redis",
+                                  "redis://:wrong@127.0.0.1:%d/3" % port],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(bad.returncode, 1)
+            self.assertIn("AUTH", bad.stderr)
+            for text in (log_of(h), res.stdout, bad.stderr):
+                self.assertNotIn("s3cret-pw", text)
+                self.assertNotIn(SECRET, text)
+        finally:
+            p.close()
+
+
+def _ping(r):
+    try:
+        return r.ping()
+    except Exception:
+        return False
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -86,6 +86,26 @@ static void test_set_and_errors(void **state)
     assert_int_equal(c.attempt_log, ATTEMPT_LOG_ALL);
     assert_int_equal(config_set(&c, "attempt_log", "some", &e), HK_ECONFIG);
     assert_int_equal(config_set(&c, "response_capture_bytes", "0", &e), 0);
+
+    /* destinations, TLS, rotation */
+    assert_int_equal(config_set(&c, "deny_private", "true", &e), 0);
+    assert_int_equal(c.dest.deny_private, 1);
+    assert_int_equal(config_set(&c, "allow_cidrs", "10.1.0.0/16, ::1", &e), 0);
+    assert_int_equal(c.dest.nallow, 2);
+    assert_int_equal(config_set(&c, "deny_cidrs", "10.1.5.0/24", &e), 0);
+    assert_int_equal(c.dest.ndeny, 1);
+    assert_int_equal(config_set(&c, "deny_cidrs", "10.1.5.0/99", &e), HK_ECONFIG);
+    assert_int_equal(c.dest.ndeny, 1);
+    assert_int_equal(config_set(&c, "resolve", "a.example:443:127.0.0.1,b:80:[::1]", &e), 0);
+    assert_int_equal(config_set(&c, "resolve", "a.example:443", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "resolve", "a.example:0:1.2.3.4", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "secret_previous_until", "2026-11-27T00:00:00Z", &e), 0);
+    assert_int_equal(c.secret_previous_until, 1795737600LL);
+    assert_int_equal(config_set(&c, "secret_previous_until", "1795737600", &e), 0);
+    assert_int_equal(c.secret_previous_until, 1795737600LL);
+    assert_int_equal(config_set(&c, "secret_previous_until", "tomorrow", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&c, "max_response_bytes", "1024", &e), 0);
+    assert_int_equal(c.max_response_bytes, 1024);
     config_free(&c);
 }
 
