@@ -16,15 +16,10 @@ import csv
 import json
 import os
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-
-import redis
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -55,67 +50,41 @@ def main():
     args = ap.parse_args()
     args.set = []
 
-    d = tempfile.mkdtemp(prefix="hookd-suite-")
-    rport, nport = throughput.free_port(), throughput.free_port()
-    rs = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-                           "--save", "", "--appendonly", "no", "--dir", d,
-                           "--logfile", os.path.join(d, "redis.log")])
-    ng = throughput.start_nginx(d, nport)
-    rows = []
-    try:
-        r = redis.Redis(host="127.0.0.1", port=rport)
-        throughput.wait_for(lambda: throughput._ping(r), 10, "redis")
-        throughput.wait_for(lambda: throughput._connect(nport), 10, "nginx")
-        url = "http://127.0.0.1:%d/hook" % nport
-        nginx_pids = [ng.pid] + throughput.children(ng.pid)
-
-        hookd = {}
-        for m in args.in_flight:
-            runs = [throughput.one_run(args, m, r, rport, url, nginx_pids, rs.pid, d)
-                    for _ in range(args.runs)]
-            hookd[m] = statistics.median(x["rate"] for x in runs)
+    with throughput.Peers() as peers:
+        hookd = {m: statistics.median(peers.run_hookd(args, m)["rate"]
+                                      for _ in range(args.runs))
+                 for m in args.in_flight}
         best_m = max(hookd, key=hookd.get)
         wall = max(3, int(args.jobs / hookd[best_m] + 0.5))
-        ceiling = statistics.median(wrk_rate(url, wall) for _ in range(args.runs))
+        ceiling = statistics.median(wrk_rate(peers.url, wall) for _ in range(args.runs))
         peer_jobs = max(2000, args.jobs // 10)
-        peer = {c: statistics.median(peer_rate(rport, url, peer_jobs, c)
+        peer = {c: statistics.median(peer_rate(peers.rport, peers.url, peer_jobs, c)
                                      for _ in range(args.runs)) for c in (16, 64, 256)}
-        best_c = max(peer, key=peer.get)
+    best_c = max(peer, key=peer.get)
+    bullmq = subprocess.run(["node", "-e", "console.log(require('%s/peers/node_modules/"
+                             "bullmq/package.json').version)" % HERE],
+                            capture_output=True, text=True).stdout.strip()
 
-        print("machine: %d CPUs (shared by hookd, redis-server, nginx and the load "
-              "generator); %d jobs, 1 KB bodies, medians of %d runs" %
-              (os.cpu_count(), args.jobs, args.runs))
-        print("%-44s %14s %10s" % ("", "deliveries/s", "hookd / x"))
-        print("%-44s %14.0f %10s" % ("hookd, workers=%d, max_in_flight=%d" %
-                                     (args.workers, best_m), hookd[best_m], "1.00"))
-        for m in sorted(hookd):
-            if m != best_m:
-                print("%-44s %14.0f" % ("hookd, max_in_flight=%d" % m, hookd[m]))
-        print("%-44s %14.0f %10.2f" % ("ceiling: wrk -c64 POST, same body and nginx",
-                                       ceiling, hookd[best_m] / ceiling))
-        print("%-44s %14.0f %10.2f" % ("peer: BullMQ %s, concurrency %d" %
-                                       (subprocess.run(["node", "-e", "console.log(require("
-                                                        "'%s/peers/node_modules/bullmq/package.json')"
-                                                        ".version)" % HERE],
-                                                       capture_output=True, text=True)
-                                        .stdout.strip(), best_c),
-                                       peer[best_c], hookd[best_m] / peer[best_c]))
-        rows = [("hookd", best_m, hookd[best_m]), ("wrk", 64, ceiling),
-                ("bullmq", best_c, peer[best_c])]
-        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-        path = os.path.join(HERE, "results", "suite-%d.csv" % int(time.time()))
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["system", "concurrency", "deliveries_per_s"])
-            w.writerows(rows)
-        print("written: %s" % os.path.relpath(path))
-    finally:
-        ng.send_signal(signal.SIGQUIT)
-        rs.terminate()
-        ng.wait(timeout=10)
-        rs.wait(timeout=10)
-        shutil.rmtree(d, ignore_errors=True)
-
+    print("machine: %d CPUs (shared by hookd, redis-server, nginx and the load generator); "
+          "%d jobs, 1 KB bodies, medians of %d runs" % (os.cpu_count(), args.jobs, args.runs))
+    print("%-44s %14s %10s" % ("", "deliveries/s", "hookd / x"))
+    print("%-44s %14.0f %10s" % ("hookd, workers=%d, max_in_flight=%d" % (args.workers, best_m),
+                                 hookd[best_m], "1.00"))
+    for m in sorted(hookd):
+        if m != best_m:
+            print("%-44s %14.0f" % ("hookd, max_in_flight=%d" % m, hookd[m]))
+    print("%-44s %14.0f %10.2f" % ("ceiling: wrk -c64 POST, same body and nginx", ceiling,
+                                   hookd[best_m] / ceiling))
+    print("%-44s %14.0f %10.2f" % ("peer: BullMQ %s, concurrency %d" % (bullmq, best_c),
+                                   peer[best_c], hookd[best_m] / peer[best_c]))
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    path = os.path.join(HERE, "results", "suite-%d.csv" % int(time.time()))
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["system", "concurrency", "deliveries_per_s"])
+        w.writerows([("hookd", best_m, hookd[best_m]), ("wrk", 64, ceiling),
+                     ("bullmq", best_c, peer[best_c])])
+    print("written: %s" % os.path.relpath(path))
 
 if __name__ == "__main__":
     main()

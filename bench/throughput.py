@@ -130,6 +130,38 @@ def one_run(args, in_flight, r, rport, nginx_url, nginx_pids, redis_pid, d):
             "cpu_nginx": c1[2] - c0[2]}
 
 
+class Peers:
+    """A private redis-server and nginx (`return 200`) on free 127.0.0.1
+    ports, in a temp dir; stopped and removed on exit. Shared by the bench
+    scripts."""
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="hookd-bench-")
+        self.rport, self.nport = free_port(), free_port()
+        self.redis_proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.rport), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir,
+             "--logfile", os.path.join(self.dir, "redis.log")])
+        self.nginx_proc = start_nginx(self.dir, self.nport)
+        self.r = redis.Redis(host="127.0.0.1", port=self.rport)
+        wait_for(lambda: _ping(self.r), 10, "redis")
+        wait_for(lambda: _connect(self.nport), 10, "nginx")
+        self.url = "http://127.0.0.1:%d/hook" % self.nport
+        self.nginx_pids = [self.nginx_proc.pid] + children(self.nginx_proc.pid)
+        return self
+
+    def run_hookd(self, args, in_flight):
+        return one_run(args, in_flight, self.r, self.rport, self.url, self.nginx_pids,
+                       self.redis_proc.pid, self.dir)
+
+    def __exit__(self, *exc):
+        self.nginx_proc.send_signal(signal.SIGQUIT)
+        self.redis_proc.terminate()
+        self.nginx_proc.wait(timeout=10)
+        self.redis_proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=100000)
@@ -139,38 +171,20 @@ def main():
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
 
-    d = tempfile.mkdtemp(prefix="hookd-bench-")
-    rport, nport = free_port(), free_port()
-    rs = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-                           "--save", "", "--appendonly", "no", "--dir", d,
-                           "--logfile", os.path.join(d, "redis.log")])
-    ng = start_nginx(d, nport)
-    try:
-        r = redis.Redis(host="127.0.0.1", port=rport)
-        wait_for(lambda: _ping(r), 10, "redis")
-        wait_for(lambda: _connect(nport), 10, "nginx")
-        nginx_pids = [ng.pid] + children(ng.pid)
-        url = "http://127.0.0.1:%d/hook" % nport
+    with Peers() as peers:
         print("machine: %d CPUs; %d jobs per run, %d runs, workers=%d; receiver: nginx "
               "(1 worker) return 200; settings: %s" % (os.cpu_count(), args.jobs, args.runs,
                                                       args.workers, " ".join(args.set) or "-"))
         print("%-13s %12s %9s %9s %9s %9s" % ("max_in_flight", "deliveries/s", "hookd cpu",
                                               "redis cpu", "nginx cpu", "wall s"))
         for m in args.in_flight:
-            runs = [one_run(args, m, r, rport, url, nginx_pids, rs.pid, d)
-                    for _ in range(args.runs)]
+            runs = [peers.run_hookd(args, m) for _ in range(args.runs)]
             med = sorted(runs, key=lambda x: x["rate"])[len(runs) // 2]
             if any(x["dead"] for x in runs):
                 print("warning: dead-lettered jobs in a run", file=sys.stderr)
             print("%-13d %12.0f %8.2fs %8.2fs %8.2fs %9.2f   (runs: %s; job %d bytes)" % (
                 m, med["rate"], med["cpu_hookd"], med["cpu_redis"], med["cpu_nginx"],
                 med["seconds"], ", ".join("%.0f" % x["rate"] for x in runs), med["job_bytes"]))
-    finally:
-        ng.send_signal(signal.SIGQUIT)
-        rs.terminate()
-        ng.wait(timeout=10)
-        rs.wait(timeout=10)
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def _ping(r):
