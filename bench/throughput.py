@@ -49,6 +49,16 @@ def cpu_seconds(pids):
     return total / TICK
 
 
+def redis_calls(r):
+    """Round trips hookd made: the commands it sends are EVAL (every script)
+    and BLMOVE (XADD only for logged attempts: none in this bench). Redis's
+    commandstats also count commands run inside scripts; those are not
+    round trips and are left out."""
+    stats = r.info("commandstats")
+    return sum(stats.get("cmdstat_" + c, {}).get("calls", 0)
+               for c in ("eval", "evalsha", "blmove"))
+
+
 def children(pid):
     try:
         out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
@@ -113,6 +123,7 @@ def one_run(args, in_flight, r, rport, nginx_url, nginx_pids, redis_pid, d):
     h = subprocess.Popen([HOOKD, "-c", conf], stderr=log)
     wait_for(lambda: r.hlen(prefix + ":workers") == args.workers, 20, "workers")
     workers = children(h.pid)
+    calls0 = redis_calls(r)
     c0 = (cpu_seconds(workers), cpu_seconds([redis_pid]), cpu_seconds(nginx_pids))
     t0 = time.monotonic()
     r.rename(prefix + ":staging", prefix + ":queue")
@@ -120,12 +131,14 @@ def one_run(args, in_flight, r, rport, nginx_url, nginx_pids, redis_pid, d):
              "deliveries")
     dt = time.monotonic() - t0
     c1 = (cpu_seconds(workers), cpu_seconds([redis_pid]), cpu_seconds(nginx_pids))
+    calls = redis_calls(r) - calls0
     h.send_signal(signal.SIGTERM)
     h.wait(timeout=60)
     dead = r.llen(prefix + ":dead")
     for k in r.scan_iter(prefix + ":*"):
         r.delete(k)
     return {"rate": args.jobs / dt, "seconds": dt, "dead": dead, "job_bytes": job_bytes,
+            "calls_per_delivery": calls / args.jobs,
             "cpu_hookd": c1[0] - c0[0], "cpu_redis": c1[1] - c0[1],
             "cpu_nginx": c1[2] - c0[2]}
 
@@ -175,16 +188,18 @@ def main():
         print("machine: %d CPUs; %d jobs per run, %d runs, workers=%d; receiver: nginx "
               "(1 worker) return 200; settings: %s" % (os.cpu_count(), args.jobs, args.runs,
                                                       args.workers, " ".join(args.set) or "-"))
-        print("%-13s %12s %9s %9s %9s %9s" % ("max_in_flight", "deliveries/s", "hookd cpu",
-                                              "redis cpu", "nginx cpu", "wall s"))
+        print("%-13s %12s %9s %9s %9s %9s %9s" % ("max_in_flight", "deliveries/s", "hookd cpu",
+                                                  "redis cpu", "nginx cpu", "wall s",
+                                                  "rt/dlv"))
         for m in args.in_flight:
             runs = [peers.run_hookd(args, m) for _ in range(args.runs)]
             med = sorted(runs, key=lambda x: x["rate"])[len(runs) // 2]
             if any(x["dead"] for x in runs):
                 print("warning: dead-lettered jobs in a run", file=sys.stderr)
-            print("%-13d %12.0f %8.2fs %8.2fs %8.2fs %9.2f   (runs: %s; job %d bytes)" % (
+            print("%-13d %12.0f %8.2fs %8.2fs %8.2fs %9.2f %9.3f   (runs: %s; job %d bytes)" % (
                 m, med["rate"], med["cpu_hookd"], med["cpu_redis"], med["cpu_nginx"],
-                med["seconds"], ", ".join("%.0f" % x["rate"] for x in runs), med["job_bytes"]))
+                med["seconds"], med["calls_per_delivery"],
+                ", ".join("%.0f" % x["rate"] for x in runs), med["job_bytes"]))
 
 
 def _ping(r):
