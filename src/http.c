@@ -169,7 +169,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     size_t len = size * n, room = r->client->opt.capture_bytes - r->capture_len;
     size_t max = r->client->opt.max_response_bytes;
 
-    if (room > 0 && r->capture != NULL) {
+    if (room > 0) {
+        /* Allocated on the first body bytes, not per request: most answers
+         * are short or empty, and 1,000 requests in flight would otherwise
+         * hold capture_bytes each. */
+        if (r->capture == NULL)
+            r->capture = xmalloc(r->client->opt.capture_bytes);
         size_t take = len < room ? len : room;
         memcpy(r->capture + r->capture_len, data, take);
         r->capture_len += take;
@@ -332,8 +337,6 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
     r->cb = cb;
     r->arg = arg;
     r->retry_after_s = -1;
-    if (c->opt.capture_bytes > 0)
-        r->capture = xmalloc(c->opt.capture_bytes);
     for (size_t i = 0; i < spec->nheaders; i++) {
         struct curl_slist *l = curl_slist_append(r->headers, spec->headers[i]);
         if (l == NULL)
@@ -365,6 +368,9 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
     if (strncasecmp(spec->url, "https:", 6) == 0)
         curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Webhook answers are small; libcurl's default 16 KiB receive buffer
+     * per transfer is most of a worker's memory at 1,000 in flight. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
