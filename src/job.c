@@ -265,6 +265,20 @@ static char *dup_str(const struct json_value *v)
     return xstrndup(v->u.string.ptr, v->u.string.len);
 }
 
+/* A non-empty string, copied to *out (owned by the job). */
+static int want_secret(const struct json_value *v, const char *name, char **out,
+                       struct hk_err *err)
+{
+    int rc;
+
+    if ((rc = want_string(v, name, err)) < 0)
+        return rc;
+    if (v->u.string.len == 0)
+        return hk_err_set(err, HK_EINVAL, "invalid_type", "%s is empty", name);
+    *out = dup_str(v);
+    return 0;
+}
+
 static int validate_id(struct job *job, const struct json_value *v, struct hk_err *err)
 {
     int rc;
@@ -371,20 +385,11 @@ static int validate(struct job *job, const struct fields *f, struct hk_err *err)
             return hk_err_set(err, HK_EINVAL, "invalid_header", "event is invalid");
         job->event = dup_str(f->event);
     }
-    if (f->secret != NULL) {
-        if ((rc = want_string(f->secret, "secret", err)) < 0)
-            return rc;
-        if (f->secret->u.string.len == 0)
-            return hk_err_set(err, HK_EINVAL, "invalid_type", "secret is empty");
-        job->secret = dup_str(f->secret);
-    }
-    if (f->secret_previous != NULL) {
-        if ((rc = want_string(f->secret_previous, "secret_previous", err)) < 0)
-            return rc;
-        if (f->secret_previous->u.string.len == 0)
-            return hk_err_set(err, HK_EINVAL, "invalid_type", "secret_previous is empty");
-        job->secret_previous = dup_str(f->secret_previous);
-    }
+    if (f->secret != NULL && (rc = want_secret(f->secret, "secret", &job->secret, err)) < 0)
+        return rc;
+    if (f->secret_previous != NULL &&
+        (rc = want_secret(f->secret_previous, "secret_previous", &job->secret_previous, err)) < 0)
+        return rc;
     if (f->secret_previous_until != NULL) {
         if ((rc = want_int(f->secret_previous_until, "secret_previous_until", 1,
                            4102444800L, &n, err)) < 0)

@@ -92,6 +92,18 @@ static void push_records(struct outbox *o, struct outbox_record *first, size_t n
     o->queued += n;
 }
 
+/* Append one attempt-log entry (new, or a failed send) to the queue. */
+static void push_log(struct outbox *o, struct outbox_log *g)
+{
+    g->next = NULL;
+    if (o->logs_tail != NULL)
+        o->logs_tail->next = g;
+    else
+        o->logs = g;
+    o->logs_tail = g;
+    o->queued++;
+}
+
 static char *dup_bytes(const char *p, size_t n)
 {
     char *d = xmalloc(n + 1);
@@ -153,12 +165,7 @@ void outbox_log(struct outbox *o, const char **fields, const size_t *lens, size_
         g->f[i] = dup_bytes(fields[i], lens[i]);
         g->l[i] = lens[i];
     }
-    if (o->logs_tail != NULL)
-        o->logs_tail->next = g;
-    else
-        o->logs = g;
-    o->logs_tail = g;
-    o->queued++;
+    push_log(o, g);
     schedule(o, 0);
 }
 
@@ -213,12 +220,7 @@ static void on_log_reply(struct redis_conn *c, struct redisReply *reply, void *a
     if (redis_reply_is_error(reply)) {
         if (reply != NULL)
             log_error("attempt log write failed: %s", redis_reply_str(reply, NULL));
-        if (owner->logs_tail != NULL)
-            owner->logs_tail->next = g;
-        else
-            owner->logs = g;
-        owner->logs_tail = g;
-        owner->queued++;
+        push_log(owner, g);
         schedule(owner, reply != NULL ? RETRY_PAUSE_MS : 0);
     } else {
         free_log(g);

@@ -260,21 +260,21 @@ static void reload(struct supervisor *sv)
         (next.redis != NULL && strcmp(next.redis, sv->cfg->redis) != 0) ||
         strcmp(next.data_dir, sv->cfg->data_dir) != 0)
         log_warn("SIGHUP: redis and data_dir changes need a restart; keeping the running ones");
-    free(next.redis);
-    next.redis = sv->cfg->redis ? xstrdup(sv->cfg->redis) : NULL;
     free(next.data_dir);
-    next.data_dir = xstrdup(sv->cfg->data_dir);
-    config_redis_addr_free(&next.addr);
-    next.addr.host = sv->cfg->addr.host ? xstrdup(sv->cfg->addr.host) : NULL;
-    next.addr.path = sv->cfg->addr.path ? xstrdup(sv->cfg->addr.path) : NULL;
-    next.addr.password = sv->cfg->addr.password ? xstrdup(sv->cfg->addr.password) : NULL;
-    next.addr.port = sv->cfg->addr.port;
-    next.addr.db = sv->cfg->addr.db;
+    next.data_dir = xstrdup(sv->cfg->data_dir);     /* where the secret lives */
     if (config_resolve_secret(&next, &created, &err) < 0) {
         log_error("SIGHUP: config refused, keeping the running one: %s", err.msg);
         config_free(&next);
         return;
     }
+    /* Accepted: the running Redis settings move over whole (the embedded
+     * socket path included) before the old config is freed. */
+    free(next.redis);
+    next.redis = sv->cfg->redis;
+    sv->cfg->redis = NULL;
+    config_redis_addr_free(&next.addr);
+    next.addr = sv->cfg->addr;
+    memset(&sv->cfg->addr, 0, sizeof(sv->cfg->addr));
     config_free(sv->cfg);
     *sv->cfg = next;
     log_set_level(sv->cfg->log_level);

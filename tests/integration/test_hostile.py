@@ -5,13 +5,15 @@ keys clobbered with the wrong type give a clear error, not a crash loop."""
 import json
 import os
 import random
+import subprocess
 import sys
 import unittest
 
 import msgpack
+import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SECRET, Procs, log_of, push, wait_for  # noqa: E402
+from harness import HOOKD, SECRET, Procs, _ping, free_port, log_of, push, wait_for  # noqa: E402
 
 PREFIX = "ho"
 MAX_JOB = 65536
@@ -133,16 +135,13 @@ class Hostile(unittest.TestCase):
     def test_redis_password_and_database(self):
         """redis://:password@host:port/db, for the daemon and the commands,
         and neither password nor secret ever printed."""
-        import subprocess
-        from harness import HOOKD, free_port
         p = Procs()
         try:
             port = free_port()
             p.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                      "--requirepass", "s3cret-pw", "--dir", p.dir,
                      "--logfile", os.path.join(p.dir, "redis.log")])
-            import redis as redislib
-            r = redislib.Redis(host="127.0.0.1", port=port, password="s3cret-pw", db=3)
+            r = redis.Redis(host="127.0.0.1", port=port, password="s3cret-pw", db=3)
             wait_for(lambda: _ping(r), 10, "redis")
             recv = p.receiver()
             url = "redis://:s3cret-pw@127.0.0.1:%d/3" % port
@@ -164,13 +163,6 @@ class Hostile(unittest.TestCase):
                 self.assertNotIn(SECRET, text)
         finally:
             p.close()
-
-
-def _ping(r):
-    try:
-        return r.ping()
-    except Exception:
-        return False
 
 
 if __name__ == "__main__":
