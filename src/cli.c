@@ -309,12 +309,29 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
     long long dead = int_reply(s, err, &failed, "LLEN", k->dead);
     struct redisReply *w = cmd(s, err, 2, "HGETALL", k->workers);
     struct redisReply *c = w ? cmd(s, err, 2, "HGETALL", k->stats) : NULL;
-    struct buf out = BUF_INIT, wl = BUF_INIT;
-    long long in_flight = 0;
+    struct redisReply *po = c ? cmd(s, err, 4, "ZRANGE", k->parked, "0", "-1") : NULL;
+    struct buf out = BUF_INIT, wl = BUF_INIT, pl = BUF_INIT;
+    long long in_flight = 0, parked = 0;
 
-    if (failed || w == NULL || c == NULL) {
+    if (failed || w == NULL || c == NULL || po == NULL) {
         redis_sync_reply_free(w);
+        redis_sync_reply_free(c);
         return 1;
+    }
+    for (size_t i = 0; i < redis_reply_elements(po); i++) {
+        size_t olen;
+        const char *origin = el(po, i, &olen);
+        char key[QUEUE_KEY_MAX + 320];
+        snprintf(key, sizeof(key), "%s:%s", k->parked, origin);
+        long long n = int_reply(s, err, &failed, "LLEN", key);
+        parked += n;
+        if (a->json) {
+            buf_append_str(&pl, i ? "," : "");
+            json_write_string(&pl, origin, olen);
+            buf_printf(&pl, ":%lld", n);
+        } else {
+            buf_printf(&pl, "  %-40s %lld\n", origin, n);
+        }
     }
     for (size_t i = 0; i + 1 < redis_reply_elements(w); i += 2) {
         struct queue_keys wk;
@@ -334,7 +351,8 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
     }
     if (a->json) {
         buf_printf(&out, "{\"queue\":%lld,\"retry\":%lld,\"dead\":%lld,\"in_flight\":%lld,"
-                   "\"workers\":{%s},\"counters\":{", queue, retry, dead, in_flight,
+                   "\"parked\":%lld,\"parked_origins\":{%s},\"workers\":{%s},\"counters\":{",
+                   queue, retry, dead, in_flight, parked, pl.data ? pl.data : "",
                    wl.data ? wl.data : "");
         for (size_t i = 0; i + 1 < redis_reply_elements(c); i += 2)
             buf_printf(&out, "%s\"%s\":%s", i ? "," : "", el(c, i, NULL), el(c, i + 1, NULL));
@@ -343,6 +361,8 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
         buf_printf(&out, "queue      %lld\nretry      %lld\ndead       %lld\n"
                    "in flight  %lld (%zu workers)\n%s", queue, retry, dead, in_flight,
                    redis_reply_elements(w) / 2, wl.data ? wl.data : "");
+        buf_printf(&out, "parked     %lld (%zu origins)\n%s", parked,
+                   redis_reply_elements(po), pl.data ? pl.data : "");
         buf_append_str(&out, "counters\n");
         for (size_t i = 0; i + 1 < redis_reply_elements(c); i += 2)
             buf_printf(&out, "  %-16s %s\n", el(c, i, NULL), el(c, i + 1, NULL));
@@ -350,8 +370,10 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
     fputs(out.data, stdout);
     buf_free(&out);
     buf_free(&wl);
+    buf_free(&pl);
     redis_sync_reply_free(w);
     redis_sync_reply_free(c);
+    redis_sync_reply_free(po);
     return failed;
 }
 

@@ -37,7 +37,9 @@ static const struct key keys[] = {
     { "prefix", K_PREFIX, OFF(prefix), 0, 0, "hookd", "prefix of every Redis key" },
     { "workers", K_INT, OFF(workers), 1, 256, "CPUs", "worker processes" },
     { "max_in_flight", K_INT, OFF(max_in_flight), 1, 100000, "1000",
-      "concurrent requests per worker" },
+      "concurrent requests per worker (running or waiting for their origin)" },
+    { "max_per_host", K_INT, OFF(max_per_host), 1, 100000, "64",
+      "connections per origin (scheme://host:port) per worker; HTTP/2 streams not counted" },
     { "fetch_batch", K_INT, OFF(fetch_batch), 1, 10000, "256",
       "jobs taken from Redis per round trip" },
     { "secret", K_SECRET, OFF(secret), 0, 0, "(generated)",
@@ -103,6 +105,7 @@ void config_init(struct config *cfg)
     cfg->prefix = xstrdup("hookd");
     cfg->workers = cpus > 0 ? (int)(cpus > 256 ? 256 : cpus) : 1;
     cfg->max_in_flight = 1000;
+    cfg->max_per_host = 64;
     cfg->fetch_batch = 256;
     cfg->timeout_ms = 30000;
     cfg->user_agent = xstrdup("hookd/" HOOKD_VERSION);

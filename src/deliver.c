@@ -1,11 +1,13 @@
 /* deliver.c -- one attempt at one job, and what follows from its outcome:
  * acknowledged, scheduled for a retry, or dead-lettered. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hookd/backoff.h"
 #include "hookd/deliver.h"
+#include "hookd/hosts.h"
 #include "hookd/json.h"
 #include "hookd/log.h"
 #include "hookd/mem.h"
@@ -14,6 +16,8 @@
 
 struct delivery {
     struct deliver_env *env;
+    struct hosts_waiter waiter;     /* while waiting for its origin */
+    struct host *host;              /* admitted origin, until hosts_done */
     uint64_t seq;
     struct job *job;            /* owned; job->raw holds the producer's bytes */
     int attempt;                /* this attempt's number, 1-based */
@@ -163,16 +167,34 @@ static void deliver_fail(struct delivery *d, const struct http_result *res)
     dead_letter(d, 'D', res->reason, error, gave_up, res->status);
 }
 
+static struct delivery *of_waiter(struct hosts_waiter *w)
+{
+    return w ? (struct delivery *)((char *)w - offsetof(struct delivery, waiter)) : NULL;
+}
+
+/* No outcome: the job stays in the in-flight hash and the worker's final
+ * reclaim requeues it. */
+static void drop(struct delivery *d, const char *why)
+{
+    log_emit(LOG_INFO, d->job->id, "%s; job will be requeued", why);
+    finished(d);
+}
+
+static void send_request(struct delivery *d);
+
 static void on_response(const struct http_result *res, void *arg)
 {
     struct delivery *d = arg;
-    int mode = d->env->cfg->attempt_log;
+    struct deliver_env *env = d->env;
+    int mode = env->cfg->attempt_log;
+    long latency = res->aborted ? -1 : res->latency_ms;
+    struct delivery *next = of_waiter(hosts_done(env->hosts, d->host, latency, res->h2,
+                                                 time_mono_ms()));
 
     if (res->aborted) {
-        /* The worker is stopping and cut the request: no outcome. The job
-         * stays in the in-flight hash and is requeued by the reclaim. */
-        log_emit(LOG_INFO, d->job->id, "attempt aborted by shutdown; job will be requeued");
-        finished(d);
+        drop(d, "attempt aborted by shutdown");
+        if (next != NULL)
+            drop(next, "shutting down before its attempt");
         return;
     }
     if (mode == ATTEMPT_LOG_ALL || (mode == ATTEMPT_LOG_FAILURES && !res->ok))
@@ -185,6 +207,8 @@ static void on_response(const struct http_result *res, void *arg)
         deliver_fail(d, res);
     }
     finished(d);
+    if (next != NULL)
+        send_request(next);
 }
 
 /* Headers hookd sets on every POST, then the job's own. */
@@ -234,37 +258,35 @@ static int build_headers(struct delivery *d, struct buf *store, size_t *offs, si
     return 0;
 }
 
-void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_t len)
+/* An admitted delivery ended without a response: free its origin's slot
+ * (starting the next waiter), then finish. */
+static void release_and_finish(struct delivery *d)
 {
-    struct delivery *d = xcalloc(1, sizeof(*d));
+    struct delivery *next = of_waiter(hosts_done(d->env->hosts, d->host, -1, 0, time_mono_ms()));
+
+    finished(d);
+    if (next != NULL)
+        send_request(next);
+}
+
+/* Sign and POST an admitted delivery. */
+static void send_request(struct delivery *d)
+{
+    struct deliver_env *env = d->env;
     struct hk_err err = { "", "" };
     struct buf store = BUF_INIT;
     size_t offs[8 + 64], n = 0;
     const char *hdrs[8 + 64];
     int rc;
 
-    d->env = env;
-    d->seq = seq;
     d->started_ms = time_now_ms();
-    rc = job_decode(raw, len, &env->limits, &d->job, &err);
-    d->attempt = d->job->attempts + 1;
-    d->first_attempt_ms = d->job->first_attempt_ms ? d->job->first_attempt_ms : d->started_ms;
-    d->max_attempts = d->job->max_attempts ? d->job->max_attempts : env->cfg->retry.nschedule + 1;
-    if (rc < 0) {
-        log_emit(LOG_WARN, d->job->id ? d->job->id : "-", "invalid job: %s: %s; dead-lettered",
-                 err.code, err.msg);
-        dead_letter(d, 'I', err.code, err.msg, "invalid", 0);
-        finished(d);
-        return;
-    }
-    job_ensure_id(d->job);
     rc = build_headers(d, &store, offs, &n, &err);
     if (rc < 0) {
         log_emit(LOG_WARN, d->job->id, "cannot sign: %s: %s; dead-lettered", err.code, err.msg);
         dead_letter(d, rc == HK_EINVAL ? 'I' : 'E', err.code, err.msg,
                     rc == HK_EINVAL ? "invalid" : "not_retryable", 0);
         buf_free(&store);
-        finished(d);
+        release_and_finish(d);
         return;
     }
     for (size_t i = 0; i < n; i++)
@@ -284,7 +306,72 @@ void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_
         struct http_result res = { .reason = "http_error", .error = "could not start the request",
                                    .retry_after_s = -1 };
         deliver_fail(d, &res);
-        finished(d);
+        release_and_finish(d);
     }
     buf_free(&store);
+}
+
+/* Back to Redis, on its origin's parked list, without an attempt. */
+static void park(struct delivery *d)
+{
+    log_emit(LOG_DEBUG, d->job->id, "%s is saturated; job parked", d->job->origin);
+    outbox_park(d->env->outbox, d->seq, d->job->origin);
+    finished(d);
+}
+
+void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_t len)
+{
+    struct delivery *d = xcalloc(1, sizeof(*d));
+    struct hk_err err = { "", "" };
+    struct hosts_waiter *w;
+    int64_t now;
+    int rc;
+
+    d->env = env;
+    d->seq = seq;
+    d->started_ms = time_now_ms();
+    rc = job_decode(raw, len, &env->limits, &d->job, &err);
+    d->attempt = d->job->attempts + 1;
+    d->first_attempt_ms = d->job->first_attempt_ms ? d->job->first_attempt_ms : d->started_ms;
+    d->max_attempts = d->job->max_attempts ? d->job->max_attempts : env->cfg->retry.nschedule + 1;
+    if (rc < 0) {
+        log_emit(LOG_WARN, d->job->id ? d->job->id : "-", "invalid job: %s: %s; dead-lettered",
+                 err.code, err.msg);
+        dead_letter(d, 'I', err.code, err.msg, "invalid", 0);
+        finished(d);
+        return;
+    }
+    job_ensure_id(d->job);
+    now = time_mono_ms();
+    switch (hosts_admit(env->hosts, d->job->origin, &d->waiter, now, &d->host)) {
+    case HOSTS_GO:
+        send_request(d);
+        break;
+    case HOSTS_WAIT:
+        break;
+    case HOSTS_PARK:
+        /* A stalled origin gives back its waiting jobs too: they would
+         * wait for it as long as the job just parked. */
+        while ((w = hosts_take_stalled(env->hosts, d->host, now)) != NULL)
+            park(of_waiter(w));
+        park(d);
+        break;
+    }
+}
+
+void deliver_park_stalled(struct deliver_env *env)
+{
+    struct hosts_waiter *w;
+    int64_t now = time_mono_ms();
+
+    while ((w = hosts_take_any_stalled(env->hosts, now)) != NULL)
+        park(of_waiter(w));
+}
+
+void deliver_drop_waiting(struct deliver_env *env)
+{
+    struct hosts_waiter *w;
+
+    while ((w = hosts_take_any_waiting(env->hosts)) != NULL)
+        drop(of_waiter(w), "shutting down before its attempt");
 }

@@ -160,6 +160,12 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timeout);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    /* hosts.c keeps requests per origin within this already; libcurl's own
+     * cap is the backstop that also holds for HTTP/2 (streams beyond a
+     * connection's share queue inside libcurl rather than open more). */
+    if (c->opt.max_host_connections > 0)
+        curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                          (long)c->opt.max_host_connections);
     return c;
 }
 
@@ -282,6 +288,9 @@ static void finish(struct http_client *c, struct http_request *r, CURLcode code)
                 : r->errbuf[0] ? r->errbuf : (code != CURLE_OK ? curl_easy_strerror(code) : "");
     res.latency_ms = (long)(uv_now(c->loop) - r->started);
     res.retry_after_s = r->retry_after_s;
+    long version = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &version);
+    res.h2 = version == CURL_HTTP_VERSION_2_0;
     res.body = r->capture;
     res.body_len = r->capture_len;
 

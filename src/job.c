@@ -329,9 +329,12 @@ static int validate(struct job *job, const struct fields *f, struct hk_err *err)
         return hk_err_set(err, HK_EINVAL, "missing_url", "job has no url");
     if ((rc = want_string(f->url, "url", err)) < 0)
         return rc;
-    if ((rc = policy_check_url(f->url->u.string.ptr, f->url->u.string.len, err)) < 0)
+    char origin[POLICY_ORIGIN_MAX];
+    if ((rc = policy_check_url(f->url->u.string.ptr, f->url->u.string.len, origin,
+                               sizeof(origin), err)) < 0)
         return rc;
     job->url = dup_str(f->url);
+    job->origin = xstrdup(origin);
 
     int nbodies = (f->payload != NULL) + (f->body != NULL || f->has_body_bin) +
                   (f->body_base64 != NULL);
@@ -671,6 +674,7 @@ void job_free(struct job *job)
         free(job->headers[i].value);
     }
     free(job->headers);
+    free(job->origin);
     free(job->id);
     free(job->url);
     free(job->body);

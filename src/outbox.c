@@ -11,7 +11,7 @@
 
 struct outbox_record {
     struct outbox_record *next;
-    char kind;                  /* A, R, D, I, E (see RECORD_LUA) */
+    char kind;                  /* A, R, D, I, E, K (see RECORD_LUA) */
     char seq[24];
     char *a, *b;                /* owned (NULL = "") */
     size_t alen, blen;
@@ -147,6 +147,11 @@ void outbox_retry(struct outbox *o, uint64_t seq, const char *envelope, size_t l
     add(o, 'R', seq, envelope, len, d, (size_t)n, delay_ms);
 }
 
+void outbox_park(struct outbox *o, uint64_t seq, const char *origin)
+{
+    add(o, 'K', seq, origin, strlen(origin), NULL, 0, 0);
+}
+
 void outbox_dead(struct outbox *o, uint64_t seq, char kind, const char *entry, size_t len,
                  const char *secret)
 {
@@ -240,7 +245,7 @@ static int send_batch(struct outbox *o)
     b->min_delay = -1;
     b->head = o->head;
     for (; r != NULL && n < QUEUE_RECORD_MAX; last = r, r = r->next, n++) {
-        static const char kinds[] = "ARDIE";
+        static const char kinds[] = "ARDIEK";
         const char *k = strchr(kinds, r->kind);
         args[4 * n] = k;            /* one char, length 1 */
         lens[4 * n] = 1;

@@ -4,6 +4,7 @@
  * what is validated here is exactly what libcurl later connects to: two
  * parsers that disagree on an edge case are how URL filters get bypassed. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -13,10 +14,11 @@
 
 #include "hookd/policy.h"
 
-int policy_check_url(const char *url, size_t len, struct hk_err *err)
+int policy_check_url(const char *url, size_t len, char *origin, size_t origin_cap,
+                     struct hk_err *err)
 {
     CURLU *u;
-    char *scheme = NULL, *host = NULL, *user = NULL, *password = NULL;
+    char *scheme = NULL, *host = NULL, *user = NULL, *password = NULL, *port = NULL;
     int rc = 0;
 
     if (len == 0)
@@ -48,11 +50,27 @@ int policy_check_url(const char *url, size_t len, struct hk_err *err)
                         "url must not carry user:password credentials");
         goto out;
     }
+    if (origin != NULL) {
+        /* What libcurl pools connections by: scheme, host, port (the
+         * scheme's default when none is written), host lowercased. */
+        if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+            rc = hk_err_set(err, HK_EINVAL, "invalid_url", "url has no usable port");
+            goto out;
+        }
+        for (char *p = scheme; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        for (char *p = host; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        if ((size_t)snprintf(origin, origin_cap, "%s://%s:%s", scheme, host, port) >=
+            origin_cap)
+            rc = hk_err_set(err, HK_EINVAL, "invalid_url", "url host is too long");
+    }
 out:
     curl_free(scheme);
     curl_free(host);
     curl_free(user);
     curl_free(password);
+    curl_free(port);
     curl_url_cleanup(u);
     return rc;
 }

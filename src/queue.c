@@ -29,16 +29,37 @@
     "  end\n" \
     "end\n"
 
-/* KEYS: claim, queue, inflight. ARGV: base seq, max.
- * Claimed jobs (moved by BLMOVE while waiting) are older than anything left
- * in the queue, so they go first. RPOP with a count (Redis >= 6.2) takes a
- * whole batch in one call. */
+/* KEYS: claim, queue, inflight, parked, stats. ARGV: base seq, max, then pairs of
+ * origin and count: parked jobs to take.
+ * Parked jobs waited longest, so they go first, then claimed jobs (moved by
+ * BLMOVE while waiting: older than anything left in the queue), then the
+ * queue. RPOP with a count (Redis >= 6.2) takes a whole batch in one call.
+ * An origin served gets a new score, so the next worker's look at P:parked
+ * (oldest first) sees the origins not served for longest; one whose list
+ * ran empty leaves P:parked.
+ * Returns {jobs, up to 32 parked origins}. */
 static const char FETCH_LUA[] =
     TYPE_GUARD
     "local e = guard(KEYS[1], 'list') or guard(KEYS[2], 'list') or guard(KEYS[3], 'hash')\n"
+    "  or guard(KEYS[4], 'zset')\n"
     "if e then return e end\n"
     "local base, max = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local out, args = {}, {}\n"
+    "local unparked = 0\n"
+    "for i = 3, #ARGV, 2 do\n"
+    "  local list, want = KEYS[4] .. ':' .. ARGV[i], math.min(tonumber(ARGV[i + 1]), max - #out)\n"
+    "  local g = guard(list, 'list')\n"
+    "  if g then return g end\n"
+    "  if want > 0 then\n"
+    "    local jobs = redis.call('RPOP', list, want)\n"
+    "    if jobs then for k = 1, #jobs do out[#out + 1] = jobs[k] end; unparked = unparked + #jobs end\n"
+    "  end\n"
+    "  if redis.call('EXISTS', list) == 0 then redis.call('ZREM', KEYS[4], ARGV[i])\n"
+    "  else\n"
+    "    local t = redis.call('TIME')\n"
+    "    redis.call('ZADD', KEYS[4], 'XX', t[1] * 1000 + math.floor(t[2] / 1000), ARGV[i])\n"
+    "  end\n"
+    "end\n"
     "while #out < max do\n"
     "  local j = redis.call('RPOP', KEYS[1])\n"
     "  if not j then break end\n"
@@ -48,18 +69,22 @@ static const char FETCH_LUA[] =
     "  local jobs = redis.call('RPOP', KEYS[2], max - #out)\n"
     "  if jobs then for i = 1, #jobs do out[#out + 1] = jobs[i] end end\n"
     "end\n"
-    "if #out == 0 then return out end\n"
-    "for i = 1, #out do args[2 * i - 1] = tostring(base + i); args[2 * i] = out[i] end\n"
-    "redis.call('HSET', KEYS[3], unpack(args))\n"
-    "return out\n";
+    "if unparked > 0 then redis.call('HINCRBY', KEYS[5], 'unparked', unparked) end\n"
+    "if #out > 0 then\n"
+    "  for i = 1, #out do args[2 * i - 1] = tostring(base + i); args[2 * i] = out[i] end\n"
+    "  redis.call('HSET', KEYS[3], unpack(args))\n"
+    "end\n"
+    "return {out, redis.call('ZRANGE', KEYS[4], 0, 31)}\n";
 
-/* KEYS: inflight, retry, dead, stats, dead secrets.
+/* KEYS: inflight, retry, dead, stats, dead secrets, parked.
  * ARGV: dead_max, wid, then groups of four: kind, seq, a, b.
  *   A  delivered
  *   R  failed attempt, retry later: a = envelope (sorted-set member), b = delay ms
  *   D  failed attempt, final: a = dead entry, b = the job's own secret or ''
  *   I  invalid job: a = dead entry, b = ''
  *   E  dead without an attempt (could not sign or start): a, b as D
+ *   K  not attempted, its origin is saturated: a = origin; the job goes to
+ *      the origin's parked list P:parked:<origin>, the origin into P:parked
  * Each outcome takes effect only if its HDEL removed the job from flight, so
  * replaying a batch (reply lost, sent again) changes nothing, and an outcome
  * for a job reclaimed meanwhile leaves the requeued copy alone. Due times
@@ -69,15 +94,24 @@ static const char FETCH_LUA[] =
 static const char RECORD_LUA[] =
     TYPE_GUARD
     "local e = guard(KEYS[1], 'hash') or guard(KEYS[2], 'zset') or guard(KEYS[3], 'list')\n"
-    "  or guard(KEYS[4], 'hash') or guard(KEYS[5], 'hash')\n"
+    "  or guard(KEYS[4], 'hash') or guard(KEYS[5], 'hash') or guard(KEYS[6], 'zset')\n"
     "if e then return e end\n"
     "local max, wid = tonumber(ARGV[1]), ARGV[2]\n"
-    "local c = {delivered = 0, failed_attempts = 0, retried = 0, dead = 0, invalid = 0}\n"
+    "local c = {delivered = 0, failed_attempts = 0, retried = 0, dead = 0, invalid = 0, parked = 0}\n"
     "local now\n"
     "for i = 3, #ARGV, 4 do\n"
     "  local kind, seq, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
+    "  local job = kind == 'K' and redis.call('HGET', KEYS[1], seq)\n"
     "  if redis.call('HDEL', KEYS[1], seq) == 1 then\n"
     "    if kind == 'A' then c.delivered = c.delivered + 1\n"
+    "    elseif kind == 'K' then\n"
+    "      local list = KEYS[6] .. ':' .. a\n"
+    "      local g = guard(list, 'list')\n"
+    "      if g then return g end\n"
+    "      redis.call('LPUSH', list, job)\n"
+    "      if not now then local t = redis.call('TIME'); now = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
+    "      redis.call('ZADD', KEYS[6], 'NX', now, a)\n"
+    "      c.parked = c.parked + 1\n"
     "    elseif kind == 'R' then\n"
     "      if not now then local t = redis.call('TIME'); now = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
     "      redis.call('ZADD', KEYS[2], now + tonumber(b), a)\n"
@@ -106,7 +140,7 @@ static const char RECORD_LUA[] =
     "  end\n"
     "end\n"
     "for k, v in pairs(c) do if v > 0 then redis.call('HINCRBY', KEYS[4], k, v) end end\n"
-    "return c.delivered + c.retried + c.dead\n";
+    "return c.delivered + c.retried + c.dead + c.parked\n";
 
 /* KEYS: retry, queue, stats. ARGV: limit.
  * Due entries go to the right end of the queue (taken next), earliest
@@ -216,6 +250,7 @@ void queue_keys_init(struct queue_keys *k, const char *prefix, const char *wid)
     snprintf(k->retry, sizeof(k->retry), "%s:retry", prefix);
     snprintf(k->dead_secrets, sizeof(k->dead_secrets), "%s:dead:secrets", prefix);
     snprintf(k->attempts, sizeof(k->attempts), "%s:attempts", prefix);
+    snprintf(k->parked, sizeof(k->parked), "%s:parked", prefix);
     if (wid != NULL) {
         snprintf(k->claim, sizeof(k->claim), "%s:claim:%s", prefix, wid);
         snprintf(k->inflight, sizeof(k->inflight), "%s:inflight:%s", prefix, wid);
@@ -258,14 +293,22 @@ static int eval(struct redis_conn *c, const char *script, int nkeys, int nargs,
 }
 
 int queue_fetch(struct redis_conn *c, const struct queue_keys *k, uint64_t base, int max,
+                const char *const *origins, const int *counts, size_t npull,
                 redis_reply_cb cb, void *arg)
 {
-    char b[24], m[16];
-    const char *args[] = { k->claim, k->queue, k->inflight, b, m };
+    char b[24], m[16], cnt[QUEUE_PULL_MAX][16];
+    const char *args[7 + 2 * QUEUE_PULL_MAX] = { k->claim, k->queue, k->inflight, k->parked,
+                                                 k->stats, b, m };
+    size_t n = 7;
 
     snprintf(b, sizeof(b), "%llu", (unsigned long long)base);
     snprintf(m, sizeof(m), "%d", max);
-    return eval(c, FETCH_LUA, 3, 5, args, NULL, cb, arg);
+    for (size_t i = 0; i < npull && i < QUEUE_PULL_MAX; i++) {
+        snprintf(cnt[i], sizeof(cnt[i]), "%d", counts[i]);
+        args[n++] = origins[i];
+        args[n++] = cnt[i];
+    }
+    return eval(c, FETCH_LUA, 5, (int)n, args, NULL, cb, arg);
 }
 
 int queue_wait(struct redis_conn *c, const struct queue_keys *k, double timeout_s,
@@ -282,8 +325,8 @@ int queue_record(struct redis_conn *c, const struct queue_keys *k, size_t dead_m
                  const char **args, const size_t *lens, size_t nargs, redis_reply_cb cb,
                  void *arg)
 {
-    const char **a = xmalloc((nargs + 7) * sizeof(*a));
-    size_t *l = xmalloc((nargs + 7) * sizeof(*l));
+    const char **a = xmalloc((nargs + 8) * sizeof(*a));
+    size_t *l = xmalloc((nargs + 8) * sizeof(*l));
     char m[24];
     int rc;
 
@@ -293,13 +336,14 @@ int queue_record(struct redis_conn *c, const struct queue_keys *k, size_t dead_m
     a[2] = k->dead;
     a[3] = k->stats;
     a[4] = k->dead_secrets;
-    a[5] = m;
-    a[6] = k->wid;
-    for (int i = 0; i < 7; i++)
+    a[5] = k->parked;
+    a[6] = m;
+    a[7] = k->wid;
+    for (int i = 0; i < 8; i++)
         l[i] = strlen(a[i]);
-    memcpy(a + 7, args, nargs * sizeof(*a));
-    memcpy(l + 7, lens, nargs * sizeof(*l));
-    rc = eval(c, RECORD_LUA, 5, (int)nargs + 7, a, l, cb, arg);
+    memcpy(a + 8, args, nargs * sizeof(*a));
+    memcpy(l + 8, lens, nargs * sizeof(*l));
+    rc = eval(c, RECORD_LUA, 6, (int)nargs + 8, a, l, cb, arg);
     free(a);
     free(l);
     return rc;

@@ -1,4 +1,4 @@
-/* timeutil.c -- wall-clock helpers. */
+/* timeutil.c -- clock helpers. */
 #include <time.h>
 
 #include "hookd/timeutil.h"
@@ -8,6 +8,14 @@ int64_t time_now_ms(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t time_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 

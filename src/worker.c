@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "hookd/deliver.h"
+#include "hookd/hosts.h"
 #include "hookd/http.h"
 #include "hookd/log.h"
 #include "hookd/mem.h"
@@ -47,12 +48,15 @@ struct worker {
     struct queue_keys keys;
     struct redis_conn fetch, ack;
     struct http_client *http;
+    struct hosts *hosts;            /* per-origin admission (owned) */
     struct outbox outbox;
     struct deliver_env env;
     uint64_t next_seq;              /* last seq handed out */
     int in_flight;                  /* deliveries started, not finished */
     int refill_at;                  /* fetch once this many slots are free */
     int fetch_busy;                 /* a command is outstanding on fetch */
+    int blocked;                    /* ... and it is the blocking BLMOVE */
+    int pull_busy;                  /* a pull of parked jobs is outstanding on ack */
     int fetch_paused;               /* after an error reply */
     int starting;                   /* inside a batch of deliver_start */
     int queue_empty;                /* last fetch found nothing: BLMOVE next */
@@ -66,6 +70,7 @@ struct worker {
     size_t nlost;
     uv_signal_t sig_term, sig_int, sig_quit;
     uv_timer_t hb_timer, reap_timer, pause_timer, stop_timer, promote_timer, refill_timer;
+    uv_timer_t sweep_timer;         /* parks jobs waiting for a stalled origin */
     uint64_t promote_at;            /* uv_now() the promote timer fires, 0 = idle */
     uint64_t ack_up_since;          /* uv_now() the ack connection came up */
     int promote_busy;               /* a PROMOTE is outstanding */
@@ -88,6 +93,7 @@ void worker_make_id(char out[WORKER_ID_MAX], int pid, long long start_ms)
 
 struct fetch_op {
     struct worker *w;
+    int pull;                       /* a pull of parked jobs, on the ack connection */
     uint64_t base;
     int max;
 };
@@ -113,14 +119,30 @@ static void pause_fetching(struct worker *w, const char *what, struct redisReply
     uv_timer_start(&w->pause_timer, on_pause_timer, ERROR_PAUSE_MS, 0);
 }
 
+/* Which origins have parked jobs, from a FETCH reply. */
+static void note_parked(struct worker *w, const struct redisReply *list)
+{
+    const char *origins[HOSTS_PARKED_MAX];
+    size_t lens[HOSTS_PARKED_MAX], n = 0;
+
+    for (size_t i = 0; i < redis_reply_elements(list) && n < HOSTS_PARKED_MAX; i++)
+        if ((origins[n] = redis_reply_str(redis_reply_element(list, i), &lens[n])) != NULL)
+            n++;
+    hosts_set_parked(w->hosts, origins, lens, n);
+}
+
 static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
 {
     struct fetch_op *op = arg;
     struct worker *w = op->w;
-    size_t n = redis_reply_elements(reply);
+    const struct redisReply *jobs = redis_reply_element(reply, 0);
+    size_t n = redis_reply_elements(jobs);
 
     (void)c;
-    w->fetch_busy = 0;
+    if (op->pull)
+        w->pull_busy = 0;
+    else
+        w->fetch_busy = 0;
     if (reply == NULL) {
         /* The script may have run: its jobs would sit in our in-flight hash
          * unseen. Give that seq range back to the queue once reconnected. */
@@ -138,11 +160,13 @@ static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void 
             log_info("fetching works again");
             w->fetch_error[0] = '\0';
         }
-        w->queue_empty = n == 0;
+        if (!op->pull)
+            w->queue_empty = n < (size_t)op->max;
+        note_parked(w, redis_reply_element(reply, 1));
         w->starting = 1;
         for (size_t i = 0; i < n; i++) {
             size_t len = 0;
-            const char *job = redis_reply_str(redis_reply_element(reply, i), &len);
+            const char *job = redis_reply_str(redis_reply_element(jobs, i), &len);
             w->in_flight++;
             deliver_start(&w->env, op->base + i + 1, job ? job : "", job ? len : 0);
         }
@@ -159,13 +183,16 @@ static void on_wait_reply(struct redis_conn *c, struct redisReply *reply, void *
 
     (void)c;
     w->fetch_busy = 0;
+    w->blocked = 0;
     if (reply != NULL && redis_reply_is_error(reply)) {
         /* Let FETCH try next: its type guard explains what is wrong. */
         w->queue_empty = 0;
         pause_fetching(w, "BLMOVE", reply);
     }
-    else if (reply != NULL && !redis_reply_is_nil(reply))
-        w->queue_empty = 0;     /* one job claimed; fetch takes it and more */
+    else if (reply != NULL)
+        /* A job was claimed (fetch takes it and more), or a second passed
+         * with none: fetch anyway, to hear which origins have parked jobs. */
+        w->queue_empty = 0;
     maybe_fetch(w);
     maybe_finish(w);
 }
@@ -195,12 +222,57 @@ static void on_refill_timer(uv_timer_t *t)
     maybe_fetch(w);
 }
 
+static struct fetch_op *new_op(struct worker *w, int max, int pull)
+{
+    struct fetch_op *op = xmalloc(sizeof(*op));
+
+    op->w = w;
+    op->pull = pull;
+    op->base = w->next_seq;
+    op->max = max;
+    return op;
+}
+
+/* While the fetch connection blocks in BLMOVE, parked jobs of an origin
+ * that has room again come through the ack connection instead: otherwise
+ * each slot freed would wait out the BLMOVE. */
+static void maybe_pull(struct worker *w)
+{
+    int free_slots = w->cfg->max_in_flight - w->in_flight, max = 0;
+    const char *origins[QUEUE_PULL_MAX];
+    int counts[QUEUE_PULL_MAX];
+    size_t npull;
+
+    if (w->pull_busy || w->mode != RUNNING || !w->ack.up || free_slots <= 0)
+        return;
+    npull = hosts_pull_plan(w->hosts, free_slots < w->cfg->fetch_batch ? free_slots
+                                                                       : w->cfg->fetch_batch,
+                            time_mono_ms(), origins, counts, QUEUE_PULL_MAX);
+    if (npull == 0)
+        return;
+    for (size_t i = 0; i < npull; i++)
+        max += counts[i];
+    struct fetch_op *op = new_op(w, max, 1);
+    if (queue_fetch(&w->ack, &w->keys, op->base, op->max, origins, counts, npull,
+                    on_fetch_reply, op) < 0) {
+        free(op);
+        return;
+    }
+    w->next_seq += (uint64_t)op->max;
+    w->pull_busy = 1;
+}
+
 static void maybe_fetch(struct worker *w)
 {
     int free_slots = w->cfg->max_in_flight - w->in_flight;
 
-    if (w->fetch_busy || w->fetch_paused || w->starting || !w->fetch.up)
+    if (w->fetch_paused || w->starting || !w->fetch.up)
         return;
+    if (w->fetch_busy) {
+        if (w->blocked)
+            maybe_pull(w);
+        return;
+    }
     if (w->nlost > 0) {
         if (queue_release_range(&w->fetch, &w->keys, w->lost[0].lo, w->lost[0].hi,
                                 on_release_reply, w) == 0)
@@ -222,16 +294,19 @@ static void maybe_fetch(struct worker *w)
     }
     w->refill_due = 0;
     uv_timer_stop(&w->refill_timer);
-    if (w->queue_empty) {
+    int max = free_slots < w->cfg->fetch_batch ? free_slots : w->cfg->fetch_batch;
+    const char *origins[QUEUE_PULL_MAX];
+    int counts[QUEUE_PULL_MAX];
+    size_t npull = hosts_pull_plan(w->hosts, max, time_mono_ms(), origins, counts,
+                                   QUEUE_PULL_MAX);
+    if (w->queue_empty && npull == 0) {
         if (queue_wait(&w->fetch, &w->keys, WAIT_TIMEOUT_S, on_wait_reply, w) == 0)
-            w->fetch_busy = 1;
+            w->fetch_busy = w->blocked = 1;
         return;
     }
-    struct fetch_op *op = xmalloc(sizeof(*op));
-    op->w = w;
-    op->base = w->next_seq;
-    op->max = free_slots < w->cfg->fetch_batch ? free_slots : w->cfg->fetch_batch;
-    if (queue_fetch(&w->fetch, &w->keys, op->base, op->max, on_fetch_reply, op) < 0) {
+    struct fetch_op *op = new_op(w, max, 0);
+    if (queue_fetch(&w->fetch, &w->keys, op->base, op->max, origins, counts, npull,
+                    on_fetch_reply, op) < 0) {
         free(op);
         return;
     }
@@ -239,6 +314,14 @@ static void maybe_fetch(struct worker *w)
      * is never reused within this worker id. */
     w->next_seq += (uint64_t)op->max;
     w->fetch_busy = 1;
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+
+    if (w->mode == RUNNING)
+        deliver_park_stalled(&w->env);
 }
 
 static void on_delivery_finished(void *arg)
@@ -430,6 +513,7 @@ static void close_all(struct worker *w)
     uv_close((uv_handle_t *)&w->stop_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->promote_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->refill_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&w->sweep_timer, on_handle_closed);
     if (w->http != NULL) {
         http_client_close(w->http);
         w->http = NULL;
@@ -460,7 +544,8 @@ static void on_reclaim_reply(struct redis_conn *c, struct redisReply *reply, voi
  * shutdown, claimed jobs) goes back to the queue and the worker unregisters. */
 static void maybe_finish(struct worker *w)
 {
-    if (w->mode != DRAINING || w->in_flight > 0 || w->fetch_busy || w->nlost > 0 ||
+    if (w->mode != DRAINING || w->in_flight > 0 || w->fetch_busy || w->pull_busy ||
+        w->nlost > 0 ||
         outbox_pending(&w->outbox) > 0 || !w->ack.up)
         return;
     w->mode = FINISHING;
@@ -499,6 +584,7 @@ static void begin_stop(struct worker *w, int immediate)
     }
     w->mode = DRAINING;
     log_info("stopping (%s): %d in flight", immediate ? "now" : "draining", w->in_flight);
+    deliver_drop_waiting(&w->env);
     uv_timer_stop(&w->reap_timer);
     uv_timer_stop(&w->promote_timer);
     /* Requests in flight get shutdown_timeout less the time needed to
@@ -529,6 +615,7 @@ int worker_run(const struct config *cfg, const char *wid)
         .ca_path = cfg->ca_path, .client_cert = cfg->client_cert,
         .client_key = cfg->client_key, .max_response_bytes = cfg->max_response_bytes,
         .dest = &cfg->dest, .resolve = cfg->resolve,
+        .max_host_connections = cfg->max_per_host,
     };
     char started[TIME_ISO_LEN + 1];
     int rc;
@@ -561,9 +648,11 @@ int worker_run(const struct config *cfg, const char *wid)
     if (w->refill_at < 1)
         w->refill_at = 1;
 
+    w->hosts = hosts_new(cfg->max_per_host);
     w->http = http_client_new(&w->loop, &hopt);
     if (w->http == NULL) {
         log_error("curl_multi_init() failed");
+        hosts_free(w->hosts);
         free(w);
         return 1;
     }
@@ -574,6 +663,7 @@ int worker_run(const struct config *cfg, const char *wid)
     w->env.cfg = cfg;
     w->env.http = w->http;
     w->env.outbox = &w->outbox;
+    w->env.hosts = w->hosts;
     w->env.wid = w->wid;
     w->env.limits.max_job_bytes = cfg->max_job_bytes;
     w->env.limits.max_depth = 64;
@@ -586,8 +676,9 @@ int worker_run(const struct config *cfg, const char *wid)
     uv_timer_init(&w->loop, &w->stop_timer);
     uv_timer_init(&w->loop, &w->promote_timer);
     uv_timer_init(&w->loop, &w->refill_timer);
+    uv_timer_init(&w->loop, &w->sweep_timer);
     w->hb_timer.data = w->reap_timer.data = w->pause_timer.data = w->stop_timer.data = w;
-    w->promote_timer.data = w->refill_timer.data = w;
+    w->promote_timer.data = w->refill_timer.data = w->sweep_timer.data = w;
     srandom((unsigned)getpid() ^ (unsigned)time_now_ms());
     uv_timer_start(&w->hb_timer, on_hb_timer, (uint64_t)cfg->heartbeat_ttl_ms / 3,
                    (uint64_t)cfg->heartbeat_ttl_ms / 3);
@@ -595,6 +686,7 @@ int worker_run(const struct config *cfg, const char *wid)
      * stops recovery. */
     uint64_t reap_every = (uint64_t)cfg->heartbeat_ttl_ms / 2 + (uint64_t)(getpid() % 997);
     uv_timer_start(&w->reap_timer, on_reap_timer, reap_every, reap_every);
+    uv_timer_start(&w->sweep_timer, on_sweep_timer, HOSTS_STALL_MS / 4, HOSTS_STALL_MS / 4);
 
     uv_signal_init(&w->loop, &w->sig_term);
     uv_signal_init(&w->loop, &w->sig_int);
@@ -609,13 +701,15 @@ int worker_run(const struct config *cfg, const char *wid)
      * WAIT_TIMEOUT_S; its watchdog allows for that. */
     redis_init(&w->fetch, &w->loop, &cfg->addr, "fetch",
                CMD_TIMEOUT_MS + (long)(WAIT_TIMEOUT_S * 1000), on_fetch_state, w);
-    log_info("started: max_in_flight=%d fetch_batch=%d", cfg->max_in_flight, cfg->fetch_batch);
+    log_info("started: max_in_flight=%d max_per_host=%d fetch_batch=%d", cfg->max_in_flight,
+             cfg->max_per_host, cfg->fetch_batch);
 
     uv_run(&w->loop, UV_RUN_DEFAULT);
     rc = w->exit_code;
     if (uv_loop_close(&w->loop) != 0)
         log_warn("event loop closed with handles still open");
     free(w->lost);
+    hosts_free(w->hosts);
     free(w);
     curl_global_cleanup();
     return rc;

@@ -30,6 +30,7 @@ struct config {
     char *prefix;           /* owned; key prefix, default "hookd" */
     int workers;            /* worker processes, default: CPUs */
     int max_in_flight;      /* concurrent requests per worker */
+    int max_per_host;       /* connections per origin per worker */
     int fetch_batch;        /* jobs taken from Redis per round trip */
     char *secret;           /* owned; default signing secret (may be NULL
                                until config_resolve_secret) */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "hookd/config.h"
+#include "hookd/hosts.h"
 #include "hookd/http.h"
 #include "hookd/job.h"
 #include "hookd/outbox.h"
@@ -19,6 +20,7 @@ struct deliver_env {
     const struct config *cfg;       /* borrowed */
     struct http_client *http;       /* borrowed */
     struct outbox *outbox;          /* borrowed */
+    struct hosts *hosts;            /* borrowed; per-origin admission */
     const char *wid;                /* borrowed */
     struct job_limits limits;
     void (*on_finished)(void *arg); /* one delivery done; a slot is free */
@@ -29,6 +31,14 @@ struct deliver_env {
  * copied. env->on_finished fires exactly once for every call, possibly
  * before deliver_start returns (an invalid job). */
 void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_t len);
+
+/* Park the jobs waiting for an origin that has stopped answering (call
+ * every fraction of HOSTS_STALL_MS). */
+void deliver_park_stalled(struct deliver_env *env);
+
+/* Shutdown: give up every delivery still waiting for its origin, without an
+ * outcome (the jobs stay in the in-flight hash and are requeued). */
+void deliver_drop_waiting(struct deliver_env *env);
 
 /* What a dead-letter entry says about the job's end. */
 struct dead_info {

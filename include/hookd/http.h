@@ -24,6 +24,7 @@ struct http_result {
                                    "http_error", "destination_forbidden" */
     long latency_ms;            /* request start to completion */
     long retry_after_s;         /* Retry-After in seconds, -1 when absent */
+    int h2;                     /* the answer came over HTTP/2 */
     const char *body;           /* first bytes of the response; borrowed */
     size_t body_len;
 };
@@ -53,6 +54,7 @@ struct http_options {
     size_t max_response_bytes;  /* cut answers longer than this (0 = no cap) */
     const struct policy_dest *dest;  /* borrowed; checked on every connect */
     const char *resolve;        /* borrowed; "host:port:addr,..." or NULL */
+    int max_host_connections;   /* per origin; 0 = unlimited */
 };
 
 /* New client on loop. Caller frees with http_client_close; cb of requests

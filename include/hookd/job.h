@@ -27,6 +27,7 @@ struct job_header {
 struct job {
     char *id;                   /* owned; NULL when the producer gave none */
     char *url;                  /* owned */
+    char *origin;               /* owned; "scheme://host:port" of url */
     char *body;                 /* owned; the exact bytes to POST */
     size_t body_len;
     char *content_type;         /* owned; NULL = application/json */

@@ -47,6 +47,10 @@ void outbox_ack(struct outbox *o, uint64_t seq);
 void outbox_retry(struct outbox *o, uint64_t seq, const char *envelope, size_t len,
                   long delay_ms);
 
+/* Not attempted: its origin is saturated. The job goes back to Redis, on
+ * origin's parked list (origin copied). */
+void outbox_park(struct outbox *o, uint64_t seq, const char *origin);
+
 /* Dead-lettered. kind: 'D' after a failed attempt, 'I' invalid job, 'E'
  * neither. entry (JSON) and secret (the job's own, NULL if none) are
  * copied; the secret is kept apart from the entry, for replay. */

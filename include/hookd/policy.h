@@ -11,11 +11,15 @@
 #include "hookd/err.h"
 
 #define POLICY_URL_MAX 8192
+#define POLICY_ORIGIN_MAX 300       /* "https://" + 253-byte host + ":65535" and room */
 
 /* 0 when url is an absolute http:// or https:// URL with a host, no
  * user:password part, at most POLICY_URL_MAX bytes, that libcurl parses the
- * same way it will when connecting. Else HK_EINVAL, err->code "invalid_url". */
-int policy_check_url(const char *url, size_t len, struct hk_err *err);
+ * same way it will when connecting. Else HK_EINVAL, err->code "invalid_url".
+ * When origin is not NULL it receives "scheme://host:port" (lowercase, port
+ * always written), what connections are pooled and limited by. */
+int policy_check_url(const char *url, size_t len, char *origin, size_t origin_cap,
+                     struct hk_err *err);
 
 /* 0 when name is an HTTP token and value has no CR, LF, NUL or other control
  * byte (HTAB allowed); else HK_EINVAL with err->code "invalid_header". A name

@@ -11,6 +11,8 @@
  *   P:dead            list   dead-letter entries (JSON), newest first, capped
  *   P:dead:secrets    hash   dead_id -> per-job secret of a dead job (for replay)
  *   P:attempts        stream attempt history, capped
+ *   P:parked          zset   origins with parked jobs, scored by when last served
+ *   P:parked:<origin> list   jobs parked because their origin was saturated
  *   P:stats           hash   counters
  *
  * All functions take a callback per the rule in redis.h: an error return
@@ -38,15 +40,20 @@ struct queue_keys {
     char retry[QUEUE_KEY_MAX];
     char dead_secrets[QUEUE_KEY_MAX];
     char attempts[QUEUE_KEY_MAX];
+    char parked[QUEUE_KEY_MAX];
 };
 
 /* wid may be NULL for tools that do not act as a worker. */
 void queue_keys_init(struct queue_keys *k, const char *prefix, const char *wid);
 
-/* Move up to max jobs (claimed ones first, then from P:queue) into the
- * worker's in-flight hash under seqs base+1 .. base+n, atomically. The reply
- * is an array of the n jobs, in seq order. */
+/* Move up to max jobs (first counts[i] parked jobs of each origins[i], then
+ * claimed ones, then from P:queue) into the worker's in-flight hash under
+ * seqs base+1 .. base+n, atomically. The reply is [the n jobs in seq order,
+ * up to 32 origins that still have parked jobs, least recently served
+ * first]. */
+#define QUEUE_PULL_MAX 32           /* parked origins per fetch */
 int queue_fetch(struct redis_conn *c, const struct queue_keys *k, uint64_t base, int max,
+                const char *const *origins, const int *counts, size_t npull,
                 redis_reply_cb cb, void *arg);
 
 /* Block up to timeout_s for a job: BLMOVE P:queue -> P:claim:<wid>. The next

@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memcpy(s, data, size);
     s[size] = '\0';
-    policy_check_url(s, size, NULL);
+    char origin[POLICY_ORIGIN_MAX];
+    policy_check_url(s, size, origin, sizeof(origin), NULL);
     const char *nul = memchr(data, '\0', size);
     size_t nlen = nul ? (size_t)(nul - (const char *)data) : size;
     policy_check_header((const char *)data, nlen, nul ? nul + 1 : "",

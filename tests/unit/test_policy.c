@@ -12,7 +12,7 @@
 
 static int url(const char *u)
 {
-    return policy_check_url(u, strlen(u), NULL);
+    return policy_check_url(u, strlen(u), NULL, 0, NULL);
 }
 
 static void test_urls(void **state)
@@ -33,7 +33,7 @@ static void test_urls(void **state)
     assert_int_equal(url("http://:80/"), HK_EINVAL);
     assert_int_equal(url("http://"), HK_EINVAL);
     assert_int_equal(url("http://exa mple.com/"), HK_EINVAL);
-    assert_int_equal(policy_check_url("http://a\0b", 10, NULL), HK_EINVAL);
+    assert_int_equal(policy_check_url("http://a\0b", 10, NULL, 0, NULL), HK_EINVAL);
 }
 
 static void test_long_url(void **state)
@@ -44,10 +44,10 @@ static void test_long_url(void **state)
     memcpy(u, "http://a.example/", 17);
     memset(u + 17, 'x', POLICY_URL_MAX - 17);
     u[POLICY_URL_MAX] = '\0';
-    assert_int_equal(policy_check_url(u, strlen(u), NULL), 0);
+    assert_int_equal(policy_check_url(u, strlen(u), NULL, 0, NULL), 0);
     u[POLICY_URL_MAX] = 'x';
     u[POLICY_URL_MAX + 1] = '\0';
-    assert_int_equal(policy_check_url(u, strlen(u), &err), HK_EINVAL);
+    assert_int_equal(policy_check_url(u, strlen(u), NULL, 0, &err), HK_EINVAL);
     assert_string_equal(err.code, "invalid_url");
     free(u);
 }
@@ -55,6 +55,24 @@ static void test_long_url(void **state)
 static int hdr(const char *n, const char *v, struct hk_err *err)
 {
     return policy_check_header(n, strlen(n), v, strlen(v), err);
+}
+
+static const char *origin_of(const char *u, char *out, size_t cap)
+{
+    return policy_check_url(u, strlen(u), out, cap, NULL) == 0 ? out : "(rejected)";
+}
+
+static void test_origins(void **state)
+{
+    char o[POLICY_ORIGIN_MAX];
+    (void)state;
+    /* what connections are pooled and limited by: scheme, host, port */
+    assert_string_equal(origin_of("HTTP://Example.COM/x?y", o, sizeof(o)), "http://example.com:80");
+    assert_string_equal(origin_of("https://a.example/", o, sizeof(o)), "https://a.example:443");
+    assert_string_equal(origin_of("https://[::1]:8443/h", o, sizeof(o)), "https://[::1]:8443");
+    assert_string_equal(origin_of("http://127.0.0.1:9000", o, sizeof(o)), "http://127.0.0.1:9000");
+    /* too small a buffer is an error, never a truncated key */
+    assert_string_equal(origin_of("http://a.example/", o, 10), "(rejected)");
 }
 
 static void test_headers(void **state)
@@ -162,6 +180,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_long_url),
+        cmocka_unit_test(test_origins),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_destinations),
         cmocka_unit_test(test_cidr_parsing),

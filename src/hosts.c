@@ -1,0 +1,247 @@
+/* hosts.c -- per-origin admission (see hosts.h for the rules).
+ *
+ * The table is a uthash hash map (Debian's uthash-dev, header only) keyed by
+ * origin string. Entries exist only while an origin has requests running or
+ * waiting, so a worker that has talked to a million origins holds state for
+ * the few it is talking to now. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hookd/hosts.h"
+#include "hookd/mem.h"
+
+/* Allocation failure aborts, like everywhere else in hookd. */
+#define uthash_malloc(sz) xmalloc(sz)
+#include <uthash.h>
+
+struct host {
+    char *origin;                   /* owned; the hash key */
+    int running;                    /* admitted, not done */
+    int h2;                         /* answered over HTTP/2: streams, not connections */
+    struct hosts_waiter *head, *tail;  /* waiting, FIFO */
+    int nwaiting;
+    int64_t progress_ms;            /* last request done (or entry created) */
+    long latency_ms;                /* moving average of request time, 0 = none yet */
+    UT_hash_handle hh;
+};
+
+struct hosts {
+    struct host *table;             /* uthash head */
+    int max_per_host;
+    char *parked[HOSTS_PARKED_MAX]; /* owned; origins with jobs parked in Redis */
+    size_t nparked;
+};
+
+struct hosts *hosts_new(int max_per_host)
+{
+    struct hosts *hs = xcalloc(1, sizeof(*hs));
+
+    hs->max_per_host = max_per_host > 0 ? max_per_host : 1;
+    return hs;
+}
+
+static void free_host(struct hosts *hs, struct host *h)
+{
+    HASH_DEL(hs->table, h);
+    free(h->origin);
+    free(h);
+}
+
+static void clear_parked(struct hosts *hs)
+{
+    for (size_t i = 0; i < hs->nparked; i++)
+        free(hs->parked[i]);
+    hs->nparked = 0;
+}
+
+void hosts_free(struct hosts *hs)
+{
+    struct host *h, *tmp;
+
+    if (hs == NULL)
+        return;
+    HASH_ITER(hh, hs->table, h, tmp)
+        free_host(hs, h);
+    clear_parked(hs);
+    free(hs);
+}
+
+static int limit(const struct hosts *hs, const struct host *h)
+{
+    return h->h2 ? hs->max_per_host * HOSTS_H2_STREAMS : hs->max_per_host;
+}
+
+static int stalled(const struct hosts *hs, const struct host *h, int64_t now)
+{
+    return h->running >= limit(hs, h) && now - h->progress_ms >= HOSTS_STALL_MS;
+}
+
+/* How many jobs may wait in memory: as many as the origin gets through in
+ * HOSTS_WAIT_MS at its measured pace (limit requests per latency), so a
+ * fast origin queues freely and a slow one keeps a few; one that stopped
+ * answering keeps none. Before its first answer an origin's pace is
+ * unknown and it may queue until it counts as stalled. */
+static long wait_cap(const struct hosts *hs, const struct host *h, int64_t now)
+{
+    if (stalled(hs, h, now))
+        return 0;
+    if (h->latency_ms == 0)
+        return LONG_MAX;
+    return (long)limit(hs, h) * HOSTS_WAIT_MS / h->latency_ms;
+}
+
+static struct host *find(struct hosts *hs, const char *origin)
+{
+    struct host *h = NULL;
+
+    HASH_FIND_STR(hs->table, origin, h);
+    return h;
+}
+
+enum hosts_verdict hosts_admit(struct hosts *hs, const char *origin, struct hosts_waiter *w,
+                               int64_t now_ms, struct host **hp)
+{
+    struct host *h = find(hs, origin);
+
+    if (h == NULL) {
+        h = xcalloc(1, sizeof(*h));
+        h->origin = xstrdup(origin);
+        h->progress_ms = now_ms;
+        HASH_ADD_KEYPTR(hh, hs->table, h->origin, strlen(h->origin), h);
+    }
+    *hp = h;
+    if (h->running < limit(hs, h) && h->nwaiting == 0) {
+        h->running++;
+        return HOSTS_GO;
+    }
+    if (h->nwaiting >= wait_cap(hs, h, now_ms))
+        return HOSTS_PARK;
+    w->next = NULL;
+    if (h->tail != NULL)
+        h->tail->next = w;
+    else
+        h->head = w;
+    h->tail = w;
+    h->nwaiting++;
+    return HOSTS_WAIT;
+}
+
+static struct hosts_waiter *pop(struct host *h)
+{
+    struct hosts_waiter *w = h->head;
+
+    if (w != NULL) {
+        h->head = w->next;
+        if (h->head == NULL)
+            h->tail = NULL;
+        h->nwaiting--;
+        w->next = NULL;
+    }
+    return w;
+}
+
+struct hosts_waiter *hosts_done(struct hosts *hs, struct host *h, long latency_ms, int h2,
+                                int64_t now_ms)
+{
+    struct hosts_waiter *w = NULL;
+
+    h->running--;
+    h->progress_ms = now_ms;
+    if (latency_ms >= 0) {
+        if (latency_ms < 1)
+            latency_ms = 1;
+        /* 1/8 weight for the newest, as TCP's smoothed RTT */
+        h->latency_ms = h->latency_ms ? (h->latency_ms * 7 + latency_ms) / 8 : latency_ms;
+        if (h->latency_ms < 1)
+            h->latency_ms = 1;
+    }
+    if (h2)
+        h->h2 = 1;
+    if (h->running < limit(hs, h) && (w = pop(h)) != NULL)
+        h->running++;
+    if (h->running == 0 && h->nwaiting == 0)
+        free_host(hs, h);
+    return w;
+}
+
+struct hosts_waiter *hosts_take_stalled(struct hosts *hs, struct host *h, int64_t now_ms)
+{
+    struct hosts_waiter *w;
+
+    if (!stalled(hs, h, now_ms))
+        return NULL;
+    w = pop(h);
+    if (h->running == 0 && h->nwaiting == 0)
+        free_host(hs, h);
+    return w;
+}
+
+struct hosts_waiter *hosts_take_any_stalled(struct hosts *hs, int64_t now_ms)
+{
+    struct host *h, *tmp;
+
+    HASH_ITER(hh, hs->table, h, tmp) {
+        struct hosts_waiter *w;
+        if (h->nwaiting > 0 && (w = hosts_take_stalled(hs, h, now_ms)) != NULL)
+            return w;
+    }
+    return NULL;
+}
+
+struct hosts_waiter *hosts_take_any_waiting(struct hosts *hs)
+{
+    struct host *h, *tmp;
+
+    HASH_ITER(hh, hs->table, h, tmp) {
+        struct hosts_waiter *w = pop(h);
+        if (h->running == 0 && h->nwaiting == 0)
+            free_host(hs, h);
+        if (w != NULL)
+            return w;
+    }
+    return NULL;
+}
+
+int hosts_room(struct hosts *hs, const char *origin, int64_t now_ms)
+{
+    struct host *h = find(hs, origin);
+    int room;
+
+    if (h == NULL)
+        return hs->max_per_host;
+    if (stalled(hs, h, now_ms))
+        return 0;
+    room = limit(hs, h) - h->running - h->nwaiting;
+    return room > 0 ? room : 0;
+}
+
+void hosts_set_parked(struct hosts *hs, const char *const *origins, const size_t *lens,
+                      size_t n)
+{
+    clear_parked(hs);
+    for (size_t i = 0; i < n && i < HOSTS_PARKED_MAX; i++)
+        hs->parked[hs->nparked++] = xstrndup(origins[i], lens[i]);
+}
+
+size_t hosts_pull_plan(struct hosts *hs, int budget, int64_t now_ms, const char **origins,
+                       int *counts, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < hs->nparked && n < max && budget > 0; i++) {
+        int room = hosts_room(hs, hs->parked[i], now_ms);
+        if (room <= 0)
+            continue;
+        origins[n] = hs->parked[i];
+        counts[n] = room < budget ? room : budget;
+        budget -= counts[n];
+        n++;
+    }
+    return n;
+}
+
+size_t hosts_count(const struct hosts *hs)
+{
+    return HASH_COUNT(hs->table);
+}

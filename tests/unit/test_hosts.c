@@ -1,0 +1,156 @@
+/* test_hosts.c -- per-origin admission: limits, waiting, parking, HTTP/2. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "hookd/hosts.h"
+
+#define A "http://a.example:80"
+#define B "https://b.example:443"
+
+static void test_limit_then_wait_then_park(void **state)
+{
+    struct hosts *hs = hosts_new(2);
+    struct hosts_waiter w[8];
+    struct host *h, *h2;
+    (void)state;
+
+    assert_int_equal(hosts_admit(hs, A, &w[0], 0, &h), HOSTS_GO);
+    assert_int_equal(hosts_admit(hs, A, &w[1], 0, &h2), HOSTS_GO);
+    assert_ptr_equal(h, h2);
+    /* A answers in 1 s: two connections get through 2 jobs per HOSTS_WAIT_MS */
+    assert_null(hosts_done(hs, h, 1000, 0, 1000));
+    assert_int_equal(hosts_admit(hs, A, &w[1], 1000, &h2), HOSTS_GO);
+    assert_int_equal(hosts_admit(hs, A, &w[2], 1000, &h2), HOSTS_WAIT);
+    assert_int_equal(hosts_admit(hs, A, &w[3], 1000, &h2), HOSTS_WAIT);
+    assert_int_equal(hosts_admit(hs, A, &w[4], 1000, &h2), HOSTS_PARK);
+    /* another origin is not affected */
+    assert_int_equal(hosts_admit(hs, B, &w[5], 1000, &h2), HOSTS_GO);
+    assert_int_equal(hosts_room(hs, A, 1000), 0);
+    assert_int_equal(hosts_room(hs, B, 1000), 1);
+    assert_int_equal(hosts_room(hs, "http://c.example:80", 1000), 2);
+    /* a request ends: the oldest waiter is admitted, in order */
+    assert_ptr_equal(hosts_done(hs, h, 1000, 0, 1100), &w[2]);
+    assert_ptr_equal(hosts_done(hs, h, 1000, 0, 1100), &w[3]);
+    assert_null(hosts_done(hs, h, 1000, 0, 1100));
+    assert_null(hosts_done(hs, h, 1000, 0, 1100));
+    /* A is idle and forgotten; B still runs */
+    assert_int_equal(hosts_count(hs), 1);
+    hosts_free(hs);
+}
+
+static void test_stalled_origin_parks_everything(void **state)
+{
+    struct hosts *hs = hosts_new(1);
+    struct hosts_waiter w[4];
+    struct host *h, *hw;
+    (void)state;
+
+    assert_int_equal(hosts_admit(hs, A, &w[0], 0, &h), HOSTS_GO);
+    assert_int_equal(hosts_admit(hs, A, &w[1], 10, &hw), HOSTS_WAIT);
+    /* not stalled yet: nothing to take */
+    assert_null(hosts_take_stalled(hs, h, HOSTS_STALL_MS - 1));
+    assert_int_equal(hosts_room(hs, A, HOSTS_STALL_MS - 1), 0);
+    /* no answer for HOSTS_STALL_MS: new jobs park, and so do the waiters */
+    assert_int_equal(hosts_admit(hs, A, &w[2], HOSTS_STALL_MS, &hw), HOSTS_PARK);
+    assert_ptr_equal(hosts_take_stalled(hs, h, HOSTS_STALL_MS), &w[1]);
+    assert_null(hosts_take_stalled(hs, h, HOSTS_STALL_MS));
+    /* the hung request ends (timeout): the origin takes work again */
+    assert_null(hosts_done(hs, h, 5, 0, 30000));
+    assert_int_equal(hosts_room(hs, A, 30000), 1);
+    assert_int_equal(hosts_count(hs), 0);
+    hosts_free(hs);
+}
+
+static void test_waiting_follows_pace(void **state)
+{
+    struct hosts *hs = hosts_new(2);
+    struct hosts_waiter w[2000];
+    struct host *h, *x;
+    int n;
+    (void)state;
+
+    /* before its first answer an origin may queue, until it stalls */
+    assert_int_equal(hosts_admit(hs, A, &w[0], 0, &h), HOSTS_GO);
+    assert_int_equal(hosts_admit(hs, A, &w[0], 0, &h), HOSTS_GO);
+    for (n = 0; n < 50; n++)
+        assert_int_equal(hosts_admit(hs, A, &w[n], 10, &x), HOSTS_WAIT);
+    assert_int_equal(hosts_admit(hs, A, &w[50], HOSTS_STALL_MS, &x), HOSTS_PARK);
+    for (n = 0; hosts_take_any_stalled(hs, HOSTS_STALL_MS) != NULL; n++)
+        ;
+    assert_int_equal(n, 50);
+
+    /* an origin answering in 2 ms gets through 1,000 jobs a second on two
+     * connections: that many may wait */
+    assert_int_equal(hosts_admit(hs, B, &w[0], 0, &h), HOSTS_GO);
+    assert_int_equal(hosts_admit(hs, B, &w[0], 0, &h), HOSTS_GO);
+    assert_null(hosts_done(hs, h, 2, 0, 2));
+    assert_int_equal(hosts_admit(hs, B, &w[0], 2, &h), HOSTS_GO);
+    for (n = 0; n < 2000 && hosts_admit(hs, B, &w[n], 3, &x) == HOSTS_WAIT; n++)
+        ;
+    assert_int_equal(n, 1000);
+    while (hosts_take_any_waiting(hs) != NULL)
+        n--;
+    assert_int_equal(n, 0);
+    hosts_free(hs);
+}
+
+static void test_http2_counts_streams(void **state)
+{
+    struct hosts *hs = hosts_new(2);
+    struct hosts_waiter w;
+    struct host *h, *keep;
+    (void)state;
+
+    assert_int_equal(hosts_admit(hs, B, &w, 0, &keep), HOSTS_GO);
+    assert_int_equal(hosts_admit(hs, B, &w, 0, &h), HOSTS_GO);
+    assert_int_equal(hosts_room(hs, B, 0), 0);
+    /* once an answer came over HTTP/2, each connection carries many streams */
+    assert_null(hosts_done(hs, h, 5, 1, 5));
+    assert_int_equal(hosts_room(hs, B, 5), 2 * HOSTS_H2_STREAMS - 1);
+    assert_null(hosts_done(hs, keep, 5, 1, 6));
+    hosts_free(hs);
+}
+
+static void test_pull_plan(void **state)
+{
+    struct hosts *hs = hosts_new(3);
+    struct hosts_waiter w;
+    struct host *h;
+    const char *parked[] = { A, B, "http://c.example:80" };
+    size_t lens[] = { sizeof(A) - 1, sizeof(B) - 1, 19 };
+    const char *origins[8];
+    int counts[8];
+    (void)state;
+
+    assert_int_equal(hosts_admit(hs, A, &w, 0, &h), HOSTS_GO);
+    hosts_set_parked(hs, parked, lens, 3);
+    /* A has 2 slots left, B and c 3 each; the budget cuts the plan */
+    assert_int_equal(hosts_pull_plan(hs, 4, 0, origins, counts, 8), 2);
+    assert_string_equal(origins[0], A);
+    assert_int_equal(counts[0], 2);
+    assert_string_equal(origins[1], B);
+    assert_int_equal(counts[1], 2);
+    assert_int_equal(hosts_pull_plan(hs, 100, 0, origins, counts, 8), 3);
+    assert_int_equal(counts[2], 3);
+    assert_string_equal(origins[2], "http://c.example:80");
+    /* a stalled origin is not pulled from */
+    assert_int_equal(hosts_admit(hs, A, &w, 0, &h), HOSTS_GO);
+    assert_int_equal(hosts_admit(hs, A, &w, 0, &h), HOSTS_GO);
+    assert_int_equal(hosts_pull_plan(hs, 100, HOSTS_STALL_MS, origins, counts, 8), 2);
+    assert_string_equal(origins[0], B);
+    hosts_free(hs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_limit_then_wait_then_park),
+        cmocka_unit_test(test_stalled_origin_parks_everything),
+        cmocka_unit_test(test_waiting_follows_pace),
+        cmocka_unit_test(test_http2_counts_streams),
+        cmocka_unit_test(test_pull_plan),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
