@@ -1,16 +1,12 @@
 #!/usr/bin/python3
-"""bench/retries.py -- how fast due retries are promoted, and how punctual
-retries are under light load.
+"""bench/retries.py -- how punctual retries are under light load.
 
-1. Promotion: N retry envelopes, all already due, are put in <prefix>:retry
-   while hookd runs with 2 workers; reports how fast the set drains into the
-   queue (the workers deliver them to a local nginx meanwhile).
-2. Punctuality: M jobs at a light, steady rate to a receiver that fails each
-   job's first attempt; with retry_schedule = 300ms, reports how late each
-   second attempt arrives compared with first attempt + 300 ms (p50, p99,
-   max), as seen by the receiver.
+M jobs at a light, steady rate to a receiver that fails each job's first
+attempt; with retry_schedule = 300ms, reports how late each second attempt
+arrives compared with first attempt + 300 ms (p50, p99, max), as seen by the
+receiver. (Promotion speed is measured by bench/suite.py's retries section.)
 
-usage: bench/retries.py [--promote N] [--jobs M] [--rate R]
+usage: bench/retries.py [--jobs M] [--rate R]
 """
 import argparse
 import json
@@ -18,38 +14,10 @@ import os
 import sys
 import time
 
-import msgpack
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from harness import SECRET, Procs, wait_for  # noqa: E402
-
-
-def promotion(p, args):
-    port, r = p.redis()
-    recv = p.receiver()
-    prefix = "bp"
-    h = p.hookd({"redis": "redis://127.0.0.1:%d" % port, "prefix": prefix, "workers": 2,
-                 "secret": SECRET, "max_in_flight": 50, "log_level": "warn"}, name="promote")
-    wait_for(lambda: r.hlen(prefix + ":workers") == 2, 20, "workers")
-    job = json.dumps({"url": recv.url, "payload": {"x": 1}}).encode()
-    pipe = r.pipeline(transaction=False)
-    for i in range(args.promote):
-        env = msgpack.packb({"_hookd": 1, "id": "p%d" % i, "attempts": 1, "first_ms": 1,
-                             "last_status": 500, "last_error": "bench", "token": "t%d" % i,
-                             "job": job}, use_bin_type=True)
-        pipe.zadd(prefix + ":staging", {env: 0})
-        if i % 10000 == 9999:
-            pipe.execute()
-    pipe.execute()
-    t0 = time.monotonic()
-    r.rename(prefix + ":staging", prefix + ":retry")
-    wait_for(lambda: r.zcard(prefix + ":retry") == 0, 120, "retry set drained", interval=0.002)
-    dt = time.monotonic() - t0
-    print("promotion: %d due retries moved to the queue in %.3f s = %.0f /s" %
-          (args.promote, dt, args.promote / dt))
-    h.terminate()
-    h.wait()
 
 
 def punctuality(p, args):
@@ -75,13 +43,11 @@ def punctuality(p, args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--promote", type=int, default=200000)
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--rate", type=int, default=200)
     args = ap.parse_args()
     p = Procs()
     try:
-        promotion(p, args)
         punctuality(p, args)
     finally:
         p.close()

@@ -1,15 +1,31 @@
 #!/usr/bin/python3
-"""bench/suite.py -- hookd against its ceiling and a peer, in one run.
+"""bench/suite.py -- hookd against its ceiling and a peer, in one run, and
+the measurements issue 6 asks for. Run it through bench/run (which installs
+what it needs); everything runs on one private redis-server and one private
+nginx (bench/lib.py).
 
-On one private redis-server and one private nginx (`return 200`):
-  ceiling  wrk POSTing the same 1 KB body with keep-alive (no queue, no signing)
-  peer     a BullMQ worker doing the same job (bench/peers/bullmq.js), at its
-           best concurrency among 16, 64, 256
-  hookd    draining N queued jobs (bench/throughput.py's measurement)
-Prints one table with hookd/ceiling and hookd/peer, and writes it as CSV
-under bench/results/ (ignored by git). Medians of --runs runs each.
+Sections, in order:
+  hookd      drain --jobs jobs, workers=2, max_in_flight 256 and 1000
+             (max_per_host = max_in_flight: one origin here); the best is
+             the headline
+  ceiling    wrk -c64 POSTing the same 1 KB body to the same nginx
+  peer       a BullMQ worker doing the same sign-and-POST job
+             (bench/peers/bullmq.js), best concurrency of 16, 64, 256
+  sweep      workers 1, 2 x max_in_flight 16 .. 4096: CSV + PNG (gnuplot)
+  latency    a fixed arrival rate (50% of the headline) for --latency-s
+             seconds: enqueue-to-2xx p50 / p99 / max
+  depth      draining 10 x --jobs queued jobs against --jobs
+  retries    fresh deliveries with 10 x --jobs pending retries (due in an
+             hour) against none; then promotion of 10 x --jobs due retries
+  fairness   10% of jobs to an endpoint that never answers (default
+             max_per_host 64, timeout 30 s), 90% to nginx: healthy
+             deliveries/s against all-healthy
+Medians of --runs runs (the machine is shared and noisy); the compared
+configurations alternate run by run. Results are printed and written under
+bench/results/ (ignored by git). --tiny is the CI configuration: 2,000 jobs,
+one run, every section exercised at toy size so the suite cannot rot.
 
-usage: bench/suite.py [--jobs N] [--runs R] [--in-flight M ...]
+usage: bench/suite.py [--jobs N] [--runs R] [--tiny] [--only SECTION ...]
 """
 import argparse
 import csv
@@ -21,9 +37,27 @@ import subprocess
 import sys
 import time
 
+import msgpack
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import throughput  # noqa: E402
+import lib  # noqa: E402
+
+SECTIONS = ["hookd", "ceiling", "peer", "sweep", "latency", "depth", "retries", "fairness"]
+
+
+def median_of(runs, key="rate"):
+    return statistics.median(x[key] for x in runs)
+
+
+def alternate(runs, *fns):
+    """Call each fn once per round, `runs` rounds: A B A B ... so that drift
+    on a shared machine hits every configuration alike."""
+    out = [[] for _ in fns]
+    for _ in range(runs):
+        for i, fn in enumerate(fns):
+            out[i].append(fn())
+    return out
 
 
 def wrk_rate(url, seconds):
@@ -37,54 +71,312 @@ def peer_rate(rport, url, jobs, concurrency):
     out = subprocess.run(["node", os.path.join(HERE, "peers", "bullmq.js"), "--redis-port",
                           str(rport), "--url", url, "--jobs", str(jobs), "--concurrency",
                           str(concurrency)], capture_output=True, text=True, check=True,
-                         timeout=600).stdout
+                         timeout=900).stdout
     return json.loads(out)["rate"]
+
+
+def envelopes(r, key, n, url, score):
+    """n retry envelopes (hookd's msgpack form) in sorted set key at score."""
+    pipe = r.pipeline(transaction=False)
+    for start in range(0, n, 500):
+        members = {}
+        for i in range(start, min(n, start + 500)):
+            job = lib.job_json(i, url, 1).encode()
+            members[msgpack.packb({"_hookd": 1, "id": "p%d" % i, "attempts": 1,
+                                   "first_ms": 1, "last_status": 500, "last_error": "bench",
+                                   "token": "t%d" % i, "job": job}, use_bin_type=True)] = score
+        pipe.zadd(key, members)
+        if (start // 500) % 20 == 19:
+            pipe.execute()
+    pipe.execute()
+
+
+class Suite:
+    def __init__(self, args, peers):
+        self.a = args
+        self.p = peers
+        self.rows = []          # (section, name, value, unit, note) for the CSV
+        self.stamp = time.strftime("%Y%m%d-%H%M%S")
+        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+
+    def out(self, path):
+        return os.path.join(HERE, "results", "%s-%s" % (self.stamp, path))
+
+    def record(self, section, name, value, unit, note=""):
+        self.rows.append((section, name, value, unit, note))
+
+    def hookd(self, jobs=None, workers=2, in_flight=1000, per_host=None, **kw):
+        settings = list(kw.pop("settings", ()))
+        settings.append("max_per_host=%d" % (per_host or in_flight))
+        return self.p.run_hookd(jobs or self.a.jobs, workers, in_flight, settings, **kw)
+
+    # ---- sections -----------------------------------------------------------
+
+    def run_hookd(self):
+        mfs = [256, 1000]
+        runs = alternate(self.a.runs, *[lambda m=m: self.hookd(in_flight=m) for m in mfs])
+        self.headline = {}
+        print("\n== hookd: %d jobs, 1 KB payload, workers=2, nginx receiver (medians of %d)"
+              % (self.a.jobs, self.a.runs))
+        print("%-13s %12s %8s %8s %8s %9s %9s %9s %8s %7s" % (
+            "max_in_flight", "deliveries/s", "p50 ms", "p99 ms", "max ms", "hookd cpu",
+            "redis cpu", "nginx cpu", "RSS MB", "rt/dlv"))
+        for m, rs in zip(mfs, runs):
+            med = {k: median_of(rs, k) for k in rs[0]}
+            self.headline[m] = med
+            print("%-13d %12.0f %8.0f %8.0f %8.0f %8.2fs %8.2fs %8.2fs %8.1f %7.3f   (runs: %s)"
+                  % (m, med["rate"], med["p50"], med["p99"], med["max"],
+                     med["cpu_hookd_per_10k"], med["cpu_redis_per_10k"],
+                     med["cpu_nginx_per_10k"], med["rss_mb"], med["rt_per_delivery"],
+                     ", ".join("%.0f" % x["rate"] for x in rs)))
+            for k in ("rate", "p50", "p99", "max", "cpu_hookd_per_10k", "cpu_redis_per_10k",
+                      "cpu_nginx_per_10k", "rss_mb", "rt_per_delivery"):
+                self.record("hookd", "%s@in_flight=%d" % (k, m), med[k], "")
+        print("(CPU: seconds per 10,000 deliveries; RSS: peak per worker; rt/dlv: Redis "
+              "round trips per delivery; latency: from the RENAME that enqueues all jobs)")
+        self.best_m = max(self.headline, key=lambda m: self.headline[m]["rate"])
+        self.best = self.headline[self.best_m]["rate"]
+
+    def run_ceiling(self):
+        wall = max(3, int(self.a.jobs / self.best + 0.5))
+        rates = [wrk_rate(self.p.url, wall) for _ in range(self.a.runs)]
+        self.ceiling = statistics.median(rates)
+        self.record("ceiling", "wrk_c64", self.ceiling, "req/s", "%d s runs" % wall)
+
+    def run_peer(self):
+        jobs = max(2000, self.a.jobs // 10)
+        conc = [64] if self.a.tiny else [16, 64, 256]
+        peer = {c: statistics.median(peer_rate(self.p.rport, self.p.url, jobs, c)
+                                     for _ in range(self.a.runs)) for c in conc}
+        self.peer_c = max(peer, key=peer.get)
+        self.peer = peer[self.peer_c]
+        for c, v in peer.items():
+            self.record("peer", "bullmq_c%d" % c, v, "deliveries/s", "%d jobs" % jobs)
+        self.bullmq = subprocess.run(
+            ["node", "-e", "console.log(require('%s/peers/node_modules/bullmq/package.json')"
+             ".version)" % HERE], capture_output=True, text=True).stdout.strip()
+
+    def summary(self):
+        print("\n== one run, one machine: %d CPUs shared by hookd, redis-server, nginx and the "
+              "load generators" % os.cpu_count())
+        print("%-48s %14s %12s" % ("", "deliveries/s", "hookd / it"))
+        print("%-48s %14.0f %12s" % ("hookd, workers=2, max_in_flight=%d" % self.best_m,
+                                     self.best, "1.00"))
+        if hasattr(self, "ceiling"):
+            print("%-48s %14.0f %12.2f" % ("ceiling: wrk -c64 POST, same body and nginx",
+                                           self.ceiling, self.best / self.ceiling))
+            self.record("ratio", "hookd/ceiling", self.best / self.ceiling, "")
+        if hasattr(self, "peer"):
+            print("%-48s %14.0f %12.2f" % ("peer: BullMQ %s, concurrency %d" % (
+                self.bullmq, self.peer_c), self.peer, self.best / self.peer))
+            self.record("ratio", "hookd/bullmq", self.best / self.peer, "")
+
+    def run_sweep(self):
+        workers = [1, 2]
+        mfs = [16, 256] if self.a.tiny else [16, 64, 256, 1024, 4096]
+        jobs = self.a.jobs if self.a.tiny else max(self.a.jobs // 2, 2000)
+        points = [(w, m) for w in workers for m in mfs]
+        runs = alternate(self.a.runs, *[lambda w=w, m=m: self.hookd(jobs, w, m)
+                                        for w, m in points])
+        csv_path = self.out("sweep.csv")
+        print("\n== sweep: %d jobs per point, medians of %d" % (jobs, self.a.runs))
+        print("%-8s %-13s %12s %8s %8s" % ("workers", "max_in_flight", "deliveries/s",
+                                            "p99 ms", "RSS MB"))
+        with open(csv_path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["workers", "max_in_flight", "deliveries_per_s", "p50_ms", "p99_ms",
+                        "rss_mb", "cpu_hookd_per_10k"])
+            for (wk, m), rs in zip(points, runs):
+                row = [wk, m] + [round(median_of(rs, k), 2) for k in
+                                 ("rate", "p50", "p99", "rss_mb", "cpu_hookd_per_10k")]
+                w.writerow(row)
+                print("%-8d %-13d %12.0f %8.0f %8.1f" % (wk, m, row[2], row[4], row[5]))
+        png = self.out("sweep.png")
+        plot = """
+set terminal pngcairo size 1000,420 font ",10"
+set output '%(png)s'
+set datafile separator ','
+set key autotitle columnhead
+set logscale x 2
+set multiplot layout 1,2 title "hookd sweep: %(jobs)d jobs of 1 KB to nginx, %(cpus)d CPUs shared"
+set xlabel 'max\\_in\\_flight (per worker)'
+set ylabel 'deliveries/s'
+set yrange [0:*]
+plot '%(csv)s' using 2:($1==1?$3:1/0) with linespoints title 'workers=1', \\
+     '%(csv)s' using 2:($1==2?$3:1/0) with linespoints title 'workers=2'
+set ylabel 'p99 enqueue-to-2xx (ms)'
+plot '%(csv)s' using 2:($1==1?$5:1/0) with linespoints title 'workers=1', \\
+     '%(csv)s' using 2:($1==2?$5:1/0) with linespoints title 'workers=2'
+unset multiplot
+""" % {"png": png, "csv": csv_path, "jobs": jobs, "cpus": os.cpu_count()}
+        subprocess.run(["gnuplot"], input=plot, text=True, check=True)
+        print("written: %s, %s" % (os.path.relpath(csv_path), os.path.relpath(png)))
+
+    def run_latency(self):
+        rate = max(100, int(self.best * 0.5))
+        seconds = self.a.latency_s
+        res = [self.latency_once(rate, seconds) for _ in range(self.a.runs)]
+        med = {k: statistics.median(x[k] for x in res) for k in res[0]}
+        print("\n== latency at a fixed %d jobs/s (50%% of %.0f) for %d s, workers=2, "
+              "max_in_flight=%d: enqueue-to-2xx p50 %.1f ms, p99 %.1f ms, max %.1f ms "
+              "(medians of %d; runs p99: %s)" % (
+                  rate, self.best, seconds, self.best_m, med["p50"], med["p99"], med["max"],
+                  self.a.runs, ", ".join("%.0f" % x["p99"] for x in res)))
+        for k in ("p50", "p99", "max"):
+            self.record("latency", k, med[k], "ms", "%d jobs/s" % rate)
+
+    def latency_once(self, rate, seconds):
+        """hookd idles on an empty queue; a producer pushes rate jobs/s in
+        2 ms ticks, each stamped with its push time."""
+        r, p = self.p.r, self.p
+        prefix = "lat%d" % int(time.time() * 1000)
+        conf = os.path.join(p.dir, "lat.conf")
+        with open(conf, "w") as f:
+            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = 2\n"
+                    "max_in_flight = %d\nmax_per_host = %d\nsecret = %s\nlog_level = warn\n"
+                    % (p.rport, prefix, self.best_m, self.best_m, lib.SECRET))
+        h = subprocess.Popen([lib.HOOKD, "-c", conf],
+                             stderr=open(os.path.join(p.dir, "hookd.log"), "a"))
+        lib.wait_for(lambda: r.hlen(prefix + ":workers") == 2, 20, "workers")
+        off = p.log_offset()
+        total = int(rate * seconds)
+        tick = 0.002
+        sent, start = 0, time.monotonic()
+        while sent < total:
+            due = min(total, int((time.monotonic() - start) * rate) + 1)
+            if due > sent:
+                now_ms = int(time.time() * 1000)
+                r.lpush(prefix + ":queue", *[lib.job_json(i, p.url, now_ms)
+                                              for i in range(sent, due)])
+                sent = due
+            time.sleep(tick)    # pacing the producer, not waiting for hookd
+        lib.wait_for(lambda: int(r.hget(prefix + ":stats", "delivered") or 0) >= total, 120,
+                     "latency-mode deliveries")
+        h.terminate()
+        h.wait(timeout=60)
+        lat = p.latencies(off, total, 0)
+        p.clean(prefix)
+        return {"p50": lib.percentile(lat, 0.5), "p99": lib.percentile(lat, 0.99),
+                "max": lat[-1]}
+
+    def run_depth(self):
+        small, big = self.a.jobs, self.a.jobs * 10
+        runs_small, runs_big = alternate(self.a.runs if not self.a.tiny else 1,
+                                         lambda: self.hookd(small, in_flight=self.best_m),
+                                         lambda: self.hookd(big, in_flight=self.best_m))
+        rs, rb = median_of(runs_small), median_of(runs_big)
+        print("\n== depth: %d queued jobs drain at %.0f/s, %d at %.0f/s: ratio %.2f "
+              "(runs: %s | %s)" % (small, rs, big, rb, rb / rs,
+                                   ", ".join("%.0f" % x["rate"] for x in runs_small),
+                                   ", ".join("%.0f" % x["rate"] for x in runs_big)))
+        self.record("depth", "rate_%d" % small, rs, "deliveries/s")
+        self.record("depth", "rate_%d" % big, rb, "deliveries/s")
+        self.record("depth", "ratio", rb / rs, "")
+
+    def run_retries(self):
+        r, n = self.p.r, self.a.jobs * 10
+        envelopes(r, "bench:pending-template", n, self.p.url, int(time.time() * 1000) + 3600e3)
+
+        def with_pending(prefix):
+            r.copy("bench:pending-template", prefix + ":retry")
+        base, pending = alternate(self.a.runs if not self.a.tiny else 1,
+                                  lambda: self.hookd(in_flight=self.best_m),
+                                  lambda: self.hookd(in_flight=self.best_m,
+                                                     prepare=with_pending))
+        b, pnd = median_of(base), median_of(pending)
+        print("\n== pending retries: %d fresh jobs at %.0f/s with none pending, %.0f/s with "
+              "%d pending (due in an hour): %.1f%% slower" % (
+                  self.a.jobs, b, pnd, n, 100 * (1 - pnd / b)))
+        self.record("retries", "fresh_rate_no_pending", b, "deliveries/s")
+        self.record("retries", "fresh_rate_%d_pending" % n, pnd, "deliveries/s")
+        # promotion: every pending entry falls due at once
+        rates = []
+        for _ in range(self.a.runs if not self.a.tiny else 1):
+            rates.append(self.promotion(n))
+        pr = statistics.median(rates)
+        print("== promotion: %d retries falling due at once leave the sorted set at %.0f/s "
+              "(runs: %s)" % (n, pr, ", ".join("%.0f" % x for x in rates)))
+        self.record("retries", "promotion_rate", pr, "entries/s", "%d due" % n)
+        r.unlink("bench:pending-template")
+
+    def promotion(self, n):
+        r, p = self.p.r, self.p
+        prefix = "prom%d" % int(time.time() * 1000)
+        conf = os.path.join(p.dir, "prom.conf")
+        with open(conf, "w") as f:
+            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = 2\n"
+                    "secret = %s\nlog_level = warn\nshutdown_timeout = 3s\n"
+                    % (p.rport, prefix, lib.SECRET))
+        # all due: scores set to 0 server-side
+        r.zunionstore(prefix + ":staging", {"bench:pending-template": 0})
+        h = subprocess.Popen([lib.HOOKD, "-c", conf],
+                             stderr=open(os.path.join(p.dir, "hookd.log"), "a"))
+        lib.wait_for(lambda: r.hlen(prefix + ":workers") == 2, 20, "workers")
+        t0 = time.monotonic()
+        r.rename(prefix + ":staging", prefix + ":retry")
+        lib.wait_for(lambda: r.zcard(prefix + ":retry") == 0, 600, "retry set drained",
+                     interval=0.002)
+        dt = time.monotonic() - t0
+        h.terminate()
+        h.wait(timeout=60)
+        p.clean(prefix)
+        return n / dt
+
+    def run_fairness(self):
+        hang = self.p.hang_url()
+        n = self.a.jobs
+        healthy = lambda i: i % 10 != 0      # noqa: E731
+        url_of = lambda i: self.p.url if healthy(i) else hang   # noqa: E731
+        n_ok = sum(1 for i in range(n) if healthy(i))
+        # default max_per_host (64) and timeout (30 s): the shipped behaviour;
+        # both runs deliver n_ok jobs to nginx
+        allok, mixed = alternate(
+            self.a.runs,
+            lambda: self.p.run_hookd(n_ok, 2, 1000, ()),
+            lambda: self.p.run_hookd(n, 2, 1000, (), url_of=url_of, healthy=healthy))
+        a, m = median_of(allok), median_of(mixed)
+        print("\n== fairness: %d jobs, workers=2, max_in_flight=1000, max_per_host=64; "
+              "healthy deliveries/s all healthy %.0f, with 10%% to a hung endpoint %.0f: "
+              "%.0f%% (runs: %s | %s)" % (n, a, m, 100 * m / a,
+                                          ", ".join("%.0f" % x["rate"] for x in allok),
+                                          ", ".join("%.0f" % x["rate"] for x in mixed)))
+        self.record("fairness", "healthy_rate_all_healthy", a, "deliveries/s")
+        self.record("fairness", "healthy_rate_10pct_hung", m, "deliveries/s")
+        self.record("fairness", "ratio", m / a, "")
+
+    def write_csv(self):
+        path = self.out("suite.csv")
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["section", "name", "value", "unit", "note"])
+            w.writerows(self.rows)
+        print("\nwritten: %s" % os.path.relpath(path))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--in-flight", type=int, nargs="+", default=[256, 1000])
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--latency-s", type=int, default=10)
+    ap.add_argument("--tiny", action="store_true", help="CI: every section at toy size")
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS)
     args = ap.parse_args()
-    args.set = []
+    if args.tiny:
+        args.jobs, args.runs, args.latency_s = 2000, 1, 2
 
-    with throughput.Peers() as peers:
-        hookd = {m: statistics.median(peers.run_hookd(args, m)["rate"]
-                                      for _ in range(args.runs))
-                 for m in args.in_flight}
-        best_m = max(hookd, key=hookd.get)
-        wall = max(3, int(args.jobs / hookd[best_m] + 0.5))
-        ceiling = statistics.median(wrk_rate(peers.url, wall) for _ in range(args.runs))
-        peer_jobs = max(2000, args.jobs // 10)
-        peer = {c: statistics.median(peer_rate(peers.rport, peers.url, peer_jobs, c)
-                                     for _ in range(args.runs)) for c in (16, 64, 256)}
-    best_c = max(peer, key=peer.get)
-    bullmq = subprocess.run(["node", "-e", "console.log(require('%s/peers/node_modules/"
-                             "bullmq/package.json').version)" % HERE],
-                            capture_output=True, text=True).stdout.strip()
+    with lib.Peers() as peers:
+        s = Suite(args, peers)
+        print("machine: %d CPUs, %s; hookd %s" % (
+            os.cpu_count(), os.uname().release,
+            subprocess.run([lib.HOOKD, "--version"], capture_output=True,
+                           text=True).stdout.strip()))
+        s.run_hookd()       # every other section uses its best setting
+        for name in args.only:
+            if name != "hookd":
+                getattr(s, "run_" + name)()
+        s.summary()
+        s.write_csv()
 
-    print("machine: %d CPUs (shared by hookd, redis-server, nginx and the load generator); "
-          "%d jobs, 1 KB bodies, medians of %d runs" % (os.cpu_count(), args.jobs, args.runs))
-    print("%-44s %14s %10s" % ("", "deliveries/s", "hookd / x"))
-    print("%-44s %14.0f %10s" % ("hookd, workers=%d, max_in_flight=%d" % (args.workers, best_m),
-                                 hookd[best_m], "1.00"))
-    for m in sorted(hookd):
-        if m != best_m:
-            print("%-44s %14.0f" % ("hookd, max_in_flight=%d" % m, hookd[m]))
-    print("%-44s %14.0f %10.2f" % ("ceiling: wrk -c64 POST, same body and nginx", ceiling,
-                                   hookd[best_m] / ceiling))
-    print("%-44s %14.0f %10.2f" % ("peer: BullMQ %s, concurrency %d" % (bullmq, best_c),
-                                   peer[best_c], hookd[best_m] / peer[best_c]))
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    path = os.path.join(HERE, "results", "suite-%d.csv" % int(time.time()))
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["system", "concurrency", "deliveries_per_s"])
-        w.writerows([("hookd", best_m, hookd[best_m]), ("wrk", 64, ceiling),
-                     ("bullmq", best_c, peer[best_c])])
-    print("written: %s" % os.path.relpath(path))
 
 if __name__ == "__main__":
     main()

@@ -188,7 +188,8 @@ class ReceiverOutage(Scenario):
 class GracefulStop(Scenario):
     def test_6_sigterm_with_1000_in_flight(self):
         self.start()
-        h = self.p.hookd(self.config(max_in_flight=500, shutdown_timeout="2s", timeout="120s"),
+        h = self.p.hookd(self.config(max_in_flight=500, max_per_host=500,
+                                     shutdown_timeout="2s", timeout="120s"),
                          name="first")
         wait_for(lambda: len(self.workers()) == 2, 20, "workers")
         self.recv.configure(delay=60000)        # nothing is answered for a minute

@@ -1,0 +1,271 @@
+"""bench/lib.py -- what every hookd benchmark shares.
+
+Peers: a private redis-server and a private nginx (`return 200`, 1 worker)
+on free 127.0.0.1 ports, in a temp dir, stopped and removed on exit. nginx
+logs, for every request carrying an `x-enq` header (hookd's bench jobs set
+it to their enqueue time in ms), that time and its own time at the answer:
+enqueue-to-2xx latency without a receiver of our own in the path.
+
+Peers.run_hookd(...) is one measured drain: N jobs are loaded into a
+staging list (multi-value LPUSH, pipelined), hookd is started and waits
+until its workers are registered, then one RENAME makes them the queue and
+the clock runs until `delivered` reaches the target. It reports
+deliveries/s, latency percentiles, CPU seconds per component (from /proc),
+peak RSS per worker (VmHWM) and Redis round trips per delivery (EVAL +
+BLMOVE calls from INFO commandstats). Not a test: nothing is asserted.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOOKD = os.environ.get("HOOKD_BIN", os.path.join(ROOT, "build", "hookd"))
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+TICK = os.sysconf("SC_CLK_TCK")
+# The ~1 KB payload every bench job carries (the same body wrk and the
+# BullMQ peer POST).
+PAYLOAD = {"success": True, "callData": {"id": "call_x", "duration": 180,
+                                         "summary": "x" * 800,
+                                         "metricJson": {"confidence": 0.95}}}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what, interval=0.005):
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise SystemExit("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])   # utime + stime
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / TICK
+
+
+def peak_rss_mb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def redis_calls(r):
+    """Round trips hookd made: it sends EVAL (every script) and BLMOVE (XADD
+    only for logged attempts: none here). commandstats also counts commands
+    run inside scripts; those are not round trips and are left out."""
+    stats = r.info("commandstats")
+    return sum(stats.get("cmdstat_" + c, {}).get("calls", 0)
+               for c in ("eval", "evalsha", "blmove"))
+
+
+def percentile(sorted_values, q):
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def job_json(i, url, enq_ms):
+    """One bench job; enq_ms goes into x-enq for the latency log."""
+    body = dict(PAYLOAD, callData=dict(PAYLOAD["callData"], id="call_%d" % i))
+    return json.dumps({"id": "b%d" % i, "url": url, "payload": body,
+                       "headers": {"x-enq": str(enq_ms)}})
+
+
+def load(r, key, n, url_of, chunk=500):
+    """LPUSH n jobs onto key, many values per command, pipelined. Their
+    x-enq is the time of loading (never 0: nginx logs only non-zero)."""
+    enq_ms = int(time.time() * 1000)
+    pipe = r.pipeline(transaction=False)
+    for start in range(0, n, chunk):
+        pipe.lpush(key, *[job_json(i, url_of(i), enq_ms) for i in range(start, min(n, start + chunk))])
+        if (start // chunk) % 20 == 19:
+            pipe.execute()
+    pipe.execute()
+
+
+def _ping(r):
+    try:
+        return r.ping()
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+def _connect(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+NGINX_CONF = """
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/nginx-error.log;
+daemon off;
+events { worker_connections 16384; }
+http {
+  log_format enq '$http_x_enq $msec';
+  access_log %(d)s/enq.log enq buffer=256k flush=100ms if=$http_x_enq;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  client_body_buffer_size 16k;
+  client_body_temp_path %(d)s;
+  server {
+    listen 127.0.0.1:%(port)d backlog=4096;
+    location / { return 200 '{"received":true}'; }
+  }
+}
+"""
+
+
+class Peers:
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="hookd-bench-")
+        self.rport, self.nport = free_port(), free_port()
+        self.redis_proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.rport), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir,
+             "--logfile", os.path.join(self.dir, "redis.log")])
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF % {"d": self.dir, "port": self.nport})
+        self.nginx_proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir],
+                                           stderr=subprocess.DEVNULL)
+        self.r = redis.Redis(host="127.0.0.1", port=self.rport)
+        wait_for(lambda: _ping(self.r), 10, "redis")
+        wait_for(lambda: _connect(self.nport), 10, "nginx")
+        self.url = "http://127.0.0.1:%d/hook" % self.nport
+        self.nginx_pids = [self.nginx_proc.pid] + children(self.nginx_proc.pid)
+        self.enq_log = os.path.join(self.dir, "enq.log")
+        self.hang = None
+        return self
+
+    def hang_url(self):
+        """An endpoint that accepts connections and never answers (a listening
+        socket nobody accepts on: the kernel completes the handshakes)."""
+        if self.hang is None:
+            self.hang = socket.socket()
+            self.hang.bind(("127.0.0.1", 0))
+            self.hang.listen(4096)
+        return "http://127.0.0.1:%d/hook" % self.hang.getsockname()[1]
+
+    def log_offset(self):
+        return os.path.getsize(self.enq_log) if os.path.exists(self.enq_log) else 0
+
+    def latencies(self, offset, count, t0_ms):
+        """Enqueue-to-2xx latencies (ms) of the next count log lines after
+        offset; a job enqueued before t0_ms (staged before the clock
+        started) counts from t0_ms."""
+        def lines():
+            if not os.path.exists(self.enq_log):
+                return None
+            with open(self.enq_log) as f:
+                f.seek(offset)
+                got = f.read().splitlines()
+            return got if len(got) >= count else None
+        got = wait_for(lines, 30, "nginx's latency log", interval=0.05)
+        out = []
+        for line in got:
+            enq, at = line.split()
+            out.append(float(at) * 1000 - max(int(enq), t0_ms))
+        out.sort()
+        return out
+
+    def run_hookd(self, jobs, workers=2, in_flight=1000, settings=(), url_of=None,
+                  healthy=None, prepare=None):
+        """One measured drain of `jobs` jobs (see the module comment).
+        url_of(i) picks each job's URL (default: nginx); healthy(i) says
+        which ones the clock waits for (default: all); prepare(prefix) runs
+        before hookd starts (e.g. to fill its retry set)."""
+        r = self.r
+        url_of = url_of or (lambda i: self.url)
+        target = jobs if healthy is None else sum(1 for i in range(jobs) if healthy(i))
+        prefix = "bench%d" % int(time.time() * 1000)
+        load(r, prefix + ":staging", jobs, url_of)
+        if prepare is not None:
+            prepare(prefix)
+        conf = os.path.join(self.dir, "hookd.conf")
+        with open(conf, "w") as f:
+            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = %d\n"
+                    "max_in_flight = %d\nsecret = %s\nlog_level = warn\n"
+                    "shutdown_timeout = 3s\n" % (self.rport, prefix, workers, in_flight, SECRET))
+            for kv in settings:
+                f.write(kv.replace("=", " = ", 1) + "\n")
+        log = open(os.path.join(self.dir, "hookd.log"), "a")
+        h = subprocess.Popen([HOOKD, "-c", conf], stderr=log)
+        wait_for(lambda: r.hlen(prefix + ":workers") == workers, 20, "workers")
+        pids = children(h.pid)
+        calls0 = redis_calls(r)
+        c0 = (cpu_seconds(pids), cpu_seconds([self.redis_proc.pid]),
+              cpu_seconds(self.nginx_pids))
+        off = self.log_offset()
+        t0_ms = time.time() * 1000
+        t0 = time.monotonic()
+        r.rename(prefix + ":staging", prefix + ":queue")
+        wait_for(lambda: int(r.hget(prefix + ":stats", "delivered") or 0) >= target, 1800,
+                 "deliveries")
+        dt = time.monotonic() - t0
+        c1 = (cpu_seconds(pids), cpu_seconds([self.redis_proc.pid]),
+              cpu_seconds(self.nginx_pids))
+        calls = redis_calls(r) - calls0
+        rss = [peak_rss_mb(p) for p in pids]
+        h.send_signal(signal.SIGTERM)
+        h.wait(timeout=60)
+        lat = self.latencies(off, target, t0_ms)
+        res = {"rate": target / dt, "seconds": dt, "jobs": target,
+               "dead": r.llen(prefix + ":dead"),
+               "rt_per_delivery": calls / target,
+               "cpu_hookd_per_10k": (c1[0] - c0[0]) * 10000 / target,
+               "cpu_redis_per_10k": (c1[1] - c0[1]) * 10000 / target,
+               "cpu_nginx_per_10k": (c1[2] - c0[2]) * 10000 / target,
+               "rss_mb": max(rss) if rss else 0.0,
+               "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99),
+               "max": lat[-1] if lat else float("nan")}
+        self.clean(prefix)
+        return res
+
+    def clean(self, prefix):
+        for k in self.r.scan_iter(prefix + ":*", count=1000):
+            self.r.unlink(k)
+
+    def __exit__(self, *exc):
+        if self.hang is not None:
+            self.hang.close()
+        self.nginx_proc.send_signal(signal.SIGQUIT)
+        self.redis_proc.terminate()
+        self.nginx_proc.wait(timeout=10)
+        self.redis_proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
