@@ -160,6 +160,13 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timeout);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    /* libcurl's default idle-connection cache is 4 x the transfers running
+     * at the moment a transfer ends: whenever a worker's requests dip (the
+     * end of a batch), that closes most warm connections, and about one
+     * request in five paid a new TCP connect. Keep one idle connection per
+     * in-flight slot instead. */
+    if (c->opt.max_connections > 0)
+        curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->opt.max_connections);
     /* hosts.c keeps requests per origin within this already; libcurl's own
      * cap is the backstop that also holds for HTTP/2 (streams beyond a
      * connection's share queue inside libcurl rather than open more). */

@@ -615,7 +615,7 @@ int worker_run(const struct config *cfg, const char *wid)
         .ca_path = cfg->ca_path, .client_cert = cfg->client_cert,
         .client_key = cfg->client_key, .max_response_bytes = cfg->max_response_bytes,
         .dest = &cfg->dest, .resolve = cfg->resolve,
-        .max_host_connections = cfg->max_per_host,
+        .max_host_connections = cfg->max_per_host, .max_connections = cfg->max_in_flight,
     };
     char started[TIME_ISO_LEN + 1];
     int rc;

@@ -55,6 +55,7 @@ struct http_options {
     const struct policy_dest *dest;  /* borrowed; checked on every connect */
     const char *resolve;        /* borrowed; "host:port:addr,..." or NULL */
     int max_host_connections;   /* per origin; 0 = unlimited */
+    int max_connections;        /* idle connections kept; 0 = libcurl's default */
 };
 
 /* New client on loop. Caller frees with http_client_close; cb of requests
