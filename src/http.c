@@ -335,6 +335,44 @@ static void check_done(struct http_client *c)
     }
 }
 
+/* A new easy handle with the options every request shares. Handles are
+ * recycled without curl_easy_reset: resetting and setting these again cost
+ * a dozen allocations per request; the per-request options are all set
+ * anew by http_post. */
+static CURL *new_easy(struct http_client *c)
+{
+    CURL *e = curl_easy_init();
+
+    if (e == NULL)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Webhook answers are small; libcurl's default 16 KiB receive buffer
+     * per transfer is most of a worker's memory at 1,000 in flight. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    /* TLS: libcurl verifies peer and host name by default; hookd only adds
+     * trust anchors and a client identity. */
+    if (c->opt.ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->opt.ca_file);
+    if (c->opt.ca_path != NULL)
+        curl_easy_setopt(e, CURLOPT_CAPATH, c->opt.ca_path);
+    if (c->opt.client_cert != NULL) {
+        curl_easy_setopt(e, CURLOPT_SSLCERT, c->opt.client_cert);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, c->opt.client_key);
+    }
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    /* No proxies from the environment: the policy must see the real
+     * destination, not a proxy's address. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    if (c->resolve != NULL)
+        curl_easy_setopt(e, CURLOPT_RESOLVE, c->resolve);
+    return e;
+}
+
 int http_post(struct http_client *c, const struct http_request_spec *spec, http_done_cb cb,
               void *arg)
 {
@@ -343,10 +381,9 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
 
     if (c->closing)
         return HK_EHTTP;
-    e = c->nfree > 0 ? c->free_easy[--c->nfree] : curl_easy_init();
+    e = c->nfree > 0 ? c->free_easy[--c->nfree] : new_easy(c);
     if (e == NULL)
         return HK_EHTTP;
-    curl_easy_reset(e);
     r = xcalloc(1, sizeof(*r));
     r->client = c;
     r->easy = e;
@@ -367,49 +404,22 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
     r->headers = l;
 
     curl_easy_setopt(e, CURLOPT_URL, spec->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, spec->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)spec->body_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_USERAGENT, spec->user_agent);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, spec->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     /* PIPEWAIT makes a request wait for a connection that may multiplex
      * rather than open its own. Only TLS can learn (ALPN) that a server
      * speaks HTTP/2, during the handshake; on cleartext HTTP curl learns
      * nothing until the first response, so every request to a slow
      * endpoint would queue behind the first one. */
-    if (strncasecmp(spec->url, "https:", 6) == 0)
-        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    /* Webhook answers are small; libcurl's default 16 KiB receive buffer
-     * per transfer is most of a worker's memory at 1,000 in flight. */
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncasecmp(spec->url, "https:", 6) == 0 ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    /* TLS: libcurl verifies peer and host name by default; hookd only adds
-     * trust anchors and a client identity. */
-    if (c->opt.ca_file != NULL)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->opt.ca_file);
-    if (c->opt.ca_path != NULL)
-        curl_easy_setopt(e, CURLOPT_CAPATH, c->opt.ca_path);
-    if (c->opt.client_cert != NULL) {
-        curl_easy_setopt(e, CURLOPT_SSLCERT, c->opt.client_cert);
-        curl_easy_setopt(e, CURLOPT_SSLKEY, c->opt.client_key);
-    }
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
-    /* No proxies from the environment: the policy must see the real
-     * destination, not a proxy's address. */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    if (c->resolve != NULL)
-        curl_easy_setopt(e, CURLOPT_RESOLVE, c->resolve);
     r->started = uv_now(c->loop);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         goto fail;
