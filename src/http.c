@@ -350,8 +350,9 @@ static CURL *new_easy(struct http_client *c)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     /* Webhook answers are small; libcurl's default 16 KiB receive buffer
-     * per transfer is most of a worker's memory at 1,000 in flight. */
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
+     * per transfer was most of a worker's memory at 1,000 in flight. 1 KiB
+     * is libcurl's minimum; a long answer just takes more reads. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     /* TLS: libcurl verifies peer and host name by default; hookd only adds
