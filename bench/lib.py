@@ -76,6 +76,19 @@ def peak_rss_mb(pid):
     return 0.0
 
 
+def rss_mb(pid):
+    """{"rss": resident MB, "private": MB not shared with other processes}."""
+    out = {"rss": 0.0, "private": 0.0}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k == "Rss":
+                out["rss"] = int(v.split()[0]) / 1024.0
+            elif k in ("Private_Clean", "Private_Dirty"):
+                out["private"] += int(v.split()[0]) / 1024.0
+    return out
+
+
 def children(pid):
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(x) for x in out.split()]
@@ -205,11 +218,12 @@ class Peers:
         return out
 
     def run_hookd(self, jobs, workers=2, in_flight=1000, settings=(), url_of=None,
-                  healthy=None, prepare=None):
+                  healthy=None, prepare=None, log_latency=True):
         """One measured drain of `jobs` jobs (see the module comment).
         url_of(i) picks each job's URL (default: nginx); healthy(i) says
         which ones the clock waits for (default: all); prepare(prefix) runs
-        before hookd starts (e.g. to fill its retry set)."""
+        before hookd starts (e.g. to fill its retry set); log_latency=False
+        when the jobs do not go to this nginx."""
         r = self.r
         url_of = url_of or (lambda i: self.url)
         target = jobs if healthy is None else sum(1 for i in range(jobs) if healthy(i))
@@ -244,7 +258,7 @@ class Peers:
         rss = [peak_rss_mb(p) for p in pids]
         h.send_signal(signal.SIGTERM)
         h.wait(timeout=60)
-        lat = self.latencies(off, target, t0_ms)
+        lat = self.latencies(off, target, t0_ms) if log_latency else []
         res = {"rate": target / dt, "seconds": dt, "jobs": target,
                "dead": r.llen(prefix + ":dead"),
                "rt_per_delivery": calls / target,

@@ -8,12 +8,17 @@ Sections, in order:
   hookd      drain --jobs jobs, workers=2, max_in_flight 256 and 1000
              (max_per_host = max_in_flight: one origin here); the best is
              the headline
+  sample     a correctness sample: the same jobs to a receiver that checks
+             both signatures (tests/integration/receiver.js) instead of nginx
   ceiling    wrk -c64 POSTing the same 1 KB body to the same nginx
   peer       a BullMQ worker doing the same sign-and-POST job
              (bench/peers/bullmq.js), best concurrency of 16, 64, 256
   sweep      workers 1, 2 x max_in_flight 16 .. 4096: CSV + PNG (gnuplot)
   latency    a fixed arrival rate (50% of the headline) for --latency-s
              seconds: enqueue-to-2xx p50 / p99 / max
+  memory     1,000 requests held in flight by an endpoint that never answers
+             (workers=1, max_in_flight = max_per_host = 1000): the worker's
+             RSS, then again with 10 x --jobs more jobs queued
   depth      draining 10 x --jobs queued jobs against --jobs
   retries    fresh deliveries with 10 x --jobs pending retries (due in an
              hour) against none; then promotion of 10 x --jobs due retries
@@ -36,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 
 import msgpack
 
@@ -43,7 +49,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lib  # noqa: E402
 
-SECTIONS = ["hookd", "ceiling", "peer", "sweep", "latency", "depth", "retries", "fairness"]
+SECTIONS = ["hookd", "sample", "ceiling", "peer", "sweep", "latency", "memory", "depth",
+            "retries", "fairness"]
 
 
 def median_of(runs, key="rate"):
@@ -136,6 +143,32 @@ class Suite:
               "round trips per delivery; latency: from the RENAME that enqueues all jobs)")
         self.best_m = max(self.headline, key=lambda m: self.headline[m]["rate"])
         self.best = self.headline[self.best_m]["rate"]
+
+    def run_sample(self):
+        n = min(self.a.jobs, 5000)
+        recv = subprocess.Popen(["node", os.path.join(lib.ROOT, "tests", "integration",
+                                                       "receiver.js"), "--secret", lib.SECRET],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            info = json.loads(recv.stdout.readline())
+            url = "http://127.0.0.1:%d/hook" % info["port"]
+            stats_url = "http://127.0.0.1:%d/__stats" % info["control"]
+            res = self.p.run_hookd(n, 2, self.best_m, ["max_per_host=%d" % self.best_m],
+                                   url_of=lambda i: url, log_latency=False)
+            with urllib.request.urlopen(stats_url) as f:
+                st = json.load(f)
+        finally:
+            recv.terminate()
+            recv.wait()
+        ok = (st["count"] == n and st["valid_dialgen"] == n and st["valid_standard"] == n
+              and len(st["ids"]) == n)
+        print("\n== correctness sample: %d jobs to a verifying receiver at %.0f/s: %d received, "
+              "%d x-dialgen-signature valid, %d webhook-signature valid, %d distinct ids: %s"
+              % (n, res["rate"], st["count"], st["valid_dialgen"], st["valid_standard"],
+                 len(st["ids"]), "OK" if ok else "MISMATCH"))
+        self.record("sample", "signatures_valid", st["valid_dialgen"], "of %d" % n)
+        if not ok:
+            raise SystemExit("correctness sample failed")
 
     def run_ceiling(self):
         wall = max(3, int(self.a.jobs / self.best + 0.5))
@@ -258,6 +291,46 @@ unset multiplot
         p.clean(prefix)
         return {"p50": lib.percentile(lat, 0.5), "p99": lib.percentile(lat, 0.99),
                 "max": lat[-1]}
+
+    def run_memory(self):
+        r, p = self.p.r, self.p
+        n_flight = 200 if self.a.tiny else 1000
+        hang = p.hang_url()
+        port = hang.rsplit(":", 1)[1].split("/")[0]
+        prefix = "mem%d" % int(time.time() * 1000)
+        conf = os.path.join(p.dir, "mem.conf")
+        with open(conf, "w") as f:
+            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = 1\n"
+                    "max_in_flight = %d\nmax_per_host = %d\ntimeout = 300s\n"
+                    "shutdown_timeout = 2s\nsecret = %s\nlog_level = warn\n"
+                    % (p.rport, prefix, n_flight, n_flight, lib.SECRET))
+        h = subprocess.Popen([lib.HOOKD, "-c", conf],
+                             stderr=open(os.path.join(p.dir, "hookd.log"), "a"))
+        lib.wait_for(lambda: r.hlen(prefix + ":workers") == 1, 20, "worker")
+        wpid = lib.children(h.pid)[0]
+        idle = lib.rss_mb(wpid)
+
+        def established():
+            out = subprocess.run(["ss", "-Htn", "state", "established", "dport", "=",
+                                  ":" + port], capture_output=True, text=True).stdout
+            return len(out.splitlines()) >= n_flight
+        lib.load(r, prefix + ":queue", n_flight, lambda i: hang)
+        lib.wait_for(established, 60, "%d connections in flight" % n_flight, interval=0.05)
+        busy = lib.rss_mb(wpid)
+        lib.load(r, prefix + ":queue", self.a.jobs * 10, lambda i: hang)
+        deep = lib.rss_mb(wpid)
+        h.terminate()
+        h.wait(timeout=60)
+        p.clean(prefix)
+        print("\n== memory of one worker: idle RSS %.1f MB; %d requests in flight (1 KB "
+              "payloads, endpoint never answers): RSS %.1f MB (private %.1f MB, the rest "
+              "shared library pages); with %d more jobs queued: RSS %.1f MB" % (
+                  idle["rss"], n_flight, busy["rss"], busy["private"], self.a.jobs * 10,
+                  deep["rss"]))
+        self.record("memory", "rss_idle", idle["rss"], "MB")
+        self.record("memory", "rss_%d_in_flight" % n_flight, busy["rss"], "MB")
+        self.record("memory", "private_%d_in_flight" % n_flight, busy["private"], "MB")
+        self.record("memory", "rss_%d_in_flight_deep_queue" % n_flight, deep["rss"], "MB")
 
     def run_depth(self):
         small, big = self.a.jobs, self.a.jobs * 10
