@@ -144,7 +144,9 @@ static const char RECORD_LUA[] =
 
 /* KEYS: retry, queue, stats. ARGV: limit.
  * Due entries go to the right end of the queue (taken next), earliest
- * rightmost. Returns {promoted, ms until the next entry is due or -1}. */
+ * rightmost. They are the lowest-ranked members, so they are removed by
+ * rank (no member lookups: entries are whole jobs, about 1 KB each).
+ * Returns {promoted, ms until the next entry is due or -1}. */
 static const char PROMOTE_LUA[] =
     TYPE_GUARD
     "local e = guard(KEYS[1], 'zset') or guard(KEYS[2], 'list') or guard(KEYS[3], 'hash')\n"
@@ -153,7 +155,7 @@ static const char PROMOTE_LUA[] =
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))\n"
     "if #due > 0 then\n"
-    "  redis.call('ZREM', KEYS[1], unpack(due))\n"
+    "  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due - 1)\n"
     "  local rev = {}\n"
     "  for i = #due, 1, -1 do rev[#rev + 1] = due[i] end\n"
     "  redis.call('RPUSH', KEYS[2], unpack(rev))\n"

@@ -30,7 +30,7 @@
 /* Of shutdown_timeout, kept for recording and requeueing after the drain. */
 #define STOP_MARGIN_MS(t) ((t) / 4 < 500 ? (t) / 4 : 500)
 #define REFILL_WAIT_MS 1             /* longest a free slot waits for a batch */
-#define PROMOTE_BATCH 1000          /* due retries moved per PROMOTE call */
+#define PROMOTE_BATCH 4000          /* due retries moved per PROMOTE call (Lua unpack limit: 8000) */
 #define PROMOTE_IDLE_MS 1000        /* look at the retry set at least this often */
 #define PROMOTE_JITTER_MS 5         /* spread workers promoting the same entry */
 
