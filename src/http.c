@@ -5,9 +5,20 @@
  * a context that libcurl hands back through curl_multi_assign, and each easy
  * handle's CURLOPT_PRIVATE pointing at its request. Easy handles are kept on
  * a free list so a steady stream of webhooks allocates nothing per request
- * beyond the header list. */
+ * beyond the header list.
+ *
+ * Unlike multi-uv.c, a socket's poll handle lives as long as the socket,
+ * not as long as libcurl watches it: between two requests on a kept-alive
+ * connection libcurl says CURL_POLL_REMOVE, and closing and re-creating the
+ * uv_poll_t each time cost three epoll_ctl calls and an allocation per
+ * request. An idle socket stays watched for reading only, which tells us
+ * when the server closes it; libcurl learns that itself (its liveness check
+ * before reuse). Poll handles are closed in libcurl's close-socket callback,
+ * and a fd number reused by a new socket never inherits a stale handle
+ * (on_open_socket drops it). */
 #include <curl/curl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,6 +31,8 @@
 struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
+    int events;                     /* UV_READABLE | UV_WRITABLE being watched */
+    int idle;                       /* libcurl does not watch it (kept-alive) */
     struct http_client *client;
 };
 
@@ -51,6 +64,8 @@ struct http_client {
     struct curl_slist *resolve;     /* owned */
     CURL **free_easy;               /* recycled easy handles */
     size_t nfree, capfree;
+    struct sock_ctx **socks;        /* by fd: a poll handle per open socket */
+    size_t nsocks;
     int closing;
 };
 
@@ -61,6 +76,13 @@ static void on_poll(uv_poll_t *h, int status, int events)
     struct sock_ctx *s = h->data;
     int flags = 0, running;
 
+    if (s->idle) {
+        /* Closed by the server (or sent something unasked) while kept
+         * alive: stop watching; libcurl's liveness check will drop it. */
+        uv_poll_stop(&s->poll);
+        s->events = 0;
+        return;
+    }
     if (status < 0)
         flags = CURL_CSELECT_ERR;
     if (events & UV_READABLE)
@@ -85,6 +107,51 @@ static void free_sock(uv_handle_t *h)
     free(h->data);
 }
 
+static void drop_sock(struct http_client *c, curl_socket_t fd)
+{
+    struct sock_ctx *s;
+
+    if (fd < 0 || (size_t)fd >= c->nsocks || (s = c->socks[fd]) == NULL)
+        return;
+    c->socks[fd] = NULL;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, free_sock);
+}
+
+static struct sock_ctx *get_sock(struct http_client *c, curl_socket_t fd)
+{
+    struct sock_ctx *s;
+
+    if ((size_t)fd >= c->nsocks) {
+        size_t n = c->nsocks ? c->nsocks : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        c->socks = xrealloc(c->socks, n * sizeof(*c->socks));
+        memset(c->socks + c->nsocks, 0, (n - c->nsocks) * sizeof(*c->socks));
+        c->nsocks = n;
+    }
+    if ((s = c->socks[fd]) != NULL)
+        return s;
+    s = xcalloc(1, sizeof(*s));
+    if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->fd = fd;
+    s->client = c;
+    s->poll.data = s;
+    c->socks[fd] = s;
+    return s;
+}
+
+static int watch(struct sock_ctx *s, int events)
+{
+    if (events == s->events)
+        return 0;
+    s->events = events;
+    return uv_poll_start(&s->poll, events, on_poll);
+}
+
 static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
 {
     struct http_client *c = userp;
@@ -93,29 +160,24 @@ static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void
 
     (void)easy;
     if (action == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            uv_poll_stop(&s->poll);
-            uv_close((uv_handle_t *)&s->poll, free_sock);
+        if (s != NULL && !uv_is_closing((uv_handle_t *)&s->poll)) {
             curl_multi_assign(c->multi, fd, NULL);
+            s->idle = 1;
+            watch(s, UV_READABLE);
         }
         return 0;
     }
     if (s == NULL) {
-        s = xcalloc(1, sizeof(*s));
-        if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
-            free(s);
+        if (fd < 0 || (s = get_sock(c, fd)) == NULL)
             return -1;      /* libcurl fails the transfer */
-        }
-        s->fd = fd;
-        s->client = c;
-        s->poll.data = s;
         curl_multi_assign(c->multi, fd, s);
     }
+    s->idle = 0;
     if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
+    return watch(s, events) == 0 ? 0 : -1;
 }
 
 static int on_timeout(CURLM *multi, long timeout_ms, void *userp)
@@ -244,7 +306,18 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
         r->forbidden = 1;
         return CURL_SOCKET_BAD;
     }
-    return socket(addr->family, addr->socktype, addr->protocol);
+    curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
+    /* A poll handle still filed under this number belongs to a socket
+     * closed behind our back: never let the new one inherit it. */
+    drop_sock(r->client, fd);
+    return fd;
+}
+
+/* Every socket libcurl opened through on_open_socket is closed here. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    drop_sock(clientp, fd);
+    return close(fd);
 }
 
 static const char *classify(CURLcode code)
@@ -366,6 +439,8 @@ static CURL *new_easy(struct http_client *c)
         curl_easy_setopt(e, CURLOPT_SSLKEY, c->opt.client_key);
     }
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
     /* No proxies from the environment: the policy must see the real
      * destination, not a proxy's address. */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
@@ -459,7 +534,10 @@ void http_client_close(struct http_client *c)
     for (size_t i = 0; i < c->nfree; i++)
         curl_easy_cleanup(c->free_easy[i]);
     free(c->free_easy);
-    curl_multi_cleanup(c->multi);
+    curl_multi_cleanup(c->multi);   /* closes every socket: on_close_socket */
+    for (size_t i = 0; i < c->nsocks; i++)
+        drop_sock(c, (curl_socket_t)i);
+    free(c->socks);
     curl_slist_free_all(c->resolve);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, free_client);
