@@ -358,8 +358,8 @@ unset multiplot
                                                      prepare=with_pending))
         b, pnd = median_of(base), median_of(pending)
         print("\n== pending retries: %d fresh jobs at %.0f/s with none pending, %.0f/s with "
-              "%d pending (due in an hour): %.1f%% slower" % (
-                  self.a.jobs, b, pnd, n, 100 * (1 - pnd / b)))
+              "%d pending (due in an hour): %+.1f%%" % (
+                  self.a.jobs, b, pnd, n, 100 * (pnd / b - 1)))
         self.record("retries", "fresh_rate_no_pending", b, "deliveries/s")
         self.record("retries", "fresh_rate_%d_pending" % n, pnd, "deliveries/s")
         # promotion: every pending entry falls due at once
