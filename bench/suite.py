@@ -260,7 +260,7 @@ unset multiplot
 
     def latency_once(self, rate, seconds):
         """hookd idles on an empty queue; a producer pushes rate jobs/s in
-        2 ms ticks, each stamped with its push time."""
+        1 ms ticks, each stamped with its push time."""
         r, p = self.p.r, self.p
         prefix = "lat%d" % int(time.time() * 1000)
         conf = os.path.join(p.dir, "lat.conf")
@@ -273,7 +273,7 @@ unset multiplot
         lib.wait_for(lambda: r.hlen(prefix + ":workers") == 2, 20, "workers")
         off = p.log_offset()
         total = int(rate * seconds)
-        tick = 0.002
+        tick = 0.001
         sent, start = 0, time.monotonic()
         while sent < total:
             due = min(total, int((time.monotonic() - start) * rate) + 1)

@@ -25,6 +25,40 @@ static void test_hex_signature(void **state)
     assert_string_equal(out, "011375975eddf229bcab706258521b0611478410106c6a22b3c15b1e13acd711");
 }
 
+static void test_many_keys(void **state)
+{
+    /* More keys than sign.c keeps keyed contexts for, in turns, and one
+     * too long to cache: each MAC must match the reference, whether its
+     * context was cached, evicted or never cached. Expected values:
+     * python3 -c "import hmac,hashlib; print(hmac.new(b'k0', b'hello webhook',
+     * hashlib.sha256).hexdigest())" (and k1 .. k5, and b'L' * 600). */
+    static const char *want[] = {
+        "24a0f6f25305c2efe49ab8488adc0b0476697d3b0a19552440ffa7abb6c989aa",
+        "c5cb35f56da11b54e5d7387bd6ecbfc2f717e22a35b131e7ad88fc8d29494108",
+        "50291884e3f0309e71453492e7cca484a1946c7f9b8ecedafb37e9de380a98d7",
+        "1ae9bae33df562695e1de76e54ef49910213f1c82b1d30ff9eaf8b242fa4d86d",
+        "8482554279d14897dfb83be136d742d55ffb4615f1aa7638e21a9d6b79ca4c0f",
+        "d4320d1a4fbf9a9d2cade66d91523859971f57c61150a02fcac372d509e452b8",
+    };
+    char out[SIGN_HEX_LEN + 1], key[3], longkey[600];
+    (void)state;
+
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 6; i++) {
+            key[0] = 'k';
+            key[1] = (char)('0' + i);
+            assert_int_equal(sign_hex(key, 2, "hello webhook", 13, out), 0);
+            assert_string_equal(out, want[i]);
+        }
+        /* the most recent key again: a cache hit */
+        assert_int_equal(sign_hex("k5", 2, "hello webhook", 13, out), 0);
+        assert_string_equal(out, want[5]);
+    }
+    memset(longkey, 'L', sizeof(longkey));
+    assert_int_equal(sign_hex(longkey, sizeof(longkey), "hello webhook", 13, out), 0);
+    assert_string_equal(out, "62100cb651a7d7f9c5a888f4884c1ae58fc8298ec9e16cceb7d003a1b8e1632d");
+}
+
 static void test_standard_webhooks_vector(void **state)
 {
     char out[SIGN_V1_LEN + 1];
@@ -90,6 +124,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hex_signature),
+        cmocka_unit_test(test_many_keys),
         cmocka_unit_test(test_standard_webhooks_vector),
         cmocka_unit_test(test_standard_raw_secret),
         cmocka_unit_test(test_bad_whsec_secret),
