@@ -144,12 +144,16 @@ static struct sock_ctx *get_sock(struct http_client *c, curl_socket_t fd)
     return s;
 }
 
+/* Watch events on s; no system call when they are unchanged. */
 static int watch(struct sock_ctx *s, int events)
 {
+    int rc;
+
     if (events == s->events)
         return 0;
-    s->events = events;
-    return uv_poll_start(&s->poll, events, on_poll);
+    rc = uv_poll_start(&s->poll, events, on_poll);
+    s->events = rc == 0 ? events : 0;
+    return rc;
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
