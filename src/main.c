@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef HOOKD_MIMALLOC
+#include <mimalloc.h>
+#endif
+
 #include "hookd/cli.h"
 #include "hookd/config.h"
 #include "hookd/log.h"
@@ -168,6 +172,11 @@ int main(int argc, char **argv)
         rc = 0;
     } else {
         struct supervisor_reload rl = { reload_config, &a };
+#ifdef HOOKD_MIMALLOC
+        /* Also what keeps the linker's --as-needed from dropping mimalloc,
+         * which replaces malloc for the whole process (CMakeLists.txt). */
+        log_info("allocator: mimalloc %d", mi_version());
+#endif
         rc = supervisor_run(&cfg, &rl);
     }
     config_free(&cfg);
