@@ -222,7 +222,12 @@ static void on_refill_timer(uv_timer_t *t)
     maybe_fetch(w);
 }
 
-static struct fetch_op *new_op(struct worker *w, int max, int pull)
+/* Send FETCH for up to max jobs (the parked ones planned in origins/counts
+ * first): on the fetch connection, or for a pull (the fetch connection
+ * blocks) on the ack connection. The whole seq range is reserved even if
+ * fewer jobs come back, so a seq is never reused within this worker id. */
+static void send_fetch(struct worker *w, int pull, int max, const char **origins,
+                       const int *counts, size_t npull)
 {
     struct fetch_op *op = xmalloc(sizeof(*op));
 
@@ -230,7 +235,24 @@ static struct fetch_op *new_op(struct worker *w, int max, int pull)
     op->pull = pull;
     op->base = w->next_seq;
     op->max = max;
-    return op;
+    if (queue_fetch(pull ? &w->ack : &w->fetch, &w->keys, op->base, max, origins, counts,
+                    npull, on_fetch_reply, op) < 0) {
+        free(op);
+        return;
+    }
+    w->next_seq += (uint64_t)max;
+    if (pull)
+        w->pull_busy = 1;
+    else
+        w->fetch_busy = 1;
+}
+
+/* Jobs one fetch may take now. */
+static int fetch_size(const struct worker *w)
+{
+    int free_slots = w->cfg->max_in_flight - w->in_flight;
+
+    return free_slots < w->cfg->fetch_batch ? free_slots : w->cfg->fetch_batch;
 }
 
 /* While the fetch connection blocks in BLMOVE, parked jobs of an origin
@@ -238,28 +260,18 @@ static struct fetch_op *new_op(struct worker *w, int max, int pull)
  * each slot freed would wait out the BLMOVE. */
 static void maybe_pull(struct worker *w)
 {
-    int free_slots = w->cfg->max_in_flight - w->in_flight, max = 0;
     const char *origins[QUEUE_PULL_MAX];
-    int counts[QUEUE_PULL_MAX];
+    int counts[QUEUE_PULL_MAX], max = 0;
     size_t npull;
 
-    if (w->pull_busy || w->mode != RUNNING || !w->ack.up || free_slots <= 0)
+    if (w->pull_busy || w->mode != RUNNING || !w->ack.up || fetch_size(w) <= 0)
         return;
-    npull = hosts_pull_plan(w->hosts, free_slots < w->cfg->fetch_batch ? free_slots
-                                                                       : w->cfg->fetch_batch,
-                            time_mono_ms(), origins, counts, QUEUE_PULL_MAX);
-    if (npull == 0)
-        return;
+    npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
+                            QUEUE_PULL_MAX);
     for (size_t i = 0; i < npull; i++)
         max += counts[i];
-    struct fetch_op *op = new_op(w, max, 1);
-    if (queue_fetch(&w->ack, &w->keys, op->base, op->max, origins, counts, npull,
-                    on_fetch_reply, op) < 0) {
-        free(op);
-        return;
-    }
-    w->next_seq += (uint64_t)op->max;
-    w->pull_busy = 1;
+    if (npull > 0)
+        send_fetch(w, 1, max, origins, counts, npull);
 }
 
 static void maybe_fetch(struct worker *w)
@@ -294,26 +306,16 @@ static void maybe_fetch(struct worker *w)
     }
     w->refill_due = 0;
     uv_timer_stop(&w->refill_timer);
-    int max = free_slots < w->cfg->fetch_batch ? free_slots : w->cfg->fetch_batch;
     const char *origins[QUEUE_PULL_MAX];
     int counts[QUEUE_PULL_MAX];
-    size_t npull = hosts_pull_plan(w->hosts, max, time_mono_ms(), origins, counts,
+    size_t npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
                                    QUEUE_PULL_MAX);
     if (w->queue_empty && npull == 0) {
         if (queue_wait(&w->fetch, &w->keys, WAIT_TIMEOUT_S, on_wait_reply, w) == 0)
             w->fetch_busy = w->blocked = 1;
         return;
     }
-    struct fetch_op *op = new_op(w, max, 0);
-    if (queue_fetch(&w->fetch, &w->keys, op->base, op->max, origins, counts, npull,
-                    on_fetch_reply, op) < 0) {
-        free(op);
-        return;
-    }
-    /* The whole range is reserved even if fewer jobs come back, so a seq
-     * is never reused within this worker id. */
-    w->next_seq += (uint64_t)op->max;
-    w->fetch_busy = 1;
+    send_fetch(w, 0, fetch_size(w), origins, counts, npull);
 }
 
 static void on_sweep_timer(uv_timer_t *t)
