@@ -20,14 +20,18 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import redis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+from harness import SECRET, free_port  # noqa: E402
+
 HOOKD = os.environ.get("HOOKD_BIN", os.path.join(ROOT, "build", "hookd"))
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TICK = os.sysconf("SC_CLK_TCK")
 # The ~1 KB payload every bench job carries (the same body wrk and the
 # BullMQ peer POST).
@@ -36,21 +40,10 @@ PAYLOAD = {"success": True, "callData": {"id": "call_x", "duration": 180,
                                          "metricJson": {"confidence": 0.95}}}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(cond, timeout, what, interval=0.005):
-    end = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise SystemExit("timed out waiting for " + what)
-        time.sleep(interval)
+    """The test harness's wait_for, polling finer by default: drain times
+    are read from when it returns."""
+    return harness.wait_for(cond, timeout, what, interval)
 
 
 def cpu_seconds(pids):
@@ -231,16 +224,9 @@ class Peers:
         load(r, prefix + ":staging", jobs, url_of)
         if prepare is not None:
             prepare(prefix)
-        conf = os.path.join(self.dir, "hookd.conf")
-        with open(conf, "w") as f:
-            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = %d\n"
-                    "max_in_flight = %d\nsecret = %s\nlog_level = warn\n"
-                    "shutdown_timeout = 3s\n" % (self.rport, prefix, workers, in_flight, SECRET))
-            for kv in settings:
-                f.write(kv.replace("=", " = ", 1) + "\n")
-        log = open(os.path.join(self.dir, "hookd.log"), "a")
-        h = subprocess.Popen([HOOKD, "-c", conf], stderr=log)
-        wait_for(lambda: r.hlen(prefix + ":workers") == workers, 20, "workers")
+        conf = {"workers": workers, "max_in_flight": in_flight, "shutdown_timeout": "3s"}
+        conf.update(kv.split("=", 1) for kv in settings)
+        h = self.start_hookd(prefix, conf)
         pids = children(h.pid)
         calls0 = redis_calls(r)
         c0 = (cpu_seconds(pids), cpu_seconds([self.redis_proc.pid]),
@@ -270,6 +256,21 @@ class Peers:
                "max": lat[-1] if lat else float("nan")}
         self.clean(prefix)
         return res
+
+    def start_hookd(self, prefix, settings):
+        """Start hookd on this Redis with key prefix and settings (a dict:
+        workers, max_in_flight, ...); return once its workers registered."""
+        conf = os.path.join(self.dir, prefix + ".conf")
+        with open(conf, "w") as f:
+            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nsecret = %s\n"
+                    "log_level = warn\n" % (self.rport, prefix, SECRET))
+            for k, v in settings.items():
+                f.write("%s = %s\n" % (k, v))
+        with open(os.path.join(self.dir, "hookd.log"), "a") as log:
+            h = subprocess.Popen([HOOKD, "-c", conf], stderr=log)
+        workers = int(settings.get("workers", 1))
+        wait_for(lambda: self.r.hlen(prefix + ":workers") == workers, 20, "workers")
+        return h
 
     def clean(self, prefix):
         for k in self.r.scan_iter(prefix + ":*", count=1000):

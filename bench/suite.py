@@ -263,14 +263,8 @@ unset multiplot
         1 ms ticks, each stamped with its push time."""
         r, p = self.p.r, self.p
         prefix = "lat%d" % int(time.time() * 1000)
-        conf = os.path.join(p.dir, "lat.conf")
-        with open(conf, "w") as f:
-            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = 2\n"
-                    "max_in_flight = %d\nmax_per_host = %d\nsecret = %s\nlog_level = warn\n"
-                    % (p.rport, prefix, self.best_m, self.best_m, lib.SECRET))
-        h = subprocess.Popen([lib.HOOKD, "-c", conf],
-                             stderr=open(os.path.join(p.dir, "hookd.log"), "a"))
-        lib.wait_for(lambda: r.hlen(prefix + ":workers") == 2, 20, "workers")
+        h = p.start_hookd(prefix, {"workers": 2, "max_in_flight": self.best_m,
+                                   "max_per_host": self.best_m})
         off = p.log_offset()
         total = int(rate * seconds)
         tick = 0.001
@@ -298,15 +292,9 @@ unset multiplot
         hang = p.hang_url()
         port = hang.rsplit(":", 1)[1].split("/")[0]
         prefix = "mem%d" % int(time.time() * 1000)
-        conf = os.path.join(p.dir, "mem.conf")
-        with open(conf, "w") as f:
-            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = 1\n"
-                    "max_in_flight = %d\nmax_per_host = %d\ntimeout = 300s\n"
-                    "shutdown_timeout = 2s\nsecret = %s\nlog_level = warn\n"
-                    % (p.rport, prefix, n_flight, n_flight, lib.SECRET))
-        h = subprocess.Popen([lib.HOOKD, "-c", conf],
-                             stderr=open(os.path.join(p.dir, "hookd.log"), "a"))
-        lib.wait_for(lambda: r.hlen(prefix + ":workers") == 1, 20, "worker")
+        h = p.start_hookd(prefix, {"workers": 1, "max_in_flight": n_flight,
+                                   "max_per_host": n_flight, "timeout": "300s",
+                                   "shutdown_timeout": "2s"})
         wpid = lib.children(h.pid)[0]
         idle = lib.rss_mb(wpid)
 
@@ -375,16 +363,9 @@ unset multiplot
     def promotion(self, n):
         r, p = self.p.r, self.p
         prefix = "prom%d" % int(time.time() * 1000)
-        conf = os.path.join(p.dir, "prom.conf")
-        with open(conf, "w") as f:
-            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nworkers = 2\n"
-                    "secret = %s\nlog_level = warn\nshutdown_timeout = 3s\n"
-                    % (p.rport, prefix, lib.SECRET))
         # all due: scores set to 0 server-side
         r.zunionstore(prefix + ":staging", {"bench:pending-template": 0})
-        h = subprocess.Popen([lib.HOOKD, "-c", conf],
-                             stderr=open(os.path.join(p.dir, "hookd.log"), "a"))
-        lib.wait_for(lambda: r.hlen(prefix + ":workers") == 2, 20, "workers")
+        h = p.start_hookd(prefix, {"workers": 2, "shutdown_timeout": "3s"})
         t0 = time.monotonic()
         r.rename(prefix + ":staging", prefix + ":retry")
         lib.wait_for(lambda: r.zcard(prefix + ":retry") == 0, 600, "retry set drained",
