@@ -89,6 +89,12 @@ static const struct key keys[] = {
     { "client_cert", K_STRING, OFF(client_cert), 0, 0, "-",
       "client certificate (PEM) for receivers that require mutual TLS" },
     { "client_key", K_STRING, OFF(client_key), 0, 0, "-", "private key (PEM) of client_cert" },
+    { "batch_ttl", K_DURATION, OFF(batch_ttl_ms), 1000, 366L * 86400000, "7d",
+      "how long a Dialgen batch (statistics, URLs) is kept after batch.create" },
+    { "unknown_batch_wait", K_DURATION, OFF(unknown_batch_wait_ms), 0, 86400000, "60s",
+      "an event for an unregistered batch is retried this long, then dead-lettered" },
+    { "dedupe_window", K_DURATION, OFF(dedupe_window_ms), 0, 366L * 86400000, "24h",
+      "a job or event id seen within this window is not delivered again; 0 = off" },
     { "max_response_bytes", K_SIZE, OFF(max_response_bytes), 0, 1L << 30, "65536",
       "response bytes read; a longer answer is cut there (its status still counts)" },
     { "response_capture_bytes", K_SIZE, OFF(response_capture_bytes), 0, 1 << 20, "4096",
@@ -123,6 +129,9 @@ void config_init(struct config *cfg)
     cfg->attempt_log_max = 100000;
     cfg->response_capture_bytes = 4096;
     cfg->max_response_bytes = 65536;
+    cfg->batch_ttl_ms = 7L * 86400000;
+    cfg->unknown_batch_wait_ms = 60000;
+    cfg->dedupe_window_ms = 86400000;
 }
 
 void config_redis_addr_free(struct redis_addr *addr)
@@ -169,6 +178,8 @@ int config_parse_duration(const char *s, long *ms)
         v *= 60000;
     else if (strcmp(end, "h") == 0)
         v *= 3600000;
+    else if (strcmp(end, "d") == 0)
+        v *= 86400000;
     else
         return HK_EINVAL;
     if (v > 1e15)

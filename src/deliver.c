@@ -7,6 +7,7 @@
 
 #include "hookd/backoff.h"
 #include "hookd/deliver.h"
+#include "hookd/event.h"
 #include "hookd/hosts.h"
 #include "hookd/json.h"
 #include "hookd/log.h"
@@ -83,21 +84,42 @@ static void finished(struct delivery *d)
     env->on_finished(env->arg);
 }
 
-static void dead_letter(struct delivery *d, char kind, const char *reason, const char *error,
-                        const char *gave_up, long status)
+/* The dead-letter entry for this delivery, appended to entry. */
+static void dead_entry(struct delivery *d, int attempts, const char *reason, const char *error,
+                       const char *gave_up, long status, struct buf *entry)
 {
-    struct buf entry = BUF_INIT;
     char dead_id[160];
     struct dead_info info = {
         .dead_id = dead_id, .id = d->job->id, .reason = reason, .error = error,
-        .gave_up = gave_up, .status = status, .attempts = kind == 'I' ? 0 : d->attempt,
+        .gave_up = gave_up, .status = status, .attempts = attempts,
         .first_ms = d->first_attempt_ms, .last_ms = time_now_ms(), .wid = d->env->wid,
     };
 
     snprintf(dead_id, sizeof(dead_id), "%s:%llu", d->env->wid, (unsigned long long)d->seq);
-    deliver_dead_entry(&entry, &info, d->job->raw, d->job->raw_len, &d->env->limits);
+    deliver_dead_entry(entry, &info, d->job->raw, d->job->raw_len, &d->env->limits);
+}
+
+static void dead_letter(struct delivery *d, char kind, const char *reason, const char *error,
+                        const char *gave_up, long status)
+{
+    struct buf entry = BUF_INIT;
+
+    dead_entry(d, kind == 'I' ? 0 : d->attempt, reason, error, gave_up, status, &entry);
     outbox_dead(d->env->outbox, d->seq, kind, entry.data, entry.len, d->job->secret);
     buf_free(&entry);
+}
+
+/* Retry envelope of this delivery after attempt d->attempt, appended to out. */
+static void envelope(struct delivery *d, long status, const char *last_error, struct buf *out)
+{
+    char token[160];
+    struct job_envelope e = {
+        .id = d->job->id, .attempts = d->attempt, .first_attempt_ms = d->first_attempt_ms,
+        .last_status = status, .last_error = last_error, .token = token,
+    };
+
+    snprintf(token, sizeof(token), "%s:%llu", d->env->wid, (unsigned long long)d->seq);
+    job_envelope_encode(d->job, &e, out);
 }
 
 /* One entry in <prefix>:attempts: who, what, and the start of the answer. */
@@ -142,15 +164,10 @@ static void deliver_fail(struct delivery *d, const struct http_result *res)
     if (backoff_retryable(p, res->status, res->reason) && d->attempt < d->max_attempts) {
         double rnd = (double)random() / ((double)RAND_MAX + 1.0);
         long delay = backoff_delay_ms(p, d->attempt, res->status, res->retry_after_s, rnd);
-        char token[160], last_error[600];
+        char last_error[600];
         struct buf env = BUF_INIT;
-        snprintf(token, sizeof(token), "%s:%llu", d->env->wid, (unsigned long long)d->seq);
         snprintf(last_error, sizeof(last_error), "%s: %s", res->reason, error);
-        struct job_envelope e = {
-            .id = d->job->id, .attempts = d->attempt, .first_attempt_ms = d->first_attempt_ms,
-            .last_status = res->status, .last_error = last_error, .token = token,
-        };
-        job_envelope_encode(d->job, &e, &env);
+        envelope(d, res->status, last_error, &env);
         log_emit(LOG_WARN, d->job->id, "attempt %d/%d to %s failed: %s (status %ld, %ld ms); "
                  "retry in %ld ms", d->attempt, d->max_attempts, d->job->url, last_error,
                  res->status, res->latency_ms, delay);
@@ -319,6 +336,61 @@ static void park(struct delivery *d)
     finished(d);
 }
 
+/* How long an event for an unregistered batch waits before its next try:
+ * 250 ms doubling to 5 s (the batch.create is usually a moment behind),
+ * never past the end of the wait. */
+static long unknown_batch_delay(int attempt, long remaining_ms)
+{
+    long delay = 250L << (attempt < 6 ? attempt - 1 : 5);
+
+    if (delay > 5000)
+        delay = 5000;
+    return delay < remaining_ms ? delay : remaining_ms + 1;
+}
+
+/* A typed job: nothing to POST. The RECORD script applies it (event.h),
+ * with the fallback for a batch it does not know (yet): a retry envelope
+ * while unknown_batch_wait lasts, then a dead-letter entry. */
+static void apply_event(struct delivery *d)
+{
+    const struct config *cfg = d->env->cfg;
+    const struct event *ev = d->job->typed;
+    const char *id = d->job->id ? d->job->id : "-";
+    struct buf args = BUF_INIT, fallback = BUF_INIT;
+    int64_t now = time_now_ms();
+    long waited = (long)(now - d->first_attempt_ms);
+    struct event_apply ap = {
+        .id = d->job->id, .now_ms = now, .batch_ttl_ms = cfg->batch_ttl_ms,
+        .dedupe_window_ms = cfg->dedupe_window_ms, .fallback = 'D', .delay_ms = -1,
+    };
+
+    if (ev->type != EVENT_BATCH_CREATE) {
+        if (waited < cfg->unknown_batch_wait_ms) {
+            ap.fallback = 'R';
+            ap.delay_ms = unknown_batch_delay(d->attempt, cfg->unknown_batch_wait_ms - waited);
+            envelope(d, 0, "unknown_batch", &fallback);
+        } else {
+            char error[256];
+            snprintf(error, sizeof(error), "batch %s is not registered (waited %ld ms for its "
+                     "batch.create)", ev->batch_id, waited);
+            dead_entry(d, d->attempt, "unknown_batch", error, "unknown_batch_wait", 0,
+                       &fallback);
+            /* Logged here, though the script decides: a registered batch
+             * makes the entry unused. */
+            if (d->attempt > 1)
+                log_emit(LOG_WARN, id, "%s for batch %s: %s; dead-lettered unless it appeared",
+                         event_type_name(ev->type), ev->batch_id, error);
+        }
+    }
+    event_encode(ev, &ap, &args);
+    log_emit(LOG_DEBUG, id, "%s for batch %s (try %d)", event_type_name(ev->type),
+             ev->batch_id, d->attempt);
+    outbox_event(d->env->outbox, d->seq, args.data, args.len, fallback.data, fallback.len,
+                 ap.delay_ms);
+    buf_free(&args);
+    buf_free(&fallback);
+}
+
 void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_t len)
 {
     struct delivery *d = xcalloc(1, sizeof(*d));
@@ -338,6 +410,11 @@ void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_
         log_emit(LOG_WARN, d->job->id ? d->job->id : "-", "invalid job: %s: %s; dead-lettered",
                  err.code, err.msg);
         dead_letter(d, 'I', err.code, err.msg, "invalid", 0);
+        finished(d);
+        return;
+    }
+    if (d->job->typed != NULL) {
+        apply_event(d);
         finished(d);
         return;
     }

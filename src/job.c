@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "hookd/event.h"
 #include "hookd/job.h"
 #include "hookd/json.h"
 #include "hookd/mem.h"
@@ -21,7 +22,7 @@
 struct fields {
     const struct json_value *id, *url, *payload, *body, *body_base64, *event, *headers,
         *content_type, *secret, *secret_previous, *secret_previous_until, *timeout_ms,
-        *max_attempts;
+        *max_attempts, *type;
     const char *body_bin;       /* msgpack bin body, borrowed */
     size_t body_bin_len;
     int has_body_bin;
@@ -35,7 +36,7 @@ static void fields_take(struct fields *f, const char *key, size_t klen,
     FIELD(id) FIELD(url) FIELD(payload) FIELD(body) FIELD(body_base64) FIELD(event)
     FIELD(headers)
     FIELD(content_type) FIELD(secret) FIELD(secret_previous) FIELD(secret_previous_until)
-    FIELD(timeout_ms) FIELD(max_attempts)
+    FIELD(timeout_ms) FIELD(max_attempts) FIELD(type)
 #undef FIELD
 }
 
@@ -320,7 +321,7 @@ static int validate_headers(struct job *job, const struct json_value *h, struct 
 
 static int validate(struct job *job, const struct fields *f, struct hk_err *err)
 {
-    long n;
+    long n = 0;
     int rc;
 
     if (f->id != NULL && (rc = validate_id(job, f->id, err)) < 0)
@@ -528,6 +529,7 @@ static int decode_plain(const char *data, size_t len, const struct job_limits *l
                         struct job *job, struct hk_err *err)
 {
     struct json_doc *doc = json_doc_new();
+    struct json_value *root = NULL;   /* JSON jobs, and typed msgpack jobs */
     struct fields f;
     msgpack_unpacked up;
     int rc;
@@ -545,7 +547,6 @@ static int decode_plain(const char *data, size_t len, const struct job_limits *l
         rc = hk_err_set(err, HK_EINVAL, "invalid_format",
                         "job is neither a JSON object nor a msgpack map");
     } else {
-        struct json_value *root;
         rc = json_parse(doc, data, len, limits->max_depth, &root, err);
         if (rc == 0 && root->type != JSON_OBJECT)
             rc = hk_err_set(err, HK_EINVAL, "invalid_job", "job is not a JSON object");
@@ -553,9 +554,18 @@ static int decode_plain(const char *data, size_t len, const struct job_limits *l
             fields_take(&f, root->u.object.items[i].key, root->u.object.items[i].key_len,
                         root->u.object.items[i].value);
     }
-    if (rc == 0) {
+    if (rc == 0 && f.type != NULL) {
+        /* A typed job (event.h): its own rules, on the whole tree. */
+        if (root == NULL)
+            rc = from_msgpack(doc, &up.data, 0, limits->max_depth, &root, err);
+        if (rc == 0 && f.id != NULL)
+            rc = validate_id(job, f.id, err);
+        if (rc == 0)
+            rc = event_decode(root, &job->typed, err);
+    } else if (rc == 0) {
         rc = validate(job, &f, err);
-    } else if (f.id != NULL) {
+    }
+    if (rc < 0 && f.id != NULL && job->id == NULL) {
         struct hk_err ignore;
         validate_id(job, f.id, &ignore);
     }
@@ -684,6 +694,7 @@ void job_free(struct job *job)
     free(job->secret_previous);
     free(job->raw);
     free(job->last_error);
+    event_free(job->typed);
     free(job);
 }
 
@@ -707,11 +718,13 @@ void job_envelope_encode(const struct job *job, const struct job_envelope *env,
     msgpack_packer pk;
 
     msgpack_packer_init(&pk, out, sbuf_write);
-    msgpack_pack_map(&pk, 8);
+    msgpack_pack_map(&pk, env->id != NULL ? 8 : 7);
     pack_str(&pk, "_hookd");        /* must stay first: is_envelope() */
     msgpack_pack_int(&pk, 1);
-    pack_str(&pk, "id");
-    pack_str(&pk, env->id);
+    if (env->id != NULL) {          /* a typed job may have none */
+        pack_str(&pk, "id");
+        pack_str(&pk, env->id);
+    }
     pack_str(&pk, "attempts");
     msgpack_pack_int(&pk, env->attempts);
     pack_str(&pk, "first_ms");

@@ -11,11 +11,11 @@
 
 struct outbox_record {
     struct outbox_record *next;
-    char kind;                  /* A, R, D, I, E, K (see RECORD_LUA) */
+    char kind;                  /* A, R, D, I, E, K, X (see RECORD_LUA) */
     char seq[24];
     char *a, *b;                /* owned (NULL = "") */
     size_t alen, blen;
-    long delay_ms;              /* R */
+    long delay_ms;              /* R, and X when its fallback is a retry; else -1 */
 };
 
 struct outbox_log {
@@ -135,7 +135,7 @@ static void add(struct outbox *o, char kind, uint64_t seq, const char *a, size_t
 
 void outbox_ack(struct outbox *o, uint64_t seq)
 {
-    add(o, 'A', seq, NULL, 0, NULL, 0, 0);
+    add(o, 'A', seq, NULL, 0, NULL, 0, -1);
 }
 
 void outbox_retry(struct outbox *o, uint64_t seq, const char *envelope, size_t len,
@@ -149,13 +149,19 @@ void outbox_retry(struct outbox *o, uint64_t seq, const char *envelope, size_t l
 
 void outbox_park(struct outbox *o, uint64_t seq, const char *origin)
 {
-    add(o, 'K', seq, origin, strlen(origin), NULL, 0, 0);
+    add(o, 'K', seq, origin, strlen(origin), NULL, 0, -1);
 }
 
 void outbox_dead(struct outbox *o, uint64_t seq, char kind, const char *entry, size_t len,
                  const char *secret)
 {
-    add(o, kind, seq, entry, len, secret, secret ? strlen(secret) : 0, 0);
+    add(o, kind, seq, entry, len, secret, secret ? strlen(secret) : 0, -1);
+}
+
+void outbox_event(struct outbox *o, uint64_t seq, const char *args, size_t len,
+                  const char *fallback, size_t flen, long retry_delay_ms)
+{
+    add(o, 'X', seq, args, len, fallback, flen, retry_delay_ms);
 }
 
 void outbox_log(struct outbox *o, const char **fields, const size_t *lens, size_t nfields)
@@ -245,7 +251,7 @@ static int send_batch(struct outbox *o)
     b->min_delay = -1;
     b->head = o->head;
     for (; r != NULL && n < QUEUE_RECORD_MAX; last = r, r = r->next, n++) {
-        static const char kinds[] = "ARDIEK";
+        static const char kinds[] = "ARDIEKX";
         const char *k = strchr(kinds, r->kind);
         args[4 * n] = k;            /* one char, length 1 */
         lens[4 * n] = 1;
@@ -255,7 +261,7 @@ static int send_batch(struct outbox *o)
         lens[4 * n + 2] = r->alen;
         args[4 * n + 3] = r->b ? r->b : "";
         lens[4 * n + 3] = r->blen;
-        if (r->kind == 'R' && (b->min_delay < 0 || r->delay_ms < b->min_delay))
+        if (r->delay_ms >= 0 && (b->min_delay < 0 || r->delay_ms < b->min_delay))
             b->min_delay = r->delay_ms;
     }
     if (queue_record(o->conn, o->keys, o->dead_max, args, lens, 4 * n, on_record_reply, b) < 0) {

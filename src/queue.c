@@ -76,7 +76,94 @@ static const char FETCH_LUA[] =
     "end\n"
     "return {out, redis.call('ZRANGE', KEYS[4], 0, 31)}\n";
 
-/* KEYS: inflight, retry, dead, stats, dead secrets, parked.
+/* Typed jobs (event.h), applied by RECORD's kind X. ev is the msgpack map
+ * event_encode() wrote; fallback is the retry envelope or dead entry used
+ * when the batch is not registered. The batch is the hash P:batch:<id>
+ * (fields: see DESIGN.md), its counted calls the set P:batch:<id>:calls;
+ * both expire after batch_ttl. Webhooks are pushed onto the queue as plain
+ * msgpack jobs built from the batch's URLs and secret, with ids derived
+ * from the batch and call ids. Payload strings arrive as JSON fragments
+ * rendered by hookd (event.c), so nothing here escapes JSON; numbers are
+ * integers, written with %d.
+ * A call is counted only if SADD added its id (counting twice is
+ * impossible); the call that makes processed reach total, in a batch not
+ * failed, sets completedAt and pushes batch.completed, in the same script,
+ * so exactly one call can do it. Percentages are integers rounded half up,
+ * as event_percent() in C. */
+#define EVENT_LUA \
+    "local function pct(n, d) if d == 0 then return 0 end return math.floor((200 * n + d) / (2 * d)) end\n" \
+    "local function emit(c, event, url, id, body, secret)\n" \
+    "  if not url then c.skipped = c.skipped + 1; return end\n" \
+    "  local j = {id = id, url = url, event = event, body = body}\n" \
+    "  if secret then j.secret = secret end\n" \
+    "  redis.call('LPUSH', KEYS[7], cmsgpack.pack(j))\n" \
+    "  c.generated = c.generated + 1\n" \
+    "end\n" \
+    "local function apply(c, ev, fallback, now)\n" \
+    "  local seen = ev.eid and ev.win > 0 and (KEYS[9] .. ':' .. ev.eid)\n" \
+    "  if seen and redis.call('EXISTS', seen) == 1 then c.duplicate = c.duplicate + 1; return end\n" \
+    "  local bkey = KEYS[8] .. ':' .. ev.b\n" \
+    "  local calls = bkey .. ':calls'\n" \
+    "  local g = guard(bkey, 'hash') or guard(calls, 'set')\n" \
+    "  if g then return g end\n" \
+    "  local exists = redis.call('EXISTS', bkey) == 1\n" \
+    "  if ev.t == 'batch.create' then\n" \
+    "    if exists then c.duplicate = c.duplicate + 1; return end\n" \
+    "    redis.call('HSET', bkey, 'batchId', ev.b, 'agentId', ev.agent, 'userId', ev.user,\n" \
+    "      'total', ev.total, 'processed', 0, 'succeeded', 0, 'failed', 0, 'createdAt', ev.created,\n" \
+    "      'jb', ev.jb, 'ju', ev.ju)\n" \
+    "    for _, f in ipairs({'secret', 'on_complete', 'on_call', 'on_failed'}) do\n" \
+    "      if ev[f] then redis.call('HSET', bkey, f, ev[f]) end\n" \
+    "    end\n" \
+    "    redis.call('PEXPIRE', bkey, ev.ttl)\n" \
+    "    c.batches = c.batches + 1\n" \
+    "  elseif not exists then\n" \
+    "    if ev.fb == 'R' then\n" \
+    "      redis.call('ZADD', KEYS[2], now() + ev.delay, fallback)\n" \
+    "      c.unknown_batch_retried = c.unknown_batch_retried + 1\n" \
+    "    else\n" \
+    "      redis.call('LPUSH', KEYS[3], fallback)\n" \
+    "      c.dead = c.dead + 1\n" \
+    "    end\n" \
+    "    return\n" \
+    "  else\n" \
+    "    local h = redis.call('HMGET', bkey, 'total', 'processed', 'succeeded', 'failed', 'startedAt',\n" \
+    "      'completedAt', 'failedAt', 'secret', 'on_complete', 'on_call', 'on_failed', 'jb', 'ju', 'createdAt')\n" \
+    "    local total, p, s, f = tonumber(h[1]), tonumber(h[2]), tonumber(h[3]), tonumber(h[4])\n" \
+    "    if ev.t == 'call.completed' then\n" \
+    "      if redis.call('SADD', calls, ev.call) == 0 then c.duplicate = c.duplicate + 1; return end\n" \
+    "      redis.call('PEXPIRE', calls, math.max(1, redis.call('PTTL', bkey)))\n" \
+    "      emit(c, 'call.completed', h[10], 'call.completed:' .. ev.b .. ':' .. ev.call, ev.body, h[8])\n" \
+    "      if p >= total then c.calls_over_total = c.calls_over_total + 1\n" \
+    "      else\n" \
+    "        p = p + 1\n" \
+    "        if ev.ok == 1 then s = s + 1 else f = f + 1 end\n" \
+    "        redis.call('HSET', bkey, 'processed', p, 'succeeded', s, 'failed', f)\n" \
+    "        local started = h[5]\n" \
+    "        if not started then started = ev.now; redis.call('HSET', bkey, 'startedAt', started) end\n" \
+    "        if p == total and not h[7] and not h[6] then\n" \
+    "          redis.call('HSET', bkey, 'completedAt', ev.now)\n" \
+    "          local body = '{\"event\":\"batch.completed\",' .. h[12] .. ',' .. h[13] ..\n" \
+    "            string.format(',\"statistics\":{\"total\":%d,\"processed\":%d,\"succeeded\":%d,\"failed\":%d,' ..\n" \
+    "              '\"percentComplete\":%d,\"successRate\":%d}', total, p, s, f, pct(p, total), pct(s, p)) ..\n" \
+    "            ',\"timestamps\":{\"createdAt\":\"' .. h[14] .. '\",\"startedAt\":\"' .. started ..\n" \
+    "            '\",\"completedAt\":\"' .. ev.now .. '\"}}'\n" \
+    "          emit(c, 'batch.completed', h[9], 'batch.completed:' .. ev.b, body, h[8])\n" \
+    "        end\n" \
+    "      end\n" \
+    "    else\n" \
+    "      if redis.call('HSETNX', bkey, 'failedAt', ev.now) == 0 then c.duplicate = c.duplicate + 1; return end\n" \
+    "      redis.call('HSET', bkey, 'error', ev.error, 'code', ev.code)\n" \
+    "      local body = '{\"event\":\"batch.failed\",' .. h[12] .. ',' .. ev.ec ..\n" \
+    "        ',\"timestamp\":\"' .. ev.now .. '\"}'\n" \
+    "      emit(c, 'batch.failed', h[11], 'batch.failed:' .. ev.b, body, h[8])\n" \
+    "    end\n" \
+    "  end\n" \
+    "  if seen then redis.call('SET', seen, 1, 'PX', ev.win) end\n" \
+    "end\n"
+
+/* KEYS: inflight, retry, dead, stats, dead secrets, parked, queue, batch
+ * prefix, seen prefix.
  * ARGV: dead_max, wid, then groups of four: kind, seq, a, b.
  *   A  delivered
  *   R  failed attempt, retry later: a = envelope (sorted-set member), b = delay ms
@@ -85,6 +172,8 @@ static const char FETCH_LUA[] =
  *   E  dead without an attempt (could not sign or start): a, b as D
  *   K  not attempted, its origin is saturated: a = origin; the job goes to
  *      the origin's parked list P:parked:<origin>, the origin into P:parked
+ *   X  a typed job, applied (EVENT_LUA): a = event_encode()'s map, b = the
+ *      retry envelope or dead entry for when its batch is unknown
  * Each outcome takes effect only if its HDEL removed the job from flight, so
  * replaying a batch (reply lost, sent again) changes nothing, and an outcome
  * for a job reclaimed meanwhile leaves the requeued copy alone. Due times
@@ -93,28 +182,38 @@ static const char FETCH_LUA[] =
  * so a replay can sign as the producer asked; trimming removes them too. */
 static const char RECORD_LUA[] =
     TYPE_GUARD
+    EVENT_LUA
     "local e = guard(KEYS[1], 'hash') or guard(KEYS[2], 'zset') or guard(KEYS[3], 'list')\n"
     "  or guard(KEYS[4], 'hash') or guard(KEYS[5], 'hash') or guard(KEYS[6], 'zset')\n"
+    "  or guard(KEYS[7], 'list')\n"
     "if e then return e end\n"
     "local max, wid = tonumber(ARGV[1]), ARGV[2]\n"
-    "local c = {delivered = 0, failed_attempts = 0, retried = 0, dead = 0, invalid = 0, parked = 0}\n"
-    "local now\n"
+    "local c = {delivered = 0, failed_attempts = 0, retried = 0, dead = 0, invalid = 0, parked = 0,\n"
+    "  events = 0, batches = 0, generated = 0, skipped = 0, duplicate = 0, unknown_batch_retried = 0,\n"
+    "  calls_over_total = 0}\n"
+    "local t0\n"
+    "local function now()\n"
+    "  if not t0 then local t = redis.call('TIME'); t0 = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
+    "  return t0\n"
+    "end\n"
     "for i = 3, #ARGV, 4 do\n"
     "  local kind, seq, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
     "  local job = kind == 'K' and redis.call('HGET', KEYS[1], seq)\n"
     "  if redis.call('HDEL', KEYS[1], seq) == 1 then\n"
     "    if kind == 'A' then c.delivered = c.delivered + 1\n"
+    "    elseif kind == 'X' then\n"
+    "      c.events = c.events + 1\n"
+    "      local g = apply(c, cmsgpack.unpack(a), b, now)\n"
+    "      if g then return g end\n"
     "    elseif kind == 'K' then\n"
     "      local list = KEYS[6] .. ':' .. a\n"
     "      local g = guard(list, 'list')\n"
     "      if g then return g end\n"
     "      redis.call('LPUSH', list, job)\n"
-    "      if not now then local t = redis.call('TIME'); now = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
-    "      redis.call('ZADD', KEYS[6], 'NX', now, a)\n"
+    "      redis.call('ZADD', KEYS[6], 'NX', now(), a)\n"
     "      c.parked = c.parked + 1\n"
     "    elseif kind == 'R' then\n"
-    "      if not now then local t = redis.call('TIME'); now = t[1] * 1000 + math.floor(t[2] / 1000) end\n"
-    "      redis.call('ZADD', KEYS[2], now + tonumber(b), a)\n"
+    "      redis.call('ZADD', KEYS[2], now() + tonumber(b), a)\n"
     "      c.failed_attempts = c.failed_attempts + 1\n"
     "      c.retried = c.retried + 1\n"
     "    else\n"
@@ -253,6 +352,8 @@ void queue_keys_init(struct queue_keys *k, const char *prefix, const char *wid)
     snprintf(k->dead_secrets, sizeof(k->dead_secrets), "%s:dead:secrets", prefix);
     snprintf(k->attempts, sizeof(k->attempts), "%s:attempts", prefix);
     snprintf(k->parked, sizeof(k->parked), "%s:parked", prefix);
+    snprintf(k->batch, sizeof(k->batch), "%s:batch", prefix);
+    snprintf(k->seen, sizeof(k->seen), "%s:seen", prefix);
     if (wid != NULL) {
         snprintf(k->claim, sizeof(k->claim), "%s:claim:%s", prefix, wid);
         snprintf(k->inflight, sizeof(k->inflight), "%s:inflight:%s", prefix, wid);
@@ -327,8 +428,8 @@ int queue_record(struct redis_conn *c, const struct queue_keys *k, size_t dead_m
                  const char **args, const size_t *lens, size_t nargs, redis_reply_cb cb,
                  void *arg)
 {
-    const char **a = xmalloc((nargs + 8) * sizeof(*a));
-    size_t *l = xmalloc((nargs + 8) * sizeof(*l));
+    const char **a = xmalloc((nargs + 11) * sizeof(*a));
+    size_t *l = xmalloc((nargs + 11) * sizeof(*l));
     char m[24];
     int rc;
 
@@ -339,13 +440,16 @@ int queue_record(struct redis_conn *c, const struct queue_keys *k, size_t dead_m
     a[3] = k->stats;
     a[4] = k->dead_secrets;
     a[5] = k->parked;
-    a[6] = m;
-    a[7] = k->wid;
-    for (int i = 0; i < 8; i++)
+    a[6] = k->queue;
+    a[7] = k->batch;
+    a[8] = k->seen;
+    a[9] = m;
+    a[10] = k->wid;
+    for (int i = 0; i < 11; i++)
         l[i] = strlen(a[i]);
-    memcpy(a + 8, args, nargs * sizeof(*a));
-    memcpy(l + 8, lens, nargs * sizeof(*l));
-    rc = eval(c, RECORD_LUA, 6, (int)nargs + 8, a, l, cb, arg);
+    memcpy(a + 11, args, nargs * sizeof(*a));
+    memcpy(l + 11, lens, nargs * sizeof(*l));
+    rc = eval(c, RECORD_LUA, 9, (int)nargs + 11, a, l, cb, arg);
     free(a);
     free(l);
     return rc;

@@ -56,6 +56,9 @@ struct config {
     size_t max_response_bytes;      /* response bytes read before cutting */
     struct policy_dest dest;        /* deny_private, allow_cidrs, deny_cidrs */
     char *resolve;          /* owned; "host:port:addr,..." pinned resolutions */
+    long batch_ttl_ms;      /* lifetime of a Dialgen batch's records */
+    long unknown_batch_wait_ms;     /* retry events for unknown batches this long */
+    long dedupe_window_ms;  /* ids remembered this long; 0 = no dedupe */
 };
 
 /* Defaults. The result owns its strings; release with config_free. */
@@ -90,7 +93,7 @@ int config_known_key(const char *key);
 /* Parse unix seconds or "YYYY-MM-DDTHH:MM:SSZ" (UTC). */
 int config_parse_time(const char *s, long long *out);
 
-/* Parse "30s", "500ms", "2m", "1h" or a bare number of seconds. */
+/* Parse "30s", "500ms", "2m", "1h", "7d" or a bare number of seconds. */
 int config_parse_duration(const char *s, long *ms);
 
 #endif

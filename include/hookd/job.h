@@ -6,7 +6,9 @@
  *   timeout_ms, max_attempts.
  * `payload` (any value) is sent as ECMAScript-canonical JSON (see json.h);
  * `body` (string, or msgpack bin) is sent byte-for-byte. Unknown keys are
- * ignored so producers can add their own bookkeeping. Pure code: no I/O. */
+ * ignored so producers can add their own bookkeeping. A job with a `type`
+ * key is a typed job instead (event.h): only `id` and the type's own keys
+ * apply, job->typed is set and job->url is NULL. Pure code: no I/O. */
 #ifndef HOOKD_JOB_H
 #define HOOKD_JOB_H
 
@@ -24,7 +26,10 @@ struct job_header {
     char *value;                /* owned */
 };
 
+struct event;
+
 struct job {
+    struct event *typed;        /* owned; a typed job (event.h), else NULL */
     char *id;                   /* owned; NULL when the producer gave none */
     char *url;                  /* owned */
     char *origin;               /* owned; "scheme://host:port" of url */
@@ -64,7 +69,7 @@ struct job_limits {
  * error, and a token unique to this envelope (a sorted-set member must not
  * collide with another job's). Appended to out. */
 struct job_envelope {
-    const char *id;
+    const char *id;             /* NULL: none (a typed job without one) */
     int attempts;
     long long first_attempt_ms;
     long last_status;
@@ -80,7 +85,7 @@ void job_envelope_encode(const struct job *job, const struct job_envelope *env,
  * with a reason code in err->code (invalid_format, invalid_json, invalid_msgpack,
  * invalid_utf8, too_deep, too_large, invalid_job, invalid_type, missing_url,
  * invalid_url, missing_body, invalid_id, invalid_header, reserved_header,
- * invalid_range). */
+ * invalid_range, invalid_event). */
 int job_decode(const char *data, size_t len, const struct job_limits *limits,
                struct job **out, struct hk_err *err);
 

@@ -57,6 +57,12 @@ void outbox_park(struct outbox *o, uint64_t seq, const char *origin);
 void outbox_dead(struct outbox *o, uint64_t seq, char kind, const char *entry, size_t len,
                  const char *secret);
 
+/* A typed job, applied in Redis (event.h): args is event_encode()'s map,
+ * fallback the retry envelope (retry_delay_ms >= 0) or dead entry
+ * (retry_delay_ms = -1) for when its batch is not registered; both copied. */
+void outbox_event(struct outbox *o, uint64_t seq, const char *args, size_t len,
+                  const char *fallback, size_t flen, long retry_delay_ms);
+
 /* One attempt-log entry: nfields field/value strings (copied). */
 void outbox_log(struct outbox *o, const char **fields, const size_t *lens, size_t nfields);
 

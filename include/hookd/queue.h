@@ -13,6 +13,9 @@
  *   P:attempts        stream attempt history, capped
  *   P:parked          zset   origins with parked jobs, scored by when last served
  *   P:parked:<origin> list   jobs parked because their origin was saturated
+ *   P:batch:<id>      hash   a Dialgen batch: ids, URLs, secret, statistics, times
+ *   P:batch:<id>:calls set    call ids counted into the batch
+ *   P:seen:<id>       string ids accepted within dedupe_window
  *   P:stats           hash   counters
  *
  * All functions take a callback per the rule in redis.h: an error return
@@ -41,6 +44,8 @@ struct queue_keys {
     char dead_secrets[QUEUE_KEY_MAX];
     char attempts[QUEUE_KEY_MAX];
     char parked[QUEUE_KEY_MAX];
+    char batch[QUEUE_KEY_MAX];      /* prefix of P:batch:<id>[:calls] */
+    char seen[QUEUE_KEY_MAX];       /* prefix of P:seen:<id> */
 };
 
 /* wid may be NULL for tools that do not act as a worker. */

@@ -26,6 +26,8 @@
 // down=0 opens it again.
 //
 //   ?big=N           answer 200 with an N-byte body
+//   ?keep=1          keep the body (base64, by webhook-id), as the request
+//                    header x-keep-body: 1 does
 //
 // With --tls-cert/--tls-key it serves HTTPS; --client-ca makes it require a
 // client certificate signed by that CA (mutual TLS).
@@ -133,9 +135,10 @@ const handler = (req, res) => {
     const ev = req.headers['x-dialgen-event'] || '';
     rec.events[ev] = (rec.events[ev] || 0) + 1;
     rec.content_types[req.headers['content-type']] = true;
-    if (req.headers['x-keep-body']) rec.bodies[v.id] = raw.toString('base64');
-    (rec.times[v.id] = rec.times[v.id] || []).push(Date.now());
     const url = new URL(req.url, 'http://x');
+    if (req.headers['x-keep-body'] || url.searchParams.get('keep'))
+      rec.bodies[v.id] = raw.toString('base64');
+    (rec.times[v.id] = rec.times[v.id] || []).push(Date.now());
     rec.paths[url.pathname] = (rec.paths[url.pathname] || 0) + 1;
     const q = url.searchParams;
     if (q.get('hang')) return;      // never answer; hookd's timeout cuts it
