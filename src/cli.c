@@ -1,10 +1,11 @@
-/* cli.c -- hookd dlq list|replay|purge, hookd retry list, hookd stats. */
+/* cli.c -- hookd dlq list|replay|purge, retry list, stats, batch show. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hookd/cli.h"
+#include "hookd/event.h"
 #include "hookd/job.h"
 #include "hookd/json.h"
 #include "hookd/mem.h"
@@ -19,7 +20,7 @@
 int cli_is_command(const char *word)
 {
     return strcmp(word, "dlq") == 0 || strcmp(word, "retry") == 0 ||
-           strcmp(word, "stats") == 0;
+           strcmp(word, "stats") == 0 || strcmp(word, "batch") == 0;
 }
 
 static struct redisReply *cmd(struct redis_sync *s, struct hk_err *err, int argc, ...)
@@ -377,6 +378,101 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
     return failed;
 }
 
+/* ---- batch show ------------------------------------------------------------------- */
+
+/* The batch hash's field f (see EVENT_LUA), or NULL. */
+static const char *hfield(const struct redisReply *h, const char *f)
+{
+    for (size_t i = 0; i + 1 < redis_reply_elements(h); i += 2)
+        if (strcmp(el(h, i, NULL), f) == 0)
+            return el(h, i + 1, NULL);
+    return NULL;
+}
+
+static void json_member(struct buf *out, const char *sep, const char *name, const char *v)
+{
+    buf_printf(out, "%s\"%s\":", sep, name);
+    if (v != NULL)
+        json_write_string(out, v, strlen(v));
+    else
+        buf_append_str(out, "null");
+}
+
+static int batch_show(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+                      struct hk_err *err)
+{
+    static const char *const times[] = { "createdAt", "startedAt", "completedAt", "failedAt" };
+    static const char *const hooks[][2] = { { "onBatchComplete", "on_complete" },
+                                            { "onCallComplete", "on_call" },
+                                            { "onBatchFailed", "on_failed" } };
+    char key[QUEUE_KEY_MAX + EVENT_ID_MAX + 16], calls[sizeof(key) + 8];
+    struct buf out = BUF_INIT;
+    int failed = 0;
+
+    if (a->nids != 1) {
+        fprintf(stderr, "hookd: batch show needs one batch id\n");
+        return 2;
+    }
+    snprintf(key, sizeof(key), "%s:%s", k->batch, a->ids[0]);
+    snprintf(calls, sizeof(calls), "%s:calls", key);
+    struct redisReply *h = cmd(s, err, 2, "HGETALL", key);
+    long long ttl = int_reply(s, err, &failed, "PTTL", key);
+    long long counted = int_reply(s, err, &failed, "SCARD", calls);
+    if (h == NULL || failed) {
+        redis_sync_reply_free(h);
+        return 1;
+    }
+    if (redis_reply_elements(h) == 0) {
+        fprintf(stderr, "hookd: no batch %s (never created, or expired after batch_ttl)\n",
+                a->ids[0]);
+        redis_sync_reply_free(h);
+        return 1;
+    }
+    long long total = atoll(hfield(h, "total") ? hfield(h, "total") : "0");
+    long long p = atoll(hfield(h, "processed") ? hfield(h, "processed") : "0");
+    long long ok = atoll(hfield(h, "succeeded") ? hfield(h, "succeeded") : "0");
+    long long bad = atoll(hfield(h, "failed") ? hfield(h, "failed") : "0");
+    const char *state = hfield(h, "failedAt") ? "failed" : hfield(h, "completedAt") ? "completed"
+                        : p > 0 ? "running" : "created";
+    if (a->json) {
+        json_member(&out, "{", "batchId", a->ids[0]);
+        json_member(&out, ",", "agentId", hfield(h, "agentId"));
+        json_member(&out, ",", "userId", hfield(h, "userId"));
+        json_member(&out, ",", "state", state);
+        buf_printf(&out, ",\"statistics\":{\"total\":%lld,\"processed\":%lld,\"succeeded\":%lld,"
+                   "\"failed\":%lld,\"percentComplete\":%lld,\"successRate\":%lld}", total, p, ok,
+                   bad, event_percent(p, total), event_percent(ok, p));
+        for (size_t i = 0; i < 4; i++)
+            json_member(&out, i ? "," : ",\"timestamps\":{", times[i], hfield(h, times[i]));
+        for (size_t i = 0; i < 3; i++)
+            json_member(&out, i ? "," : "},\"webhooks\":{", hooks[i][0], hfield(h, hooks[i][1]));
+        json_member(&out, "},", "error", hfield(h, "error"));
+        json_member(&out, ",", "code", hfield(h, "code"));
+        buf_printf(&out, ",\"own_secret\":%s,\"calls_counted\":%lld,\"expires_in_ms\":%lld}\n",
+                   hfield(h, "secret") ? "true" : "false", counted, ttl);
+    } else {
+        buf_printf(&out, "batch       %s (%s)\nagent       %s\nuser        %s\n", a->ids[0], state,
+                   hfield(h, "agentId"), hfield(h, "userId"));
+        buf_printf(&out, "calls       %lld of %lld processed (%lld%%): %lld succeeded, %lld failed "
+                   "(success rate %lld%%)\n", p, total, event_percent(p, total), ok, bad,
+                   event_percent(ok, p));
+        for (size_t i = 0; i < 4; i++)
+            if (hfield(h, times[i]) != NULL)
+                buf_printf(&out, "%-11s %s\n", times[i], hfield(h, times[i]));
+        if (hfield(h, "failedAt") != NULL)
+            buf_printf(&out, "error       %s (%s)\n", hfield(h, "error"), hfield(h, "code"));
+        for (size_t i = 0; i < 3; i++)
+            buf_printf(&out, "%-15s %s\n", hooks[i][0],
+                       hfield(h, hooks[i][1]) ? hfield(h, hooks[i][1]) : "- (skipped)");
+        buf_printf(&out, "secret      %s\nexpires in  %lld s\n",
+                   hfield(h, "secret") ? "its own" : "the configured one", ttl / 1000);
+    }
+    fputs(out.data, stdout);
+    buf_free(&out);
+    redis_sync_reply_free(h);
+    return 0;
+}
+
 int cli_run(struct config *cfg, const struct cli_args *a)
 {
     struct queue_keys k;
@@ -403,6 +499,8 @@ int cli_run(struct config *cfg, const struct cli_args *a)
         rc = stats(s, &k, a, &err);
     else if (strcmp(a->command, "retry") == 0 && strcmp(act, "list") == 0)
         rc = retry_list(s, &k, a, &err);
+    else if (strcmp(a->command, "batch") == 0 && strcmp(act, "show") == 0)
+        rc = batch_show(s, &k, a, &err);
     else if (strcmp(a->command, "dlq") == 0 && strcmp(act, "list") == 0)
         rc = dlq_list(s, &k, a, &err);
     else if (strcmp(a->command, "dlq") == 0 &&

@@ -32,6 +32,7 @@ static void usage(void)
            "       hookd dlq purge (--all | ID...) [--json]  drop them\n"
            "       hookd retry list [--limit N] [--json]    pending retries, earliest first\n"
            "       hookd stats [--json]                     depths, in flight, counters\n"
+           "       hookd batch show ID [--json]             a Dialgen batch: state, statistics\n"
            "       hookd --help | --version\n"
            "(the commands take the same -c / --redis / --prefix / HOOKD_* settings)\n"
            "\n"

@@ -3,13 +3,21 @@
 // check over JSON.stringify(req.body), idempotency by id, respond first and
 // process afterwards. hookd's deliveries must satisfy it unmodified.
 //
-//   WEBHOOK_SECRET=whsec_... PORT=3000 node express.js
+//   WEBHOOK_SECRET=whsec_... PORT=3000 [FAIL_RATE=0.3] node express.js
 'use strict';
 const crypto = require('crypto');
 const express = require('express');
 
 const app = express();
 app.use(express.json());
+
+// Not in the documentation: FAIL_RATE=0.3 answers 503 to 30% of requests,
+// at random and before anything else, to watch hookd's retries at work.
+const failRate = Number(process.env.FAIL_RATE || 0);
+app.use((req, res, next) => {
+  if (Math.random() < failRate) return res.status(503).json({ error: 'try again' });
+  next();
+});
 
 function verifyWebhook(req, secret) {
   const signature = req.headers['x-dialgen-signature'];
@@ -30,6 +38,7 @@ function processCallData(body) {
 
 function processBatch(body) {
   console.log(`Batch ${body.batchId} completed: success rate ${body.statistics.successRate}%`);
+  console.log(`Statistics ${body.batchId} ${JSON.stringify(body.statistics)}`);
 }
 
 app.post('/webhooks/call-complete', (req, res) => {
@@ -61,6 +70,15 @@ app.post('/webhooks/batch-complete', (req, res) => {
   processedWebhooks.add(key);
   res.status(200).json({ received: true });
   setImmediate(() => processBatch(req.body));
+});
+
+app.post('/webhooks/batch-failed', (req, res) => {
+  if (!verifyWebhook(req, process.env.WEBHOOK_SECRET)) {
+    console.log('Invalid signature');
+    return res.status(401).json({ error: 'Invalid signature' });
+  }
+  res.status(200).json({ received: true });
+  console.log(`Batch ${req.body.batchId} failed: ${req.body.error} (${req.body.code})`);
 });
 
 const server = app.listen(Number(process.env.PORT || 3000), '127.0.0.1', () => {

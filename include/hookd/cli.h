@@ -1,4 +1,4 @@
-/* cli.h -- operator commands: hookd dlq | retry | stats.
+/* cli.h -- operator commands: hookd dlq | retry | stats | batch.
  *
  * They take the same settings as the daemon (-c, --redis, --prefix,
  * HOOKD_*), talk to Redis with a blocking client, print for people by
@@ -10,9 +10,9 @@
 #include "hookd/config.h"
 
 struct cli_args {
-    const char *command;        /* "dlq", "retry", "stats" */
-    const char *action;         /* "list", "replay", "purge", or NULL */
-    const char **ids;           /* job ids named on the command line */
+    const char *command;        /* "dlq", "retry", "stats", "batch" */
+    const char *action;         /* "list", "replay", "purge", "show", or NULL */
+    const char **ids;           /* job (or batch) ids named on the command line */
     int nids;
     int all;                    /* --all */
     int json;                   /* --json */

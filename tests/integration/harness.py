@@ -12,12 +12,14 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
 import redis
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.join(HERE, "..", "..", "examples")
 HOOKD = os.environ.get("HOOKD_BIN", os.path.join(HERE, "..", "..", "build", "hookd"))
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # What AddressSanitizer, LeakSanitizer and UBSan print; in a sanitizer build
@@ -83,6 +85,25 @@ class Procs:
         recv.proc = p
         return recv
 
+    def example_receiver(self, argv, env=None):
+        """Start one of examples/receivers/ (argv run there, PORT and
+        WEBHOOK_SECRET=SECRET set, plus env); returns its base URL and the
+        list its stdout lines are appended to as they come."""
+        port = free_port()
+        env = dict(os.environ, WEBHOOK_SECRET=SECRET, PORT=str(port), **(env or {}))
+        err = open(os.path.join(self.dir, "%s-%d.log" % (os.path.basename(argv[-1]), port)), "w")
+        proc = self.spawn(argv, cwd=os.path.join(EXAMPLES, "receivers"), env=env, stdout=subprocess.PIPE, stderr=err,
+                          text=True)
+        err.close()
+        lines = []
+
+        def read():
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+        threading.Thread(target=read, daemon=True).start()
+        wait_for(lambda: connectable(port), 20, "receiver listening")
+        return "http://127.0.0.1:%d" % port, lines
+
     def hookd(self, config, name="hookd", env=None, cwd=None):
         path = os.path.join(self.dir, name + ".conf")
         with open(path, "w") as f:
@@ -137,6 +158,14 @@ def push(r, key, jobs):
     for j in jobs:
         pipe.lpush(key, j if isinstance(j, bytes) else json.dumps(j))
     pipe.execute()
+
+
+def connectable(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def _ping(r):

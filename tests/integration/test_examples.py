@@ -4,17 +4,12 @@ verifier), unmodified, receiving real deliveries from hookd (workers = 2):
 every call and batch webhook verified and processed once, a redelivered
 webhook recognised as a duplicate, no signature rejected."""
 import os
-import socket
-import subprocess
 import sys
-import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import push, SECRET, Procs, free_port, wait_for  # noqa: E402
+from harness import push, Procs, wait_for  # noqa: E402
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples",
-                        "receivers")
 CALLS = 50
 
 
@@ -43,14 +38,6 @@ BATCH = {"event": "batch.completed", "batchId": "batch_1", "agentId": "agent_456
                         "completedAt": "2025-11-15T16:30:00.000Z"}}
 
 
-def connectable(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 class Examples(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -63,19 +50,7 @@ class Examples(unittest.TestCase):
         cls.p.close()
 
     def receiver(self, argv):
-        port = free_port()
-        env = dict(os.environ, WEBHOOK_SECRET=SECRET, PORT=str(port))
-        err = open(os.path.join(self.p.dir, "%s-%d.log" % (os.path.basename(argv[-1]), port)), "w")
-        proc = self.p.spawn(argv, cwd=EXAMPLES, env=env, stdout=subprocess.PIPE, stderr=err,
-                            text=True)
-        lines = []
-
-        def read():
-            for line in proc.stdout:
-                lines.append(line.rstrip("\n"))
-        threading.Thread(target=read, daemon=True).start()
-        wait_for(lambda: connectable(port), 20, "receiver listening")
-        return "http://127.0.0.1:%d" % port, lines
+        return self.p.example_receiver(argv)
 
     def deliver(self, base):
         """50 call webhooks, one of them pushed twice, and a batch webhook,
