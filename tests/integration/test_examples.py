@@ -8,7 +8,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import push, Procs, wait_for  # noqa: E402
+from harness import push, SECRET, Procs, wait_for  # noqa: E402
 
 CALLS = 50
 
