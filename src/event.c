@@ -50,7 +50,9 @@ static int get_string(const struct json_value *obj, const char *key, int require
 
     if (v == NULL)
         return required ? -1 : 0;
+    /* No NUL inside: these become C strings, which would cut them short. */
     if (v->type != JSON_STRING || !json_utf8_valid(v->u.string.ptr, v->u.string.len) ||
+        memchr(v->u.string.ptr, '\0', v->u.string.len) != NULL ||
         (required && v->u.string.len == 0) || (max_len && v->u.string.len > max_len))
         return -1;
     *out = xstrndup(v->u.string.ptr, v->u.string.len);
@@ -60,11 +62,14 @@ static int get_string(const struct json_value *obj, const char *key, int require
 /* An id that becomes part of a webhook-id header and a Redis key. */
 static int get_id(const struct json_value *obj, const char *key, char **out)
 {
-    if (get_string(obj, key, 1, EVENT_ID_MAX, out) < 0)
+    const struct json_value *v = json_object_get(obj, key);
+
+    /* Checked over its whole length: a NUL inside must not cut it short. */
+    if (v == NULL || v->type != JSON_STRING ||
+        policy_check_header_value(v->u.string.ptr, v->u.string.len) < 0 ||
+        memchr(v->u.string.ptr, '\t', v->u.string.len) != NULL)
         return -1;
-    if (policy_check_header_value(*out, strlen(*out)) < 0 || strchr(*out, '\t') != NULL)
-        return -1;
-    return 0;
+    return get_string(obj, key, 1, EVENT_ID_MAX, out);
 }
 
 static int decode_create(struct event *ev, const struct json_value *root, struct hk_err *err)

@@ -1,14 +1,20 @@
-"""The example receivers in examples/receivers/ (Express and Flask written
-the way the Dialgen documentation's samples are, and a Standard Webhooks
-verifier), unmodified, receiving real deliveries from hookd (workers = 2):
-every call and batch webhook verified and processed once, a redelivered
-webhook recognised as a duplicate, no signature rejected."""
+"""The examples, unmodified, against a real hookd (workers = 2).
+
+examples/receivers/ (Express and Flask written the way the Dialgen
+documentation's samples are, and a Standard Webhooks verifier): every call
+and batch webhook verified and processed once, a redelivered webhook
+recognised as a duplicate, no signature rejected.
+
+examples/producers/ (redis-cli, redis-py, node-redis): each reports a batch
+of 100 calls, and the Express receiver gets all 100 call webhooks and one
+batch.completed with the statistics the producer reported."""
 import os
+import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import push, SECRET, Procs, wait_for  # noqa: E402
+from harness import EXAMPLES, push, SECRET, Procs, wait_for  # noqa: E402
 
 CALLS = 50
 
@@ -112,6 +118,49 @@ class Examples(unittest.TestCase):
         self.assertEqual([l for l in lines if l.startswith("Duplicate")], ["Duplicate call_0"])
         self.assertIn("Verified batch_1:completed batch.completed batch_1", lines)
         self.assertEqual([l for l in lines if "Invalid" in l], [])
+
+
+class Producers(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.p = Procs()
+        cls.port, cls.r = cls.p.redis()
+        cls.base, cls.lines = cls.p.example_receiver(["node", "express.js"])
+        cls.p.hookd({"redis": "redis://127.0.0.1:%d" % cls.port, "workers": 2,
+                     "secret": SECRET})
+        wait_for(lambda: cls.r.hlen("hookd:workers") == 2, 20, "workers")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.p.close()
+
+    def produce(self, argv, batch):
+        env = dict(os.environ, REDIS_URL="redis://127.0.0.1:%d" % self.port,
+                   WEBHOOK_BASE=self.base, BATCH_ID=batch)
+        out = subprocess.run(argv, cwd=os.path.join(EXAMPLES, "producers"), env=env,
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.strip(), "batch %s: created with 100 contacts, reported "
+                         "100 calls (80 succeeded, 20 failed)" % batch)
+        want = ('Statistics %s {"total":100,"processed":100,"succeeded":80,"failed":20,'
+                '"percentComplete":100,"successRate":80}' % batch)
+        wait_for(lambda: want in self.lines, 60, "batch.completed of " + batch, interval=0.05)
+        wait_for(lambda: len([l for l in self.lines
+                              if l.startswith("Call %s_call_" % batch)]) == 100, 20,
+                 "100 call webhooks of " + batch, interval=0.05)
+        calls = [l.split(" ")[1] for l in self.lines if l.startswith("Call %s_call_" % batch)]
+        self.assertEqual(sorted(calls), sorted("%s_call_%d" % (batch, i) for i in range(1, 101)))
+        self.assertEqual(self.lines.count(want), 1)
+        self.assertEqual([l for l in self.lines if "Invalid" in l], [])
+
+    def test_shell(self):
+        self.produce(["sh", "produce.sh"], "batch_sh")
+
+    def test_python(self):
+        self.produce(["/usr/bin/python3", "produce.py"], "batch_py")
+
+    def test_node(self):
+        self.produce(["node", "produce.js"], "batch_js")
 
 
 if __name__ == "__main__":
