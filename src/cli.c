@@ -138,6 +138,9 @@ static int rebuild_job(struct redis_sync *s, const struct queue_keys *k,
     }
     o->u.object.len = n;
     json_object_finish(o);
+    /* A replay is meant to be delivered: marked as already accepted, so
+     * dedupe_window does not take it for a duplicate of itself. */
+    buf_append(out, JOB_ACCEPTED_MARK, JOB_ACCEPTED_MARK_LEN);
     json_write(out, o);
     json_doc_free(doc);
     redis_sync_reply_free(sec);

@@ -17,6 +17,7 @@
 
 struct delivery {
     struct deliver_env *env;
+    struct dedupe_req accept;       /* while its id is checked (dedupe.h) */
     struct hosts_waiter waiter;     /* while waiting for its origin */
     struct host *host;              /* admitted origin, until hosts_done */
     uint64_t seq;
@@ -391,12 +392,13 @@ static void apply_event(struct delivery *d)
     buf_free(&fallback);
 }
 
+static void admit(struct delivery *d);
+static void on_accepted(struct dedupe_req *req, enum dedupe_verdict v);
+
 void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_t len)
 {
     struct delivery *d = xcalloc(1, sizeof(*d));
     struct hk_err err = { "", "" };
-    struct hosts_waiter *w;
-    int64_t now;
     int rc;
 
     d->env = env;
@@ -418,8 +420,51 @@ void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_
         finished(d);
         return;
     }
+    /* Only a producer's own id is checked, at the first attempt, and not
+     * for a job hookd itself put back after accepting it. */
+    if (env->dedupe != NULL && d->job->id != NULL && d->job->attempts == 0 &&
+        !d->job->accepted) {
+        d->accept.seq = seq;
+        d->accept.id = d->job->id;
+        d->accept.cb = on_accepted;
+        dedupe_check(env->dedupe, &d->accept);
+        return;
+    }
     job_ensure_id(d->job);
-    now = time_mono_ms();
+    admit(d);
+}
+
+static void on_accepted(struct dedupe_req *req, enum dedupe_verdict v)
+{
+    struct delivery *d = (struct delivery *)((char *)req - offsetof(struct delivery, accept));
+
+    switch (v) {
+    case DEDUPE_NEW:
+        admit(d);
+        return;
+    case DEDUPE_DUPLICATE:
+        log_emit(LOG_INFO, d->job->id, "id already accepted within dedupe_window; "
+                 "counted as duplicate, not delivered");
+        break;
+    case DEDUPE_GONE:
+        log_emit(LOG_INFO, d->job->id, "requeued while its id was checked; left to the "
+                 "requeued copy");
+        break;
+    case DEDUPE_CANCELLED:
+        log_emit(LOG_INFO, d->job->id, "shutting down before its id was checked; job will be "
+                 "requeued");
+        break;
+    }
+    finished(d);
+}
+
+/* Admit a decoded job for its origin: send it, let it wait, or park it. */
+static void admit(struct delivery *d)
+{
+    struct deliver_env *env = d->env;
+    struct hosts_waiter *w;
+    int64_t now = time_mono_ms();
+
     switch (hosts_admit(env->hosts, d->job->origin, &d->waiter, now, &d->host)) {
     case HOSTS_GO:
         send_request(d);

@@ -519,6 +519,11 @@ int job_decode(const char *data, size_t len, const struct job_limits *limits,
     struct job *job = xcalloc(1, sizeof(*job));
 
     *out = job;
+    if (len >= JOB_ACCEPTED_MARK_LEN && memcmp(data, JOB_ACCEPTED_MARK, JOB_ACCEPTED_MARK_LEN) == 0) {
+        job->accepted = 1;
+        data += JOB_ACCEPTED_MARK_LEN;
+        len -= JOB_ACCEPTED_MARK_LEN;
+    }
     set_raw(job, data, len);
     if (is_envelope(data, len))
         return decode_envelope(data, len, limits, job, err);

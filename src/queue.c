@@ -29,6 +29,14 @@
     "  end\n" \
     "end\n"
 
+/* JOB_ACCEPTED_MARK (job.h) as a Lua literal: "\xc1accepted:" (Lua 5.1
+ * has decimal escapes only). Jobs hookd puts back after they may have been
+ * accepted by ACCEPT carry it, so they are not taken for duplicates of
+ * themselves; marking twice is avoided. */
+#define MARK_LUA \
+    "local MARK = '\\193accepted:'\n" \
+    "local function marked(j) if string.sub(j, 1, #MARK) == MARK then return j end return MARK .. j end\n"
+
 /* KEYS: claim, queue, inflight, parked, stats. ARGV: base seq, max, then pairs of
  * origin and count: parked jobs to take.
  * Parked jobs waited longest, so they go first, then claimed jobs (moved by
@@ -182,6 +190,7 @@ static const char FETCH_LUA[] =
  * so a replay can sign as the producer asked; trimming removes them too. */
 static const char RECORD_LUA[] =
     TYPE_GUARD
+    MARK_LUA
     EVENT_LUA
     "local e = guard(KEYS[1], 'hash') or guard(KEYS[2], 'zset') or guard(KEYS[3], 'list')\n"
     "  or guard(KEYS[4], 'hash') or guard(KEYS[5], 'hash') or guard(KEYS[6], 'zset')\n"
@@ -209,7 +218,7 @@ static const char RECORD_LUA[] =
     "      local list = KEYS[6] .. ':' .. a\n"
     "      local g = guard(list, 'list')\n"
     "      if g then return g end\n"
-    "      redis.call('LPUSH', list, job)\n"
+    "      redis.call('LPUSH', list, marked(job))\n"
     "      redis.call('ZADD', KEYS[6], 'NX', now(), a)\n"
     "      c.parked = c.parked + 1\n"
     "    elseif kind == 'R' then\n"
@@ -265,6 +274,35 @@ static const char PROMOTE_LUA[] =
     "if nxt[2] then wait = math.max(0, tonumber(nxt[2]) - now) end\n"
     "return {#due, wait}\n";
 
+/* KEYS: inflight, stats. ARGV: seen prefix, wid, window ms, then pairs of
+ * seq and id. For each job: 2 if seq is no longer in flight here (requeued
+ * meanwhile: not ours to judge); else 0 (new) if P:seen:<id> did not exist
+ * and now holds "<wid>:<seq>" for the window, or already holds exactly that
+ * (this check repeated after a lost reply); else 1: a duplicate, removed
+ * from flight and counted, in the same step, so it is never delivered and
+ * never lost without a trace. */
+static const char ACCEPT_LUA[] =
+    TYPE_GUARD
+    "local e = guard(KEYS[1], 'hash') or guard(KEYS[2], 'hash')\n"
+    "if e then return e end\n"
+    "local out, dup = {}, 0\n"
+    "for i = 4, #ARGV, 2 do\n"
+    "  local seq, key = ARGV[i], ARGV[1] .. ':' .. ARGV[i + 1]\n"
+    "  local me = ARGV[2] .. ':' .. seq\n"
+    "  local g = guard(key, 'string')\n"
+    "  if g then return g end\n"
+    "  if redis.call('HEXISTS', KEYS[1], seq) == 0 then out[#out + 1] = 2\n"
+    "  elseif redis.call('SET', key, me, 'NX', 'PX', ARGV[3]) or redis.call('GET', key) == me then\n"
+    "    out[#out + 1] = 0\n"
+    "  else\n"
+    "    redis.call('HDEL', KEYS[1], seq)\n"
+    "    dup = dup + 1\n"
+    "    out[#out + 1] = 1\n"
+    "  end\n"
+    "end\n"
+    "if dup > 0 then redis.call('HINCRBY', KEYS[2], 'duplicate', dup) end\n"
+    "return out\n";
+
 /* KEYS: dead, queue, dead secrets, stats. ARGV: counter name, then groups of
  * three: entry, job ('' = purge), dead_id. Each entry is removed with LREM
  * searching from the tail (oldest), and only if it was still there is its
@@ -316,6 +354,7 @@ static const char HEARTBEAT_LUA[] =
  * Registration, heartbeat and both per-worker keys are removed in the same
  * step: a job is always in exactly one of queue / claim / inflight. */
 static const char RECLAIM_LUA[] =
+    MARK_LUA
     "local p = ARGV[1]\n"
     "local function reclaim(wid)\n"
     "  local q, claim, inflight = p .. ':queue', p .. ':claim:' .. wid, p .. ':inflight:' .. wid\n"
@@ -325,7 +364,7 @@ static const char RECLAIM_LUA[] =
     "  local items = {}\n"
     "  for i = 1, #all, 2 do items[#items + 1] = {tonumber(all[i]), all[i + 1]} end\n"
     "  table.sort(items, function(a, b) return a[1] < b[1] end)\n"
-    "  for i = #items, 1, -1 do redis.call('RPUSH', q, items[i][2]) end\n"
+    "  for i = #items, 1, -1 do redis.call('RPUSH', q, marked(items[i][2])) end\n"
     "  n = n + #items\n"
     "  redis.call('DEL', inflight, claim, p .. ':hb:' .. wid)\n"
     "  redis.call('HDEL', p .. ':workers', wid)\n"
@@ -452,6 +491,25 @@ int queue_record(struct redis_conn *c, const struct queue_keys *k, size_t dead_m
     rc = eval(c, RECORD_LUA, 9, (int)nargs + 11, a, l, cb, arg);
     free(a);
     free(l);
+    return rc;
+}
+
+int queue_accept(struct redis_conn *c, const struct queue_keys *k, long window_ms,
+                 const char **pairs, size_t npairs, redis_reply_cb cb, void *arg)
+{
+    const char **a = xmalloc((npairs + 5) * sizeof(*a));
+    char w[24];
+    int rc;
+
+    snprintf(w, sizeof(w), "%ld", window_ms);
+    a[0] = k->inflight;
+    a[1] = k->stats;
+    a[2] = k->seen;
+    a[3] = k->wid;
+    a[4] = w;
+    memcpy(a + 5, pairs, npairs * sizeof(*a));
+    rc = eval(c, ACCEPT_LUA, 2, (int)npairs + 5, a, NULL, cb, arg);
+    free(a);
     return rc;
 }
 

@@ -50,6 +50,7 @@ struct worker {
     struct http_client *http;
     struct hosts *hosts;            /* per-origin admission (owned) */
     struct outbox outbox;
+    struct dedupe dedupe;           /* id checks for dedupe_window */
     struct deliver_env env;
     uint64_t next_seq;              /* last seq handed out */
     int in_flight;                  /* deliveries started, not finished */
@@ -481,6 +482,7 @@ static void on_ack_state(struct redis_conn *c, int up, void *arg)
     w->ack_up_since = uv_now(&w->loop);
     send_heartbeat(w);
     outbox_flush(&w->outbox);
+    dedupe_flush(&w->dedupe);
     arm_promote(w, 0);
     maybe_finish(w);
 }
@@ -520,6 +522,7 @@ static void close_all(struct worker *w)
         http_client_close(w->http);
         w->http = NULL;
     }
+    dedupe_close(&w->dedupe);
     redis_close(&w->fetch, NULL);
     redis_close(&w->ack, on_ack_closed);
 }
@@ -662,6 +665,8 @@ int worker_run(const struct config *cfg, const char *wid)
     w->outbox.on_idle = on_outbox_idle;
     w->outbox.on_retry_recorded = on_retry_recorded;
     w->outbox.arg = w;
+    dedupe_init(&w->dedupe, &w->loop, &w->ack, &w->keys, cfg->dedupe_window_ms);
+    w->env.dedupe = cfg->dedupe_window_ms > 0 ? &w->dedupe : NULL;
     w->env.cfg = cfg;
     w->env.http = w->http;
     w->env.outbox = &w->outbox;

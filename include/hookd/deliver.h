@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "hookd/config.h"
+#include "hookd/dedupe.h"
 #include "hookd/hosts.h"
 #include "hookd/http.h"
 #include "hookd/job.h"
@@ -21,6 +22,7 @@ struct deliver_env {
     struct http_client *http;       /* borrowed */
     struct outbox *outbox;          /* borrowed */
     struct hosts *hosts;            /* borrowed; per-origin admission */
+    struct dedupe *dedupe;          /* borrowed; NULL when dedupe_window is 0 */
     const char *wid;                /* borrowed */
     struct job_limits limits;
     void (*on_finished)(void *arg); /* one delivery done; a slot is free */

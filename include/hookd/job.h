@@ -17,6 +17,13 @@
 #include "hookd/buf.h"
 #include "hookd/err.h"
 
+/* Prefix of a job hookd put back on a queue after it may have been
+ * accepted for dedupe_window (dedupe.h): requeued from a dead worker,
+ * parked, or replayed from the dead letters. 0xc1 starts neither JSON nor
+ * msgpack. queue.c's MARK_LUA writes the same bytes. */
+#define JOB_ACCEPTED_MARK "\xc1" "accepted:"
+#define JOB_ACCEPTED_MARK_LEN 10
+
 #define JOB_ID_MAX 256
 #define JOB_TIMEOUT_MS_MAX 600000   /* 10 minutes per attempt */
 #define JOB_MAX_ATTEMPTS_MAX 100
@@ -44,13 +51,14 @@ struct job {
     size_t nheaders;
     long timeout_ms;            /* 0 = configured default */
     int max_attempts;           /* 0 = configured default */
+    int accepted;               /* carried JOB_ACCEPTED_MARK: already accepted */
     /* From the retry envelope (all 0 for a job straight from a producer): */
     int attempts;               /* attempts already made */
     long long first_attempt_ms; /* wall clock of attempt 1 */
     long last_status;           /* of the last attempt */
     char *last_error;           /* owned; of the last attempt, or NULL */
-    /* The producer's job bytes (inside the envelope, if any); owned.
-     * Set even when decoding fails. */
+    /* The producer's job bytes (inside the envelope, if any, without
+     * JOB_ACCEPTED_MARK); owned. Set even when decoding fails. */
     char *raw;
     size_t raw_len;
 };

@@ -73,6 +73,12 @@ int queue_record(struct redis_conn *c, const struct queue_keys *k, size_t dead_m
                  const char **args, const size_t *lens, size_t nargs, redis_reply_cb cb,
                  void *arg);
 
+/* Accept job ids for dedupe_window (see ACCEPT_LUA in queue.c): pairs are
+ * seq, id. Reply: one integer per pair, 0 new, 1 duplicate (recorded), 2
+ * no longer in flight here. */
+int queue_accept(struct redis_conn *c, const struct queue_keys *k, long window_ms,
+                 const char **pairs, size_t npairs, redis_reply_cb cb, void *arg);
+
 /* Move due retries (at most limit) to the queue. Reply: [moved, ms until
  * the next one is due or -1]. */
 int queue_promote(struct redis_conn *c, const struct queue_keys *k, int limit,

@@ -198,8 +198,10 @@ class Batches(unittest.TestCase):
         counting."""
         self.hookd()
         push(self.r, "hookd:queue", [create("bd", 3, self.base, id="evt-create")])
-        push(self.r, "hookd:queue", [call("bd", 0, id="evt-1"),
-                                     call("bd", 1, id="evt-1"),   # same id, other call
+        wait_for(lambda: stats(self.r).get("batches") == 1, 10, "batch registered")
+        push(self.r, "hookd:queue", [call("bd", 0, id="evt-1")])
+        wait_for(lambda: self.show("bd")["statistics"]["processed"] == 1, 10, "call_0 counted")
+        push(self.r, "hookd:queue", [call("bd", 1, id="evt-1"),   # same id, other call
                                      call("bd", 2), call("bd", 2)])
         wait_for(lambda: stats(self.r).get("duplicate") == 2, 10, "2 duplicates")
         self.assertEqual(self.show("bd")["statistics"]["processed"], 2)
@@ -254,6 +256,8 @@ class Batches(unittest.TestCase):
                  "batch.completed")
         wait_for(lambda: self.r.llen("hookd:queue") == 0 and
                  self.show("bk")["statistics"]["processed"] == 2000, 30, "all counted")
+        wait_for(lambda: stats(self.r).get("delivered") == stats(self.r).get("generated"), 30,
+                 "every generated webhook delivered")
         s = self.rc.stats()
         self.assertEqual(s["events"]["batch.completed"], 1)
         done = body(self.rc, "batch.completed:bk")

@@ -63,8 +63,10 @@ class Examples(unittest.TestCase):
         through a hookd of its own; returns its prefix."""
         Examples.n += 1
         prefix = "ex%d" % self.n
+        # dedupe_window = 0: hookd delivers the repeated call_0 again, so the
+        # receiver's own idempotency is what is exercised.
         h = self.p.hookd({"redis": "redis://127.0.0.1:%d" % self.port, "prefix": prefix,
-                          "workers": 2, "secret": SECRET}, name=prefix)
+                          "workers": 2, "secret": SECRET, "dedupe_window": 0}, name=prefix)
         wait_for(lambda: self.r.hlen(prefix + ":workers") == 2, 20, "workers")
         call = base + "/webhooks/call-complete"
         jobs = [{"id": "call_%d" % i, "url": call, "event": "call.completed",

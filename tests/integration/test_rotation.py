@@ -31,9 +31,11 @@ class Rotation(unittest.TestCase):
             wait_for(lambda: r.hlen("rot:workers") == 1 and r.hlen("done:workers") == 1, 20,
                      "workers")
             for rx in (old_rx, new_rx):
-                push(r, "rot:queue", [{"id": "during-%d" % i, "url": rx.url, "payload": {"i": i}}
+                push(r, "rot:queue", [{"id": "during-%d-%d" % (rx.port, i), "url": rx.url,
+                                       "payload": {"i": i}}
                                       for i in range(20)])
-                push(r, "done:queue", [{"id": "after-%d" % i, "url": rx.url, "payload": {"i": i}}
+                push(r, "done:queue", [{"id": "after-%d-%d" % (rx.port, i), "url": rx.url,
+                                        "payload": {"i": i}}
                                        for i in range(20)])
             # per-job rotation: a job's own secret_previous, no deadline
             push(r, "done:queue", [{"id": "job-%d" % i, "url": old_rx.url, "payload": {},
