@@ -50,7 +50,7 @@ sys.path.insert(0, HERE)
 import lib  # noqa: E402
 
 SECTIONS = ["hookd", "sample", "ceiling", "peer", "sweep", "latency", "memory", "depth",
-            "retries", "fairness"]
+            "retries", "fairness", "dedupe"]
 
 
 def median_of(runs, key="rate"):
@@ -397,6 +397,35 @@ unset multiplot
         self.record("fairness", "healthy_rate_all_healthy", a, "deliveries/s")
         self.record("fairness", "healthy_rate_10pct_hung", m, "deliveries/s")
         self.record("fairness", "ratio", m / a, "")
+
+    def run_dedupe(self):
+        """What dedupe_window (on by default: every bench job has an id)
+        costs: the same jobs with it on and off, alternating; and the Redis
+        memory one remembered id takes."""
+        on, off = alternate(self.a.runs,
+                            lambda: self.hookd(in_flight=self.best_m),
+                            lambda: self.hookd(in_flight=self.best_m,
+                                               settings=["dedupe_window=0"]))
+        mon, moff = ({k: median_of(rs, k) for k in rs[0]} for rs in (on, off))
+        r, n = self.p.r, 10000
+        before = r.info("memory")["used_memory"]
+        r.eval("for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'dd:seen:b' .. i, "
+               "'vm:12345:1795751106855:' .. i, 'PX', 86400000) end", 0, n)
+        per_id = (r.info("memory")["used_memory"] - before) / n
+        self.p.clean("dd")
+        print("\n== dedupe_window: deliveries/s on %.0f, off %.0f (%+.1f%%); Redis CPU per "
+              "10k %.2fs vs %.2fs; round trips per delivery %.3f vs %.3f; %.0f bytes of Redis "
+              "memory per remembered id (runs: %s | %s)" % (
+                  mon["rate"], moff["rate"], 100 * (mon["rate"] / moff["rate"] - 1),
+                  mon["cpu_redis_per_10k"], moff["cpu_redis_per_10k"],
+                  mon["rt_per_delivery"], moff["rt_per_delivery"], per_id,
+                  ", ".join("%.0f" % x["rate"] for x in on),
+                  ", ".join("%.0f" % x["rate"] for x in off)))
+        self.record("dedupe", "rate_on", mon["rate"], "deliveries/s")
+        self.record("dedupe", "rate_off", moff["rate"], "deliveries/s")
+        self.record("dedupe", "redis_cpu_per_10k_on", mon["cpu_redis_per_10k"], "s")
+        self.record("dedupe", "redis_cpu_per_10k_off", moff["cpu_redis_per_10k"], "s")
+        self.record("dedupe", "bytes_per_id", per_id, "bytes")
 
     def write_csv(self):
         path = self.out("suite.csv")
