@@ -356,8 +356,8 @@ static void apply_event(struct delivery *d)
 {
     const struct config *cfg = d->env->cfg;
     const struct event *ev = d->job->typed;
-    const char *id = d->job->id ? d->job->id : "-";
     struct buf args = BUF_INIT, fallback = BUF_INIT;
+    char label[2 * EVENT_ID_MAX + 32];
     int64_t now = time_now_ms();
     long waited = (long)(now - d->first_attempt_ms);
     struct event_apply ap = {
@@ -365,6 +365,12 @@ static void apply_event(struct delivery *d)
         .dedupe_window_ms = cfg->dedupe_window_ms, .fallback = 'D', .delay_ms = -1,
     };
 
+    /* Logs name the job by its id, or else by what it reports. */
+    if (d->job->id != NULL)
+        snprintf(label, sizeof(label), "%s", d->job->id);
+    else
+        snprintf(label, sizeof(label), "%s:%s%s%s", event_type_name(ev->type), ev->batch_id,
+                 ev->call_id ? ":" : "", ev->call_id ? ev->call_id : "");
     if (ev->type != EVENT_BATCH_CREATE) {
         if (waited < cfg->unknown_batch_wait_ms) {
             ap.fallback = 'R';
@@ -376,16 +382,14 @@ static void apply_event(struct delivery *d)
                      "batch.create)", ev->batch_id, waited);
             dead_entry(d, d->attempt, "unknown_batch", error, "unknown_batch_wait", 0,
                        &fallback);
-            /* Logged here, though the script decides: a registered batch
-             * makes the entry unused. */
-            if (d->attempt > 1)
-                log_emit(LOG_WARN, id, "%s for batch %s: %s; dead-lettered unless it appeared",
-                         event_type_name(ev->type), ev->batch_id, error);
+            /* Logged here, though the script decides: a batch registered
+             * meanwhile leaves the entry unused. */
+            log_emit(LOG_WARN, label, "%s; dead-lettered as unknown_batch unless it is there "
+                     "now", error);
         }
     }
     event_encode(ev, &ap, &args);
-    log_emit(LOG_DEBUG, id, "%s for batch %s (try %d)", event_type_name(ev->type),
-             ev->batch_id, d->attempt);
+    log_emit(LOG_DEBUG, label, "applying (try %d)", d->attempt);
     outbox_event(d->env->outbox, d->seq, args.data, args.len, fallback.data, fallback.len,
                  ap.delay_ms);
     buf_free(&args);

@@ -140,7 +140,8 @@ static const char FETCH_LUA[] =
     "    local total, p, s, f = tonumber(h[1]), tonumber(h[2]), tonumber(h[3]), tonumber(h[4])\n" \
     "    if ev.t == 'call.completed' then\n" \
     "      if redis.call('SADD', calls, ev.call) == 0 then c.duplicate = c.duplicate + 1; return end\n" \
-    "      redis.call('PEXPIRE', calls, math.max(1, redis.call('PTTL', bkey)))\n" \
+    "      local ttl = redis.call('PTTL', bkey)\n" \
+    "      if ttl > 0 then redis.call('PEXPIRE', calls, ttl) end\n" \
     "      emit(c, 'call.completed', h[10], 'call.completed:' .. ev.b .. ':' .. ev.call, ev.body, h[8])\n" \
     "      if p >= total then c.calls_over_total = c.calls_over_total + 1\n" \
     "      else\n" \
