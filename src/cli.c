@@ -426,8 +426,8 @@ static int batch_show(struct redis_sync *s, const struct queue_keys *k, const st
         return 1;
     }
     if (redis_reply_elements(h) == 0) {
-        fprintf(stderr, "hookd: no batch %s (never created, or expired after batch_ttl)\n",
-                a->ids[0]);
+        hk_err_set(err, HK_EINVAL, "no_batch", "no batch %s (never created, or expired after "
+                   "batch_ttl)", a->ids[0]);
         redis_sync_reply_free(h);
         return 1;
     }
@@ -454,21 +454,22 @@ static int batch_show(struct redis_sync *s, const struct queue_keys *k, const st
         buf_printf(&out, ",\"own_secret\":%s,\"calls_counted\":%lld,\"expires_in_ms\":%lld}\n",
                    hfield(h, "secret") ? "true" : "false", counted, ttl);
     } else {
-        buf_printf(&out, "batch       %s (%s)\nagent       %s\nuser        %s\n", a->ids[0], state,
-                   hfield(h, "agentId"), hfield(h, "userId"));
-        buf_printf(&out, "calls       %lld of %lld processed (%lld%%): %lld succeeded, %lld failed "
-                   "(success rate %lld%%)\n", p, total, event_percent(p, total), ok, bad,
+        buf_printf(&out, "%-15s %s (%s)\n%-15s %s\n%-15s %s\n", "batch", a->ids[0], state,
+                   "agent", hfield(h, "agentId"), "user", hfield(h, "userId"));
+        buf_printf(&out, "%-15s %lld of %lld processed (%lld%%): %lld succeeded, %lld failed "
+                   "(success rate %lld%%)\n", "calls", p, total, event_percent(p, total), ok, bad,
                    event_percent(ok, p));
         for (size_t i = 0; i < 4; i++)
             if (hfield(h, times[i]) != NULL)
-                buf_printf(&out, "%-11s %s\n", times[i], hfield(h, times[i]));
+                buf_printf(&out, "%-15s %s\n", times[i], hfield(h, times[i]));
         if (hfield(h, "failedAt") != NULL)
-            buf_printf(&out, "error       %s (%s)\n", hfield(h, "error"), hfield(h, "code"));
+            buf_printf(&out, "%-15s %s (%s)\n", "error", hfield(h, "error"), hfield(h, "code"));
         for (size_t i = 0; i < 3; i++)
             buf_printf(&out, "%-15s %s\n", hooks[i][0],
                        hfield(h, hooks[i][1]) ? hfield(h, hooks[i][1]) : "- (skipped)");
-        buf_printf(&out, "secret      %s\nexpires in  %lld s\n",
-                   hfield(h, "secret") ? "its own" : "the configured one", ttl / 1000);
+        buf_printf(&out, "%-15s %s\n%-15s %lld s\n", "secret",
+                   hfield(h, "secret") ? "its own" : "the configured one", "expires in",
+                   ttl / 1000);
     }
     fputs(out.data, stdout);
     buf_free(&out);

@@ -155,6 +155,17 @@ class Batches(unittest.TestCase):
         self.assertEqual(shown["statistics"]["processed"], 3)
         self.assertEqual((shown["error"], shown["code"]),
                          ("Insufficient call minutes", "INSUFFICIENT_CREDITS"))
+        redis_url = "redis://127.0.0.1:%d" % self.port
+        text = subprocess.run([HOOKD, "batch", "show", "bf", "--redis", redis_url],
+                              capture_output=True, text=True, timeout=10).stdout
+        self.assertIn("bf (failed)", text)
+        self.assertIn("3 of 3 processed (100%): 3 succeeded, 0 failed", text)
+        self.assertIn("Insufficient call minutes (INSUFFICIENT_CREDITS)", text)
+        missing = subprocess.run([HOOKD, "batch", "show", "nope", "--redis", redis_url],
+                                 capture_output=True, text=True, timeout=10)
+        self.assertEqual(missing.returncode, 1)
+        self.assertEqual(missing.stderr.strip(), "hookd: no batch nope (never created, or "
+                                                 "expired after batch_ttl)")
 
     def test_absent_urls_skipped(self):
         """No onCallComplete: calls are counted, their webhooks skipped and
