@@ -469,6 +469,10 @@ static void admit(struct delivery *d)
     struct hosts_waiter *w;
     int64_t now = time_mono_ms();
 
+    if (env->http == NULL) {    /* requests were cut by a shutdown meanwhile */
+        drop(d, "shutting down before its attempt");
+        return;
+    }
     switch (hosts_admit(env->hosts, d->job->origin, &d->waiter, now, &d->host)) {
     case HOSTS_GO:
         send_request(d);

@@ -521,6 +521,7 @@ static void close_all(struct worker *w)
     if (w->http != NULL) {
         http_client_close(w->http);
         w->http = NULL;
+        w->env.http = NULL;     /* deliveries still being accepted do not start */
     }
     dedupe_close(&w->dedupe);
     redis_close(&w->fetch, NULL);
@@ -568,6 +569,7 @@ static void on_stop_timer(uv_timer_t *t)
         log_warn("shutdown timeout: cutting %zu requests in flight", http_running(w->http));
         http_client_close(w->http);
         w->http = NULL;
+        w->env.http = NULL;     /* deliveries still being accepted do not start */
         uv_timer_start(&w->stop_timer, on_stop_timer, QUIT_GRACE_MS, 0);
         maybe_finish(w);
         return;

@@ -19,7 +19,7 @@
 
 struct deliver_env {
     const struct config *cfg;       /* borrowed */
-    struct http_client *http;       /* borrowed */
+    struct http_client *http;       /* borrowed; NULL once a shutdown closed it */
     struct outbox *outbox;          /* borrowed */
     struct hosts *hosts;            /* borrowed; per-origin admission */
     struct dedupe *dedupe;          /* borrowed; NULL when dedupe_window is 0 */
