@@ -250,9 +250,14 @@ class Batches(unittest.TestCase):
         self.assertEqual(self.rc.stats()["events"], {"call.completed": 1, "batch.completed": 1})
 
     def test_exactly_once_with_worker_killed(self):
-        """2,000 calls over 3 workers, one worker killed -9 while they are
-        being counted: exactly one batch.completed, statistics exact."""
+        """2,000 calls over two hookd instances (as two hosts would run them,
+        5 workers), one worker killed -9 while they are being counted:
+        exactly one batch.completed, statistics exact."""
         h = self.hookd(workers=3, max_in_flight=100, fetch_batch=20)
+        other = self.p.hookd({"redis": "redis://127.0.0.1:%d" % self.port, "workers": 2,
+                              "secret": SECRET, "max_in_flight": 100, "fetch_batch": 20},
+                             name="second-host")
+        wait_for(lambda: self.r.hlen("hookd:workers") == 5, 20, "5 workers")
         push(self.r, "hookd:queue", [create("bk", 2000, self.base)])
         wait_for(lambda: stats(self.r).get("batches") == 1, 10, "batch registered")
         rnd = random.Random(7)
@@ -280,6 +285,7 @@ class Batches(unittest.TestCase):
         self.assertEqual(len([i for i in s["ids"] if i.startswith("call.completed:")]), 2000)
         self.assertEqual(self.r.llen("hookd:dead"), 0)
         self.assertIsNone(h.poll())
+        self.assertIsNone(other.poll())
 
 
 class ExpressBatch(unittest.TestCase):
