@@ -519,7 +519,8 @@ int job_decode(const char *data, size_t len, const struct job_limits *limits,
     struct job *job = xcalloc(1, sizeof(*job));
 
     *out = job;
-    if (len >= JOB_ACCEPTED_MARK_LEN && memcmp(data, JOB_ACCEPTED_MARK, JOB_ACCEPTED_MARK_LEN) == 0) {
+    if (len >= JOB_ACCEPTED_MARK_LEN &&
+        memcmp(data, JOB_ACCEPTED_MARK, JOB_ACCEPTED_MARK_LEN) == 0) {
         job->accepted = 1;
         data += JOB_ACCEPTED_MARK_LEN;
         len -= JOB_ACCEPTED_MARK_LEN;
