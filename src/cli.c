@@ -392,6 +392,12 @@ static const char *hfield(const struct redisReply *h, const char *f)
     return NULL;
 }
 
+static long long hnum(const struct redisReply *h, const char *f)
+{
+    const char *v = hfield(h, f);
+    return v != NULL ? atoll(v) : 0;
+}
+
 static void json_member(struct buf *out, const char *sep, const char *name, const char *v)
 {
     buf_printf(out, "%s\"%s\":", sep, name);
@@ -431,10 +437,8 @@ static int batch_show(struct redis_sync *s, const struct queue_keys *k, const st
         redis_sync_reply_free(h);
         return 1;
     }
-    long long total = atoll(hfield(h, "total") ? hfield(h, "total") : "0");
-    long long p = atoll(hfield(h, "processed") ? hfield(h, "processed") : "0");
-    long long ok = atoll(hfield(h, "succeeded") ? hfield(h, "succeeded") : "0");
-    long long bad = atoll(hfield(h, "failed") ? hfield(h, "failed") : "0");
+    long long total = hnum(h, "total"), p = hnum(h, "processed");
+    long long ok = hnum(h, "succeeded"), bad = hnum(h, "failed");
     const char *state = hfield(h, "failedAt") ? "failed" : hfield(h, "completedAt") ? "completed"
                         : p > 0 ? "running" : "created";
     if (a->json) {
