@@ -619,5 +619,5 @@ int config_resolve_secret(struct config *cfg, int *created, struct hk_err *err)
 void config_print_keys(void)
 {
     for (size_t i = 0; i < NKEYS; i++)
-        printf("  %-17s %-13s %s\n", keys[i].name, keys[i].dflt, keys[i].help);
+        printf("  %-22s %-12s %s\n", keys[i].name, keys[i].dflt, keys[i].help);
 }
