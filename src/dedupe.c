@@ -12,6 +12,7 @@
 struct sent {
     struct dedupe *d;
     struct dedupe_req *head;    /* the checks of this call, in order */
+    size_t n;                   /* how many */
 };
 
 static void on_timer(uv_timer_t *t)
@@ -68,12 +69,10 @@ static void on_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
     struct sent *s = arg;
     struct dedupe *d = s->d;
     struct dedupe_req *r = s->head;
-    size_t n = 0;
+    size_t n = s->n;
 
     (void)c;
     free(s);
-    for (struct dedupe_req *p = r; p != NULL; p = p->next)
-        n++;
     if (d->closing) {
         cancel_chain(r);
         return;
@@ -114,6 +113,7 @@ void dedupe_flush(struct dedupe *d)
         struct sent *s = xmalloc(sizeof(*s));
         s->d = d;
         s->head = d->head;
+        s->n = n;
         if (queue_accept(d->conn, d->keys, d->window_ms, args, 2 * n, on_reply, s) < 0) {
             free(s);
             return;     /* the connection's up-callback flushes again */

@@ -401,33 +401,38 @@ void queue_keys_init(struct queue_keys *k, const char *prefix, const char *wid)
     }
 }
 
-/* EVAL script with nkeys keys then the remaining args (all C strings unless
- * lens given). */
-static int eval(struct redis_conn *c, const char *script, int nkeys, int nargs,
-                const char **args, const size_t *lens, redis_reply_cb cb, void *arg)
+/* EVAL script: the head (nkeys keys, then fixed arguments; C strings),
+ * then the tail (a caller's variable arguments, lengths in tail_lens or C
+ * strings when it is NULL), with no intermediate copy of either. */
+static int eval(struct redis_conn *c, const char *script, int nkeys, const char **head,
+                size_t nhead, const char **tail, const size_t *tail_lens, size_t ntail,
+                redis_reply_cb cb, void *arg)
 {
     const char *argv_small[16];
     size_t lens_small[16];
     const char **argv = argv_small;
     size_t *argl = lens_small;
     char nk[16];
-    int argc = 3 + nargs, rc;
+    size_t argc = 3 + nhead + ntail, n = 0;
+    int rc;
 
     if (argc > 16) {
-        argv = xmalloc((size_t)argc * sizeof(*argv));
-        argl = xmalloc((size_t)argc * sizeof(*argl));
+        argv = xmalloc(argc * sizeof(*argv));
+        argl = xmalloc(argc * sizeof(*argl));
     }
     snprintf(nk, sizeof(nk), "%d", nkeys);
-    argv[0] = "EVAL";
-    argv[1] = script;
-    argv[2] = nk;
-    for (int i = 0; i < 3; i++)
+    argv[n++] = "EVAL";
+    argv[n++] = script;
+    argv[n++] = nk;
+    for (size_t i = 0; i < nhead; i++)
+        argv[n++] = head[i];
+    for (size_t i = 0; i < n; i++)
         argl[i] = strlen(argv[i]);
-    for (int i = 0; i < nargs; i++) {
-        argv[3 + i] = args[i];
-        argl[3 + i] = lens ? lens[i] : strlen(args[i]);
+    for (size_t i = 0; i < ntail; i++, n++) {
+        argv[n] = tail[i];
+        argl[n] = tail_lens ? tail_lens[i] : strlen(tail[i]);
     }
-    rc = redis_command(c, cb, arg, argc, argv, argl);
+    rc = redis_command(c, cb, arg, (int)argc, argv, argl);
     if (argv != argv_small) {
         free(argv);
         free(argl);
@@ -451,7 +456,7 @@ int queue_fetch(struct redis_conn *c, const struct queue_keys *k, uint64_t base,
         args[n++] = origins[i];
         args[n++] = cnt[i];
     }
-    return eval(c, FETCH_LUA, 5, (int)n, args, NULL, cb, arg);
+    return eval(c, FETCH_LUA, 5, args, n, NULL, NULL, 0, cb, arg);
 }
 
 int queue_wait(struct redis_conn *c, const struct queue_keys *k, double timeout_s,
@@ -468,50 +473,22 @@ int queue_record(struct redis_conn *c, const struct queue_keys *k, size_t dead_m
                  const char **args, const size_t *lens, size_t nargs, redis_reply_cb cb,
                  void *arg)
 {
-    const char **a = xmalloc((nargs + 11) * sizeof(*a));
-    size_t *l = xmalloc((nargs + 11) * sizeof(*l));
     char m[24];
-    int rc;
+    const char *head[] = { k->inflight, k->retry, k->dead, k->stats, k->dead_secrets,
+                           k->parked, k->queue, k->batch, k->seen, m, k->wid };
 
     snprintf(m, sizeof(m), "%zu", dead_max);
-    a[0] = k->inflight;
-    a[1] = k->retry;
-    a[2] = k->dead;
-    a[3] = k->stats;
-    a[4] = k->dead_secrets;
-    a[5] = k->parked;
-    a[6] = k->queue;
-    a[7] = k->batch;
-    a[8] = k->seen;
-    a[9] = m;
-    a[10] = k->wid;
-    for (int i = 0; i < 11; i++)
-        l[i] = strlen(a[i]);
-    memcpy(a + 11, args, nargs * sizeof(*a));
-    memcpy(l + 11, lens, nargs * sizeof(*l));
-    rc = eval(c, RECORD_LUA, 9, (int)nargs + 11, a, l, cb, arg);
-    free(a);
-    free(l);
-    return rc;
+    return eval(c, RECORD_LUA, 9, head, 11, args, lens, nargs, cb, arg);
 }
 
 int queue_accept(struct redis_conn *c, const struct queue_keys *k, long window_ms,
                  const char **pairs, size_t npairs, redis_reply_cb cb, void *arg)
 {
-    const char **a = xmalloc((npairs + 5) * sizeof(*a));
     char w[24];
-    int rc;
+    const char *head[] = { k->inflight, k->stats, k->seen, k->wid, w };
 
     snprintf(w, sizeof(w), "%ld", window_ms);
-    a[0] = k->inflight;
-    a[1] = k->stats;
-    a[2] = k->seen;
-    a[3] = k->wid;
-    a[4] = w;
-    memcpy(a + 5, pairs, npairs * sizeof(*a));
-    rc = eval(c, ACCEPT_LUA, 2, (int)npairs + 5, a, NULL, cb, arg);
-    free(a);
-    return rc;
+    return eval(c, ACCEPT_LUA, 2, head, 5, pairs, NULL, npairs, cb, arg);
 }
 
 int queue_promote(struct redis_conn *c, const struct queue_keys *k, int limit,
@@ -521,7 +498,7 @@ int queue_promote(struct redis_conn *c, const struct queue_keys *k, int limit,
     const char *args[] = { k->retry, k->queue, k->stats, n };
 
     snprintf(n, sizeof(n), "%d", limit);
-    return eval(c, PROMOTE_LUA, 3, 4, args, NULL, cb, arg);
+    return eval(c, PROMOTE_LUA, 3, args, 4, NULL, NULL, 0, cb, arg);
 }
 
 int queue_log_attempt(struct redis_conn *c, const struct queue_keys *k, size_t maxlen,
@@ -558,7 +535,7 @@ int queue_release_range(struct redis_conn *c, const struct queue_keys *k, uint64
 
     snprintf(l, sizeof(l), "%llu", (unsigned long long)lo);
     snprintf(h, sizeof(h), "%llu", (unsigned long long)hi);
-    return eval(c, RELEASE_LUA, 3, 5, args, NULL, cb, arg);
+    return eval(c, RELEASE_LUA, 3, args, 5, NULL, NULL, 0, cb, arg);
 }
 
 int queue_heartbeat(struct redis_conn *c, const struct queue_keys *k, long ttl_ms,
@@ -571,14 +548,14 @@ int queue_heartbeat(struct redis_conn *c, const struct queue_keys *k, long ttl_m
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(t, sizeof(t), "%ld", ttl_ms);
     snprintf(now, sizeof(now), "%lld", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-    return eval(c, HEARTBEAT_LUA, 2, 6, args, NULL, cb, arg);
+    return eval(c, HEARTBEAT_LUA, 2, args, 6, NULL, NULL, 0, cb, arg);
 }
 
 int queue_reap(struct redis_conn *c, const struct queue_keys *k, redis_reply_cb cb, void *arg)
 {
     const char *args[] = { k->prefix, "" };
 
-    return eval(c, RECLAIM_LUA, 0, 2, args, NULL, cb, arg);
+    return eval(c, RECLAIM_LUA, 0, args, 2, NULL, NULL, 0, cb, arg);
 }
 
 int queue_reclaim_async(struct redis_conn *c, const struct queue_keys *k, redis_reply_cb cb,
@@ -586,7 +563,7 @@ int queue_reclaim_async(struct redis_conn *c, const struct queue_keys *k, redis_
 {
     const char *args[] = { k->prefix, k->wid };
 
-    return eval(c, RECLAIM_LUA, 0, 2, args, NULL, cb, arg);
+    return eval(c, RECLAIM_LUA, 0, args, 2, NULL, NULL, 0, cb, arg);
 }
 
 /* A blocking script call whose reply is an integer. */
