@@ -49,7 +49,7 @@ static const char *member_str(const struct json_value *obj, const char *key)
 
 /* ---- dlq list ------------------------------------------------------------- */
 
-static int dlq_list(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+static int dlq_list(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
                     struct hk_err *err)
 {
     char stop[24];
@@ -95,16 +95,35 @@ static int dlq_list(struct redis_sync *s, const struct queue_keys *k, const stru
 /* ---- dlq replay / purge ----------------------------------------------------- */
 
 /* The job to push back for a dead entry: its redacted job with the id it
- * was delivered under and, when it had one, its own secret restored. */
-static int rebuild_job(struct redis_sync *s, const struct queue_keys *k,
+ * was delivered under and what was kept aside for it restored (its own
+ * secrets), or the job's bytes as they were (kept aside, for a job dead as
+ * worker_crashed; in the entry, for bytes that were no job at all). */
+static int rebuild_job(struct redis_sync *s, const struct keys *k,
                        const struct json_value *e, struct buf *out, struct hk_err *err)
 {
     const struct json_value *job = json_object_get(e, "job");
     const char *id = member_str(e, "id"), *dead_id = member_str(e, "dead_id");
     const char *raw = member_str(e, "raw"), *raw64 = member_str(e, "raw_base64");
-    struct redisReply *sec = NULL;
+    struct job_aside aside = { 0 };
+    struct redisReply *r = NULL;
+    size_t alen;
+    const char *a;
 
-    if (job == NULL || job->type != JSON_OBJECT) {
+    if (dead_id != NULL && (r = cmd(s, err, 3, "HGET", k->dead_aside, dead_id)) == NULL)
+        return -1;
+    if ((a = redis_reply_str(r, &alen)) != NULL && job_aside_decode(a, alen, &aside) < 0) {
+        hk_err_set(err, HK_EINVAL, "aside", "what %s keeps for %s cannot be read",
+                   k->dead_aside, dead_id);
+        redis_sync_reply_free(r);
+        return -1;
+    }
+    redis_sync_reply_free(r);
+    /* A replay is meant to be delivered: marked as already accepted, so
+     * dedupe_window does not take it for a duplicate of itself. */
+    if (aside.raw != NULL) {
+        buf_append(out, JOB_ACCEPTED_MARK, JOB_ACCEPTED_MARK_LEN);
+        buf_append(out, aside.raw, aside.raw_len);
+    } else if (job == NULL || job->type != JSON_OBJECT) {
         /* not a job at all: put the bytes back as they came */
         if (raw != NULL) {
             buf_append_str(out, raw);
@@ -116,34 +135,28 @@ static int rebuild_job(struct redis_sync *s, const struct queue_keys *k,
                 buf_append(out, b, (size_t)dl);
             free(b);
         }
-        return 0;
+    } else {
+        struct json_doc *doc = json_doc_new();
+        const char *const names[] = { "id", "secret", "secret_previous" };
+        const char *values[] = { json_object_get(job, "id") == NULL ? id : NULL, aside.secret,
+                                 aside.secret_previous };
+        size_t n = job->u.object.len;
+        struct json_value *o = json_new_object(doc, n + 3);
+        memcpy(o->u.object.items, job->u.object.items, n * sizeof(struct json_member));
+        for (size_t i = 0; i < 3; i++) {
+            if (values[i] == NULL)
+                continue;
+            o->u.object.items[n].key = names[i];
+            o->u.object.items[n].key_len = strlen(names[i]);
+            o->u.object.items[n++].value = json_new_string(doc, values[i], strlen(values[i]));
+        }
+        o->u.object.len = n;
+        json_object_finish(o);
+        buf_append(out, JOB_ACCEPTED_MARK, JOB_ACCEPTED_MARK_LEN);
+        json_write(out, o);
+        json_doc_free(doc);
     }
-    if (dead_id != NULL && (sec = cmd(s, err, 3, "HGET", k->dead_secrets, dead_id)) == NULL)
-        return -1;
-    struct json_doc *doc = json_doc_new();
-    size_t n = job->u.object.len;
-    struct json_value *o = json_new_object(doc, n + 2);
-    memcpy(o->u.object.items, job->u.object.items, n * sizeof(struct json_member));
-    if (id != NULL && json_object_get(job, "id") == NULL) {
-        o->u.object.items[n].key = "id";
-        o->u.object.items[n].key_len = 2;
-        o->u.object.items[n++].value = json_new_string(doc, id, strlen(id));
-    }
-    size_t slen;
-    const char *secret = redis_reply_str(sec, &slen);
-    if (secret != NULL) {
-        o->u.object.items[n].key = "secret";
-        o->u.object.items[n].key_len = 6;
-        o->u.object.items[n++].value = json_new_string(doc, secret, slen);
-    }
-    o->u.object.len = n;
-    json_object_finish(o);
-    /* A replay is meant to be delivered: marked as already accepted, so
-     * dedupe_window does not take it for a duplicate of itself. */
-    buf_append(out, JOB_ACCEPTED_MARK, JOB_ACCEPTED_MARK_LEN);
-    json_write(out, o);
-    json_doc_free(doc);
-    redis_sync_reply_free(sec);
+    job_aside_free(&aside);
     return 0;
 }
 
@@ -160,7 +173,7 @@ static int wanted(const struct cli_args *a, const char *id)
 /* Walk the dead list from the oldest entry, in chunks; each chunk is one
  * atomic script call, so an interruption loses nothing: an entry is either
  * still dead or already back on the queue. */
-static int dlq_move(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+static int dlq_move(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
                     int replay, struct hk_err *err)
 {
     struct redisReply *r;
@@ -244,7 +257,7 @@ static int dlq_move(struct redis_sync *s, const struct queue_keys *k, const stru
 
 /* ---- retry list ----------------------------------------------------------------- */
 
-static int retry_list(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+static int retry_list(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
                       struct hk_err *err)
 {
     char stop[24], due[TIME_ISO_LEN + 1];
@@ -304,7 +317,44 @@ static long long int_reply(struct redis_sync *s, struct hk_err *err, int *failed
     return n;
 }
 
-static int stats(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+/* How many ids dedupe_window remembers (P:seen keys) and about how much
+ * memory they take: the keys are counted with SCAN, which Redis serves in
+ * small steps without blocking, and MEMORY USAGE of the first
+ * SEEN_SAMPLES of them, averaged, stands for all. */
+#define SEEN_SAMPLES 64
+
+static int seen_keys(struct redis_sync *s, const struct keys *k, long long *count,
+                     long long *bytes, struct hk_err *err)
+{
+    char pattern[KEYS_MAX + 4], cursor[32] = "0";
+    long long sampled = 0, sampled_bytes = 0;
+
+    *count = 0;
+    if (keys_seen_pattern(k, pattern, sizeof(pattern)) < 0)
+        return hk_err_set(err, HK_EINVAL, "prefix", "prefix too long");
+    do {
+        struct redisReply *r = cmd(s, err, 6, "SCAN", cursor, "MATCH", pattern, "COUNT", "1000");
+        const struct redisReply *found = redis_reply_element(r, 1);
+        if (r == NULL)
+            return HK_EREDIS;
+        snprintf(cursor, sizeof(cursor), "%s", el(r, 0, NULL) ? el(r, 0, NULL) : "0");
+        *count += (long long)redis_reply_elements(found);
+        for (size_t i = 0; i < redis_reply_elements(found) && sampled < SEEN_SAMPLES; i++) {
+            struct redisReply *m = cmd(s, err, 3, "MEMORY", "USAGE",
+                                       redis_reply_str(redis_reply_element(found, i), NULL));
+            if (m != NULL && redis_reply_integer(m) > 0) {
+                sampled_bytes += redis_reply_integer(m);
+                sampled++;
+            }
+            redis_sync_reply_free(m);
+        }
+        redis_sync_reply_free(r);
+    } while (strcmp(cursor, "0") != 0);
+    *bytes = sampled > 0 ? sampled_bytes / sampled * *count : 0;
+    return 0;
+}
+
+static int stats(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
                  struct hk_err *err)
 {
     int failed = 0;
@@ -315,19 +365,22 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
     struct redisReply *c = w ? cmd(s, err, 2, "HGETALL", k->stats) : NULL;
     struct redisReply *po = c ? cmd(s, err, 4, "ZRANGE", k->parked, "0", "-1") : NULL;
     struct buf out = BUF_INIT, wl = BUF_INIT, pl = BUF_INIT;
-    long long in_flight = 0, parked = 0;
+    long long in_flight = 0, parked = 0, seen = 0, seen_bytes = 0;
 
+    if (po != NULL && seen_keys(s, k, &seen, &seen_bytes, err) < 0)
+        failed = 1;
     if (failed || w == NULL || c == NULL || po == NULL) {
         redis_sync_reply_free(w);
         redis_sync_reply_free(c);
+        redis_sync_reply_free(po);
         return 1;
     }
     for (size_t i = 0; i < redis_reply_elements(po); i++) {
         size_t olen;
         const char *origin = el(po, i, &olen);
-        char key[QUEUE_KEY_MAX + 320];
-        snprintf(key, sizeof(key), "%s:%s", k->parked, origin);
-        long long n = int_reply(s, err, &failed, "LLEN", key);
+        char key[KEYS_MAX + 320];
+        long long n = keys_parked_list(k, origin, key, sizeof(key)) < 0
+                          ? 0 : int_reply(s, err, &failed, "LLEN", key);
         parked += n;
         if (a->json) {
             buf_append_str(&pl, i ? "," : "");
@@ -338,10 +391,10 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
         }
     }
     for (size_t i = 0; i + 1 < redis_reply_elements(w); i += 2) {
-        struct queue_keys wk;
+        struct keys wk;
         size_t wlen;
         const char *wid = el(w, i, &wlen);
-        queue_keys_init(&wk, k->prefix, wid);
+        keys_init(&wk, k->prefix, wid);
         long long n = int_reply(s, err, &failed, "HLEN", wk.inflight) +
                       int_reply(s, err, &failed, "LLEN", wk.claim);
         in_flight += n;
@@ -355,9 +408,10 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
     }
     if (a->json) {
         buf_printf(&out, "{\"queue\":%lld,\"retry\":%lld,\"dead\":%lld,\"in_flight\":%lld,"
-                   "\"parked\":%lld,\"parked_origins\":{%s},\"workers\":{%s},\"counters\":{",
+                   "\"parked\":%lld,\"parked_origins\":{%s},\"workers\":{%s},"
+                   "\"dedupe\":{\"ids\":%lld,\"approx_bytes\":%lld},\"counters\":{",
                    queue, retry, dead, in_flight, parked, pl.data ? pl.data : "",
-                   wl.data ? wl.data : "");
+                   wl.data ? wl.data : "", seen, seen_bytes);
         for (size_t i = 0; i + 1 < redis_reply_elements(c); i += 2)
             buf_printf(&out, "%s\"%s\":%s", i ? "," : "", el(c, i, NULL), el(c, i + 1, NULL));
         buf_append_str(&out, "}}\n");
@@ -367,6 +421,8 @@ static int stats(struct redis_sync *s, const struct queue_keys *k, const struct 
                    redis_reply_elements(w) / 2, wl.data ? wl.data : "");
         buf_printf(&out, "parked     %lld (%zu origins)\n%s", parked,
                    redis_reply_elements(po), pl.data ? pl.data : "");
+        buf_printf(&out, "dedupe     %lld ids remembered (about %.1f MB)\n", seen,
+                   (double)seen_bytes / 1e6);
         buf_append_str(&out, "counters\n");
         for (size_t i = 0; i + 1 < redis_reply_elements(c); i += 2)
             buf_printf(&out, "  %-16s %s\n", el(c, i, NULL), el(c, i + 1, NULL));
@@ -407,14 +463,14 @@ static void json_member(struct buf *out, const char *sep, const char *name, cons
         buf_append_str(out, "null");
 }
 
-static int batch_show(struct redis_sync *s, const struct queue_keys *k, const struct cli_args *a,
+static int batch_show(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
                       struct hk_err *err)
 {
     static const char *const times[] = { "createdAt", "startedAt", "completedAt", "failedAt" };
     static const char *const hooks[][2] = { { "onBatchComplete", "on_complete" },
                                             { "onCallComplete", "on_call" },
                                             { "onBatchFailed", "on_failed" } };
-    char key[QUEUE_KEY_MAX + EVENT_ID_MAX + 16], calls[sizeof(key) + 8];
+    char key[KEYS_MAX + EVENT_ID_MAX + 16], calls[sizeof(key) + 8];
     struct buf out = BUF_INIT;
     int failed = 0;
 
@@ -422,8 +478,11 @@ static int batch_show(struct redis_sync *s, const struct queue_keys *k, const st
         fprintf(stderr, "hookd: batch show needs one batch id\n");
         return 2;
     }
-    snprintf(key, sizeof(key), "%s:%s", k->batch, a->ids[0]);
-    snprintf(calls, sizeof(calls), "%s:calls", key);
+    if (keys_batch(k, a->ids[0], key, sizeof(key)) < 0 ||
+        keys_batch_calls(k, a->ids[0], calls, sizeof(calls)) < 0) {
+        fprintf(stderr, "hookd: batch id too long\n");
+        return 2;
+    }
     struct redisReply *h = cmd(s, err, 2, "HGETALL", key);
     long long ttl = int_reply(s, err, &failed, "PTTL", key);
     long long counted = int_reply(s, err, &failed, "SCARD", calls);
@@ -483,7 +542,7 @@ static int batch_show(struct redis_sync *s, const struct queue_keys *k, const st
 
 int cli_run(struct config *cfg, const struct cli_args *a)
 {
-    struct queue_keys k;
+    struct keys k;
     struct hk_err err = { "", "" };
     struct redis_sync *s;
     int rc = 2;
@@ -501,7 +560,7 @@ int cli_run(struct config *cfg, const struct cli_args *a)
                                   "data_dir? otherwise pass --redis URL)");
         return 1;
     }
-    queue_keys_init(&k, cfg->prefix, NULL);
+    keys_init(&k, cfg->prefix, NULL);
     const char *act = a->action ? a->action : "";
     if (strcmp(a->command, "stats") == 0 && a->action == NULL)
         rc = stats(s, &k, a, &err);

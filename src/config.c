@@ -13,6 +13,7 @@
 
 #include "hookd/config.h"
 #include "hookd/mem.h"
+#include "hookd/queue.h"
 #include "hookd/sign.h"
 
 enum kind {
@@ -40,7 +41,7 @@ static const struct key keys[] = {
       "concurrent requests per worker (running or waiting for their origin)" },
     { "max_per_host", K_INT, OFF(max_per_host), 1, 100000, "64",
       "connections per origin (scheme://host:port) per worker; HTTP/2 streams not counted" },
-    { "fetch_batch", K_INT, OFF(fetch_batch), 1, 10000, "256",
+    { "fetch_batch", K_INT, OFF(fetch_batch), 1, QUEUE_FETCH_MAX, "256",
       "jobs taken from Redis per round trip" },
     { "secret", K_SECRET, OFF(secret), 0, 0, "(generated)",
       "default signing secret; generated into <data_dir>/secret if unset" },
@@ -61,6 +62,8 @@ static const struct key keys[] = {
       "a worker silent this long is presumed dead and its jobs requeued" },
     { "shutdown_timeout", K_DURATION, OFF(shutdown_timeout_ms), 0, 3600000, "30s",
       "how long a stopping worker waits for requests in flight" },
+    { "poison_after", K_INT, OFF(poison_after), 1, QUEUE_POISON_MAX, "3",
+      "a job in flight in this many workers that died is dead-lettered (worker_crashed)" },
     { "dead_max", K_SIZE, OFF(dead_max), 1, 1L << 40, "100000",
       "dead-letter list cap (oldest trimmed)" },
     { "retry_schedule", K_SCHEDULE, OFF(retry), 0, 0, "1s,5s,25s",
@@ -122,6 +125,7 @@ void config_init(struct config *cfg)
     cfg->heartbeat_ttl_ms = 30000;
     cfg->shutdown_timeout_ms = 30000;
     cfg->dead_max = 100000;
+    cfg->poison_after = 3;
     backoff_parse_schedule("1s,5s,25s", &cfg->retry);
     cfg->retry.retry_after_max_ms = 3600000;
     cfg->retry.retry_on_4xx = 1;

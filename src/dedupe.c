@@ -5,15 +5,33 @@
 #include "hookd/dedupe.h"
 #include "hookd/log.h"
 #include "hookd/mem.h"
+#include "hookd/sign.h"
 
 #define RETRY_PAUSE_MS 1000     /* after an error reply, before asking again */
-#define SEND_MAX 500            /* checks per script call */
+#define SEND_MAX QUEUE_ACCEPT_MAX /* checks per script call */
 
 struct sent {
     struct dedupe *d;
     struct dedupe_req *head;    /* the checks of this call, in order */
     size_t n;                   /* how many */
 };
+
+void dedupe_key(const char *id, const char *url, char out[DEDUPE_KEY_LEN + 1])
+{
+    size_t ilen = strlen(id), ulen = strlen(url);
+    char *both = xmalloc(ilen + 1 + ulen);
+    unsigned char md[32];
+
+    /* NUL between: no id may contain one (job.c), so no two pairs join
+     * into the same bytes. */
+    memcpy(both, id, ilen + 1);
+    memcpy(both + ilen + 1, url, ulen);
+    if (sign_sha256(both, ilen + 1 + ulen, md) < 0)
+        abort();    /* OpenSSL without SHA-256 cannot sign either */
+    free(both);
+    for (int i = 0; i < DEDUPE_KEY_LEN / 2; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
 
 static void on_timer(uv_timer_t *t)
 {
@@ -32,7 +50,7 @@ static void schedule(struct dedupe *d, uint64_t delay_ms)
 }
 
 void dedupe_init(struct dedupe *d, uv_loop_t *loop, struct redis_conn *conn,
-                 const struct queue_keys *keys, long window_ms)
+                 const struct keys *keys, long window_ms)
 {
     memset(d, 0, sizeof(*d));
     d->conn = conn;
@@ -79,20 +97,29 @@ static void on_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
     }
     if (redis_reply_is_error(reply) || redis_reply_elements(reply) != n) {
         /* Lost reply or script error: ACCEPT may or may not have run; it
-         * is idempotent per seq, so ask again. */
-        if (reply != NULL)
-            log_error("dedupe check of %zu jobs failed: %s; retrying in %d ms", n,
-                      redis_reply_str(reply, NULL) ? redis_reply_str(reply, NULL) : "bad reply",
-                      RETRY_PAUSE_MS);
+         * is idempotent per seq, so ask again. Logged once per distinct
+         * error, not once a second while it lasts. */
+        const char *msg = redis_reply_str(reply, NULL);
+        if (reply != NULL && strcmp(msg ? msg : "bad reply", d->last_error) != 0) {
+            log_error("dedupe check of %zu jobs failed: %s; retrying every %d ms", n,
+                      msg ? msg : "bad reply", RETRY_PAUSE_MS);
+            snprintf(d->last_error, sizeof(d->last_error), "%s", msg ? msg : "bad reply");
+        }
         requeue(d, r);
         schedule(d, reply != NULL ? RETRY_PAUSE_MS : 0);
         return;
     }
+    if (d->last_error[0] != '\0') {
+        log_info("dedupe checks work again");
+        d->last_error[0] = '\0';
+    }
     for (size_t i = 0; r != NULL; i++) {
+        static const enum dedupe_verdict verdicts[] = { DEDUPE_NEW, DEDUPE_DUPLICATE,
+                                                        DEDUPE_GONE, DEDUPE_UNCHECKED };
         struct dedupe_req *next = r->next;
         long long v = redis_reply_integer(redis_reply_element(reply, i));
         r->next = NULL;
-        r->cb(r, v == 0 ? DEDUPE_NEW : v == 1 ? DEDUPE_DUPLICATE : DEDUPE_GONE);
+        r->cb(r, v >= 0 && v <= 3 ? verdicts[v] : DEDUPE_GONE);
         r = next;
     }
 }
@@ -108,7 +135,7 @@ void dedupe_flush(struct dedupe *d)
         for (; r != NULL && n < SEND_MAX; last = r, r = r->next, n++) {
             snprintf(seqs[n], sizeof(seqs[n]), "%llu", (unsigned long long)r->seq);
             args[2 * n] = seqs[n];
-            args[2 * n + 1] = r->id;
+            args[2 * n + 1] = r->key;
         }
         struct sent *s = xmalloc(sizeof(*s));
         s->d = d;

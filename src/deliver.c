@@ -103,11 +103,15 @@ static void dead_entry(struct delivery *d, int attempts, const char *reason, con
 static void dead_letter(struct delivery *d, char kind, const char *reason, const char *error,
                         const char *gave_up, long status)
 {
-    struct buf entry = BUF_INIT;
+    struct buf entry = BUF_INIT, aside = BUF_INIT;
 
     dead_entry(d, kind == 'I' ? 0 : d->attempt, reason, error, gave_up, status, &entry);
-    outbox_dead(d->env->outbox, d->seq, kind, entry.data, entry.len, d->job->secret);
+    /* The job's own secrets stay out of the entry, kept aside for replay. */
+    job_aside_encode(d->job, &aside);
+    outbox_dead(d->env->outbox, d->seq, d->job->id, kind, entry.data, entry.len, aside.data,
+                aside.len);
     buf_free(&entry);
+    buf_free(&aside);
 }
 
 /* Retry envelope of this delivery after attempt d->attempt, appended to out. */
@@ -172,7 +176,7 @@ static void deliver_fail(struct delivery *d, const struct http_result *res)
         log_emit(LOG_WARN, d->job->id, "attempt %d/%d to %s failed: %s (status %ld, %ld ms); "
                  "retry in %ld ms", d->attempt, d->max_attempts, d->job->url, last_error,
                  res->status, res->latency_ms, delay);
-        outbox_retry(d->env->outbox, d->seq, env.data, env.len, delay);
+        outbox_retry(d->env->outbox, d->seq, d->job->id, env.data, env.len, delay);
         buf_free(&env);
         return;
     }
@@ -220,7 +224,7 @@ static void on_response(const struct http_result *res, void *arg)
     if (res->ok) {
         log_emit(LOG_DEBUG, d->job->id, "delivered to %s: %ld in %ld ms (attempt %d)",
                  d->job->url, res->status, res->latency_ms, d->attempt);
-        outbox_ack(d->env->outbox, d->seq);
+        outbox_ack(d->env->outbox, d->seq, d->job->id);
     } else {
         deliver_fail(d, res);
     }
@@ -333,7 +337,7 @@ static void send_request(struct delivery *d)
 static void park(struct delivery *d)
 {
     log_emit(LOG_DEBUG, d->job->id, "%s is saturated; job parked", d->job->origin);
-    outbox_park(d->env->outbox, d->seq, d->job->origin);
+    outbox_park(d->env->outbox, d->seq, d->job->id, d->job->origin);
     finished(d);
 }
 
@@ -390,7 +394,7 @@ static void apply_event(struct delivery *d)
     }
     event_encode(ev, &ap, &args);
     log_emit(LOG_DEBUG, label, "applying (try %d)", d->attempt);
-    outbox_event(d->env->outbox, d->seq, args.data, args.len, fallback.data, fallback.len,
+    outbox_event(d->env->outbox, d->seq, label, args.data, args.len, fallback.data, fallback.len,
                  ap.delay_ms);
     buf_free(&args);
     buf_free(&fallback);
@@ -429,7 +433,7 @@ void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_
     if (env->dedupe != NULL && d->job->id != NULL && d->job->attempts == 0 &&
         !d->job->accepted) {
         d->accept.seq = seq;
-        d->accept.id = d->job->id;
+        dedupe_key(d->job->id, d->job->url, d->accept.key);
         d->accept.cb = on_accepted;
         dedupe_check(env->dedupe, &d->accept);
         return;
@@ -446,9 +450,14 @@ static void on_accepted(struct dedupe_req *req, enum dedupe_verdict v)
     case DEDUPE_NEW:
         admit(d);
         return;
+    case DEDUPE_UNCHECKED:
+        log_emit(LOG_WARN, d->job->id, "cannot check for a duplicate: its dedupe key %s "
+                 "holds another type in Redis; delivering it unchecked", d->accept.key);
+        admit(d);
+        return;
     case DEDUPE_DUPLICATE:
-        log_emit(LOG_INFO, d->job->id, "id already accepted within dedupe_window; "
-                 "counted as duplicate, not delivered");
+        log_emit(LOG_INFO, d->job->id, "id already accepted for %s within dedupe_window; "
+                 "counted as duplicate, not delivered", d->job->url);
         break;
     case DEDUPE_GONE:
         log_emit(LOG_INFO, d->job->id, "requeued while its id was checked; left to the "

@@ -513,6 +513,25 @@ static int decode_envelope(const char *data, size_t len, const struct job_limits
     return rc;
 }
 
+/* JOB_CRASHED_MARK "<n>:" at *data: skipped, n into *crashes. Anything
+ * else (no mark, or no number and colon after it) is left as it is. */
+static void skip_crash_mark(const char **data, size_t *len, int *crashes)
+{
+    const char *p = *data + JOB_CRASHED_MARK_LEN, *end = *data + *len;
+    int n = 0;
+
+    if (*len < JOB_CRASHED_MARK_LEN + 2 ||
+        memcmp(*data, JOB_CRASHED_MARK, JOB_CRASHED_MARK_LEN) != 0)
+        return;
+    for (; p < end && *p >= '0' && *p <= '9' && n < 1000000; p++)
+        n = n * 10 + (*p - '0');
+    if (p == *data + JOB_CRASHED_MARK_LEN || p >= end || *p != ':')
+        return;
+    *crashes = n;
+    *len -= (size_t)(p + 1 - *data);
+    *data = p + 1;
+}
+
 int job_decode(const char *data, size_t len, const struct job_limits *limits,
                struct job **out, struct hk_err *err)
 {
@@ -525,6 +544,7 @@ int job_decode(const char *data, size_t len, const struct job_limits *limits,
         data += JOB_ACCEPTED_MARK_LEN;
         len -= JOB_ACCEPTED_MARK_LEN;
     }
+    skip_crash_mark(&data, &len, &job->crashes);
     set_raw(job, data, len);
     if (is_envelope(data, len))
         return decode_envelope(data, len, limits, job, err);
@@ -744,4 +764,96 @@ void job_envelope_encode(const struct job *job, const struct job_envelope *env,
     pack_str(&pk, "job");
     msgpack_pack_bin(&pk, job->raw_len);
     msgpack_pack_bin_body(&pk, job->raw, job->raw_len);
+}
+
+/* The aside value: 0xc1 (so it is never taken for an older plain secret,
+ * which as UTF-8 text cannot start with that byte), then a msgpack map. */
+#define ASIDE_TAG '\xc1'
+
+int job_aside_encode(const struct job *job, struct buf *out)
+{
+    msgpack_packer pk;
+    int n = (job->secret != NULL) + (job->secret_previous != NULL);
+
+    if (n == 0)
+        return 0;
+    buf_append_char(out, ASIDE_TAG);
+    msgpack_packer_init(&pk, out, sbuf_write);
+    msgpack_pack_map(&pk, (size_t)n);
+    if (job->secret != NULL) {
+        pack_str(&pk, "secret");
+        pack_str(&pk, job->secret);
+    }
+    if (job->secret_previous != NULL) {
+        pack_str(&pk, "secret_previous");
+        pack_str(&pk, job->secret_previous);
+    }
+    return 1;
+}
+
+static char *aside_field(const msgpack_object *v, size_t *len)
+{
+    const char *p;
+    uint32_t n;
+
+    if (v->type == MSGPACK_OBJECT_STR) {
+        p = v->via.str.ptr;
+        n = v->via.str.size;
+    } else if (v->type == MSGPACK_OBJECT_BIN) {
+        p = v->via.bin.ptr;
+        n = v->via.bin.size;
+    } else {
+        return NULL;
+    }
+    if (len != NULL)
+        *len = n;
+    return xstrndup(p, n);
+}
+
+int job_aside_decode(const char *data, size_t len, struct job_aside *out)
+{
+    msgpack_unpacked up;
+    size_t off = 0;
+    int rc = HK_EINVAL;
+
+    memset(out, 0, sizeof(*out));
+    if (len == 0)
+        return 0;
+    if (data[0] != ASIDE_TAG) {     /* before the map: the job's own secret */
+        out->secret = xstrndup(data, len);
+        return 0;
+    }
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, data + 1, len - 1, &off) == MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &up.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            char **field = NULL;
+            size_t *flen = NULL;
+            if (k->type != MSGPACK_OBJECT_STR)
+                continue;
+            if (k->via.str.size == 6 && memcmp(k->via.str.ptr, "secret", 6) == 0)
+                field = &out->secret;
+            else if (k->via.str.size == 15 && memcmp(k->via.str.ptr, "secret_previous", 15) == 0)
+                field = &out->secret_previous;
+            else if (k->via.str.size == 3 && memcmp(k->via.str.ptr, "raw", 3) == 0) {
+                field = &out->raw;
+                flen = &out->raw_len;
+            }
+            if (field != NULL && *field == NULL)
+                *field = aside_field(v, flen);
+        }
+        rc = 0;
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+void job_aside_free(struct job_aside *a)
+{
+    free(a->secret);
+    free(a->secret_previous);
+    free(a->raw);
+    memset(a, 0, sizeof(*a));
 }

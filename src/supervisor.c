@@ -105,25 +105,29 @@ static void spawn(struct supervisor *sv, struct slot *s)
     log_info("worker %s started", s->wid);
 }
 
-/* Put a dead worker's in-flight jobs back on the queue now, rather than
- * after its heartbeat expires. */
-static void reclaim(struct supervisor *sv, const char *wid)
+/* Put an exited worker's in-flight jobs back on the queue now, rather than
+ * after its heartbeat expires. crashed: it did not exit cleanly, so each
+ * job's crash count goes up (poison_after, queue.h). */
+static void reclaim(struct supervisor *sv, const char *wid, int crashed)
 {
+    struct queue_reclaim r = { crashed, sv->cfg->poison_after, sv->cfg->dead_max };
     struct hk_err err;
     struct redis_sync *s = redis_sync_connect(&sv->cfg->addr, RECLAIM_TIMEOUT_MS, &err);
-    long long n;
+    long long n = 0, dead = 0;
 
     if (s == NULL) {
         log_warn("cannot requeue jobs of worker %s now (%s); the heartbeat reaper will",
                  wid, err.msg);
         return;
     }
-    n = queue_reclaim_sync(s, sv->cfg->prefix, wid, &err);
-    if (n < 0)
+    if (queue_reclaim_sync(s, sv->cfg->prefix, wid, &r, &n, &dead, &err) < 0)
         log_warn("cannot requeue jobs of worker %s now (%s); the heartbeat reaper will",
                  wid, err.msg);
     else if (n > 0)
         log_info("requeued %lld jobs of worker %s", n, wid);
+    if (dead > 0)
+        log_warn("dead-lettered %lld jobs of worker %s as worker_crashed: each was in flight "
+                 "in %d workers that died (hookd dlq list)", dead, wid, sv->cfg->poison_after);
     redis_sync_free(s);
 }
 
@@ -148,7 +152,7 @@ static void reap(struct supervisor *sv)
             if (sv->retiring[i].pid != pid)
                 continue;
             log_info("retired worker %s exited (status %d)", sv->retiring[i].wid, status);
-            reclaim(sv, sv->retiring[i].wid);
+            reclaim(sv, sv->retiring[i].wid, !(WIFEXITED(status) && WEXITSTATUS(status) == 0));
             sv->retiring[i] = sv->retiring[--sv->nretiring];
             break;
         }
@@ -164,7 +168,7 @@ static void reap(struct supervisor *sv)
                 log_warn("worker %s exited with status %d", s->wid, WEXITSTATUS(status));
             else
                 log_info("worker %s exited", s->wid);
-            reclaim(sv, s->wid);
+            reclaim(sv, s->wid, !clean);
             if (sv->stopping)
                 break;
             if (time_now_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {

@@ -45,7 +45,7 @@ struct worker {
     const struct config *cfg;
     char wid[WORKER_ID_MAX];
     char info[256];                 /* registration, JSON */
-    struct queue_keys keys;
+    struct keys keys;
     struct redis_conn fetch, ack;
     struct http_client *http;
     struct hosts *hosts;            /* per-origin admission (owned) */
@@ -63,7 +63,10 @@ struct worker {
     int queue_empty;                /* last fetch found nothing: BLMOVE next */
     int refill_due;                 /* REFILL_WAIT_MS passed: fetch any free slots */
     char fetch_error[256];          /* last fetch error logged, "" when fine */
+    char parked_error[256];         /* last parked list FETCH left untouched */
     char promote_error[256];        /* last PROMOTE error logged */
+    char reap_error[256];           /* last reaper error or skip logged */
+    char hb_error[256];             /* last heartbeat error logged */
     int registered;                 /* first heartbeat confirmed */
     enum stop_mode mode;
     int exit_code;
@@ -120,6 +123,20 @@ static void pause_fetching(struct worker *w, const char *what, struct redisReply
     uv_timer_start(&w->pause_timer, on_pause_timer, ERROR_PAUSE_MS, 0);
 }
 
+/* Parked lists FETCH left untouched (origin, reason pairs): their jobs
+ * stay where they are; said once per distinct reason. */
+static void note_refused(struct worker *w, const struct redisReply *pairs)
+{
+    for (size_t i = 0; i + 1 < redis_reply_elements(pairs); i += 2) {
+        const char *origin = redis_reply_str(redis_reply_element(pairs, i), NULL);
+        const char *why = redis_reply_str(redis_reply_element(pairs, i + 1), NULL);
+        if (origin == NULL || why == NULL || strcmp(why, w->parked_error) == 0)
+            continue;
+        log_error("cannot take parked jobs of %s: %s; they stay parked", origin, why);
+        snprintf(w->parked_error, sizeof(w->parked_error), "%s", why);
+    }
+}
+
 /* Which origins have parked jobs, from a FETCH reply. */
 static void note_parked(struct worker *w, const struct redisReply *list)
 {
@@ -164,6 +181,7 @@ static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void 
         if (!op->pull)
             w->queue_empty = n < (size_t)op->max;
         note_parked(w, redis_reply_element(reply, 1));
+        note_refused(w, redis_reply_element(reply, 2));
         w->starting = 1;
         for (size_t i = 0; i < n; i++) {
             size_t len = 0;
@@ -204,7 +222,12 @@ static void on_release_reply(struct redis_conn *c, struct redisReply *reply, voi
 
     (void)c;
     w->fetch_busy = 0;
-    if (!redis_reply_is_error(reply)) {
+    if (reply != NULL && redis_reply_is_error(reply)) {
+        /* Refused (a clobbered key, Redis at maxmemory): ask again after a
+         * pause, not at once in a loop. A lost reply (NULL) is asked again
+         * when the connection is back. */
+        pause_fetching(w, "requeueing the jobs of a lost fetch", reply);
+    } else if (reply != NULL) {
         if (redis_reply_integer(reply) > 0)
             log_info("requeued %lld jobs of a fetch whose reply was lost",
                      redis_reply_integer(reply));
@@ -280,6 +303,10 @@ static void maybe_fetch(struct worker *w)
     int free_slots = w->cfg->max_in_flight - w->in_flight;
 
     if (w->fetch_paused || w->starting || !w->fetch.up)
+        return;
+    /* While outcomes cannot be recorded at all, take no new jobs: each
+     * would only add to what waits in memory. */
+    if (outbox_failing(&w->outbox) && w->mode == RUNNING)
         return;
     if (w->fetch_busy) {
         if (w->blocked)
@@ -424,9 +451,16 @@ static void on_heartbeat_reply(struct redis_conn *c, struct redisReply *reply, v
 
     (void)c;
     if (redis_reply_is_error(reply)) {
-        if (reply != NULL)
-            log_error("heartbeat failed: %s", redis_reply_str(reply, NULL));
+        const char *msg = redis_reply_str(reply, NULL);
+        if (msg != NULL && strcmp(msg, w->hb_error) != 0) {
+            log_error("heartbeat failed: %s", msg);
+            snprintf(w->hb_error, sizeof(w->hb_error), "%s", msg);
+        }
         return;
+    }
+    if (w->hb_error[0] != '\0') {
+        log_info("heartbeat works again");
+        w->hb_error[0] = '\0';
     }
     if (!w->registered) {
         w->registered = 1;
@@ -447,15 +481,38 @@ static void on_hb_timer(uv_timer_t *t)
     send_heartbeat(t->data);
 }
 
+/* RECLAIM's own options: how many crashes make a job poison. */
+static struct queue_reclaim reclaim_opts(const struct worker *w, int crashed)
+{
+    struct queue_reclaim r = { crashed, w->cfg->poison_after, w->cfg->dead_max };
+
+    return r;
+}
+
 static void on_reap_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
 {
+    struct worker *w = arg;
+    const char *why;
+
     (void)c;
-    (void)arg;
-    if (reply != NULL && redis_reply_is_error(reply))
-        log_error("reaper failed: %s", redis_reply_str(reply, NULL));
-    else if (redis_reply_integer(reply) > 0)
-        log_warn("requeued %lld jobs of workers whose heartbeat expired",
-                 redis_reply_integer(reply));
+    if (reply == NULL)
+        return;
+    /* An error, or a dead worker left alone because its keys hold other
+     * types (its jobs stay where they are): said once per distinct text. */
+    why = redis_reply_is_error(reply)
+              ? redis_reply_str(reply, NULL)
+              : redis_reply_str(redis_reply_element(redis_reply_element(reply, 2), 0), NULL);
+    if (why != NULL && strcmp(why, w->reap_error) != 0) {
+        log_error("reaper: %s", why);
+        snprintf(w->reap_error, sizeof(w->reap_error), "%s", why);
+    }
+    if (redis_reply_is_error(reply))
+        return;
+    long long requeued = redis_reply_integer(redis_reply_element(reply, 0));
+    long long dead = redis_reply_integer(redis_reply_element(reply, 1));
+    if (requeued > 0 || dead > 0)
+        log_warn("requeued %lld jobs of workers whose heartbeat expired (%lld dead-lettered as "
+                 "worker_crashed)", requeued, dead);
 }
 
 static void on_reap_timer(uv_timer_t *t)
@@ -468,8 +525,10 @@ static void on_reap_timer(uv_timer_t *t)
      * wave of duplicates. So a worker reaps only once it has itself been
      * connected for a whole heartbeat_ttl. */
     if (w->ack.up && w->mode == RUNNING &&
-        uv_now(&w->loop) - w->ack_up_since >= (uint64_t)w->cfg->heartbeat_ttl_ms)
-        queue_reap(&w->ack, &w->keys, on_reap_reply, w);
+        uv_now(&w->loop) - w->ack_up_since >= (uint64_t)w->cfg->heartbeat_ttl_ms) {
+        struct queue_reclaim r = reclaim_opts(w, 1);
+        queue_reap(&w->ack, &w->keys, &r, on_reap_reply, w);
+    }
 }
 
 static void on_ack_state(struct redis_conn *c, int up, void *arg)
@@ -531,7 +590,7 @@ static void close_all(struct worker *w)
 static void on_reclaim_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
 {
     struct worker *w = arg;
-    long long n = redis_reply_integer(reply);
+    long long n = redis_reply_integer(redis_reply_element(reply, 0));
 
     (void)c;
     if (redis_reply_is_error(reply)) {
@@ -550,12 +609,20 @@ static void on_reclaim_reply(struct redis_conn *c, struct redisReply *reply, voi
  * shutdown, claimed jobs) goes back to the queue and the worker unregisters. */
 static void maybe_finish(struct worker *w)
 {
+    struct queue_reclaim r = reclaim_opts(w, 0);
+    size_t held;
+
     if (w->mode != DRAINING || w->in_flight > 0 || w->fetch_busy || w->pull_busy ||
         w->nlost > 0 ||
         outbox_pending(&w->outbox) > 0 || !w->ack.up)
         return;
+    /* Outcomes Redis keeps refusing are not waited for: their jobs are
+     * still in the in-flight hash, and the reclaim below requeues them. */
+    if ((held = outbox_drop_held(&w->outbox)) > 0)
+        log_warn("stopping with %zu outcomes Redis refused to record; their jobs are requeued",
+                 held);
     w->mode = FINISHING;
-    if (queue_reclaim_async(&w->ack, &w->keys, on_reclaim_reply, w) < 0)
+    if (queue_reclaim_async(&w->ack, &w->keys, &r, on_reclaim_reply, w) < 0)
         w->mode = DRAINING;     /* connection just dropped: try when back */
 }
 
@@ -609,6 +676,7 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void on_outbox_idle(void *arg)
 {
+    maybe_fetch(arg);       /* recording may work again after a failure */
     maybe_finish(arg);
 }
 
@@ -649,7 +717,7 @@ int worker_run(const struct config *cfg, const char *wid)
     snprintf(w->info, sizeof(w->info),
              "{\"pid\":%d,\"started\":\"%s\",\"max_in_flight\":%d}", (int)getpid(), started,
              cfg->max_in_flight);
-    queue_keys_init(&w->keys, cfg->prefix, wid);
+    keys_init(&w->keys, cfg->prefix, wid);
     w->refill_at = cfg->max_in_flight / 4 < cfg->fetch_batch ? cfg->max_in_flight / 4
                                                                : cfg->fetch_batch;
     if (w->refill_at < 1)

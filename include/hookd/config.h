@@ -45,6 +45,7 @@ struct config {
     long heartbeat_ttl_ms;
     long shutdown_timeout_ms;
     size_t dead_max;        /* cap of the dead-letter list */
+    int poison_after;       /* crashes with a job in flight before it is dead */
     struct backoff_policy retry;    /* retry_schedule, retry_jitter, ... */
     int attempt_log;        /* enum attempt_log */
     size_t attempt_log_max; /* approximate cap of the attempts stream */

@@ -1,10 +1,14 @@
-/* dedupe.h -- idempotent enqueue: is this job id new within dedupe_window?
+/* dedupe.h -- idempotent enqueue: is this job new within dedupe_window?
  *
  * Before its first attempt, a job that carries its own id is *accepted* in
- * Redis by the ACCEPT script (queue.h): the first job with an id within the
- * window wins; a later one with the same id is recorded as a duplicate
- * (removed from flight, counted) and never delivered. Checks reached in one
- * loop iteration go to Redis as one script call, on the ack connection.
+ * Redis by the ACCEPT script (queue.h), keyed by its id and its
+ * destination: the first job with an id for a URL within the window wins; a
+ * later one with the same id and URL is recorded as a duplicate (removed
+ * from flight, counted) and never delivered. The same id sent to other URLs
+ * is not a duplicate: that is one event fanned out to several endpoints,
+ * each delivered with the same webhook-id (Standard Webhooks' use of it).
+ * Checks reached in one loop iteration go to Redis as one script call, on
+ * the ack connection.
  *
  * A job hookd puts back after accepting it (a dead worker's jobs requeued,
  * a job parked, a dead letter replayed) carries JOB_ACCEPTED_MARK (job.h)
@@ -22,7 +26,13 @@ enum dedupe_verdict {
     DEDUPE_DUPLICATE,   /* recorded as a duplicate in Redis: drop it */
     DEDUPE_GONE,        /* no longer this worker's (requeued meanwhile): drop it */
     DEDUPE_CANCELLED,   /* the worker is closing: drop it (it stays in flight) */
+    DEDUPE_UNCHECKED,   /* its P:seen key holds another type: deliver it unchecked */
 };
+
+/* The key of (id, url) under P:seen: 32 hex digits of SHA-256(id NUL url),
+ * so a key has the same size whatever the URL's length. */
+#define DEDUPE_KEY_LEN 32
+void dedupe_key(const char *id, const char *url, char out[DEDUPE_KEY_LEN + 1]);
 
 struct dedupe_req;
 typedef void (*dedupe_cb)(struct dedupe_req *req, enum dedupe_verdict v);
@@ -31,24 +41,25 @@ typedef void (*dedupe_cb)(struct dedupe_req *req, enum dedupe_verdict v);
 struct dedupe_req {
     struct dedupe_req *next;    /* internal */
     uint64_t seq;               /* the job's seq in the in-flight hash */
-    const char *id;             /* borrowed until cb */
+    char key[DEDUPE_KEY_LEN + 1];   /* dedupe_key() of the job */
     dedupe_cb cb;
 };
 
 struct dedupe {
     struct redis_conn *conn;        /* borrowed */
-    const struct queue_keys *keys;  /* borrowed */
+    const struct keys *keys;  /* borrowed */
     long window_ms;
     struct dedupe_req *head, *tail; /* queued, not yet sent */
     uv_timer_t timer;               /* next-iteration send, or retry pause */
     int scheduled;
     int closing;
+    char last_error[256];           /* last error logged, "" when fine */
 };
 
 void dedupe_init(struct dedupe *d, uv_loop_t *loop, struct redis_conn *conn,
-                 const struct queue_keys *keys, long window_ms);
+                 const struct keys *keys, long window_ms);
 
-/* Check req->id; req->cb fires exactly once, later (never from inside this
+/* Check req->key; req->cb fires exactly once, later (never from inside this
  * call). A lost reply is asked again (ACCEPT is idempotent per seq). */
 void dedupe_check(struct dedupe *d, struct dedupe_req *req);
 

@@ -17,12 +17,18 @@
 #include "hookd/buf.h"
 #include "hookd/err.h"
 
-/* Prefix of a job hookd put back on a queue after it may have been
- * accepted for dedupe_window (dedupe.h): requeued from a dead worker,
- * parked, or replayed from the dead letters. 0xc1 starts neither JSON nor
- * msgpack. queue.c's MARK_LUA writes the same bytes. */
+/* Prefixes hookd puts in front of a job it puts back on a queue; 0xc1
+ * starts neither JSON nor msgpack, so no producer's job has one. In this
+ * order, each at most once (src/lua/lib/marks.lua writes them):
+ * - JOB_ACCEPTED_MARK: it may have been accepted for dedupe_window
+ *   (dedupe.h) already: requeued from a dead worker, parked, or replayed
+ *   from the dead letters;
+ * - JOB_CRASHED_MARK "<n>:": it was in flight in n workers that died
+ *   (RECLAIM counts them; poison_after of them and it is dead-lettered). */
 #define JOB_ACCEPTED_MARK "\xc1" "accepted:"
 #define JOB_ACCEPTED_MARK_LEN 10
+#define JOB_CRASHED_MARK "\xc1" "crashed:"
+#define JOB_CRASHED_MARK_LEN 9
 
 #define JOB_ID_MAX 256
 #define JOB_TIMEOUT_MS_MAX 600000   /* 10 minutes per attempt */
@@ -52,13 +58,14 @@ struct job {
     long timeout_ms;            /* 0 = configured default */
     int max_attempts;           /* 0 = configured default */
     int accepted;               /* carried JOB_ACCEPTED_MARK: already accepted */
+    int crashes;                /* from JOB_CRASHED_MARK: workers that died with it */
     /* From the retry envelope (all 0 for a job straight from a producer): */
     int attempts;               /* attempts already made */
     long long first_attempt_ms; /* wall clock of attempt 1 */
     long last_status;           /* of the last attempt */
     char *last_error;           /* owned; of the last attempt, or NULL */
     /* The producer's job bytes (inside the envelope, if any, without
-     * JOB_ACCEPTED_MARK); owned. Set even when decoding fails. */
+     * its marks); owned. Set even when decoding fails. */
     char *raw;
     size_t raw_len;
 };
@@ -104,6 +111,24 @@ int job_decode(const char *data, size_t len, const struct job_limits *limits,
  * data is not a well-formed JSON object or msgpack map. */
 int job_redact(const char *data, size_t len, const struct job_limits *limits,
                struct buf *out);
+
+/* What a dead-letter entry must not show but a replay needs, kept aside in
+ * P:dead:secrets under the entry's dead_id: the job's own secret and
+ * secret_previous (job_aside_encode appends them to out and returns 1, or
+ * returns 0 and appends nothing when the job has neither), or, for a job
+ * dead as worker_crashed, its whole bytes (written by src/lua/reclaim.lua).
+ * job_aside_decode reads either form, and the plain secret older versions
+ * kept; it fills a (strings owned, free with job_aside_free) and returns 0,
+ * or HK_EINVAL for a value it cannot read. */
+struct job_aside {
+    char *secret;
+    char *secret_previous;
+    char *raw;                  /* the job's bytes, raw_len long */
+    size_t raw_len;
+};
+int job_aside_encode(const struct job *job, struct buf *out);
+int job_aside_decode(const char *data, size_t len, struct job_aside *a);
+void job_aside_free(struct job_aside *a);
 
 /* Give the job a fresh random id ("msg_" + 32 hex digits) if it has none. */
 void job_ensure_id(struct job *job);

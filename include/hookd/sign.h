@@ -27,6 +27,9 @@ int sign_hex(const char *secret, size_t secret_len, const char *body, size_t bod
 int sign_standard(const char *secret, size_t secret_len, const char *id, long long ts,
                   const char *body, size_t body_len, char out[SIGN_V1_LEN + 1]);
 
+/* SHA-256 of the n bytes at data into out. Returns 0 or HK_ECRYPTO. */
+int sign_sha256(const void *data, size_t n, unsigned char out[32]);
+
 /* A new "whsec_" + base64(32 random bytes) secret in out (at least 64
  * bytes). Returns 0 or HK_ECRYPTO. */
 int sign_generate_secret(char *out, size_t outsz);

@@ -4,6 +4,7 @@ was delivered, is still in flight, or is waiting for a retry; jobs without
 an id are never deduplicated; the window ends; hookd's own requeues (a
 killed worker's jobs, a dead letter replayed) are not taken for duplicates.
 Real redis-server, real receiver, several workers."""
+import hashlib
 import json
 import os
 import signal
@@ -17,6 +18,11 @@ from harness import HOOKD, SECRET, Procs, push, wait_for  # noqa: E402
 
 def stats(r):
     return {k.decode(): int(v) for k, v in r.hgetall("hookd:stats").items()}
+
+
+def seen_key(id, url):
+    """The P:seen key of (id, url), as dedupe.h defines it."""
+    return "hookd:seen:" + hashlib.sha256(id.encode() + b"\0" + url.encode()).hexdigest()[:32]
 
 
 class Dedupe(unittest.TestCase):
@@ -84,10 +90,37 @@ class Dedupe(unittest.TestCase):
         self.hookd(dedupe_window="800ms")
         push(self.r, "hookd:queue", [self.job("w")])
         self.rc.wait_count(1)
-        wait_for(lambda: not self.r.exists("hookd:seen:w"), 10, "window over")
+        self.assertEqual(self.r.type(seen_key("w", self.rc.url)), b"string")
+        wait_for(lambda: not self.r.exists(seen_key("w", self.rc.url)), 10, "window over")
         push(self.r, "hookd:queue", [self.job("w")])
         self.rc.wait_count(2)
         self.assertEqual(stats(self.r).get("duplicate", 0), 0)
+
+    def test_fan_out_to_several_urls(self):
+        """One id sent to three endpoints is three deliveries, each carrying
+        that id as webhook-id (Standard Webhooks); the same id to the same
+        endpoint again is still a duplicate. hookd stats counts the ids
+        remembered."""
+        self.hookd()
+        base = "http://127.0.0.1:%d" % self.rc.port
+        urls = [base + "/to/%s" % n for n in "abc"]
+        push(self.r, "hookd:queue", [dict(self.job("evt_1"), url=u) for u in urls])
+        wait_for(lambda: stats(self.r).get("delivered") == 3, 20, "3 deliveries")
+        push(self.r, "hookd:queue", [dict(self.job("evt_1"), url=urls[1])])
+        wait_for(lambda: stats(self.r).get("duplicate") == 1, 20, "the repeat counted")
+        self.settled()
+        s = self.rc.stats()
+        self.assertEqual(s["ids"], {"evt_1": 3})
+        self.assertEqual(s["paths"], {"/to/a": 1, "/to/b": 1, "/to/c": 1})
+        self.assertEqual(sorted(k.decode() for k in self.r.keys("hookd:seen:*")),
+                         sorted(seen_key("evt_1", u) for u in urls))
+        out = subprocess.run([HOOKD, "stats", "--json", "--redis",
+                              "redis://127.0.0.1:%d" % self.port], capture_output=True,
+                             text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        d = json.loads(out.stdout)["dedupe"]
+        self.assertEqual(d["ids"], 3)
+        self.assertGreater(d["approx_bytes"], 0)
 
     def test_off(self):
         self.hookd(dedupe_window=0)

@@ -1,0 +1,87 @@
+#!lua
+-- FETCH: move up to max jobs into a worker's in-flight hash.
+--
+-- KEYS  1 claim      list  P:claim:<wid>: what BLMOVE claimed while waiting
+--       2 queue      list  P:queue
+--       3 inflight   hash  P:inflight:<wid>
+--       4 parked     zset  P:parked: origins with parked jobs
+--       5 stats      hash  P:stats
+-- ARGV  1 base       integer >= 0; the jobs are filed under base+1 .. base+n
+--       2 max        integer 0..10000 (QUEUE_FETCH_MAX, the largest
+--                    fetch_batch)
+--       3.. pairs    origin (1..299 bytes), count (1..max): parked jobs to
+--                    take from P:parked:<origin>; at most 32 pairs
+-- Moves up to max jobs, oldest first: the requested parked jobs of each
+--       origin (they waited longest), then claimed ones (older than
+--       anything left in the queue), then P:queue (RPOP with a count),
+--       into inflight as base+1 .. base+n. An origin pulled from is
+--       re-scored (so origins take turns) or, its list empty, leaves
+--       P:parked. Counts unparked.
+-- Reply {jobs, origins, refused}: the n jobs in seq order; up to 32
+--       origins with parked jobs, least recently served first; origin,
+--       reason pairs for each parked list left untouched because it holds
+--       another type (re-scored, so it does not hold up the others).
+-- Refuses (error reply, nothing changed): a KEY of the wrong type, an
+--       argument malformed or out of range.
+--!include lib.lua
+
+local FETCH_MAX, PULL_MAX, ORIGIN_MAX = 10000, 32, 299
+local claim, queue, inflight, parked, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+local e = check_types({claim, 'list', queue, 'list', inflight, 'hash', parked, 'zset',
+                       stats, 'hash'})
+if e then return e end
+local base = int_arg(ARGV[1], 0, 1e15)
+local max = int_arg(ARGV[2], 0, FETCH_MAX)
+if not base or not max then
+  return refuse('FETCH: base %s / max %s not integers in range (max <= %d)',
+                tostring(ARGV[1]), tostring(ARGV[2]), FETCH_MAX)
+end
+if (#ARGV - 2) % 2 ~= 0 or (#ARGV - 2) / 2 > PULL_MAX then
+  return refuse('FETCH: expected up to %d origin, count pairs', PULL_MAX)
+end
+local pulls, refused = {}, {}
+for i = 3, #ARGV, 2 do
+  local origin, count = ARGV[i], int_arg(ARGV[i + 1], 1, FETCH_MAX)
+  if #origin < 1 or #origin > ORIGIN_MAX or not count then
+    return refuse('FETCH: bad parked origin or count at argument %d', i)
+  end
+  local list = parked .. ':' .. origin
+  local w = wrong_type(list, 'list')
+  if w then
+    refused[#refused + 1] = origin
+    refused[#refused + 1] = w
+  else
+    pulls[#pulls + 1] = {origin, list, count}
+  end
+end
+
+-- Checked; from here on, writes.
+local out, unparked = {}, 0
+local function take(jobs)
+  if jobs then for k = 1, #jobs do out[#out + 1] = jobs[k] end end
+end
+local served = now_ms()
+for _, p in ipairs(pulls) do
+  local want = math.min(p[3], max - #out)
+  if want > 0 then
+    local before = #out
+    take(redis.call('RPOP', p[2], want))
+    unparked = unparked + #out - before
+  end
+  if redis.call('EXISTS', p[2]) == 0 then redis.call('ZREM', parked, p[1])
+  else redis.call('ZADD', parked, 'XX', served, p[1]) end
+end
+for i = 1, #refused, 2 do redis.call('ZADD', parked, 'XX', served, refused[i]) end
+if #out < max then take(redis.call('RPOP', claim, max - #out)) end
+if #out < max then take(redis.call('RPOP', queue, max - #out)) end
+if unparked > 0 then redis.call('HINCRBY', stats, 'unparked', unparked) end
+if #out > 0 then
+  local args = {}
+  for i = 1, #out do
+    args[2 * i - 1] = string.format('%.0f', base + i)
+    args[2 * i] = out[i]
+  end
+  call_chunked('HSET', inflight, args)
+end
+return {out, redis.call('ZRANGE', parked, 0, PULL_MAX - 1), refused}
