@@ -176,7 +176,8 @@ int main(int argc, char **argv)
 #ifdef HOOKD_MIMALLOC
         /* Also what keeps the linker's --as-needed from dropping mimalloc,
          * which replaces malloc for the whole process (CMakeLists.txt). */
-        log_info("allocator: mimalloc %d", mi_version());
+        int v = mi_version();   /* 209 = 2.0.9 */
+        log_info("memory allocator: mimalloc %d.%d.%d", v / 100, v / 10 % 10, v % 10);
 #endif
         rc = supervisor_run(&cfg, &rl);
     }
