@@ -179,6 +179,13 @@ int event_decode(const struct json_value *root, struct event **out, struct hk_er
                  "batchId must be 1-100 bytes without control characters");
         goto out_free;
     }
+    /* P:batch:<id>:calls is batch <id>'s set of counted calls: a batch
+     * whose own id ends in ":calls" would take that key's name. */
+    size_t blen = strlen(ev->batch_id);
+    if (blen >= 6 && strcmp(ev->batch_id + blen - 6, ":calls") == 0) {
+        rc = bad(err, event_type_name(ev->type), "batchId must not end in \":calls\"");
+        goto out_free;
+    }
     rc = ev->type == EVENT_BATCH_CREATE ? decode_create(ev, root, err)
          : ev->type == EVENT_CALL_COMPLETED ? decode_call(ev, root, err)
          : decode_failed(ev, root, err);

@@ -12,6 +12,7 @@
 #include "hookd/config.h"
 #include "hookd/log.h"
 #include "hookd/mem.h"
+#include "hookd/rlimit.h"
 #include "hookd/supervisor.h"
 
 struct args {
@@ -168,6 +169,9 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
     if (a.cli.command != NULL) {
         rc = cli_run(&cfg, &a.cli);
+    } else if (rlimit_ensure_files(cfg.max_in_flight, !a.check_only, &err) < 0) {
+        fprintf(stderr, "hookd: %s\n", err.msg);
+        rc = 2;
     } else if (a.check_only) {
         printf("configuration OK\n");
         rc = 0;

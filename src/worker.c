@@ -414,7 +414,10 @@ static void on_promote_reply(struct redis_conn *c, struct redisReply *reply, voi
         arm_promote(w, PROMOTE_IDLE_MS);
         return;
     }
-    w->promote_error[0] = '\0';
+    if (w->promote_error[0] != '\0') {
+        log_info("promoting retries works again");
+        w->promote_error[0] = '\0';
+    }
     long long moved = redis_reply_integer(redis_reply_element(reply, 0));
     long long wait = redis_reply_integer(redis_reply_element(reply, 1));
     if (moved >= PROMOTE_BATCH)

@@ -4,7 +4,7 @@
 -- KEYS  1 inflight  hash  P:inflight:<wid>
 --       2 stats     hash  P:stats
 -- ARGV  1 seen prefix   P:seen
---       2 wid           the worker's id (1..128 bytes)
+--       2 wid           the worker's id (1..127 bytes)
 --       3 window        ms, 1..366 days
 --       4.. pairs       seq, key (1..64 bytes: the 32 hex digits of
 --                       SHA-256(id NUL url), dedupe.h); at most 500 pairs
@@ -20,8 +20,9 @@
 --          judge; nothing done
 --       3  P:seen:<key> holds another type: nothing done (the worker
 --          delivers the job unchecked and says so)
--- Refuses (error reply, nothing changed): a KEY of the wrong type, an
---       argument malformed or out of range.
+-- Refuses (error reply, nothing changed): a KEY of the wrong type, the
+--       duplicate counter not a whole number, an argument malformed or out
+--       of range.
 --!include lib.lua
 
 local ACCEPT_MAX, DAY = 500, 86400000
@@ -29,8 +30,10 @@ local inflight, stats = KEYS[1], KEYS[2]
 
 local e = check_types({inflight, 'hash', stats, 'hash'})
 if e then return e end
+e = check_counters(stats, {'duplicate'})
+if e then return e end
 local prefix, wid, window = ARGV[1], ARGV[2], int_arg(ARGV[3], 1, 366 * DAY)
-if not prefix or not wid or #wid < 1 or #wid > 128 or not window then
+if not prefix or not wid or #wid < 1 or #wid > 127 or not window then
   return refuse('ACCEPT: bad prefix, wid or window')
 end
 if (#ARGV - 3) % 2 ~= 0 or (#ARGV - 3) / 2 > ACCEPT_MAX then
@@ -42,7 +45,7 @@ for i = 4, #ARGV, 2 do
     return refuse('ACCEPT: bad seq or key at argument %d', i)
   end
   local key = prefix .. ':' .. ARGV[i + 1]
-  keys[#keys + 1] = wrong_type(key, 'string') and false or key
+  if wrong_type(key, 'string') then keys[#keys + 1] = false else keys[#keys + 1] = key end
 end
 
 -- Checked; from here on, writes.

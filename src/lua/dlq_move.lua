@@ -16,7 +16,7 @@
 --       nothing. Counts counter.
 -- Reply the number of entries moved.
 -- Refuses (error reply, nothing changed): a KEY of the wrong type, a bad
---       counter or argument count.
+--       counter name or argument count, the counter not a whole number.
 --!include lib.lua
 
 local MOVE_MAX = 200
@@ -28,6 +28,8 @@ if (counter ~= 'replayed' and counter ~= 'purged') or (#ARGV - 1) % 3 ~= 0 or
    (#ARGV - 1) / 3 > MOVE_MAX then
   return refuse('DLQ_MOVE: expected replayed|purged and up to %d triples', MOVE_MAX)
 end
+e = check_counters(stats, {counter})
+if e then return e end
 
 local n = 0
 for i = 2, #ARGV, 3 do

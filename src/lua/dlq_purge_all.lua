@@ -9,11 +9,14 @@
 -- Reply the number of entries dropped.
 -- allow-oom: it only frees memory, which is what an operator whose Redis
 --       reached maxmemory may be doing.
--- Refuses (error reply, nothing changed): a KEY of the wrong type.
+-- Refuses (error reply, nothing changed): a KEY of the wrong type, the
+--       purged counter not a whole number.
 --!include lib.lua
 
 local dead, aside, stats = KEYS[1], KEYS[2], KEYS[3]
 local e = check_types({dead, 'list', aside, 'hash', stats, 'hash'})
+if e then return e end
+e = check_counters(stats, {'purged'})
 if e then return e end
 local n = redis.call('LLEN', dead)
 redis.call('DEL', dead, aside)

@@ -9,8 +9,9 @@
 -- ARGV  1 base       integer >= 0; the jobs are filed under base+1 .. base+n
 --       2 max        integer 0..10000 (QUEUE_FETCH_MAX, the largest
 --                    fetch_batch)
---       3.. pairs    origin (1..299 bytes), count (1..max): parked jobs to
---                    take from P:parked:<origin>; at most 32 pairs
+--       3.. pairs    origin (1..299 bytes), count (1..10000): parked jobs to
+--                    take from P:parked:<origin> (at most max in all); at
+--                    most 32 pairs
 -- Moves up to max jobs, oldest first: the requested parked jobs of each
 --       origin (they waited longest), then claimed ones (older than
 --       anything left in the queue), then P:queue (RPOP with a count),
@@ -21,8 +22,9 @@
 --       origins with parked jobs, least recently served first; origin,
 --       reason pairs for each parked list left untouched because it holds
 --       another type (re-scored, so it does not hold up the others).
--- Refuses (error reply, nothing changed): a KEY of the wrong type, an
---       argument malformed or out of range.
+-- Refuses (error reply, nothing changed): a KEY of the wrong type, the
+--       unparked counter not a whole number, an argument malformed or out
+--       of range.
 --!include lib.lua
 
 local FETCH_MAX, PULL_MAX, ORIGIN_MAX = 10000, 32, 299
@@ -30,6 +32,8 @@ local claim, queue, inflight, parked, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 local e = check_types({claim, 'list', queue, 'list', inflight, 'hash', parked, 'zset',
                        stats, 'hash'})
+if e then return e end
+e = check_counters(stats, {'unparked'})
 if e then return e end
 local base = int_arg(ARGV[1], 0, 1e15)
 local max = int_arg(ARGV[2], 0, FETCH_MAX)
@@ -75,7 +79,6 @@ end
 for i = 1, #refused, 2 do redis.call('ZADD', parked, 'XX', served, refused[i]) end
 if #out < max then take(redis.call('RPOP', claim, max - #out)) end
 if #out < max then take(redis.call('RPOP', queue, max - #out)) end
-if unparked > 0 then redis.call('HINCRBY', stats, 'unparked', unparked) end
 if #out > 0 then
   local args = {}
   for i = 1, #out do
@@ -84,4 +87,5 @@ if #out > 0 then
   end
   call_chunked('HSET', inflight, args)
 end
+if unparked > 0 then redis.call('HINCRBY', stats, 'unparked', unparked) end
 return {out, redis.call('ZRANGE', parked, 0, PULL_MAX - 1), refused}

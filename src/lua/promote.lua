@@ -10,14 +10,16 @@
 --       rightmost. They are the lowest-ranked members, so they are removed
 --       by rank (no member lookups: members are whole jobs). Counts promoted.
 -- Reply {moved, ms until the next entry is due or -1}.
--- Refuses (error reply, nothing changed): a KEY of the wrong type, a limit
---       out of range.
+-- Refuses (error reply, nothing changed): a KEY of the wrong type, the
+--       promoted counter not a whole number, a limit out of range.
 --!include lib.lua
 
 local PROMOTE_MAX = 4000
 local retry, queue, stats = KEYS[1], KEYS[2], KEYS[3]
 
 local e = check_types({retry, 'zset', queue, 'list', stats, 'hash'})
+if e then return e end
+e = check_counters(stats, {'promoted'})
 if e then return e end
 local limit = int_arg(ARGV[1], 1, PROMOTE_MAX)
 if not limit then return refuse('PROMOTE: limit must be 1..%d', PROMOTE_MAX) end

@@ -27,8 +27,9 @@
 --       P:dead (dead.lua).
 -- Reply {requeued, dead, skipped}: skipped lists, for the reaper, workers
 --       left alone because one of their keys holds another type (why).
--- Refuses (error reply, nothing changed): a shared key of the wrong type,
---       the one worker's key of the wrong type, an argument malformed.
+-- Refuses (error reply, nothing changed): a shared key of the wrong type, a
+--       counter in P:stats not a whole number, the one worker's key of the
+--       wrong type, an argument malformed.
 --!include lib.lua
 --!include marks.lua
 --!include dead.lua
@@ -36,7 +37,7 @@
 local p, only, mode = ARGV[1], ARGV[2], ARGV[3]
 local poison_after, dead_max = int_arg(ARGV[4], 1, 100), int_arg(ARGV[5], 1, 2 ^ 40)
 local now = ARGV[6]
-if not p or #p < 1 or #p > 64 or not only or #only > 128 or
+if not p or #p < 1 or #p > 64 or not only or #only > 127 or
    (mode ~= 'crashed' and mode ~= 'clean') or not poison_after or not dead_max or
    not now or #now > 40 then
   return refuse('RECLAIM: bad prefix, wid, mode, poison_after, dead_max or time')
@@ -44,8 +45,68 @@ end
 local queue, workers, stats, dead, aside =
   p .. ':queue', p .. ':workers', p .. ':stats', p .. ':dead', p .. ':dead:secrets'
 local e = check_types({queue, 'list', workers, 'hash', stats, 'hash', dead, 'list',
-                       aside, 'hash'})
+                       aside, 'hash'}) or
+          check_counters(stats, {'requeued', 'dead', 'worker_crashed', 'dead_trimmed'})
 if e then return e end
+
+-- The top level of a msgpack map as a table of its str, bin, integer,
+-- boolean and nil values (others skipped), or nil. Written here because
+-- Redis 7.0's cmsgpack rejects msgpack bin, which job.c writes for a retry
+-- envelope's job and producers may use for a body.
+local function mp_fields(s)
+  local pos, value = 1, nil
+  local function bytes(n)
+    local v = string.sub(s, pos, pos + n - 1)
+    if #v < n then error('short') end
+    pos = pos + n
+    return v
+  end
+  local function uint(n)
+    local v = 0
+    for i = 1, n do v = v * 256 + string.byte(bytes(1)) end
+    return v
+  end
+  local function int(n)
+    local v = uint(n)
+    if v >= 2 ^ (8 * n - 1) then v = v - 2 ^ (8 * n) end
+    return v
+  end
+  local function skip(n) for _ = 1, n do value() end end
+  local sized = {[0xc4] = 1, [0xc5] = 2, [0xc6] = 4, [0xd9] = 1, [0xda] = 2, [0xdb] = 4}
+  local fixext = {[0xd4] = 2, [0xd5] = 3, [0xd6] = 5, [0xd7] = 9, [0xd8] = 17}
+  value = function()
+    local b = uint(1)
+    if b <= 0x7f then return b end
+    if b >= 0xe0 then return b - 256 end
+    if b >= 0xa0 and b <= 0xbf then return bytes(b - 0xa0) end
+    if b >= 0x80 and b <= 0x8f then skip(2 * (b - 0x80)); return nil end
+    if b >= 0x90 and b <= 0x9f then skip(b - 0x90); return nil end
+    if sized[b] then return bytes(uint(sized[b])) end
+    if b >= 0xcc and b <= 0xcf then return uint(2 ^ (b - 0xcc)) end
+    if b >= 0xd0 and b <= 0xd3 then return int(2 ^ (b - 0xd0)) end
+    if b == 0xc0 then return nil end
+    if b == 0xc2 or b == 0xc3 then return b == 0xc3 end
+    if b == 0xca or b == 0xcb then bytes(b == 0xca and 4 or 8); return nil end
+    if b == 0xdc or b == 0xdd then skip(uint(b == 0xdc and 2 or 4)); return nil end
+    if b == 0xde or b == 0xdf then skip(2 * uint(b == 0xde and 2 or 4)); return nil end
+    if fixext[b] then bytes(fixext[b]); return nil end
+    if b >= 0xc7 and b <= 0xc9 then bytes(uint(2 ^ (b - 0xc7)) + 1); return nil end
+    error('bad')
+  end
+  local ok, t = pcall(function()
+    local b, n = string.byte(s, 1), nil
+    if b and b >= 0x80 and b <= 0x8f then pos = 2; n = b - 0x80
+    elseif b == 0xde or b == 0xdf then pos = 2; n = uint(b == 0xde and 2 or 4)
+    else return nil end
+    local t = {}
+    for _ = 1, n do
+      local k, v = value(), value()
+      if type(k) == 'string' then t[k] = v end
+    end
+    return t
+  end)
+  if ok then return t end
+end
 
 -- A JSON string for s when it is printable ASCII, else null: the entry must
 -- stay valid JSON whatever bytes a job holds.
@@ -61,9 +122,8 @@ end
 -- crashes hookd's parser is still described. Anything unreadable is nil.
 local function describe(body)
   local function decode(b)
-    local ok, t
-    if string.byte(b, 1) == 123 then ok, t = pcall(cjson.decode, b)
-    else ok, t = pcall(cmsgpack.unpack, b) end
+    if string.byte(b, 1) ~= 123 then return mp_fields(b) end
+    local ok, t = pcall(cjson.decode, b)
     if ok and type(t) == 'table' then return t end
   end
   local t = decode(body)
@@ -82,7 +142,8 @@ end
 local function plan_worker(wid)
   local w = {wid = wid, claim = p .. ':claim:' .. wid, inflight = p .. ':inflight:' .. wid,
              hb = p .. ':hb:' .. wid, requeue = {}, dead = {}}
-  local why = wrong_type(w.claim, 'list') or wrong_type(w.inflight, 'hash')
+  local why = wrong_type(w.claim, 'list') or wrong_type(w.inflight, 'hash') or
+              wrong_type(w.hb, 'string')
   if why then return nil, why end
   for _, j in ipairs(redis.call('LRANGE', w.claim, 0, -1)) do w.requeue[#w.requeue + 1] = j end
   local all = redis.call('HGETALL', w.inflight)
@@ -118,7 +179,10 @@ if only ~= '' then
   plans[1] = w
 else
   for _, wid in ipairs(redis.call('HKEYS', workers)) do
-    if redis.call('EXISTS', p .. ':hb:' .. wid) == 0 then
+    -- A heartbeat of another type is no heartbeat, but not proof of death
+    -- either: that worker is skipped, and said so.
+    local hb = redis.call('TYPE', p .. ':hb:' .. wid).ok
+    if hb ~= 'string' then
       local w, why = plan_worker(wid)
       if w then plans[#plans + 1] = w else skipped[#skipped + 1] = wid .. ': ' .. why end
     end

@@ -10,7 +10,7 @@
 --       6 parked    zset   P:parked
 --       7 queue     list   P:queue
 -- ARGV  1 dead_max      integer 1..2^40
---       2 wid           the worker's id (1..128 bytes): dead_id = wid:seq
+--       2 wid           the worker's id (1..127 bytes): dead_id = wid:seq
 --       3 batch prefix  P:batch
 --       4 seen prefix   P:seen
 --       5.. groups of four, at most 500 (QUEUE_RECORD_MAX): kind, seq, a, b
@@ -26,6 +26,7 @@
 --            (marks.lua), and the origin into P:parked
 --         X  a typed job (event.lua): a = event_encode()'s map, b = the
 --            retry envelope or dead entry for when its batch is unknown
+--            (required but for batch.create)
 -- Moves each job whose HDEL from inflight removed it: nowhere (A), to
 --       P:retry (R, due now + delay on Redis's clock), to P:dead (D, I, E;
 --       b into P:dead:secrets under wid:seq), to its origin's parked list
@@ -38,8 +39,9 @@
 --       parked list, X whose batch or seen key holds another type (or a
 --       batch hash without whole-number counters). The worker keeps those
 --       and sends them again until the key is fixed; the rest apply.
--- Refuses (error reply, nothing changed): a KEY of the wrong type, an
---       argument malformed or out of range.
+-- Refuses (error reply, nothing changed): a KEY of the wrong type, a
+--       counter in P:stats not a whole number, an argument malformed or out
+--       of range.
 --!include lib.lua
 --!include marks.lua
 --!include dead.lua
@@ -49,11 +51,15 @@ local RECORD_MAX, ORIGIN_MAX, DELAY_MAX = 500, 299, 366 * 86400000
 local inflight, retry, dead, stats, aside, parked, queue =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 
+local COUNTERS = {'delivered', 'failed_attempts', 'retried', 'dead', 'invalid', 'parked',
+  'events', 'batches', 'generated', 'skipped', 'duplicate', 'unknown_batch_retried',
+  'calls_over_total', 'dead_trimmed'}
 local e = check_types({inflight, 'hash', retry, 'zset', dead, 'list', stats, 'hash',
-                       aside, 'hash', parked, 'zset', queue, 'list'})
+                       aside, 'hash', parked, 'zset', queue, 'list'}) or
+          check_counters(stats, COUNTERS)
 if e then return e end
 local dead_max, wid = int_arg(ARGV[1], 1, 2 ^ 40), ARGV[2]
-if not dead_max or not wid or #wid < 1 or #wid > 128 or not ARGV[3] or not ARGV[4] then
+if not dead_max or not wid or #wid < 1 or #wid > 127 or not ARGV[3] or not ARGV[4] then
   return refuse('RECORD: bad dead_max, wid or prefixes')
 end
 if (#ARGV - 4) % 4 ~= 0 or (#ARGV - 4) / 4 > RECORD_MAX then
@@ -61,7 +67,7 @@ if (#ARGV - 4) % 4 ~= 0 or (#ARGV - 4) / 4 > RECORD_MAX then
 end
 
 -- Every outcome checked (and its event decoded) before the first write.
-local plan, refused = {}, {}
+local plan, refused, claimed = {}, {}, {}
 for i = 5, #ARGV, 4 do
   local kind, seq, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local o = {kind = kind, seq = seq, a = a, b = b}
@@ -78,7 +84,10 @@ for i = 5, #ARGV, 4 do
     o.list = parked .. ':' .. a
     o.why = wrong_type(o.list, 'list')
   elseif kind == 'X' then
-    o.ev, o.why = event_plan(a, ARGV[3], ARGV[4])
+    o.ev, o.why = event_plan(a, ARGV[3], ARGV[4], claimed)
+    if o.ev and o.ev.ev.t ~= 'batch.create' and #b == 0 then
+      return refuse('RECORD: event without a fallback for seq %s', seq)
+    end
   end
   if o.why then
     refused[#refused + 1] = seq

@@ -9,14 +9,16 @@
 --       queue (taken next), oldest rightmost, as they were (no mark: the
 --       worker never saw them). Counts requeued.
 -- Reply the number moved.
--- Refuses (error reply, nothing changed): a KEY of the wrong type, a bad
---       range.
+-- Refuses (error reply, nothing changed): a KEY of the wrong type, the
+--       requeued counter not a whole number, a bad range.
 --!include lib.lua
 
 local FETCH_MAX = 10000
 local inflight, queue, stats = KEYS[1], KEYS[2], KEYS[3]
 
 local e = check_types({inflight, 'hash', queue, 'list', stats, 'hash'})
+if e then return e end
+e = check_counters(stats, {'requeued'})
 if e then return e end
 local lo, hi = int_arg(ARGV[1], 1, 1e15), int_arg(ARGV[2], 1, 1e15)
 if not lo or not hi or hi < lo or hi - lo >= FETCH_MAX then

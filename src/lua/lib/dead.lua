@@ -2,9 +2,11 @@
 --
 -- Entries past dead_max are dropped from the oldest end, with whatever was
 -- kept aside for them (P:dead:secrets, by dead_id), and counted in
--- dead_trimmed. At most TRIM_STEP a call: a dead_max lowered by a lot is
--- reached over several calls rather than in one long script. Each call adds
--- at most 500 entries, so the list still converges.
+-- dead_trimmed (callers check that counter with the others). At most
+-- TRIM_STEP a call: a dead_max lowered by a lot, or a RECLAIM that
+-- dead-lettered a whole worker's jobs, is reached over the next calls
+-- rather than in one long script; a RECORD adds at most 500 entries, so
+-- the list converges.
 local TRIM_STEP = 2000
 
 local function trim_dead(dead, aside, stats, max)

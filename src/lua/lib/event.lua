@@ -15,33 +15,47 @@
 -- so exactly one call can do it. Percentages are integers rounded half up,
 -- as event_percent() in C.
 
-local EVENT_ID_MAX = 256
+-- Limits as event.c and job.h set them: batch and call ids (EVENT_ID_MAX),
+-- agent and user ids, the job's own id (JOB_ID_MAX), URLs (POLICY_URL_MAX).
+local BATCH_ID_MAX, AGENT_ID_MAX, JOB_ID_MAX, URL_MAX = 100, 1024, 256, 8192
+local TTL_MAX = 366 * 86400000
 
 local function is_str(v, max) return type(v) == 'string' and #v >= 1 and #v <= max end
-local function is_int(v) return type(v) == 'number' and v == math.floor(v) end
+local function is_int(v, lo, hi)
+  return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi
+end
 
 -- The event's keys and whether it can be applied: {ev, bkey, calls, seen}
--- or nil and what is wrong. Reads only.
-local function event_plan(packed, batch_prefix, seen_prefix)
+-- or nil and what is wrong. Reads only. claimed maps each key an event
+-- planned earlier in the same call will write to the type it will hold
+-- (events of one call can name the same keys); this plan's keys are added.
+local function event_plan(packed, batch_prefix, seen_prefix, claimed)
   local ok, ev = pcall(cmsgpack.unpack, packed)
   if not ok or type(ev) ~= 'table' then return nil, 'event is not a msgpack map' end
   local t = ev.t
-  if not is_str(ev.b, EVENT_ID_MAX) or not is_str(ev.now, 64) or not is_int(ev.win) or
-     not is_int(ev.ttl) or (ev.eid ~= nil and not is_str(ev.eid, EVENT_ID_MAX)) then
+  if not is_str(ev.b, BATCH_ID_MAX) or not is_str(ev.now, 64) or
+     not is_int(ev.win, 0, TTL_MAX) or not is_int(ev.ttl, 0, TTL_MAX) or
+     (ev.eid ~= nil and not is_str(ev.eid, JOB_ID_MAX)) then
     return nil, 'event map lacks its common fields'
   end
   if t == 'batch.create' then
-    if not is_str(ev.agent, EVENT_ID_MAX) or not is_str(ev.user, EVENT_ID_MAX) or
-       not is_int(ev.total) or not is_str(ev.created, 64) or type(ev.jb) ~= 'string' or
-       type(ev.ju) ~= 'string' or ev.ttl < 1 then
+    if not is_str(ev.agent, AGENT_ID_MAX) or not is_str(ev.user, AGENT_ID_MAX) or
+       not is_int(ev.total, 1, 1e8) or not is_str(ev.created, 64) or
+       type(ev.jb) ~= 'string' or type(ev.ju) ~= 'string' or ev.ttl < 1 or
+       (ev.secret ~= nil and not is_str(ev.secret, 1e9)) then
       return nil, 'batch.create map is incomplete'
     end
+    for _, f in ipairs({'on_complete', 'on_call', 'on_failed'}) do
+      if ev[f] ~= nil and not is_str(ev[f], URL_MAX) then
+        return nil, 'batch.create map has a bad ' .. f
+      end
+    end
   elseif t == 'call.completed' or t == 'batch.failed' then
-    if (ev.fb ~= 'R' and ev.fb ~= 'D') or not is_int(ev.delay) then
+    if (ev.fb ~= 'R' and ev.fb ~= 'D') or not is_int(ev.delay, -1, TTL_MAX) then
       return nil, 'event map lacks its fallback'
     end
-    if t == 'call.completed' and (not is_str(ev.call, EVENT_ID_MAX) or not is_int(ev.ok) or
-                                  type(ev.body) ~= 'string') then
+    if t == 'call.completed' and (not is_str(ev.call, BATCH_ID_MAX) or
+                                  not is_int(ev.ok, 0, 1) or type(ev.body) ~= 'string') then
       return nil, 'call.completed map is incomplete'
     end
     if t == 'batch.failed' and (type(ev.ec) ~= 'string' or type(ev.error) ~= 'string' or
@@ -54,9 +68,15 @@ local function event_plan(packed, batch_prefix, seen_prefix)
   local p = {ev = ev, bkey = batch_prefix .. ':' .. ev.b}
   p.calls = p.bkey .. ':calls'
   if ev.eid and ev.win > 0 then p.seen = seen_prefix .. ':' .. ev.eid end
-  local w = wrong_type(p.bkey, 'hash') or wrong_type(p.calls, 'set') or
-            (p.seen and wrong_type(p.seen, 'string'))
-  if w then return nil, w end
+  local want = {{p.bkey, 'hash'}, {p.calls, 'set'}}
+  if p.seen then want[3] = {p.seen, 'string'} end
+  for _, kt in ipairs(want) do
+    local w = wrong_type(kt[1], kt[2])
+    if not w and claimed[kt[1]] and claimed[kt[1]] ~= kt[2] then
+      w = 'key ' .. kt[1] .. ' is made a ' .. claimed[kt[1]] .. ' by an earlier event'
+    end
+    if w then return nil, w end
+  end
   local h = redis.call('HMGET', p.bkey, 'total', 'processed', 'succeeded', 'failed')
   if h[1] or h[2] or h[3] or h[4] then
     for i, f in ipairs({'total', 'processed', 'succeeded', 'failed'}) do
@@ -65,6 +85,7 @@ local function event_plan(packed, batch_prefix, seen_prefix)
       end
     end
   end
+  for _, kt in ipairs(want) do claimed[kt[1]] = kt[2] end
   return p
 end
 

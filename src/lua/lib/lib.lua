@@ -28,6 +28,18 @@ local function check_types(list)
   end
 end
 
+-- A refusal unless every named field of the counters hash is absent or a
+-- whole number: HINCRBY on anything else would fail after the moves.
+local function check_counters(stats, names)
+  local v = redis.call('HMGET', stats, unpack(names))
+  for i, name in ipairs(names) do
+    if v[i] and not string.match(v[i], '^%-?%d+$') then
+      return refuse('field %s of %s holds %q, not a whole number; fix or delete it',
+                    name, stats, string.sub(v[i], 1, 40))
+    end
+  end
+end
+
 -- v as an integer in [lo, hi], or nil. At most 15 digits, so the double
 -- Lua holds it in is exact.
 local function int_arg(v, lo, hi)

@@ -16,11 +16,11 @@ local function unmark(j)
     j = string.sub(j, #ACCEPTED + 1)
   end
   if string.sub(j, 1, #CRASHED) == CRASHED then
-    local colon = string.find(j, ':', #CRASHED + 1, true)
-    local n = colon and tonumber(string.sub(j, #CRASHED + 1, colon - 1))
-    if n then
-      crashes = n
-      j = string.sub(j, colon + 1)
+    -- Digits only (job.c reads the same): "inf" or "nan" is no count.
+    local digits = string.match(string.sub(j, #CRASHED + 1, #CRASHED + 8), '^(%d+):')
+    if digits then
+      crashes = tonumber(digits)
+      j = string.sub(j, #CRASHED + #digits + 2)
     end
   end
   return j, accepted, crashes
