@@ -449,6 +449,13 @@ class ScriptCase(unittest.TestCase):
                 why + ": " if why else "", sum(missing.values()), short(list(missing)[:3], 400),
                 sum(extra.values()), short(list(extra)[:3], 400)))
 
+    def left_behind(self, before, jobs0):
+        """What a failed call left changed: keys, and jobs gone from every
+        place (for the failure messages of contract violations)."""
+        lost = list((jobs0 - jobs()).elements())
+        gone = "; jobs gone from every place, no counter added: %s" % short(lost, 300)
+        return "changes %s%s" % (diff(before, snapshot())[:5], gone if lost else "")
+
     def assert_counted(self, before, **delta):
         """P:stats is before plus delta, every other counter unchanged."""
         want = dict(before)
@@ -848,6 +855,70 @@ class Record(ScriptCase):
         self.assertEqual(S.record(groups), [0, []])
         self.assert_unchanged(before, "RECORD sent twice changed Redis")
 
+    def test_typed_event_arguments_checked_before_writes(self):
+        """X maps whose batch_ttl or dedupe window is out of range (C sends at
+        most 366 days) or whose optional batch fields are not strings must be
+        refused (per outcome or whole) before any write: never an error after
+        the moves started. Contract violation while this fails."""
+        cases = {"batch_ttl 2^62 (PEXPIRE fails, event.lua:94)":
+                 ev_create("B9", ttl=2 ** 62),
+                 "dedupe window 2^62 (SET PX fails, event.lua:141)":
+                 ev_create("B9", eid="E9", win=2 ** 62),
+                 "secret a map (HSET fails, event.lua:92)":
+                 ev_create("B9", secret={"x": 1}),
+                 "on_call a boolean (HSET fails, event.lua:92)":
+                 ev_create("B9", on_call=True)}
+        for what, ev in cases.items():
+            with self.subTest(what):
+                R.flushall()
+                self.world()
+                groups = [outcome("A", 1), ("X", "2", ev, entry(2))]
+                before, jobs0 = snapshot(), jobs()
+                reply = S.record(groups)
+                if isinstance(reply, redis.ResponseError):
+                    self.assertTrue(str(reply).startswith("hookd: "),
+                                    "CONTRACT VIOLATION record.lua: %s: a write came before a "
+                                    "check that can fail: %s; %s" % (
+                                        what, reply, self.left_behind(before, jobs0)))
+                    self.assert_unchanged(before, "refused RECORD changed Redis")
+                else:
+                    self.assertEqual(reply[0], 1, what)
+                    self.assertEqual(reply[1][0], b"2")
+
+    def test_batch_id_collision_within_one_call(self):
+        """batch.create of batch 'B:calls' (a valid batchId: event.c allows
+        ':') and a call.completed of batch 'B' in the same RECORD: the first
+        makes P:batch:B:calls a hash, the second's SADD then fails. The plan
+        checked both keys before either write, so the script must foresee
+        it; else the call.completed job is taken out of flight and lost.
+        Contract violation while this fails."""
+        self.world()
+        groups = [("X", "1", ev_create("B:calls"), entry(1)),
+                  ("X", "2", ev_call("B", "c2"), entry(2))]
+        before, jobs0 = snapshot(), jobs()
+        reply = S.record(groups)
+        if isinstance(reply, redis.ResponseError):
+            self.assertTrue(str(reply).startswith("hookd: "),
+                            "CONTRACT VIOLATION record.lua (event.lua:111, SADD): a RECORD "
+                            "holding batch.create 'B:calls' and call.completed 'B' failed "
+                            "halfway: %s; %s" % (reply, self.left_behind(before, jobs0)))
+            self.assert_unchanged(before, "refused RECORD changed Redis")
+        else:
+            self.assertIn(b"2", reply[1][0::2], "call.completed of B must be refused")
+
+    def test_typed_event_fields_agree_with_c(self):
+        """event.c accepts agentId and userId up to 1024 bytes; event.lua must
+        apply such a batch.create, not refuse it forever (the worker would
+        hold and resend it indefinitely). Contract violation while this
+        fails."""
+        self.world()
+        ev = msgpack.packb({**msgpack.unpackb(ev_create("B5")), "agent": "a" * 1024,
+                            "user": "u" * 1024})
+        reply = S.record([("X", "1", ev, entry(1))])
+        self.assertEqual(reply, [1, []], "CONTRACT VIOLATION event.lua:34 (is_str(ev.agent, "
+                         "EVENT_ID_MAX = 256)) refuses what event.c:83-85 accepts (1024 "
+                         "bytes): %r" % (reply,))
+
 
 # ---- ACCEPT -------------------------------------------------------------------
 
@@ -867,6 +938,37 @@ class Accept(ScriptCase):
         the key, Redis unchanged."""
         self.check_wrong_types([(K.inflight, "hash"), (K.stats, "hash")], self.world,
                                lambda: S.accept([("1", dkey(1)), ("2", dkey(999))]))
+
+    def test_wrong_type_seen_key(self):
+        """A P:seen:<key> holding another type: verdict 3 for that pair, its
+        job stays in flight, its key untouched; the other pairs are judged
+        whole (0 new, 1 duplicate removed and counted, 2 not in flight)."""
+        bad = K.seen_key(dkey(5))
+        for t in TYPES:
+            if t == "string":
+                continue
+            with self.subTest(holds=t):
+                R.flushall()
+                self.world()
+                clobber(bad, t)
+                before, jobs0, stats0 = snapshot(), jobs(), stats()
+                reply = S.accept([("1", dkey(1)), ("5", dkey(5)), ("2", dkey(999)),
+                                  ("77", dkey(77))])
+                self.assertNotIsInstance(
+                    reply, redis.ResponseError,
+                    "CONTRACT VIOLATION accept.lua:45: 'wrong_type(key, \'string\') and false "
+                    "or key' is always key (Lua: x and false or y == y), so a wrong-typed "
+                    "P:seen key is never flagged (verdict 3); GET (accept.lua:55) then fails "
+                    "after the earlier pairs' SET: %s; Redis changed: %s" % (
+                        reply, diff(before, snapshot())[:3]))
+                self.assertEqual(reply, [0, 3, 1, 2])
+                self.assertEqual(snapshot()[bad.encode()][:2], before[bad.encode()][:2])
+                self.assertEqual(R.hget(K.inflight, "5"), job(5))
+                self.assertIsNone(R.hget(K.inflight, "2"))
+                self.assertEqual(R.get(K.seen_key(dkey(1))), ("%s:1" % WID).encode())
+                self.assertFalse(R.exists(K.seen_key(dkey(77))))
+                self.assert_moved(jobs0, [job(2)])
+                self.assert_counted(stats0, duplicate=1)
 
     def test_pairs_at_their_limits(self):
         """0 pairs (reply empty, nothing changes), 1, QUEUE_ACCEPT_MAX (a third
@@ -1144,6 +1246,34 @@ class Reclaim(ScriptCase):
                     self.assert_moved(jobs0)
                     self.assert_counted(stats0, requeued=2)
 
+    def test_hb_key_of_wrong_type_one_worker(self):
+        """P:hb:<wid> is one of the worker's keys (a string, per the
+        contract): holding another type, RECLAIM of that worker must refuse
+        naming it, Redis unchanged (not DEL it). Contract violation while
+        this fails."""
+        hb = Keys(wid=W1).hb
+        self.world()
+        clobber(hb, "list")
+        before = snapshot()
+        reply = S.reclaim(W1)
+        after = snapshot()
+        self.assertIsInstance(reply, redis.ResponseError,
+                              "CONTRACT VIOLATION reclaim.lua:85 checks claim and inflight but "
+                              "not P:hb:<wid>; RECLAIM %s with a list at %s answered %r and "
+                              "deleted it: %s" % (W1, hb, reply, diff(before, after)[:4]))
+
+    def test_hb_key_of_wrong_type_reaper(self):
+        """The reaper finding W1 registered with a P:hb:<wid> of another type
+        must list it as skipped with the reason, not take it for alive
+        forever. Contract violation while this fails."""
+        self.world()
+        clobber(Keys(wid=W1).hb, "list")
+        requeued, dead, skipped = S.reclaim("")
+        self.assertTrue(any(s.decode().startswith(W1 + ": ") for s in skipped),
+                        "CONTRACT VIOLATION reclaim.lua:121: EXISTS on a wrong-typed "
+                        "P:hb:<wid> takes the worker for alive: never reaped, never listed in "
+                        "skipped (reply %r)" % ([requeued, dead, skipped],))
+
     def test_poison_after_at_its_limits(self):
         """poison_after 0 and QUEUE_POISON_MAX + 1 refused (Redis unchanged);
         1: every crashed job goes to P:dead (claimed ones are requeued as
@@ -1272,6 +1402,45 @@ class Marks(ScriptCase):
             self.assertEqual(msgpack.unpackb(kept[1:], raw=True),
                              {b"raw": unmark(inflight[seq])[0]})
 
+    def test_poisoned_retry_envelope_names_its_job(self):
+        """A retry envelope as job_envelope_encode() (job.c) writes it, its
+        producer's job in a msgpack bin, and a msgpack job whose body is a bin
+        (job.h allows it): poisoned, their entries must still name the id and
+        url (plain text), and the envelope's attempts. Contract violation
+        while this fails: Redis 7.0's cmsgpack cannot read bin (0xc4..0xc6),
+        so describe() (reclaim.lua:66) gets nothing."""
+        env = msgpack.packb({"_hookd": 1, "id": "env-1", "attempts": 4, "first_ms": 1,
+                             "last_status": 500, "last_error": "http_500",
+                             "token": WID + ":9", "job": job("inner", self.SECRET)})
+        bin_body = msgpack.packb({"id": "mp-bin", "url": "https://m.example/y",
+                                  "body": b"\x00\x01", "secret": self.SECRET})
+        worker(W1, [], {"1": CRASHED + b"1:" + env, "2": CRASHED + b"1:" + bin_body})
+        self.assertEqual(S.reclaim(W1, poison_after=2), [0, 2, []])
+        got = {}
+        for e in R.lrange(K.dead, 0, -1):
+            self.assertNotIn(self.SECRET.encode(), e)
+            d = json.loads(e)
+            got[d["dead_id"]] = (d["id"], d["url"], d["attempts"])
+        self.assertEqual(got, {W1 + ":1": ("env-1", "https://r.example:443/hook", 4),
+                               W1 + ":2": ("mp-bin", "https://m.example/y", 0)},
+                         "CONTRACT VIOLATION reclaim.lua:62-78 (describe): the worker_crashed "
+                         "entries of a retry envelope and of a msgpack job with a bin lack "
+                         "their id and url")
+
+    def test_crash_count_in_entry_is_a_number(self):
+        """A job whose crash mark was forged by a producer (0xc1 'crashed:inf:')
+        must still give a valid JSON entry. Contract violation while this
+        fails: reclaim.lua:103 writes Lua's tostring of the count."""
+        worker(W1, [], {"1": CRASHED + b"inf:" + job(1),
+                                      "2": CRASHED + b"nan:" + job(2)})
+        S.reclaim(W1, poison_after=1)
+        for e in R.lrange(K.dead, 0, -1):
+            try:
+                json.loads(e, parse_constant=lambda c: self.fail("not JSON: " + c))
+            except ValueError as err:
+                self.fail("CONTRACT VIOLATION reclaim.lua:103 (marks.lua:20 tonumber): a "
+                          "forged crash count makes an invalid JSON entry (%s): %s" % (err, e))
+
     def test_clean_mode_never_counts(self):
         """RECLAIM 'clean' (the worker handed its jobs back) requeues every
         job, even at poison_after 1, with its crash count as it was and the
@@ -1372,6 +1541,64 @@ class Dlq(ScriptCase):
         before = snapshot()
         self.assertEqual(S.dlq_purge_all(), 0)
         self.assert_unchanged(before, "DLQ_PURGE_ALL sent twice changed Redis")
+
+
+# ---- The counters: P:stats fields that are not integers ----------------------
+
+class Counters(ScriptCase):
+    def test_non_integer_counter_refused_before_writes(self):
+        """A P:stats field a script increments holding a non-integer makes
+        HINCRBY fail; that must be found before the first write (refused,
+        Redis unchanged) rather than after the move. Contract violation
+        while this fails (FETCH even loses the jobs it popped: its HINCRBY
+        unparked comes before the HSET into inflight, fetch.lua:78)."""
+        def fetch_world():
+            R.lpush(K.parked_list(O1), job("p"))
+            R.zadd(K.parked, {O1: 1})
+            R.lpush(K.queue, job("q"))
+
+        def one_worker():
+            R.hset(Keys(wid=W1).inflight, "1", job(1))
+            R.hset(K.workers, W1, "{}")
+        # script, counter, world, call, (jobs gone, jobs new) of the whole move
+        cases = [
+            ("fetch", "unparked", fetch_world, lambda: S.fetch(0, 5, [(O1, 1)]), ((), ())),
+            ("record", "delivered", lambda: R.hset(K.inflight, "1", job(1)),
+             lambda: S.record([outcome("A", 1)]), ([job(1)], ())),
+            ("accept", "duplicate",
+             lambda: (R.hset(K.inflight, "1", job(1)), R.set(K.seen_key(dkey(1)), "x")),
+             lambda: S.accept([("1", dkey(1))]), ([job(1)], ())),
+            ("promote", "promoted", lambda: R.zadd(K.retry, {envelope(1): 1}),
+             lambda: S.promote(5), ((), ())),
+            ("release", "requeued", lambda: R.hset(K.inflight, "1", job(1)),
+             lambda: S.release(1, 1), ((), ())),
+            ("reclaim", "requeued", one_worker, lambda: S.reclaim(W1), ((), ())),
+            ("dlq_move", "replayed", lambda: R.lpush(K.dead, entry(1)),
+             lambda: S.dlq_move("replayed", [(entry(1), job(1), "")]), ([entry(1)], [job(1)])),
+            ("dlq_purge_all", "purged", lambda: R.lpush(K.dead, entry(1)), S.dlq_purge_all,
+             ([entry(1)], ()))]
+        for name, field, world, call, (gone, new) in cases:
+            with self.subTest(name):
+                R.flushall()
+                world()
+                R.hset(K.stats, field, "not-a-number")
+                before, jobs0 = snapshot(), jobs()
+                reply = call()
+                if not isinstance(reply, redis.ResponseError):
+                    self.fail("%s counted into a non-integer %s and answered %r" %
+                              (name, field, reply))
+                whole = collections.Counter(jobs0)
+                whole.subtract(gone)
+                whole.update(new)
+                now = jobs()
+                state = ("Redis unchanged" if not diff(before, snapshot()) else
+                         "the move happened whole, the reply says it failed" if now == +whole
+                         else "JOBS LOST: %s" % short(list((jobs0 - now).elements()), 200))
+                self.assertTrue(str(reply).startswith("hookd: "),
+                                "CONTRACT VIOLATION %s.lua: HINCRBY %s failed after the writes "
+                                "(%s); %s; changes: %s" % (name, field, reply, state,
+                                                           diff(before, snapshot())[:4]))
+                self.assert_unchanged(before)
 
 
 # ---- The shebang at maxmemory -------------------------------------------------
