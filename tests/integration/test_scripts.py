@@ -1,0 +1,1672 @@
+"""test_scripts.py -- every Redis script of hookd (src/lua/*.lua), as the build
+assembled it (build/lua/<name>.lua, byte for byte what the binary sends with
+EVAL), against a real redis-server, at its limits. No hookd process runs.
+
+The rule the scripts are held to (queue.h, src/lua/lib/lib.lua): every script
+checks every key's type and every argument before its first write, so a
+refusal leaves Redis unchanged; and a move is whole: jobs go between P:queue,
+P:claim:<wid>, P:inflight:<wid>, P:retry, P:parked:<origin> and P:dead, and
+never appear or vanish on the way. For every script this file tries
+- each KEY, and each key the script builds inside, holding every wrong type;
+- every count at 0, 1, the largest value allowed and one past it, the
+  largest values read from the C sources (queue.h, config.c, policy.h,
+  keys.h), so the test fails the day C and Lua disagree;
+- the same call sent twice (a lost reply, resent);
+plus the crash marks RECLAIM writes (marks.lua) and the shebang's behaviour
+at maxmemory. Every call is bracketed by a snapshot of the whole keyspace
+(type, full value, PTTL of every key), and every move by a count of the jobs
+in every place a job can be.
+
+HOOKD_LUA_DIR names the assembled scripts (tests/CMakeLists.txt sets it to
+${CMAKE_BINARY_DIR}/lua); by default ../../build/lua from here.
+"""
+import codecs
+import collections
+import json
+import os
+import re
+import sys
+import time
+import unittest
+
+import msgpack
+import redis
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Procs  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+LUA_DIR = os.environ.get("HOOKD_LUA_DIR", os.path.join(ROOT, "build", "lua"))
+
+
+# ---- The C side's limits, read from the sources hookd is built from ----------
+
+def source(rel):
+    with open(os.path.join(ROOT, rel)) as f:
+        return f.read()
+
+
+def c_int_defines(rel):
+    """Every '#define NAME <integer>' of a C header, as {NAME: value}."""
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^#define (\w+) (\d+)\b", source(rel), re.M)}
+
+
+def c_string_define(rel, name):
+    """A '#define NAME "..." "..."' (adjacent C string literals) as bytes."""
+    m = re.search(r'^#define %s ((?:"(?:[^"\\]|\\.)*"\s*)+)$' % name, source(rel), re.M)
+    return b"".join(codecs.escape_decode(s.encode())[0]
+                    for s in re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1)))
+
+
+def c_config_range(name):
+    """(lo, hi) of a key in config.c's table; they are constant expressions
+    such as 366L * 86400000, 1L << 40 or QUEUE_POISON_MAX."""
+    m = re.search(r'\{ "%s", K_\w+, OFF\([\w.]+\), ([^,]+), ([^,]+),' % name,
+                  source("src/config.c"))
+
+    def value(expr):
+        expr = re.sub(r"\b(\d+)L\b", r"\1", expr)
+        expr = re.sub(r"\bQUEUE_\w+\b", lambda n: str(QUEUE[n.group(0)]), expr)
+        return eval(expr, {"__builtins__": {}})
+    return value(m.group(1)), value(m.group(2))
+
+
+QUEUE = c_int_defines("include/hookd/queue.h")
+FETCH_MAX = QUEUE["QUEUE_FETCH_MAX"]          # also RELEASE's widest range
+PULL_MAX = QUEUE["QUEUE_PULL_MAX"]
+RECORD_MAX = QUEUE["QUEUE_RECORD_MAX"]
+ACCEPT_MAX = QUEUE["QUEUE_ACCEPT_MAX"]
+PROMOTE_MAX = QUEUE["QUEUE_PROMOTE_MAX"]
+DLQ_MOVE_MAX = QUEUE["QUEUE_DLQ_MOVE_MAX"]
+POISON_MIN, POISON_MAX = c_config_range("poison_after")
+DEAD_MAX_MIN, DEAD_MAX = c_config_range("dead_max")
+TTL_MIN, TTL_MAX = c_config_range("heartbeat_ttl")
+WINDOW_MAX = c_config_range("dedupe_window")[1]   # 0 = off: ACCEPT is never called
+ORIGIN_MAX = c_int_defines("include/hookd/policy.h")["POLICY_ORIGIN_MAX"] - 1  # a buffer
+PREFIX_MAX = c_int_defines("include/hookd/keys.h")["KEYS_PREFIX_MAX"]
+WID_MAX = 128           # the scripts' own limit; keys.h's wid buffer holds at most 127
+INFO_MAX = 1024         # heartbeat.lua's own limit (worker.c sends at most 255 bytes)
+DELAY_MAX = 366 * 86400000                      # record.lua's limit on a retry's delay
+ACCEPTED = c_string_define("include/hookd/job.h", "JOB_ACCEPTED_MARK")
+CRASHED = c_string_define("include/hookd/job.h", "JOB_CRASHED_MARK")
+assert len(ACCEPTED) == c_int_defines("include/hookd/job.h")["JOB_ACCEPTED_MARK_LEN"]
+assert len(CRASHED) == c_int_defines("include/hookd/job.h")["JOB_CRASHED_MARK_LEN"]
+
+
+# ---- Keys and scripts, as keys.c names them and queue.c calls them ------------
+
+P = "hookd"
+WID = "host-a:4242:1700000000000"
+NOW = "2025-11-29T23:28:00.000Z"      # RECLAIM's ISO-8601 time for dead entries
+TYPES = ("string", "list", "hash", "set", "zset", "stream")
+
+
+class Keys:
+    """The key names keys.c builds (keys.h) for one prefix and worker."""
+
+    def __init__(self, prefix=P, wid=WID):
+        self.prefix, self.wid = prefix, wid
+        for name in ("queue", "workers", "dead", "stats", "retry", "parked", "batch", "seen"):
+            setattr(self, name, "%s:%s" % (prefix, name))
+        self.aside = prefix + ":dead:secrets"
+        self.claim = "%s:claim:%s" % (prefix, wid)
+        self.inflight = "%s:inflight:%s" % (prefix, wid)
+        self.hb = "%s:hb:%s" % (prefix, wid)
+
+    def parked_list(self, origin):
+        return "%s:%s" % (self.parked, origin)
+
+    def batch_key(self, b):
+        return "%s:%s" % (self.batch, b)
+
+    def calls_key(self, b):
+        return "%s:%s:calls" % (self.batch, b)
+
+    def seen_key(self, key):
+        return "%s:%s" % (self.seen, key)
+
+
+K = Keys()
+
+
+def flat(pairs):
+    return [x for p in pairs for x in p]
+
+
+class Scripts:
+    """The nine scripts loaded from the build, each called with the KEYS and
+    fixed ARGV queue.c gives it, then the caller's variable tail. A call
+    returns the reply, or the redis.ResponseError that was the error reply."""
+
+    NAMES = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
+             "dlq_move", "dlq_purge_all")
+
+    def __init__(self, r):
+        self.r = r
+        self.text = {}
+        for n in self.NAMES:
+            with open(os.path.join(LUA_DIR, n + ".lua"), "rb") as f:
+                self.text[n] = f.read()
+
+    def eval(self, name, keys, args):
+        try:
+            return self.r.execute_command("EVAL", self.text[name], len(keys), *keys, *args)
+        except redis.ResponseError as e:
+            return e
+
+    def fetch(self, base, max, pulls=(), k=K):
+        return self.eval("fetch", [k.claim, k.queue, k.inflight, k.parked, k.stats],
+                         [base, max] + flat(pulls))
+
+    def record(self, groups, dead_max=100000, k=K, wid=None, tail=None):
+        head = [dead_max, k.wid if wid is None else wid, k.batch, k.seen]
+        return self.eval("record", [k.inflight, k.retry, k.dead, k.stats, k.aside, k.parked,
+                                    k.queue], head + (flat(groups) if tail is None else tail))
+
+    def accept(self, pairs, window=86400000, k=K, wid=None):
+        return self.eval("accept", [k.inflight, k.stats],
+                         [k.seen, k.wid if wid is None else wid, window] + flat(pairs))
+
+    def promote(self, limit, k=K):
+        return self.eval("promote", [k.retry, k.queue, k.stats], [limit])
+
+    def release(self, lo, hi, k=K):
+        return self.eval("release", [k.inflight, k.queue, k.stats], [lo, hi])
+
+    def heartbeat(self, ttl=30000, info='{"pid":4242,"started":1700000000000}', now=None,
+                  k=K, wid=None):
+        return self.eval("heartbeat", [k.hb, k.workers],
+                         [k.wid if wid is None else wid, ttl, info,
+                          ms() if now is None else now])
+
+    def reclaim(self, wid, mode="crashed", poison_after=3, dead_max=100000, now=NOW, prefix=P):
+        return self.eval("reclaim", [], [prefix, wid, mode, poison_after, dead_max, now])
+
+    def dlq_move(self, counter, triples, k=K, tail=None):
+        return self.eval("dlq_move", [k.dead, k.queue, k.aside, k.stats],
+                         [counter] + (flat(triples) if tail is None else tail))
+
+    def dlq_purge_all(self, k=K):
+        return self.eval("dlq_purge_all", [k.dead, k.aside, k.stats], [])
+
+
+R = None    # the redis-server of this module (setUpModule)
+S = None    # Scripts on it
+PROCS = None
+
+
+def setUpModule():
+    global R, S, PROCS
+    PROCS = Procs()
+    _, R = PROCS.redis()
+    S = Scripts(R)
+
+
+def tearDownModule():
+    PROCS.close()
+
+
+# ---- Redis state: snapshots, jobs, counters --------------------------------
+
+TTL_SLACK = 5000    # ms a key's PTTL may run down between two snapshots
+
+
+def snapshot():
+    """The whole keyspace: {key: (type, full value, PTTL)}."""
+    keys = sorted(R.scan_iter(count=1000))
+    pipe = R.pipeline(transaction=False)
+    for k in keys:
+        pipe.type(k)
+        pipe.pttl(k)
+    meta = pipe.execute()
+    read = {"string": lambda k: pipe.get(k), "list": lambda k: pipe.lrange(k, 0, -1),
+            "hash": lambda k: pipe.hgetall(k), "set": lambda k: pipe.smembers(k),
+            "zset": lambda k: pipe.zrange(k, 0, -1, withscores=True),
+            "stream": lambda k: pipe.xrange(k)}
+    kept = []
+    for k, t in zip(keys, meta[0::2]):
+        t = t.decode()
+        if t in read:               # 'none': expired since the SCAN
+            read[t](k)
+            kept.append((k, t))
+    ttls = dict(zip(keys, meta[1::2]))
+    return {k: (t, v, ttls[k]) for (k, t), v in zip(kept, pipe.execute())}
+
+
+def short(v, n=120):
+    s = repr(v)
+    return s if len(s) <= n else s[:n] + "... (%d chars)" % len(s)
+
+
+def diff(before, after):
+    """What differs between two snapshots, one line per key."""
+    out = []
+    for k in sorted(set(before) | set(after)):
+        b, a = before.get(k), after.get(k)
+        name = k.decode(errors="replace")
+        if b is None:
+            out.append("%s appeared: %s %s" % (name, a[0], short(a[1])))
+        elif a is None:
+            out.append("%s vanished (was %s %s)" % (name, b[0], short(b[1])))
+        elif b[:2] != a[:2]:
+            out.append("%s changed: %s %s -> %s %s" % (name, b[0], short(b[1]), a[0], short(a[1])))
+        elif (b[2] < 0) != (a[2] < 0) or not -250 <= b[2] - a[2] <= TTL_SLACK:
+            out.append("%s PTTL changed: %d -> %d" % (name, b[2], a[2]))
+    return out
+
+
+def clobber(key, t):
+    """Make key hold a value of type t (whatever it held before is gone)."""
+    R.delete(key)
+    {"string": lambda: R.set(key, "clobbered"), "list": lambda: R.rpush(key, "clobbered"),
+     "hash": lambda: R.hset(key, "clobbered", "1"), "set": lambda: R.sadd(key, "clobbered"),
+     "zset": lambda: R.zadd(key, {"clobbered": 1}),
+     "stream": lambda: R.xadd(key, {"clobbered": "1"})}[t]()
+
+
+def unmark(j):
+    """Job bytes without hookd's marks (marks.lua): (body, accepted, crashes)."""
+    accepted = j.startswith(ACCEPTED)
+    if accepted:
+        j = j[len(ACCEPTED):]
+    m = re.match(re.escape(CRASHED) + rb"(\d+):", j)
+    if m:
+        return j[m.end():], accepted, int(m.group(1))
+    return j, accepted, 0
+
+
+def typed_keys(pattern, t):
+    pipe = R.pipeline(transaction=False)
+    keys = list(R.scan_iter(match=pattern, count=1000))
+    for k in keys:
+        pipe.type(k)
+    return [k for k, kt in zip(keys, pipe.execute()) if kt.decode() == t]
+
+
+def jobs(k=K):
+    """The multiset of jobs (marks stripped) in every place a job can be:
+    P:queue, every P:claim:<wid>, P:inflight:<wid>, P:parked:<origin>,
+    P:retry, and P:dead. A dead entry counts as itself, except one whose job
+    RECLAIM kept aside (raw_aside), which counts as that job's bytes: that
+    move keeps the job. Keys of the wrong type are no place for a job."""
+    lists = typed_keys(k.queue, "list") + typed_keys(k.prefix + ":claim:*", "list") + \
+        typed_keys(k.parked + ":*", "list")
+    hashes = typed_keys(k.prefix + ":inflight:*", "hash")
+    pipe = R.pipeline(transaction=False)
+    for key in lists:
+        pipe.lrange(key, 0, -1)
+    for key in hashes:
+        pipe.hvals(key)
+    got = pipe.execute()
+    c = collections.Counter(unmark(j)[0] for js in got for j in js)
+    if typed_keys(k.retry, "zset"):
+        c.update(R.zrange(k.retry, 0, -1))
+    if typed_keys(k.dead, "list"):
+        aside = R.hgetall(k.aside) if typed_keys(k.aside, "hash") else {}
+        for e in R.lrange(k.dead, 0, -1):
+            c[kept_aside(e, aside) or e] += 1
+    return c
+
+
+def kept_aside(entry, aside):
+    """The job bytes RECLAIM kept aside for a worker_crashed entry, or None."""
+    try:
+        d = json.loads(entry)
+    except ValueError:
+        return None
+    if not isinstance(d, dict) or not d.get("raw_aside"):
+        return None
+    v = aside.get(d.get("dead_id", "").encode())
+    if v is None or not v.startswith(b"\xc1"):
+        return None
+    return msgpack.unpackb(v[1:], raw=True)[b"raw"]
+
+
+def stats(k=K):
+    return {f.decode(): int(v) for f, v in R.hgetall(k.stats).items()}
+
+
+def ms():
+    return int(time.time() * 1000)
+
+
+def lpush_many(key, items, chunk=1000):
+    """LPUSH items in order (the first ends rightmost: oldest), pipelined."""
+    pipe = R.pipeline(transaction=False)
+    for i in range(0, len(items), chunk):
+        pipe.lpush(key, *items[i:i + chunk])
+    pipe.execute()
+
+
+def hset_many(key, mapping, chunk=1000):
+    items = list(mapping.items())
+    pipe = R.pipeline(transaction=False)
+    for i in range(0, len(items), chunk):
+        pipe.hset(key, mapping=dict(items[i:i + chunk]))
+    pipe.execute()
+
+
+def job(n, secret=None, url="https://r.example:443/hook"):
+    """A producer's JSON job."""
+    j = {"id": "job-%s" % n, "url": url, "payload": {"n": n}}
+    if secret:
+        j["secret"] = secret
+    return json.dumps(j, separators=(",", ":")).encode()
+
+
+def small(n):
+    return b'{"url":"http://r/","payload":%d}' % n
+
+
+def envelope(n):
+    return msgpack.packb({"_hookd": 1, "job": job(n), "id": "job-%s" % n, "attempts": 1,
+                          "token": "%s:%s" % (WID, n)})
+
+
+def entry(n, wid=WID):
+    """A dead entry as hookd writes it (starts with its dead_id, dead.lua)."""
+    return ('{"dead_id":"%s:%s","id":"job-%s","reason":"http_500"}' % (wid, n, n)).encode()
+
+
+O1, O2 = "https://o1.example:443", "https://o2.example:443"
+
+
+# ---- Typed-job maps as event_encode() (event.c) packs them -----------------
+
+def ev_create(b, total=3, eid=None, win=0, ttl=600000, **extra):
+    m = {"t": "batch.create", "b": b, "now": NOW, "win": win, "ttl": ttl, "agent": "ag",
+         "user": "us", "total": total, "created": NOW,
+         "jb": '"batchId":"%s","agentId":"ag"' % b, "ju": '"userId":"us"'}
+    if eid:
+        m["eid"] = eid
+    m.update(extra)
+    return msgpack.packb(m)
+
+
+def ev_call(b, call, eid=None, win=0, **extra):
+    m = {"t": "call.completed", "b": b, "now": NOW, "win": win, "ttl": 600000, "call": call,
+         "ok": 1, "body": '{"success":true}', "fb": "D", "delay": 0}
+    if eid:
+        m["eid"] = eid
+    m.update(extra)
+    return msgpack.packb(m)
+
+
+def batch(b="B", total=100000):
+    """A registered batch whose calls produce onCallComplete webhooks."""
+    key = K.batch_key(b)
+    R.hset(key, mapping={"batchId": b, "agentId": "ag", "userId": "us", "total": total,
+                         "processed": 0, "succeeded": 0, "failed": 0, "createdAt": NOW,
+                         "jb": '"batchId":"%s","agentId":"ag"' % b, "ju": '"userId":"us"',
+                         "on_call": "https://cb.example:443/call"})
+    R.pexpire(key, 600000)
+
+
+# ---- The test case all script tests share -----------------------------------
+
+class ScriptCase(unittest.TestCase):
+    maxDiff = 4000
+
+    def setUp(self):
+        R.config_set("maxmemory", 0)
+        R.flushall()
+
+    def assert_unchanged(self, before, why="the call changed Redis"):
+        d = diff(before, snapshot())
+        if d:
+            self.fail("%s:\n  %s" % (why, "\n  ".join(d[:25])))
+
+    def assert_refused(self, reply, *words):
+        """An error reply from the script itself ('hookd: ...') with words in it."""
+        self.assertIsInstance(reply, redis.ResponseError,
+                              "expected an error reply, got %s" % short(reply, 400))
+        msg = str(reply)
+        self.assertTrue(msg.startswith("hookd: "), "not the script's own refusal: " + msg)
+        for w in words:
+            self.assertIn(w, msg)
+
+    def assert_refused_unchanged(self, call, *words):
+        before = snapshot()
+        self.assert_refused(call(), *words)
+        self.assert_unchanged(before, "a refused call changed Redis")
+
+    def assert_moved(self, before, gone=(), new=(), why=""):
+        """Conservation: the jobs now in all places are exactly those before,
+        less gone (delivered, applied, dead-lettered by RECORD, trimmed), plus
+        new (retry envelopes, dead entries, webhooks generated)."""
+        expected = collections.Counter(before)
+        expected.subtract(collections.Counter(gone))
+        self.assertFalse([j for j, n in expected.items() if n < 0],
+                         "test bug: gone holds jobs that were not there")
+        expected.update(collections.Counter(new))
+        expected = +expected
+        after = jobs()
+        if after != expected:
+            missing, extra = expected - after, after - expected
+            self.fail("%sjobs not conserved: %d vanished %s, %d appeared %s" % (
+                why + ": " if why else "", sum(missing.values()), short(list(missing)[:3], 400),
+                sum(extra.values()), short(list(extra)[:3], 400)))
+
+    def left_behind(self, before, jobs0):
+        """What a failed call left changed: keys, and jobs gone from every
+        place (for the failure messages of contract violations)."""
+        lost = list((jobs0 - jobs()).elements())
+        gone = "; jobs gone from every place, no counter added: %s" % short(lost, 300)
+        return "changes %s%s" % (diff(before, snapshot())[:5], gone if lost else "")
+
+    def assert_counted(self, before, **delta):
+        """P:stats is before plus delta, every other counter unchanged."""
+        want = dict(before)
+        for f, n in delta.items():
+            if n:
+                want[f] = want.get(f, 0) + n
+        self.assertEqual(stats(), want)
+
+    def check_wrong_types(self, keys, world, call):
+        """For each (key, the type it must hold) and every other type: world()
+        set up, the key clobbered, call() refused naming the key, Redis
+        unchanged."""
+        for key, want in keys:
+            for t in TYPES:
+                if t == want:
+                    continue
+                with self.subTest(key=key, holds=t):
+                    R.flushall()
+                    world()
+                    clobber(key, t)
+                    self.assert_refused_unchanged(
+                        call, "key %s holds a %s, not a %s" % (key, t, want))
+
+
+# ---- FETCH --------------------------------------------------------------------
+
+class Fetch(ScriptCase):
+    def world(self):
+        """Five queued jobs, one claimed, three parked for each of two origins,
+        one already in flight, a counter."""
+        lpush_many(K.queue, [job(i) for i in range(1, 6)])
+        R.rpush(K.claim, job("claimed"))
+        for o in (O1, O2):
+            lpush_many(K.parked_list(o), [job("%s-%d" % (o[8:10], i)) for i in range(1, 4)])
+        R.zadd(K.parked, {O1: 1, O2: 2})
+        R.hset(K.inflight, "1", job("held"))
+        R.hset(K.stats, "delivered", 7)
+
+    def test_wrong_type_keys(self):
+        """Each of FETCH's five KEYS holding each wrong type: refused naming
+        the key, Redis unchanged (nothing popped, nothing filed)."""
+        self.check_wrong_types(
+            [(K.claim, "list"), (K.queue, "list"), (K.inflight, "hash"), (K.parked, "zset"),
+             (K.stats, "hash")],
+            self.world, lambda: S.fetch(10, 8, [(O1, 2)]))
+
+    def test_wrong_type_parked_list(self):
+        """A requested P:parked:<origin> holding another type: that origin is
+        in the refused list with the reason, its key untouched and re-scored;
+        everything else is fetched whole (the other origin's parked jobs, then
+        the claimed job, then the queue), nothing lost or doubled."""
+        bad = K.parked_list(O2)
+        for t in TYPES:
+            if t == "list":
+                continue
+            with self.subTest(holds=t):
+                R.flushall()
+                self.world()
+                clobber(bad, t)
+                before, jobs0, stats0, t0 = snapshot(), jobs(), stats(), ms()
+                out, origins, refused = S.fetch(10, 8, [(O2, 2), (O1, 2)])
+                want = [job("o1-1"), job("o1-2"), job("claimed")] + [job(i) for i in range(1, 6)]
+                self.assertEqual(out, want)
+                self.assertEqual(refused[0], O2.encode())
+                self.assertIn("key %s holds a %s, not a list" % (bad, t), refused[1].decode())
+                after = snapshot()
+                self.assertEqual(after[bad.encode()][:2], before[bad.encode()][:2])
+                self.assertGreaterEqual(R.zscore(K.parked, O2), t0, "refused origin re-scored")
+                self.assertGreaterEqual(R.zscore(K.parked, O1), t0, "served origin re-scored")
+                self.assertEqual(origins, [O1.encode(), O2.encode()])
+                inflight = R.hgetall(K.inflight)
+                self.assertEqual(inflight, {b"1": job("held"), **{
+                    str(10 + i).encode(): j for i, j in enumerate(want, 1)}})
+                self.assert_moved(jobs0)
+                self.assert_counted(stats0, unparked=2)
+
+    def test_max_at_its_limits(self):
+        """max at 0 (nothing moves), 1 (the oldest job), QUEUE_FETCH_MAX (that
+        many, filed base+1.. in age order) and one past it (refused, Redis
+        unchanged), with QUEUE_FETCH_MAX + 5 jobs queued."""
+        n = FETCH_MAX + 5
+        lpush_many(K.queue, [small(i) for i in range(n)])
+        self.assert_refused_unchanged(lambda: S.fetch(0, FETCH_MAX + 1), "FETCH")
+        for bad in ("-1", "1.5", "x", ""):
+            self.assert_refused_unchanged(lambda: S.fetch(0, bad), "FETCH")
+        before = snapshot()
+        self.assertEqual(S.fetch(0, 0), [[], [], []])
+        self.assert_unchanged(before, "FETCH max 0 changed Redis")
+
+        jobs0 = jobs()
+        self.assertEqual(S.fetch(0, 1)[0], [small(0)])
+        self.assertEqual(R.hgetall(K.inflight), {b"1": small(0)})
+        out = S.fetch(1, FETCH_MAX)[0]
+        self.assertEqual(out, [small(i) for i in range(1, FETCH_MAX + 1)])
+        inflight = R.hgetall(K.inflight)
+        self.assertEqual(len(inflight), FETCH_MAX + 1)
+        self.assertEqual(inflight[str(FETCH_MAX + 1).encode()], small(FETCH_MAX))
+        self.assertEqual(R.lrange(K.queue, 0, -1),
+                         [small(i) for i in range(n - 1, FETCH_MAX, -1)])
+        self.assert_moved(jobs0)
+        self.assertEqual(stats(), {})
+
+    def test_base_at_its_limits(self):
+        """base 0 and 10^15 (seqs stay exact integers) are taken; negative,
+        past 10^15 or not a number is refused, Redis unchanged."""
+        lpush_many(K.queue, [small(i) for i in range(4)])
+        for bad in ("-1", "1000000000000001", "1e3", "x"):
+            self.assert_refused_unchanged(lambda: S.fetch(bad, 1), "FETCH")
+        S.fetch(0, 1)
+        S.fetch(10 ** 15, 2)
+        self.assertEqual(R.hgetall(K.inflight), {
+            b"1": small(0), b"1000000000000001": small(1), b"1000000000000002": small(2)})
+
+    def test_pulls_at_their_limits(self):
+        """Pull pairs at 0, 1, QUEUE_PULL_MAX and one past it (refused); a
+        count at 1 and QUEUE_FETCH_MAX (taken, bounded by max), 0 and one past
+        (refused); an origin of 1 and ORIGIN_MAX bytes (POLICY_ORIGIN_MAX - 1)
+        and one past, or a dangling origin (refused). Origins emptied leave
+        P:parked; every pulled job is counted in unparked."""
+        origins = ["https://o%02d.example:443" % i for i in range(PULL_MAX + 1)]
+        for i, o in enumerate(origins):
+            lpush_many(K.parked_list(o), [job("%d-a" % i), job("%d-b" % i)])
+            R.zadd(K.parked, {o: i})
+        lpush_many(K.queue, [small(i) for i in range(100)])
+        long_origin = "h" * ORIGIN_MAX
+        R.lpush(K.parked_list(long_origin), job("long"))
+        R.zadd(K.parked, {long_origin: 1000})
+        jobs0, stats0 = jobs(), stats()
+
+        for pulls, what in (([(o, 1) for o in origins], "one pair too many"),
+                            ([(origins[0], 0)], "count 0"),
+                            ([(origins[0], FETCH_MAX + 1)], "count past QUEUE_FETCH_MAX"),
+                            ([("", 1)], "empty origin"),
+                            ([(long_origin + "h", 1)], "origin past ORIGIN_MAX"),
+                            ([(origins[0], 1), (origins[1],)], "dangling origin")):
+            with self.subTest(what):
+                self.assert_refused_unchanged(lambda: S.fetch(0, 10, pulls), "FETCH")
+
+        self.assertEqual(S.fetch(0, 3, [(origins[0], 1)])[0],
+                         [job("0-a"), small(0), small(1)])
+        self.assertEqual(S.fetch(3, 1, [(origins[0], FETCH_MAX)])[0], [job("0-b")])
+        self.assertEqual(S.fetch(4, 1, [(long_origin, 1)])[0], [job("long")])
+        out, left, refused = S.fetch(5, 2 * PULL_MAX + 3,
+                                     [(o, 2) for o in origins[1:PULL_MAX + 1]])
+        self.assertEqual(out, flat([(job("%d-a" % i), job("%d-b" % i))
+                                    for i in range(1, PULL_MAX + 1)]) +
+                         [small(2), small(3), small(4)])
+        self.assertEqual((left, refused), ([], []))
+        self.assertEqual(R.zcard(K.parked), 0)
+        self.assertEqual(len(R.hgetall(K.inflight)), 2 * PULL_MAX + 3 + 5)
+        self.assert_moved(jobs0)
+        self.assert_counted(stats0, unparked=2 * PULL_MAX + 3)
+
+    def test_reply_lists_at_most_pull_max_origins(self):
+        """The reply names at most QUEUE_PULL_MAX parked origins, least
+        recently served first."""
+        for i in range(PULL_MAX + 5):
+            o = "https://p%02d.example:443" % i
+            R.lpush(K.parked_list(o), job(i))
+            R.zadd(K.parked, {o: 1000 - i})
+        left = S.fetch(0, 0)[1]
+        self.assertEqual(left, [("https://p%02d.example:443" % i).encode()
+                                for i in range(PULL_MAX + 4, 4, -1)])
+
+    def test_sent_twice_with_two_bases(self):
+        """A FETCH whose reply was lost and is sent again (with the next seq
+        range, as the worker reserves one per call) is two fetches: the ten
+        oldest jobs in flight under seqs 1..10, each once, none lost."""
+        lpush_many(K.queue, [small(i) for i in range(12)])
+        jobs0 = jobs()
+        first, second = S.fetch(0, 5)[0], S.fetch(5, 5)[0]
+        self.assertEqual(first + second, [small(i) for i in range(10)])
+        self.assertEqual(R.hgetall(K.inflight),
+                         {str(i + 1).encode(): small(i) for i in range(10)})
+        self.assertEqual(R.lrange(K.queue, 0, -1), [small(11), small(10)])
+        self.assert_moved(jobs0)
+
+
+# ---- RECORD -------------------------------------------------------------------
+
+# What each applied outcome adds to P:stats (X: a call.completed of a batch
+# with an onCallComplete URL, so one webhook generated).
+RECORD_COUNTERS = {"A": {"delivered": 1}, "R": {"failed_attempts": 1, "retried": 1},
+                   "D": {"dead": 1, "failed_attempts": 1}, "I": {"dead": 1, "invalid": 1},
+                   "E": {"dead": 1}, "K": {"parked": 1}, "X": {"events": 1, "generated": 1}}
+
+
+def outcome(kind, seq):
+    """A valid RECORD group of kind for seq."""
+    s = str(seq)
+    return {"A": ("A", s, "", ""), "R": ("R", s, envelope(seq), "1000"),
+            "D": ("D", s, entry(seq), "secret-%s" % seq), "I": ("I", s, entry(seq), ""),
+            "E": ("E", s, entry(seq), ""), "K": ("K", s, O1, ""),
+            "X": ("X", s, ev_call("B", "call-%s" % seq), entry(seq))}[kind]
+
+
+def mixed(seqs):
+    """Groups cycling through every kind."""
+    return [outcome("ARDIEKX"[i % 7], s) for i, s in enumerate(seqs)]
+
+
+class Record(ScriptCase):
+    def world(self, n=9):
+        """Jobs in flight under seqs 1..n (two carrying marks), a registered
+        batch B, one older dead entry."""
+        hset_many(K.inflight, {str(i): job(i) for i in range(1, n + 1)})
+        R.hset(K.inflight, "2", ACCEPTED + job(2))
+        R.hset(K.inflight, "6", CRASHED + b"2:" + job(6))
+        batch("B")
+        R.lpush(K.dead, entry("old", "gone-worker"))
+        R.hset(K.stats, "delivered", 40)
+
+    def assert_recorded(self, groups, reply, before, jobs0, stats0, refused=()):
+        """RECORD's reply and effect, whole: each group whose seq was in
+        flight (and is not refused) moved its job as its kind says, refused
+        ones left their job in flight untouched, counters exact, jobs
+        conserved."""
+        inflight0 = before[K.inflight.encode()][1]
+        queue0 = collections.Counter(before.get(K.queue.encode(), ("list", [], -1))[1])
+        refused = [str(s) for s in refused]
+        applied, seen_seqs = [], set()
+        for g in groups:
+            if g[1] in seen_seqs or g[1] in refused or g[1].encode() not in inflight0:
+                continue
+            seen_seqs.add(g[1])
+            applied.append(g)
+        self.assertEqual(reply[0], len(applied), "applied count")
+        self.assertEqual([s.decode() for s in reply[1][0::2]], refused, "refused seqs")
+        inflight = R.hgetall(K.inflight)
+        for s in refused:
+            self.assertEqual(inflight[s.encode()], inflight0[s.encode()], "refused job kept")
+        gone, new, delta = [], [], collections.Counter()
+        for kind, seq, a, b in applied:
+            self.assertNotIn(seq.encode(), inflight, "applied job left flight")
+            body, _, crashes = unmark(inflight0[seq.encode()])
+            delta.update(RECORD_COUNTERS[kind])
+            if kind != "K":
+                gone.append(body)
+            if kind in "RDIE":
+                new.append(a)
+            if kind == "R":
+                self.assertIsNotNone(R.zscore(K.retry, a))
+            if kind in "DIE" and b:
+                self.assertEqual(R.hget(K.aside, "%s:%s" % (WID, seq)), b.encode())
+            if kind == "K":
+                marked = ACCEPTED + (CRASHED + b"%d:" % crashes if crashes else b"") + body
+                self.assertIn(marked, R.lrange(K.parked_list(a), 0, -1))
+                self.assertIsNotNone(R.zscore(K.parked, a))
+        generated = list((collections.Counter(R.lrange(K.queue, 0, -1)) - queue0).elements())
+        self.assertEqual(sorted(msgpack.unpackb(g)["id"] for g in generated),
+                         sorted("call.completed:B:" + msgpack.unpackb(g[2])["call"]
+                                for g in applied if g[0] == "X"))
+        self.assert_moved(jobs0, gone, new + generated)
+        self.assert_counted(stats0, **delta)
+
+    def test_wrong_type_keys(self):
+        """Each of RECORD's seven KEYS holding each wrong type: refused naming
+        the key, Redis unchanged (no outcome applied)."""
+        self.check_wrong_types(
+            [(K.inflight, "hash"), (K.retry, "zset"), (K.dead, "list"), (K.stats, "hash"),
+             (K.aside, "hash"), (K.parked, "zset"), (K.queue, "list")],
+            self.world, lambda: S.record(mixed(range(1, 8))))
+
+    def refused_one(self, bad_key, t, bad_group, reason, setup=None):
+        """RECORD of a mix with bad_group (seq 5) whose key bad_key holds
+        type t: only that outcome refused, with reason; its job still in
+        flight and its key untouched; the rest applied whole."""
+        R.flushall()
+        self.world()
+        if setup:
+            setup()
+        clobber(bad_key, t)
+        groups = [outcome("A", 1), outcome("R", 2), outcome("D", 3), outcome("K", 4),
+                  bad_group, outcome("X", 7), outcome("I", 8), outcome("K", 6)]
+        before, jobs0, stats0 = snapshot(), jobs(), stats()
+        reply = S.record(groups)
+        self.assert_recorded(groups, reply, before, jobs0, stats0, refused=[5])
+        self.assertIn(reason, reply[1][1].decode())
+        self.assertEqual(snapshot()[bad_key.encode()][:2], before[bad_key.encode()][:2])
+
+    def test_wrong_type_parked_list(self):
+        """K whose P:parked:<origin> holds another type: refused with the
+        reason, job left in flight, the other outcomes applied whole."""
+        bad = K.parked_list(O2)
+        for t in TYPES:
+            if t != "list":
+                with self.subTest(holds=t):
+                    self.refused_one(bad, t, ("K", "5", O2, ""),
+                                     "key %s holds a %s, not a list" % (bad, t))
+
+    def test_wrong_type_batch_keys(self):
+        """X whose P:batch:<id> (hash), P:batch:<id>:calls (set) or
+        P:seen:<id> (string) holds another type, or whose batch hash has no
+        whole number in a counter: refused with the reason, job left in
+        flight, the other outcomes applied whole."""
+        cases = [(K.batch_key("B2"), "hash", ev_call("B2", "c"), None),
+                 (K.calls_key("B6"), "set", ev_call("B6", "c"), lambda: batch("B6")),
+                 (K.seen_key("E1"), "string", ev_call("B", "c", eid="E1", win=60000), None),
+                 (K.seen_key("E2"), "string", ev_create("B3", eid="E2", win=60000), None)]
+        for key, want, ev, setup in cases:
+            for t in TYPES:
+                if t != want:
+                    with self.subTest(key=key, holds=t):
+                        self.refused_one(key, t, ("X", "5", ev, entry(5)),
+                                         "key %s holds a %s, not a %s" % (key, t, want), setup)
+        with self.subTest("batch counter not a whole number"):
+            R.flushall()
+            self.world()
+            batch("B4")
+            R.hset(K.batch_key("B4"), "processed", "x")
+            groups = [outcome("A", 1), ("X", "5", ev_call("B4", "c"), entry(5))]
+            before, jobs0, stats0 = snapshot(), jobs(), stats()
+            reply = S.record(groups)
+            self.assert_recorded(groups, reply, before, jobs0, stats0, refused=[5])
+            self.assertIn("no whole number in processed", reply[1][1].decode())
+
+    def test_groups_at_their_limits(self):
+        """0 groups (nothing changes), 1, QUEUE_RECORD_MAX of every kind mixed
+        (all applied whole: counters, conservation) and one past it (refused,
+        Redis unchanged)."""
+        self.world(RECORD_MAX + 1)
+        self.assert_refused_unchanged(lambda: S.record(mixed(range(1, RECORD_MAX + 2))),
+                                      "RECORD", str(RECORD_MAX))
+        before = snapshot()
+        self.assertEqual(S.record([]), [0, []])
+        self.assert_unchanged(before, "RECORD of 0 groups changed Redis")
+        for groups in ([outcome("A", 1)], mixed(range(2, RECORD_MAX + 2))):
+            before, jobs0, stats0 = snapshot(), jobs(), stats()
+            self.assert_recorded(groups, S.record(groups), before, jobs0, stats0)
+        self.assertEqual(R.hlen(K.inflight), 0)
+
+    def test_dead_max_at_its_limits(self):
+        """dead_max 1 (P:dead trimmed to the newest entry, the trimmed
+        entries' secrets dropped, counted in dead_trimmed) and 2^40 (nothing
+        trimmed) are taken; 0 and 2^40 + 1 are refused, Redis unchanged."""
+        self.world()
+        for n in range(3):
+            R.lpush(K.dead, entry("t%d" % n, "w0"))
+            R.hset(K.aside, "w0:t%d" % n, "s")
+        for bad in (DEAD_MAX_MIN - 1, DEAD_MAX + 1, "x", "-1"):
+            self.assert_refused_unchanged(lambda: S.record([outcome("D", 3)], dead_max=bad),
+                                          "dead_max")
+        stats0, jobs0 = stats(), jobs()
+        trimmed = R.lrange(K.dead, 0, -1)
+        self.assertEqual(S.record([outcome("D", 3)], dead_max=DEAD_MAX_MIN), [1, []])
+        self.assertEqual(R.lrange(K.dead, 0, -1), [entry(3)])
+        self.assertEqual(R.hgetall(K.aside), {("%s:3" % WID).encode(): b"secret-3"})
+        self.assert_counted(stats0, dead=1, failed_attempts=1, dead_trimmed=len(trimmed))
+        self.assert_moved(jobs0, [job(3)] + trimmed, [entry(3)])
+        self.assertEqual(S.record([outcome("E", 4), outcome("I", 5)], dead_max=DEAD_MAX), [2, []])
+        self.assertEqual(R.llen(K.dead), 3)
+
+    def test_arguments_at_their_limits(self):
+        """A retry delay of 0 and 366 days, an origin of ORIGIN_MAX bytes and
+        a wid of 128 are taken; one past each, an empty origin or wid, an
+        unknown kind, a bad seq, an empty dead entry, a tail not in groups of
+        four, or missing prefixes are refused, Redis unchanged."""
+        self.world()
+        bad = [([("R", "1", envelope(1), str(DELAY_MAX + 1))], {}),
+               ([("R", "1", envelope(1), "-1")], {}),
+               ([("R", "1", "", "0")], {}),
+               ([("K", "1", "o" * (ORIGIN_MAX + 1), "")], {}),
+               ([("K", "1", "", "")], {}),
+               ([outcome("A", 1)], {"wid": "w" * (WID_MAX + 1)}),
+               ([outcome("A", 1)], {"wid": ""}),
+               ([("Z", "1", "", "")], {}), ([("AA", "1", "", "")], {}),
+               ([("A", "x", "", "")], {}), ([("A", "", "", "")], {}),
+               ([("A", "1" * 21, "", "")], {}),
+               ([("D", "1", "", "")], {}), ([("I", "1", "", "")], {}),
+               ([("E", "1", "", "")], {}),
+               ([], {"tail": ["A", "1", ""]})]
+        for groups, kw in bad:
+            with self.subTest(groups=short(groups, 80), **{k: short(v, 40) for k, v in kw.items()}):
+                self.assert_refused_unchanged(lambda: S.record(groups, **kw), "RECORD")
+        self.assert_refused_unchanged(
+            lambda: S.eval("record", [K.inflight, K.retry, K.dead, K.stats, K.aside, K.parked,
+                                      K.queue], [100, WID]), "RECORD")
+        t0 = ms()
+        self.assertEqual(S.record([("R", "1", envelope(1), "0"),
+                                   ("R", "2", envelope(2), str(DELAY_MAX))]), [2, []])
+        self.assertLessEqual(R.zscore(K.retry, envelope(1)), ms())
+        self.assertGreaterEqual(R.zscore(K.retry, envelope(2)), t0 + DELAY_MAX)
+        long_origin = "o" * ORIGIN_MAX
+        self.assertEqual(S.record([("K", "3", long_origin, "")]), [1, []])
+        self.assertEqual(R.lrange(K.parked_list(long_origin), 0, -1), [ACCEPTED + job(3)])
+        self.assertEqual(S.record([outcome("D", 4)], wid="w" * WID_MAX), [1, []])
+        self.assertEqual(R.hget(K.aside, "w" * WID_MAX + ":4"), b"secret-4")
+
+    def test_sent_twice(self):
+        """A mixed RECORD sent again (its reply lost): the second call
+        applies nothing (reply {0, {}}) and changes nothing."""
+        self.world()
+        groups = mixed(range(1, 10))
+        before, jobs0, stats0 = snapshot(), jobs(), stats()
+        self.assert_recorded(groups, S.record(groups), before, jobs0, stats0)
+        before = snapshot()
+        self.assertEqual(S.record(groups), [0, []])
+        self.assert_unchanged(before, "RECORD sent twice changed Redis")
+
+    def test_typed_event_arguments_checked_before_writes(self):
+        """X maps whose batch_ttl or dedupe window is out of range (C sends at
+        most 366 days) or whose optional batch fields are not strings must be
+        refused (per outcome or whole) before any write: never an error after
+        the moves started. Contract violation while this fails."""
+        cases = {"batch_ttl 2^62 (PEXPIRE fails, event.lua:94)":
+                 ev_create("B9", ttl=2 ** 62),
+                 "dedupe window 2^62 (SET PX fails, event.lua:141)":
+                 ev_create("B9", eid="E9", win=2 ** 62),
+                 "secret a map (HSET fails, event.lua:92)":
+                 ev_create("B9", secret={"x": 1}),
+                 "on_call a boolean (HSET fails, event.lua:92)":
+                 ev_create("B9", on_call=True)}
+        for what, ev in cases.items():
+            with self.subTest(what):
+                R.flushall()
+                self.world()
+                groups = [outcome("A", 1), ("X", "2", ev, entry(2))]
+                before, jobs0 = snapshot(), jobs()
+                reply = S.record(groups)
+                if isinstance(reply, redis.ResponseError):
+                    self.assertTrue(str(reply).startswith("hookd: "),
+                                    "CONTRACT VIOLATION record.lua: %s: a write came before a "
+                                    "check that can fail: %s; %s" % (
+                                        what, reply, self.left_behind(before, jobs0)))
+                    self.assert_unchanged(before, "refused RECORD changed Redis")
+                else:
+                    self.assertEqual(reply[0], 1, what)
+                    self.assertEqual(reply[1][0], b"2")
+
+    def test_batch_id_collision_within_one_call(self):
+        """batch.create of batch 'B:calls' (a valid batchId: event.c allows
+        ':') and a call.completed of batch 'B' in the same RECORD: the first
+        makes P:batch:B:calls a hash, the second's SADD then fails. The plan
+        checked both keys before either write, so the script must foresee
+        it; else the call.completed job is taken out of flight and lost.
+        Contract violation while this fails."""
+        self.world()
+        groups = [("X", "1", ev_create("B:calls"), entry(1)),
+                  ("X", "2", ev_call("B", "c2"), entry(2))]
+        before, jobs0 = snapshot(), jobs()
+        reply = S.record(groups)
+        if isinstance(reply, redis.ResponseError):
+            self.assertTrue(str(reply).startswith("hookd: "),
+                            "CONTRACT VIOLATION record.lua (event.lua:111, SADD): a RECORD "
+                            "holding batch.create 'B:calls' and call.completed 'B' failed "
+                            "halfway: %s; %s" % (reply, self.left_behind(before, jobs0)))
+            self.assert_unchanged(before, "refused RECORD changed Redis")
+        else:
+            self.assertIn(b"2", reply[1][0::2], "call.completed of B must be refused")
+
+    def test_typed_event_fields_agree_with_c(self):
+        """event.c accepts agentId and userId up to 1024 bytes; event.lua must
+        apply such a batch.create, not refuse it forever (the worker would
+        hold and resend it indefinitely). Contract violation while this
+        fails."""
+        self.world()
+        ev = msgpack.packb({**msgpack.unpackb(ev_create("B5")), "agent": "a" * 1024,
+                            "user": "u" * 1024})
+        reply = S.record([("X", "1", ev, entry(1))])
+        self.assertEqual(reply, [1, []], "CONTRACT VIOLATION event.lua:34 (is_str(ev.agent, "
+                         "EVENT_ID_MAX = 256)) refuses what event.c:83-85 accepts (1024 "
+                         "bytes): %r" % (reply,))
+
+
+# ---- ACCEPT -------------------------------------------------------------------
+
+def dkey(n):
+    """A dedupe key: 32 hex digits, as dedupe_key() makes them."""
+    return "%032x" % n
+
+
+class Accept(ScriptCase):
+    def world(self, n=6):
+        hset_many(K.inflight, {str(i): job(i) for i in range(1, n + 1)})
+        R.set(K.seen_key(dkey(999)), "other-worker:7", px=600000)
+        R.hset(K.stats, "delivered", 3)
+
+    def test_wrong_type_keys(self):
+        """Each of ACCEPT's two KEYS holding each wrong type: refused naming
+        the key, Redis unchanged."""
+        self.check_wrong_types([(K.inflight, "hash"), (K.stats, "hash")], self.world,
+                               lambda: S.accept([("1", dkey(1)), ("2", dkey(999))]))
+
+    def test_wrong_type_seen_key(self):
+        """A P:seen:<key> holding another type: verdict 3 for that pair, its
+        job stays in flight, its key untouched; the other pairs are judged
+        whole (0 new, 1 duplicate removed and counted, 2 not in flight)."""
+        bad = K.seen_key(dkey(5))
+        for t in TYPES:
+            if t == "string":
+                continue
+            with self.subTest(holds=t):
+                R.flushall()
+                self.world()
+                clobber(bad, t)
+                before, jobs0, stats0 = snapshot(), jobs(), stats()
+                reply = S.accept([("1", dkey(1)), ("5", dkey(5)), ("2", dkey(999)),
+                                  ("77", dkey(77))])
+                self.assertNotIsInstance(
+                    reply, redis.ResponseError,
+                    "CONTRACT VIOLATION accept.lua:45: 'wrong_type(key, \'string\') and false "
+                    "or key' is always key (Lua: x and false or y == y), so a wrong-typed "
+                    "P:seen key is never flagged (verdict 3); GET (accept.lua:55) then fails "
+                    "after the earlier pairs' SET: %s; Redis changed: %s" % (
+                        reply, diff(before, snapshot())[:3]))
+                self.assertEqual(reply, [0, 3, 1, 2])
+                self.assertEqual(snapshot()[bad.encode()][:2], before[bad.encode()][:2])
+                self.assertEqual(R.hget(K.inflight, "5"), job(5))
+                self.assertIsNone(R.hget(K.inflight, "2"))
+                self.assertEqual(R.get(K.seen_key(dkey(1))), ("%s:1" % WID).encode())
+                self.assertFalse(R.exists(K.seen_key(dkey(77))))
+                self.assert_moved(jobs0, [job(2)])
+                self.assert_counted(stats0, duplicate=1)
+
+    def test_pairs_at_their_limits(self):
+        """0 pairs (reply empty, nothing changes), 1, QUEUE_ACCEPT_MAX (a third
+        new, a third duplicates, a third not in flight: each judged, counted,
+        conserved) and one past it (refused, Redis unchanged)."""
+        self.world(ACCEPT_MAX + 1)
+        third = ACCEPT_MAX // 3
+        for i in range(third):
+            R.set(K.seen_key(dkey(10000 + i)), "other:%d" % i)
+        pairs = [("%d" % (i + 2), dkey(i + 2)) for i in range(ACCEPT_MAX - 2 * third)] + \
+            [("%d" % (i + 200), dkey(10000 + i)) for i in range(third)] + \
+            [("%d" % (i + 5000), dkey(20000 + i)) for i in range(third)]
+        self.assertEqual(len(pairs), ACCEPT_MAX)
+        self.assert_refused_unchanged(lambda: S.accept(pairs + [("1", dkey(1))]),
+                                      "ACCEPT", str(ACCEPT_MAX))
+        before = snapshot()
+        self.assertEqual(S.accept([]), [])
+        self.assert_unchanged(before, "ACCEPT of 0 pairs changed Redis")
+        self.assertEqual(S.accept([("1", dkey(1))]), [0])
+        jobs0, stats0 = jobs(), stats()
+        reply = S.accept(pairs)
+        self.assertEqual(reply, [0] * (ACCEPT_MAX - 2 * third) + [1] * third + [2] * third)
+        self.assert_moved(jobs0, [job(i + 200) for i in range(third)])
+        self.assert_counted(stats0, duplicate=third)
+        self.assertFalse(R.exists(K.seen_key(dkey(20000))))
+
+    def test_window_and_arguments_at_their_limits(self):
+        """A window of 1 ms and of dedupe_window's largest value (366 days) is
+        taken (the key's PTTL is the window); 0 and one past are refused, as
+        are a key of 0 or 65 bytes (64 taken), a wid of 0 or 129 bytes (128
+        taken), a bad seq and an odd tail; Redis unchanged."""
+        self.world()
+        for kw, pairs in (({"window": 0}, [("1", dkey(1))]),
+                          ({"window": WINDOW_MAX + 1}, [("1", dkey(1))]),
+                          ({"window": "x"}, [("1", dkey(1))]),
+                          ({}, [("1", "k" * 65)]), ({}, [("1", "")]),
+                          ({}, [("x", dkey(1))]), ({}, [("1",)]),
+                          ({"wid": ""}, [("1", dkey(1))]),
+                          ({"wid": "w" * (WID_MAX + 1)}, [("1", dkey(1))])):
+            with self.subTest(**{k: short(v, 40) for k, v in kw.items()}, pairs=short(pairs, 60)):
+                self.assert_refused_unchanged(lambda: S.accept(pairs, **kw), "ACCEPT")
+        self.assertEqual(S.accept([("1", dkey(1))], window=1), [0])
+        self.assertIn(R.get(K.seen_key(dkey(1))), (None, ("%s:1" % WID).encode()))
+        self.assertEqual(S.accept([("2", dkey(2))], window=WINDOW_MAX), [0])
+        self.assertGreater(R.pttl(K.seen_key(dkey(2))), WINDOW_MAX - TTL_SLACK)
+        self.assertEqual(S.accept([("3", "k" * 64)]), [0])
+        self.assertEqual(S.accept([("4", dkey(4))], wid="w" * WID_MAX), [0])
+        self.assertEqual(R.get(K.seen_key(dkey(4))), ("w" * WID_MAX + ":4").encode())
+
+    def test_sent_twice(self):
+        """ACCEPT sent again after a lost reply: a new id is answered new
+        again (the key holds this very <wid>:<seq>), a duplicate is answered
+        'gone' (already removed), and nothing changes: no second count, no
+        refreshed window."""
+        self.world()
+        pairs = [("1", dkey(1)), ("2", dkey(999)), ("99", dkey(99))]
+        self.assertEqual(S.accept(pairs), [0, 1, 2])
+        before = snapshot()
+        self.assertEqual(S.accept(pairs), [0, 2, 2])
+        self.assert_unchanged(before, "ACCEPT sent twice changed Redis")
+
+
+# ---- PROMOTE ------------------------------------------------------------------
+
+class Promote(ScriptCase):
+    DUE = PROMOTE_MAX + 5
+
+    def world(self):
+        """PROMOTE_MAX + 5 due retry envelopes (due long ago, in order) and
+        three due in an hour."""
+        pipe = R.pipeline(transaction=False)
+        items = {envelope(i): 1000 + i for i in range(self.DUE)}
+        items.update({envelope("later-%d" % i): ms() + 3600000 for i in range(3)})
+        keys = list(items)
+        for i in range(0, len(keys), 1000):
+            pipe.zadd(K.retry, {k: items[k] for k in keys[i:i + 1000]})
+        pipe.execute()
+        R.rpush(K.queue, job("queued"))
+
+    def test_wrong_type_keys(self):
+        """Each of PROMOTE's three KEYS holding each wrong type: refused
+        naming the key, Redis unchanged."""
+        self.check_wrong_types([(K.retry, "zset"), (K.queue, "list"), (K.stats, "hash")],
+                               lambda: R.zadd(K.retry, {envelope(1): 1}), lambda: S.promote(10))
+
+    def test_limit_at_its_limits(self):
+        """limit 0 and QUEUE_PROMOTE_MAX + 1 refused (Redis unchanged); 1 moves
+        the earliest; QUEUE_PROMOTE_MAX moves that many, to the right end of
+        the queue, earliest rightmost; the reply's wait is 0 while due entries
+        remain, then the time to the next one."""
+        self.world()
+        for bad in (0, PROMOTE_MAX + 1, -1, "x"):
+            self.assert_refused_unchanged(lambda: S.promote(bad), "PROMOTE")
+        jobs0, stats0 = jobs(), stats()
+        self.assertEqual(S.promote(1), [1, 0])
+        self.assertEqual(R.lrange(K.queue, 0, -1), [job("queued"), envelope(0)])
+        self.assertEqual(S.promote(PROMOTE_MAX), [PROMOTE_MAX, 0])
+        q = R.lrange(K.queue, 0, -1)
+        self.assertEqual(q[2:], [envelope(i) for i in range(PROMOTE_MAX, 0, -1)])
+        moved, wait = S.promote(PROMOTE_MAX)
+        self.assertEqual(moved, self.DUE - 1 - PROMOTE_MAX)
+        self.assertTrue(3600000 - TTL_SLACK < wait <= 3600000, wait)
+        self.assertEqual(R.zcard(K.retry), 3)
+        self.assert_moved(jobs0)
+        self.assert_counted(stats0, promoted=self.DUE)
+
+    def test_sent_twice(self):
+        """PROMOTE again once nothing is due: moves nothing, changes nothing."""
+        self.world()
+        S.promote(PROMOTE_MAX)
+        S.promote(PROMOTE_MAX)
+        before = snapshot()
+        self.assertEqual(S.promote(PROMOTE_MAX)[0], 0)
+        self.assert_unchanged(before, "PROMOTE with nothing due changed Redis")
+
+
+# ---- RELEASE ------------------------------------------------------------------
+
+class Release(ScriptCase):
+    def world(self):
+        """QUEUE_FETCH_MAX + 1 jobs in flight under seqs 1..QUEUE_FETCH_MAX + 1."""
+        hset_many(K.inflight, {str(i): small(i) for i in range(1, FETCH_MAX + 2)})
+        R.rpush(K.queue, job("queued"))
+
+    def test_wrong_type_keys(self):
+        """Each of RELEASE's three KEYS holding each wrong type: refused
+        naming the key, Redis unchanged."""
+        self.check_wrong_types([(K.inflight, "hash"), (K.queue, "list"), (K.stats, "hash")],
+                               lambda: R.hset(K.inflight, "1", job(1)),
+                               lambda: S.release(1, 3))
+
+    def test_range_at_its_limits(self):
+        """A range of 1 seq and of QUEUE_FETCH_MAX seqs (one fetch) gives back
+        every job in it still in flight, to the right end of the queue,
+        oldest rightmost; QUEUE_FETCH_MAX + 1 seqs, lo > hi, lo 0 or a
+        non-number is refused, Redis unchanged."""
+        self.world()
+        for lo, hi in ((1, FETCH_MAX + 1), (5, 4), (0, 1), ("x", 1), (1, "1e3")):
+            self.assert_refused_unchanged(lambda: S.release(lo, hi), "RELEASE")
+        jobs0, stats0 = jobs(), stats()
+        self.assertEqual(S.release(1, 1), 1)
+        self.assertEqual(S.release(1, FETCH_MAX), FETCH_MAX - 1)
+        self.assertEqual(S.release(FETCH_MAX, FETCH_MAX + FETCH_MAX - 1), 1)
+        q = R.lrange(K.queue, 0, -1)
+        self.assertEqual(q, [job("queued"), small(1)] +
+                         [small(i) for i in range(FETCH_MAX, 1, -1)] + [small(FETCH_MAX + 1)])
+        self.assertEqual(R.hlen(K.inflight), 0)
+        self.assert_moved(jobs0)
+        self.assert_counted(stats0, requeued=FETCH_MAX + 1)
+
+    def test_sent_twice(self):
+        """RELEASE of the same range again gives back nothing, changes nothing."""
+        self.world()
+        self.assertEqual(S.release(10, 20), 11)
+        before = snapshot()
+        self.assertEqual(S.release(10, 20), 0)
+        self.assert_unchanged(before, "RELEASE sent twice changed Redis")
+
+
+# ---- HEARTBEAT ----------------------------------------------------------------
+
+class Heartbeat(ScriptCase):
+    def test_wrong_type_keys(self):
+        """Each of HEARTBEAT's two KEYS holding each wrong type: refused
+        naming the key, Redis unchanged."""
+        self.check_wrong_types([(K.hb, "string"), (K.workers, "hash")],
+                               lambda: R.hset(K.workers, "other", "{}"),
+                               lambda: S.heartbeat())
+
+    def test_arguments_at_their_limits(self):
+        """ttl at heartbeat_ttl's bounds in config.c (1000 and 3600000 taken,
+        999 and 3600001 refused), info of 1024 bytes taken and 1025 refused, a
+        wid of 128 taken and 0 or 129 refused, a bad time refused; refusals
+        leave Redis unchanged, a heartbeat sets hb (its PTTL the ttl) before
+        registering."""
+        for kw in ({"ttl": TTL_MIN - 1}, {"ttl": TTL_MAX + 1}, {"ttl": "x"},
+                   {"info": "i" * (INFO_MAX + 1)}, {"wid": ""}, {"wid": "w" * (WID_MAX + 1)},
+                   {"now": "x"}, {"now": "-1"}):
+            with self.subTest(**{k: short(v, 40) for k, v in kw.items()}):
+                self.assert_refused_unchanged(lambda: S.heartbeat(**kw), "HEARTBEAT")
+        for ttl in (TTL_MIN, TTL_MAX):
+            self.assertEqual(S.heartbeat(ttl=ttl, now=1234), 1)
+            self.assertEqual(R.get(K.hb), b"1234")
+            self.assertTrue(ttl - TTL_SLACK < R.pttl(K.hb) <= ttl)
+        self.assertEqual(S.heartbeat(info="i" * INFO_MAX), 1)
+        self.assertEqual(R.hget(K.workers, WID), b"i" * INFO_MAX)
+        wid = "w" * WID_MAX
+        self.assertEqual(S.heartbeat(k=Keys(wid=wid), wid=wid), 1)
+        self.assertTrue(R.exists(Keys(wid=wid).hb))
+
+    def test_sent_twice(self):
+        """The same heartbeat twice leaves the same state (hb, its PTTL
+        renewed, the registration)."""
+        S.heartbeat(now=5)
+        before = snapshot()
+        self.assertEqual(S.heartbeat(now=5), 1)
+        self.assert_unchanged(before, "HEARTBEAT sent twice changed Redis")
+
+
+# ---- RECLAIM ------------------------------------------------------------------
+
+W1, W2, W3 = "host-a:1:1", "host-b:2:2", "host-c:3:3"
+
+
+def worker(wid, claimed=(), inflight=None, alive=False):
+    """A registered worker with claimed jobs (the first claimed oldest) and
+    jobs in flight; alive: its heartbeat key is there."""
+    k = Keys(wid=wid)
+    R.hset(K.workers, wid, '{"pid":1}')
+    if claimed:
+        lpush_many(k.claim, list(claimed))
+    if inflight:
+        hset_many(k.inflight, inflight)
+    if alive:
+        R.set(k.hb, ms(), px=60000)
+    return k
+
+
+class Reclaim(ScriptCase):
+    def world(self):
+        """W1 died (registered, no heartbeat) holding two claimed jobs and
+        three in flight (seqs 1, 2, 10), W2 alive, one queued job."""
+        worker(W1, [job("c1"), job("c2")], {"1": job(1), "2": job(2), "10": job(10)})
+        worker(W2, [], {"1": job("w2")}, alive=True)
+        R.rpush(K.queue, job("queued"))
+        R.hset(K.stats, "delivered", 1)
+
+    def test_wrong_type_shared_keys(self):
+        """Each shared key RECLAIM builds from the prefix (queue, workers,
+        stats, dead, dead secrets) holding each wrong type, for one worker and
+        for the reaper: refused naming the key, Redis unchanged."""
+        shared = [(K.queue, "list"), (K.workers, "hash"), (K.stats, "hash"), (K.dead, "list"),
+                  (K.aside, "hash")]
+        for wid in (W1, ""):
+            with self.subTest(wid=wid or "(reaper)"):
+                self.check_wrong_types(shared, self.world,
+                                       lambda: S.reclaim(wid, poison_after=1))
+
+    def test_wrong_type_worker_keys(self):
+        """The one worker's P:claim:<wid> or P:inflight:<wid> holding another
+        type: refused naming the key, Redis unchanged."""
+        k = Keys(wid=W1)
+        self.check_wrong_types([(k.claim, "list"), (k.inflight, "hash")], self.world,
+                               lambda: S.reclaim(W1, poison_after=1))
+
+    def test_reaper_skips_a_wrong_typed_worker(self):
+        """Reaping with W1's claim or inflight key of another type: W1 is in
+        the skipped list with the reason and left alone (registered, keys
+        untouched), W3 (also dead) is reclaimed whole, W2 (alive) untouched."""
+        for part in ("claim", "inflight"):
+            for t in TYPES:
+                if t == {"claim": "list", "inflight": "hash"}[part]:
+                    continue
+                with self.subTest(key=part, holds=t):
+                    R.flushall()
+                    self.world()
+                    worker(W3, [job("c3")], {"5": job(5)})
+                    bad = getattr(Keys(wid=W1), part)
+                    clobber(bad, t)
+                    before, jobs0, stats0 = snapshot(), jobs(), stats()
+                    requeued, dead, skipped = S.reclaim("", mode="crashed", poison_after=3)
+                    self.assertEqual((requeued, dead), (2, 0))
+                    self.assertEqual(len(skipped), 1)
+                    self.assertTrue(skipped[0].decode().startswith(W1 + ": key " + bad))
+                    after = snapshot()
+                    for key in (bad, getattr(Keys(wid=W1), {"claim": "inflight",
+                                                            "inflight": "claim"}[part]),
+                                Keys(wid=W2).inflight, Keys(wid=W2).hb):
+                        key = key.encode()
+                        self.assertEqual(after.get(key, (None,) * 3)[:2],
+                                         before.get(key, (None,) * 3)[:2])
+                    self.assertEqual(set(R.hkeys(K.workers)), {W1.encode(), W2.encode()})
+                    self.assertEqual(R.lrange(K.queue, 0, -1)[-2:],
+                                     [job("c3"), ACCEPTED + CRASHED + b"1:" + job(5)])
+                    self.assert_moved(jobs0)
+                    self.assert_counted(stats0, requeued=2)
+
+    def test_hb_key_of_wrong_type_one_worker(self):
+        """P:hb:<wid> is one of the worker's keys (a string, per the
+        contract): holding another type, RECLAIM of that worker must refuse
+        naming it, Redis unchanged (not DEL it). Contract violation while
+        this fails."""
+        hb = Keys(wid=W1).hb
+        self.world()
+        clobber(hb, "list")
+        before = snapshot()
+        reply = S.reclaim(W1)
+        after = snapshot()
+        self.assertIsInstance(reply, redis.ResponseError,
+                              "CONTRACT VIOLATION reclaim.lua:85 checks claim and inflight but "
+                              "not P:hb:<wid>; RECLAIM %s with a list at %s answered %r and "
+                              "deleted it: %s" % (W1, hb, reply, diff(before, after)[:4]))
+
+    def test_hb_key_of_wrong_type_reaper(self):
+        """The reaper finding W1 registered with a P:hb:<wid> of another type
+        must list it as skipped with the reason, not take it for alive
+        forever. Contract violation while this fails."""
+        self.world()
+        clobber(Keys(wid=W1).hb, "list")
+        requeued, dead, skipped = S.reclaim("")
+        self.assertTrue(any(s.decode().startswith(W1 + ": ") for s in skipped),
+                        "CONTRACT VIOLATION reclaim.lua:121: EXISTS on a wrong-typed "
+                        "P:hb:<wid> takes the worker for alive: never reaped, never listed in "
+                        "skipped (reply %r)" % ([requeued, dead, skipped],))
+
+    def test_poison_after_at_its_limits(self):
+        """poison_after 0 and QUEUE_POISON_MAX + 1 refused (Redis unchanged);
+        1: every crashed job goes to P:dead (claimed ones are requeued as
+        they are, never started); QUEUE_POISON_MAX: a job at 99 crashes goes
+        dead, one at 98 is requeued carrying 99."""
+        self.world()
+        for bad in (POISON_MIN - 1, POISON_MAX + 1, "x"):
+            self.assert_refused_unchanged(lambda: S.reclaim(W1, poison_after=bad), "RECLAIM")
+        jobs0, stats0 = jobs(), stats()
+        self.assertEqual(S.reclaim(W1, poison_after=POISON_MIN), [2, 3, []])
+        self.assertEqual(R.lrange(K.queue, 0, -1), [job("queued"), job("c2"), job("c1")])
+        self.assertEqual(R.llen(K.dead), 3)
+        self.assert_moved(jobs0)
+        self.assert_counted(stats0, requeued=2, dead=3, worker_crashed=3)
+
+        worker(W3, [], {"1": CRASHED + b"%d:" % (POISON_MAX - 1) + job("old"),
+                             "2": CRASHED + b"%d:" % (POISON_MAX - 2) + job("younger")})
+        jobs0 = jobs()
+        self.assertEqual(S.reclaim(W3, poison_after=POISON_MAX), [1, 1, []])
+        self.assertEqual(R.lindex(K.queue, -1),
+                         ACCEPTED + CRASHED + b"%d:" % (POISON_MAX - 1) + job("younger"))
+        d = json.loads(R.lindex(K.dead, 0))
+        self.assertEqual((d["id"], d["crashes"]), ("job-old", POISON_MAX))
+        self.assert_moved(jobs0)
+
+    def test_arguments_at_their_limits(self):
+        """A prefix of 1 and KEYS_PREFIX_MAX bytes, a time of 40 bytes and a
+        wid of 128 are taken; an empty or longer prefix, a 41-byte time, a
+        129-byte wid, an unknown mode, dead_max 0 or 2^40 + 1 are refused,
+        Redis unchanged."""
+        self.world()
+        for kw in ({"prefix": ""}, {"prefix": "p" * (PREFIX_MAX + 1)}, {"now": "t" * 41},
+                   {"mode": "dirty"}, {"mode": ""}, {"dead_max": DEAD_MAX_MIN - 1},
+                   {"dead_max": DEAD_MAX + 1}):
+            with self.subTest(**{k: short(v, 40) for k, v in kw.items()}):
+                self.assert_refused_unchanged(lambda: S.reclaim(W1, **kw), "RECLAIM")
+        self.assert_refused_unchanged(lambda: S.reclaim("w" * (WID_MAX + 1)), "RECLAIM")
+        self.assertEqual(S.reclaim(W1, now="t" * 40, dead_max=DEAD_MAX), [5, 0, []])
+        long_p = "p" * PREFIX_MAX
+        k = Keys(prefix=long_p, wid="w" * WID_MAX)
+        R.hset(k.inflight, "1", job(1))
+        self.assertEqual(S.reclaim("w" * WID_MAX, prefix=long_p), [1, 0, []])
+        self.assertEqual(R.lrange(k.queue, 0, -1), [ACCEPTED + CRASHED + b"1:" + job(1)])
+
+    def test_worker_holding_many_jobs(self):
+        """A worker holding 20,000 jobs in flight and 3 claimed: all requeued
+        in one call (claimed ones, then in-flight ones in seq order, lowest
+        rightmost), its keys deleted, unregistered, counted."""
+        n = 20000
+        worker(W1, [job("c%d" % i) for i in range(3)],
+                    {str(i): small(i) for i in range(1, n + 1)})
+        jobs0, stats0 = jobs(), stats()
+        self.assertEqual(S.reclaim(W1, mode="clean"), [n + 3, 0, []])
+        q = R.lrange(K.queue, 0, -1)
+        self.assertEqual(q[:3], [job("c2"), job("c1"), job("c0")])
+        self.assertEqual(q[3:], [ACCEPTED + small(i) for i in range(n, 0, -1)])
+        k = Keys(wid=W1)
+        self.assertEqual(R.exists(k.claim, k.inflight, k.hb), 0)
+        self.assertFalse(R.hexists(K.workers, W1))
+        self.assert_moved(jobs0)
+        self.assert_counted(stats0, requeued=n + 3)
+
+    def test_sent_twice(self):
+        """RECLAIM of a worker already reclaimed, and a second reaping, move
+        nothing and change nothing."""
+        self.world()
+        self.assertEqual(S.reclaim(W1), [5, 0, []])
+        before = snapshot()
+        self.assertEqual(S.reclaim(W1), [0, 0, []])
+        self.assert_unchanged(before, "RECLAIM sent twice changed Redis")
+        worker(W3, [job("c3")], {"1": job(3)})
+        self.assertEqual(S.reclaim(""), [2, 0, []])
+        before = snapshot()
+        self.assertEqual(S.reclaim(""), [0, 0, []])
+        self.assert_unchanged(before, "a second reaping changed Redis")
+
+
+# ---- The marks (marks.lua, job.h) ---------------------------------------------
+
+class Marks(ScriptCase):
+    SECRET = "whsec_TOPSECRETTOPSECRETTOPSECRET"
+
+    def test_crashed_mode_counts_and_poisons(self):
+        """RECLAIM 'crashed' adds one to each in-flight job's crash count
+        (claimed jobs are never marked); at poison_after the job goes to P:dead
+        as worker_crashed: a valid JSON entry naming the job's id and url
+        when printable (null otherwise), no trace of its secret anywhere in
+        P:dead, its bytes kept in P:dead:secrets under the entry's dead_id
+        as 0xc1 + msgpack {raw: bytes}. Jobs: JSON, msgpack, a retry envelope
+        holding its job as a msgpack str (the bin hookd writes is
+        test_poisoned_retry_envelope_names_its_job), unprintable id and url,
+        bytes that are no job at all."""
+        msgpack_job = msgpack.packb({"id": "mp-1", "url": "https://m.example/x",
+                                     "payload": 1, "secret": self.SECRET})
+        env = msgpack.packb({"_hookd": 1, "id": "env-1", "attempts": 4,
+                             "job": job("inner", self.SECRET).decode()})
+        odd_url = json.dumps({"id": "odd\u0001", "url": "https://x/\u0001",
+                              "secret": self.SECRET}).encode()
+        garbage = b"\x00\xffnot a job " + self.SECRET.encode()
+        inflight = {"1": CRASHED + b"1:" + job("json", self.SECRET),
+                    "2": ACCEPTED + CRASHED + b"1:" + msgpack_job,
+                    "3": CRASHED + b"1:" + env, "4": CRASHED + b"1:" + odd_url,
+                    "5": CRASHED + b"1:" + garbage, "6": ACCEPTED + job("fresh")}
+        worker(W1, [job("claimed")], inflight)
+        jobs0, stats0 = jobs(), stats()
+        self.assertEqual(S.reclaim(W1, poison_after=2), [2, 5, []])
+        self.assertEqual(R.lrange(K.queue, 0, -1),
+                         [job("claimed"), ACCEPTED + CRASHED + b"1:" + job("fresh")])
+        self.assert_moved(jobs0)
+        self.assert_counted(stats0, requeued=2, dead=5, worker_crashed=5)
+        want = {"1": ("job-json", "https://r.example:443/hook", 0),
+                "2": ("mp-1", "https://m.example/x", 0),
+                "3": ("env-1", "https://r.example:443/hook", 4),
+                "4": (None, None, 0), "5": (None, None, 0)}
+        aside = R.hgetall(K.aside)
+        for e in R.lrange(K.dead, 0, -1):
+            self.assertNotIn(self.SECRET.encode(), e)
+            d = json.loads(e)
+            seq = d["dead_id"].rsplit(":", 1)[1]
+            self.assertEqual(d["dead_id"], "%s:%s" % (W1, seq))
+            self.assertEqual((d["id"], d["url"], d["attempts"]), want[seq])
+            self.assertEqual((d["reason"], d["crashes"], d["worker"], d["dead_at"]),
+                             ("worker_crashed", 2, W1, NOW))
+            kept = aside[d["dead_id"].encode()]
+            self.assertEqual(kept[:1], b"\xc1")
+            self.assertEqual(msgpack.unpackb(kept[1:], raw=True),
+                             {b"raw": unmark(inflight[seq])[0]})
+
+    def test_poisoned_retry_envelope_names_its_job(self):
+        """A retry envelope as job_envelope_encode() (job.c) writes it, its
+        producer's job in a msgpack bin, and a msgpack job whose body is a bin
+        (job.h allows it): poisoned, their entries must still name the id and
+        url (plain text), and the envelope's attempts. Contract violation
+        while this fails: Redis 7.0's cmsgpack cannot read bin (0xc4..0xc6),
+        so describe() (reclaim.lua:66) gets nothing."""
+        env = msgpack.packb({"_hookd": 1, "id": "env-1", "attempts": 4, "first_ms": 1,
+                             "last_status": 500, "last_error": "http_500",
+                             "token": WID + ":9", "job": job("inner", self.SECRET)})
+        bin_body = msgpack.packb({"id": "mp-bin", "url": "https://m.example/y",
+                                  "body": b"\x00\x01", "secret": self.SECRET})
+        worker(W1, [], {"1": CRASHED + b"1:" + env, "2": CRASHED + b"1:" + bin_body})
+        self.assertEqual(S.reclaim(W1, poison_after=2), [0, 2, []])
+        got = {}
+        for e in R.lrange(K.dead, 0, -1):
+            self.assertNotIn(self.SECRET.encode(), e)
+            d = json.loads(e)
+            got[d["dead_id"]] = (d["id"], d["url"], d["attempts"])
+        self.assertEqual(got, {W1 + ":1": ("env-1", "https://r.example:443/hook", 4),
+                               W1 + ":2": ("mp-bin", "https://m.example/y", 0)},
+                         "CONTRACT VIOLATION reclaim.lua:62-78 (describe): the worker_crashed "
+                         "entries of a retry envelope and of a msgpack job with a bin lack "
+                         "their id and url")
+
+    def test_crash_count_in_entry_is_a_number(self):
+        """A job whose crash mark was forged by a producer (0xc1 'crashed:inf:')
+        must still give a valid JSON entry. Contract violation while this
+        fails: reclaim.lua:103 writes Lua's tostring of the count."""
+        worker(W1, [], {"1": CRASHED + b"inf:" + job(1),
+                                      "2": CRASHED + b"nan:" + job(2)})
+        S.reclaim(W1, poison_after=1)
+        for e in R.lrange(K.dead, 0, -1):
+            try:
+                json.loads(e, parse_constant=lambda c: self.fail("not JSON: " + c))
+            except ValueError as err:
+                self.fail("CONTRACT VIOLATION reclaim.lua:103 (marks.lua:20 tonumber): a "
+                          "forged crash count makes an invalid JSON entry (%s): %s" % (err, e))
+
+    def test_clean_mode_never_counts(self):
+        """RECLAIM 'clean' (the worker handed its jobs back) requeues every
+        job, even at poison_after 1, with its crash count as it was and the
+        accepted mark added once."""
+        worker(W1, [], {"1": job(1), "2": CRASHED + b"7:" + job(2),
+                                      "3": ACCEPTED + CRASHED + b"3:" + job(3)})
+        jobs0 = jobs()
+        self.assertEqual(S.reclaim(W1, mode="clean", poison_after=1), [3, 0, []])
+        self.assertEqual(R.lrange(K.queue, 0, -1), [
+            ACCEPTED + CRASHED + b"3:" + job(3), ACCEPTED + CRASHED + b"7:" + job(2),
+            ACCEPTED + job(1)])
+        self.assertFalse(R.exists(K.dead))
+        self.assert_moved(jobs0)
+
+    def test_park_keeps_the_crash_mark(self):
+        """RECORD K parks a job marked accepted, its crash count kept (a job
+        parked between two crashes still reaches poison_after)."""
+        hset_many(K.inflight, {"1": CRASHED + b"2:" + job(1),
+                               "2": ACCEPTED + CRASHED + b"1:" + job(2), "3": job(3)})
+        self.assertEqual(S.record([("K", s, O1, "") for s in "123"]), [3, []])
+        self.assertEqual(R.lrange(K.parked_list(O1), 0, -1), [
+            ACCEPTED + job(3), ACCEPTED + CRASHED + b"1:" + job(2),
+            ACCEPTED + CRASHED + b"2:" + job(1)])
+
+
+# ---- DLQ_MOVE, DLQ_PURGE_ALL --------------------------------------------------
+
+class Dlq(ScriptCase):
+    N = DLQ_MOVE_MAX + 5
+
+    def world(self):
+        """N dead entries (oldest rightmost), each with a secret kept aside."""
+        lpush_many(K.dead, [entry(i) for i in range(self.N)])
+        hset_many(K.aside, {"%s:%d" % (WID, i): "s%d" % i for i in range(self.N)})
+        R.hset(K.stats, "dead", self.N)
+
+    def triple(self, i, replay=True):
+        return (entry(i), job(i) if replay else b"", "%s:%d" % (WID, i))
+
+    def test_wrong_type_keys(self):
+        """Each of DLQ_MOVE's four KEYS holding each wrong type: refused
+        naming the key, Redis unchanged."""
+        self.check_wrong_types([(K.dead, "list"), (K.queue, "list"), (K.aside, "hash"),
+                                (K.stats, "hash")], self.world,
+                               lambda: S.dlq_move("replayed", [self.triple(0)]))
+
+    def test_triples_at_their_limits(self):
+        """0 triples (0, nothing changes), 1, QUEUE_DLQ_MOVE_MAX (each entry
+        removed, its job queued or not, its secret dropped, counted) and one
+        past it refused; so are an unknown counter and a tail not in triples;
+        Redis unchanged."""
+        self.world()
+        self.assert_refused_unchanged(
+            lambda: S.dlq_move("replayed", [self.triple(i) for i in range(DLQ_MOVE_MAX + 1)]),
+            "DLQ_MOVE", str(DLQ_MOVE_MAX))
+        self.assert_refused_unchanged(lambda: S.dlq_move("deleted", [self.triple(0)]), "DLQ_MOVE")
+        self.assert_refused_unchanged(lambda: S.dlq_move("purged", [], tail=[entry(0), b""]),
+                                      "DLQ_MOVE")
+        before = snapshot()
+        self.assertEqual(S.dlq_move("replayed", []), 0)
+        self.assert_unchanged(before, "DLQ_MOVE of 0 triples changed Redis")
+        jobs0, stats0 = jobs(), stats()
+        self.assertEqual(S.dlq_move("replayed", [self.triple(0)]), 1)
+        self.assertEqual(S.dlq_move("replayed",
+                                    [self.triple(i) for i in range(1, DLQ_MOVE_MAX + 1)]),
+                         DLQ_MOVE_MAX)
+        self.assertEqual(S.dlq_move("purged", [self.triple(i, False)
+                                               for i in range(DLQ_MOVE_MAX + 1, self.N)]),
+                         self.N - DLQ_MOVE_MAX - 1)
+        self.assertEqual(R.lrange(K.queue, 0, -1), [job(i) for i in range(DLQ_MOVE_MAX, -1, -1)])
+        self.assertFalse(R.exists(K.dead, K.aside))
+        self.assert_moved(jobs0, [entry(i) for i in range(self.N)],
+                          [job(i) for i in range(DLQ_MOVE_MAX + 1)])
+        self.assert_counted(stats0, replayed=DLQ_MOVE_MAX + 1, purged=self.N - DLQ_MOVE_MAX - 1)
+
+    def test_sent_twice(self):
+        """DLQ_MOVE of the same triples again (an interrupted run resumed)
+        finds their entries gone: 0 moved, nothing changes."""
+        self.world()
+        triples = [self.triple(i) for i in range(3)]
+        self.assertEqual(S.dlq_move("replayed", triples), 3)
+        before = snapshot()
+        self.assertEqual(S.dlq_move("replayed", triples), 0)
+        self.assert_unchanged(before, "DLQ_MOVE sent twice changed Redis")
+
+    def test_purge_all(self):
+        """DLQ_PURGE_ALL: each of its three KEYS of the wrong type refused,
+        Redis unchanged; otherwise both keys deleted and counted once; again,
+        0 and nothing changes."""
+        self.check_wrong_types([(K.dead, "list"), (K.aside, "hash"), (K.stats, "hash")],
+                               self.world, S.dlq_purge_all)
+        R.flushall()
+        self.world()
+        stats0 = stats()
+        self.assertEqual(S.dlq_purge_all(), self.N)
+        self.assertFalse(R.exists(K.dead, K.aside))
+        self.assert_counted(stats0, purged=self.N)
+        before = snapshot()
+        self.assertEqual(S.dlq_purge_all(), 0)
+        self.assert_unchanged(before, "DLQ_PURGE_ALL sent twice changed Redis")
+
+
+# ---- The counters: P:stats fields that are not integers ----------------------
+
+class Counters(ScriptCase):
+    def test_non_integer_counter_refused_before_writes(self):
+        """A P:stats field a script increments holding a non-integer makes
+        HINCRBY fail; that must be found before the first write (refused,
+        Redis unchanged) rather than after the move. Contract violation
+        while this fails (FETCH even loses the jobs it popped: its HINCRBY
+        unparked comes before the HSET into inflight, fetch.lua:78)."""
+        def fetch_world():
+            R.lpush(K.parked_list(O1), job("p"))
+            R.zadd(K.parked, {O1: 1})
+            R.lpush(K.queue, job("q"))
+
+        def one_worker():
+            R.hset(Keys(wid=W1).inflight, "1", job(1))
+            R.hset(K.workers, W1, "{}")
+        # script, counter, world, call, (jobs gone, jobs new) of the whole move
+        cases = [
+            ("fetch", "unparked", fetch_world, lambda: S.fetch(0, 5, [(O1, 1)]), ((), ())),
+            ("record", "delivered", lambda: R.hset(K.inflight, "1", job(1)),
+             lambda: S.record([outcome("A", 1)]), ([job(1)], ())),
+            ("accept", "duplicate",
+             lambda: (R.hset(K.inflight, "1", job(1)), R.set(K.seen_key(dkey(1)), "x")),
+             lambda: S.accept([("1", dkey(1))]), ([job(1)], ())),
+            ("promote", "promoted", lambda: R.zadd(K.retry, {envelope(1): 1}),
+             lambda: S.promote(5), ((), ())),
+            ("release", "requeued", lambda: R.hset(K.inflight, "1", job(1)),
+             lambda: S.release(1, 1), ((), ())),
+            ("reclaim", "requeued", one_worker, lambda: S.reclaim(W1), ((), ())),
+            ("dlq_move", "replayed", lambda: R.lpush(K.dead, entry(1)),
+             lambda: S.dlq_move("replayed", [(entry(1), job(1), "")]), ([entry(1)], [job(1)])),
+            ("dlq_purge_all", "purged", lambda: R.lpush(K.dead, entry(1)), S.dlq_purge_all,
+             ([entry(1)], ()))]
+        for name, field, world, call, (gone, new) in cases:
+            with self.subTest(name):
+                R.flushall()
+                world()
+                R.hset(K.stats, field, "not-a-number")
+                before, jobs0 = snapshot(), jobs()
+                reply = call()
+                if not isinstance(reply, redis.ResponseError):
+                    self.fail("%s counted into a non-integer %s and answered %r" %
+                              (name, field, reply))
+                whole = collections.Counter(jobs0)
+                whole.subtract(gone)
+                whole.update(new)
+                now = jobs()
+                state = ("Redis unchanged" if not diff(before, snapshot()) else
+                         "the move happened whole, the reply says it failed" if now == +whole
+                         else "JOBS LOST: %s" % short(list((jobs0 - now).elements()), 200))
+                self.assertTrue(str(reply).startswith("hookd: "),
+                                "CONTRACT VIOLATION %s.lua: HINCRBY %s failed after the writes "
+                                "(%s); %s; changes: %s" % (name, field, reply, state,
+                                                           diff(before, snapshot())[:4]))
+                self.assert_unchanged(before)
+
+
+# ---- The shebang at maxmemory -------------------------------------------------
+
+class Maxmemory(ScriptCase):
+    def world(self):
+        """Work for every script: queued jobs, jobs in flight, due retries,
+        dead entries, a dead worker."""
+        lpush_many(K.queue, [job(i) for i in range(5)])
+        hset_many(K.inflight, {str(i): job(i) for i in range(1, 6)})
+        R.zadd(K.retry, {envelope(1): 1})
+        lpush_many(K.dead, [entry(i) for i in range(3)])
+        R.hset(K.aside, "%s:1" % WID, "s")
+        worker(W1, [job("c")], {"1": job("w1")})
+
+    def tearDown(self):
+        R.config_set("maxmemory", 0)
+
+    def test_write_scripts_refused_whole(self):
+        """With maxmemory below used memory (noeviction), every write script
+        is refused with Redis's OOM error before it runs, Redis unchanged;
+        HEARTBEAT and DLQ_PURGE_ALL (flags=allow-oom) still run."""
+        self.world()
+        R.config_set("maxmemory-policy", "noeviction")
+        R.config_set("maxmemory", max(1, R.info("memory")["used_memory"] // 2))
+        calls = {"fetch": lambda: S.fetch(10, 3), "record": lambda: S.record([outcome("A", 1)]),
+                 "accept": lambda: S.accept([("2", dkey(2))]), "promote": lambda: S.promote(5),
+                 "release": lambda: S.release(1, 5), "reclaim": lambda: S.reclaim(W1),
+                 "dlq_move": lambda: S.dlq_move("purged", [(entry(0), b"", "")])}
+        for name, call in calls.items():
+            with self.subTest(name):
+                before = snapshot()
+                reply = call()
+                self.assertIsInstance(reply, redis.ResponseError, "%s ran at maxmemory" % name)
+                self.assertIn("OOM", str(reply))
+                self.assert_unchanged(before, "%s refused at maxmemory changed Redis" % name)
+        self.assertEqual(S.heartbeat(now=77), 1)
+        self.assertEqual(R.get(K.hb), b"77")
+        self.assertEqual(S.dlq_purge_all(), 3)
+        self.assertFalse(R.exists(K.dead, K.aside))
+
+
+# ---- The limits themselves ----------------------------------------------------
+
+class Limits(unittest.TestCase):
+    def test_each_script_names_the_limit_c_uses(self):
+        """Each script's own constant (the assembled text) is the C one, so a
+        limit changed on one side only fails here even before the boundary
+        tests run."""
+        text = {n: open(os.path.join(LUA_DIR, n + ".lua")).read() for n in Scripts.NAMES}
+        for name, pattern, value in (
+                ("fetch", r"FETCH_MAX, PULL_MAX, ORIGIN_MAX = (\d+), (\d+), (\d+)",
+                 (FETCH_MAX, PULL_MAX, ORIGIN_MAX)),
+                ("record", r"RECORD_MAX, ORIGIN_MAX, DELAY_MAX = (\d+), (\d+)",
+                 (RECORD_MAX, ORIGIN_MAX)),
+                ("accept", r"ACCEPT_MAX, DAY = (\d+)", (ACCEPT_MAX,)),
+                ("promote", r"PROMOTE_MAX = (\d+)", (PROMOTE_MAX,)),
+                ("release", r"FETCH_MAX = (\d+)", (FETCH_MAX,)),
+                ("dlq_move", r"MOVE_MAX = (\d+)", (DLQ_MOVE_MAX,)),
+                ("reclaim", r"int_arg\(ARGV\[4\], (\d+), (\d+)\)", (POISON_MIN, POISON_MAX))):
+            with self.subTest(name):
+                m = re.search(pattern, text[name])
+                self.assertIsNotNone(m, "%s.lua no longer matches %s" % (name, pattern))
+                self.assertEqual(tuple(int(g) for g in m.groups()), value)
+        self.assertTrue(all(t.startswith("#!lua") for t in text.values()))
+        self.assertTrue(text["heartbeat"].startswith("#!lua flags=allow-oom\n"))
+        self.assertTrue(text["dlq_purge_all"].startswith("#!lua flags=allow-oom\n"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
