@@ -86,7 +86,7 @@ TTL_MIN, TTL_MAX = c_config_range("heartbeat_ttl")
 WINDOW_MAX = c_config_range("dedupe_window")[1]   # 0 = off: ACCEPT is never called
 ORIGIN_MAX = c_int_defines("include/hookd/policy.h")["POLICY_ORIGIN_MAX"] - 1  # a buffer
 PREFIX_MAX = c_int_defines("include/hookd/keys.h")["KEYS_PREFIX_MAX"]
-WID_MAX = 128           # the scripts' own limit; keys.h's wid buffer holds at most 127
+WID_MAX = c_int_defines("include/hookd/keys.h")["KEYS_WID_MAX"] - 1  # a buffer, NUL too
 INFO_MAX = 1024         # heartbeat.lua's own limit (worker.c sends at most 255 bytes)
 DELAY_MAX = 366 * 86400000                      # record.lua's limit on a retry's delay
 ACCEPTED = c_string_define("include/hookd/job.h", "JOB_ACCEPTED_MARK")
@@ -810,7 +810,7 @@ class Record(ScriptCase):
 
     def test_arguments_at_their_limits(self):
         """A retry delay of 0 and 366 days, an origin of ORIGIN_MAX bytes and
-        a wid of 128 are taken; one past each, an empty origin or wid, an
+        a wid of KEYS_WID_MAX - 1 are taken; one past each, an empty origin or wid, an
         unknown kind, a bad seq, an empty dead entry, a tail not in groups of
         four, or missing prefixes are refused, Redis unchanged."""
         self.world()
@@ -998,7 +998,7 @@ class Accept(ScriptCase):
     def test_window_and_arguments_at_their_limits(self):
         """A window of 1 ms and of dedupe_window's largest value (366 days) is
         taken (the key's PTTL is the window); 0 and one past are refused, as
-        are a key of 0 or 65 bytes (64 taken), a wid of 0 or 129 bytes (128
+        are a key of 0 or 65 bytes (64 taken), a wid of 0 or KEYS_WID_MAX bytes (KEYS_WID_MAX - 1
         taken), a bad seq and an odd tail; Redis unchanged."""
         self.world()
         for kw, pairs in (({"window": 0}, [("1", dkey(1))]),
@@ -1141,7 +1141,7 @@ class Heartbeat(ScriptCase):
     def test_arguments_at_their_limits(self):
         """ttl at heartbeat_ttl's bounds in config.c (1000 and 3600000 taken,
         999 and 3600001 refused), info of 1024 bytes taken and 1025 refused, a
-        wid of 128 taken and 0 or 129 refused, a bad time refused; refusals
+        wid of KEYS_WID_MAX - 1 taken and 0 or KEYS_WID_MAX refused, a bad time refused; refusals
         leave Redis unchanged, a heartbeat sets hb (its PTTL the ttl) before
         registering."""
         for kw in ({"ttl": TTL_MIN - 1}, {"ttl": TTL_MAX + 1}, {"ttl": "x"},
@@ -1301,7 +1301,7 @@ class Reclaim(ScriptCase):
 
     def test_arguments_at_their_limits(self):
         """A prefix of 1 and KEYS_PREFIX_MAX bytes, a time of 40 bytes and a
-        wid of 128 are taken; an empty or longer prefix, a 41-byte time, a
+        wid of KEYS_WID_MAX - 1 are taken; an empty or longer prefix, a 41-byte time, a
         129-byte wid, an unknown mode, dead_max 0 or 2^40 + 1 are refused,
         Redis unchanged."""
         self.world()
