@@ -230,7 +230,8 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *
      * at the moment a transfer ends: whenever a worker's requests dip (the
      * end of a batch), that closes most warm connections, and about one
      * request in five paid a new TCP connect. Keep one idle connection per
-     * in-flight slot instead. */
+     * in-flight slot instead, as far as the open-file limit allows
+     * (rlimit.h). */
     if (c->opt.max_connections > 0)
         curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->opt.max_connections);
     /* hosts.c keeps requests per origin within this already; libcurl's own

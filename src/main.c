@@ -169,7 +169,7 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
     if (a.cli.command != NULL) {
         rc = cli_run(&cfg, &a.cli);
-    } else if (rlimit_ensure_files(cfg.max_in_flight, !a.check_only, &err) < 0) {
+    } else if (rlimit_ensure_files(cfg.max_in_flight, &err) < 0) {
         fprintf(stderr, "hookd: %s\n", err.msg);
         rc = 2;
     } else if (a.check_only) {

@@ -2,41 +2,61 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include "hookd/rlimit.h"
 
-/* Per request: its socket, and while its name resolves libcurl's socket
- * pair; then a margin for Redis, libuv, logs and the odd file. */
-#define FILES_PER_REQUEST 3
+/* Besides one socket per request: Redis connections, libuv's epoll and
+ * signal descriptors, logs, libcurl's resolver socket pairs (two per name
+ * being looked up, for a moment). */
 #define FILES_MARGIN 256
 
 long rlimit_files_needed(int max_in_flight)
 {
-    return (long)max_in_flight * FILES_PER_REQUEST + FILES_MARGIN;
+    return (long)max_in_flight + FILES_MARGIN;
 }
 
-int rlimit_ensure_files(int max_in_flight, int apply, struct hk_err *err)
+static rlim_t files_allowed(void)
 {
-    long need = rlimit_files_needed(max_in_flight);
-    struct rlimit rl, want;
+    struct rlimit rl;
+
+    return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 0;
+}
+
+int rlimit_ensure_files(int max_in_flight, struct hk_err *err)
+{
+    rlim_t need = (rlim_t)rlimit_files_needed(max_in_flight);
+    rlim_t want = need + (rlim_t)max_in_flight;     /* and as many idle connections */
+    struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return hk_err_set(err, HK_ECONFIG, "config", "getrlimit(RLIMIT_NOFILE) failed: %s",
                           strerror(errno));
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)need)
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
         return 0;
-    want.rlim_cur = (rlim_t)need;
-    want.rlim_max = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want.rlim_cur
-                        ? rl.rlim_max : want.rlim_cur;
-    /* Raising the hard limit needs CAP_SYS_RESOURCE (root, in practice):
-     * a check can only guess; applying tells. */
-    if (!apply ? want.rlim_max == rl.rlim_max || geteuid() == 0
-               : setrlimit(RLIMIT_NOFILE, &want) == 0)
+    /* The hard limit first, which needs CAP_SYS_RESOURCE; failing that,
+     * the soft limit up to the hard one, which any process may do. */
+    struct rlimit raised = { want, want };
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max >= want)
+        raised.rlim_max = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) < 0 && rl.rlim_max != RLIM_INFINITY) {
+        raised.rlim_cur = rl.rlim_max;
+        raised.rlim_max = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &raised);
+    }
+    if (files_allowed() >= need)
         return 0;
     return hk_err_set(err, HK_ECONFIG, "config",
-                      "max_in_flight %d needs up to %ld open files per worker, and this process "
-                      "may open %llu (ulimit -Hn) without the right to raise it: raise it "
-                      "(LimitNOFILE= in hookd.service) or lower max_in_flight",
-                      max_in_flight, need, (unsigned long long)rl.rlim_max);
+                      "max_in_flight %d needs at least %ld open files per worker, and this "
+                      "process may open %llu (ulimit -Hn) without the right to raise it: raise "
+                      "it (LimitNOFILE= in hookd.service) or lower max_in_flight",
+                      max_in_flight, (long)need, (unsigned long long)files_allowed());
+}
+
+int rlimit_idle_connections(int max_in_flight)
+{
+    rlim_t allowed = files_allowed(), need = (rlim_t)rlimit_files_needed(max_in_flight);
+
+    if (allowed == RLIM_INFINITY || allowed >= need + (rlim_t)max_in_flight)
+        return max_in_flight;
+    return allowed > need ? (int)(allowed - need) : 1;
 }

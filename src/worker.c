@@ -20,6 +20,7 @@
 #include "hookd/outbox.h"
 #include "hookd/queue.h"
 #include "hookd/redis.h"
+#include "hookd/rlimit.h"
 #include "hookd/timeutil.h"
 #include "hookd/worker.h"
 
@@ -693,7 +694,8 @@ int worker_run(const struct config *cfg, const char *wid)
         .ca_path = cfg->ca_path, .client_cert = cfg->client_cert,
         .client_key = cfg->client_key, .max_response_bytes = cfg->max_response_bytes,
         .dest = &cfg->dest, .resolve = cfg->resolve,
-        .max_host_connections = cfg->max_per_host, .max_connections = cfg->max_in_flight,
+        .max_host_connections = cfg->max_per_host,
+        .max_connections = rlimit_idle_connections(cfg->max_in_flight),
     };
     char started[TIME_ISO_LEN + 1];
     int rc;

@@ -4,6 +4,7 @@ maxmemory. Each scenario checks that every job produced is accounted for.
 Real redis-server, real receivers, real hookd."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 import unittest
@@ -152,6 +153,29 @@ class Limits(unittest.TestCase):
             self.assertEqual(len(re.findall(again, log)), n, "%r:\n%s" % (again, log[-4000:]))
         self.assertEqual(len(re.findall(pairs[0][0], log)), 1)
         self.assertNotIn("heartbeat failed", log)       # allow-oom: workers stay registered
+
+    def test_open_files_limit(self):
+        """max_in_flight needs a socket per request: beyond what the process
+        may open (here a user without the right to raise its hard limit of
+        1,000) it is refused, by --check-config and at start, naming both
+        numbers; within it, accepted."""
+        # A copy the user can reach whatever directory the tree is in.
+        binary = os.path.join(self.p.dir, "hookd-for-nobody")
+        shutil.copy(HOOKD, binary)
+        os.chmod(self.p.dir, 0o755)
+
+        def run(*args):
+            return subprocess.run(["prlimit", "--nofile=1000:1000", "runuser", "-u", "nobody",
+                                   "--", binary, "--redis", self.redis_url, *args],
+                                  capture_output=True, text=True, timeout=30, cwd="/")
+        msg = ("hookd: max_in_flight 800 needs at least 1056 open files per worker, and this "
+               "process may open 1000 (ulimit -Hn) without the right to raise it: raise it "
+               "(LimitNOFILE= in hookd.service) or lower max_in_flight\n")
+        for args in (["--check-config"], ["--data-dir", "/tmp"]):
+            out = run("--max-in-flight", "800", *args)
+            self.assertEqual((out.returncode, out.stderr), (2, msg))
+        out = run("--max-in-flight", "700", "--check-config")
+        self.assertEqual((out.returncode, out.stdout), (0, "configuration OK\n"), out.stderr)
 
 
 if __name__ == "__main__":
