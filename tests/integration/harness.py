@@ -62,13 +62,13 @@ class Procs:
         self.procs.append(p)
         return p
 
-    def redis(self, appendonly=False, port=None, d=None):
+    def redis(self, appendonly=False, port=None, d=None, extra=()):
         port = port or free_port()
         d = d or tempfile.mkdtemp(dir=self.dir, prefix="redis-")
         p = self.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                         "--dir", d, "--save", "", "--appendonly",
                         "yes" if appendonly else "no", "--appendfsync", "always",
-                        "--logfile", os.path.join(d, "log")])
+                        "--logfile", os.path.join(d, "log"), *extra])
         r = redis.Redis(host="127.0.0.1", port=port)
         wait_for(lambda: _ping(r), 10, "redis-server to answer")
         self.last_redis = (p, port, d)

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -14,7 +15,9 @@ from harness import HOOKD, SECRET, Procs, log_of, push, wait_for  # noqa: E402
 
 
 def stats(r, prefix="hookd"):
-    return {k.decode(): int(v) for k, v in r.hgetall(prefix + ":stats").items()}
+    """The counters that hold numbers (a test may plant one that does not)."""
+    return {k.decode(): int(v) for k, v in r.hgetall(prefix + ":stats").items()
+            if v.lstrip(b"-").isdigit()}
 
 
 def in_flight_ids(r, prefix="hookd"):
@@ -176,6 +179,58 @@ class Limits(unittest.TestCase):
             self.assertEqual((out.returncode, out.stderr), (2, msg))
         out = run("--max-in-flight", "700", "--check-config")
         self.assertEqual((out.returncode, out.stdout), (0, "configuration OK\n"), out.stderr)
+
+
+class LostFetch(unittest.TestCase):
+    """A fetch whose reply is lost is given back with RELEASE once the
+    worker reconnects; a RELEASE that Redis refuses is tried again after a
+    pause, said once, not resent in a tight loop."""
+
+    def setUp(self):
+        self.p = Procs()
+        # DEBUG SLEEP holds Redis still long enough for the worker's
+        # watchdog to cut a fetch whose reply then never comes.
+        self.port, self.r = self.p.redis(extra=("--enable-debug-command", "yes"))
+        self.rc = self.p.receiver()
+
+    def tearDown(self):
+        self.p.close()
+
+    def evals(self):
+        return int(self.r.info("commandstats").get("cmdstat_eval", {}).get("calls", 0))
+
+    def test_refused_release_is_paused_not_looped(self):
+        # RELEASE counts in requeued; a counter that is no number makes Redis
+        # refuse it (and nothing else the worker sends uses that counter).
+        self.r.hset("hookd:stats", "requeued", "oops")
+        h = self.p.hookd({"redis": "redis://127.0.0.1:%d" % self.port, "workers": 1,
+                          "secret": SECRET, "max_in_flight": 20, "fetch_batch": 5})
+        wait_for(lambda: self.r.hlen("hookd:workers") == 1, 20, "worker")
+        n = 3000
+        push(self.r, "hookd:queue", [{"id": "j%d" % i, "url": self.rc.url + "?delay=20",
+                                      "body": "x"} for i in range(n)])
+        wait_for(lambda: stats(self.r).get("delivered", 0) > 100, 30, "deliveries under way")
+        # While Redis sleeps the worker sends fetches; its watchdog (6 s)
+        # cuts the connection, so their replies are lost.
+        self.r.execute_command("DEBUG", "SLEEP", "7")
+        refusal = "requeueing the jobs of a lost fetch failed: hookd: field requeued"
+        wait_for(lambda: refusal in log_of(h), 30, "the refused RELEASE logged")
+        calls = self.evals()
+        wait_for(lambda: log_of(h).count("retrying every 1000 ms") and
+                 self.evals() > calls, 10, "scripts still running")
+        start, calls = time.monotonic(), self.evals()
+        time.sleep(2)       # a rate over a span of time: there is no event to wait on
+        rate = (self.evals() - calls) / (time.monotonic() - start)
+        # A paused RELEASE, a heartbeat, a PROMOTE: a few calls a second.
+        # Resent at once it ran thousands of times a second.
+        self.assertLess(rate, 50, "EVAL calls per second while RELEASE is refused")
+        self.assertEqual(log_of(h).count(refusal), 1)
+
+        self.r.hdel("hookd:stats", "requeued")
+        wait_for(lambda: stats(self.r).get("delivered", 0) >= n, 60, "every job delivered")
+        wait_for(lambda: "fetching works again" in log_of(h), 10, "recovery logged")
+        self.assertGreater(stats(self.r).get("requeued", 0), 0)
+        self.assertEqual(sorted(self.rc.stats()["succeeded"]), sorted("j%d" % i for i in range(n)))
 
 
 if __name__ == "__main__":
