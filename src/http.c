@@ -348,11 +348,20 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;     /* read and discarded beyond the capture, connection kept */
 }
 
+/* libcurl passes the header lines of every response it reads, 1xx interim
+ * responses (103 Early Hints, a 100 Continue) included, each after its own
+ * status line. What a header says belongs to its response only: a
+ * Retry-After on a 103 must not delay the retry of the final 503. So a
+ * status line starts the parsed state afresh. */
 static size_t on_header(char *data, size_t size, size_t n, void *userp)
 {
     struct http_request *r = userp;
     size_t len = size * n;
 
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        r->retry_after_s = -1;
+        return len;
+    }
     if (len > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
         char tmp[64];
         size_t vl = len - 12 < sizeof(tmp) - 1 ? len - 12 : sizeof(tmp) - 1;

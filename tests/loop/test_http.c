@@ -315,12 +315,87 @@ static void test_first_address_refused(void **state)
         run_requests("localhost", "::1", 300, 100, 64);
 }
 
+/* ---- one request, one canned answer ---------------------------------------- */
+
+struct answer {
+    uv_loop_t *loop;
+    int calls;
+    long status, retry_after_s;
+};
+
+static void on_answer(const struct http_result *res, void *arg)
+{
+    struct answer *a = arg;
+
+    a->calls++;
+    a->status = res->status;
+    a->retry_after_s = res->retry_after_s;
+    uv_stop(a->loop);       /* the listener would keep the loop running */
+}
+
+/* POST once to a listener that answers `text`; the result's status and
+ * Retry-After. */
+static struct answer post_once(const char *text)
+{
+    uv_loop_t loop;
+    struct server srv;
+    struct answer a = { .loop = &loop };
+    struct http_options opt = { .capture_bytes = 64 };
+    char url[64];
+
+    assert_int_equal(uv_loop_init(&loop), 0);
+    server_start(&loop, &srv, "127.0.0.1", text);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", srv.port);
+    struct http_request_spec spec = {
+        .url = url, .body = "{}", .body_len = 2, .user_agent = "test_http",
+        .timeout_ms = 10000,
+    };
+    struct http_client *c = http_client_new(&loop, &opt);
+    assert_non_null(c);
+    assert_int_equal(http_post(c, &spec, on_answer, &a), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(a.calls, 1);
+    http_client_close(c);
+    uv_close((uv_handle_t *)&srv.listener, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    return a;
+}
+
+/* A Retry-After belongs to the response it came with: one on a 1xx interim
+ * response says nothing about the final answer. */
+static void test_retry_after_of_the_final_response(void **state)
+{
+    struct answer a;
+
+    (void)state;
+    a = post_once("HTTP/1.1 103 Early Hints\r\nRetry-After: 3600\r\n\r\n"
+                  "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+    assert_int_equal(a.status, 503);
+    assert_int_equal(a.retry_after_s, -1);
+    a = post_once("HTTP/1.1 100 Continue\r\nRetry-After: 9\r\n\r\n"
+                  "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                  "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\n"
+                  "Content-Length: 0\r\n\r\n");
+    assert_int_equal(a.status, 503);
+    assert_int_equal(a.retry_after_s, 7);
+    a = post_once("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n"
+                  "Content-Length: 0\r\n\r\n");
+    assert_int_equal(a.status, 429);
+    assert_int_equal(a.retry_after_s, 7);
+    a = post_once(OK_200);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(a.retry_after_s, -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cut_attempts_ip_literal),
         cmocka_unit_test(test_cut_attempts_threaded_resolver),
         cmocka_unit_test(test_first_address_refused),
+        cmocka_unit_test(test_retry_after_of_the_final_response),
     };
     int rc;
 
