@@ -7,17 +7,18 @@
  * a free list so a steady stream of webhooks allocates nothing per request
  * beyond the header list.
  *
- * Unlike multi-uv.c, a socket's poll handle lives as long as the socket,
- * not as long as libcurl watches it: between two requests on a kept-alive
- * connection libcurl says CURL_POLL_REMOVE, and closing and re-creating the
- * uv_poll_t each time cost three epoll_ctl calls and an allocation per
- * request. An idle socket stays watched for reading only, which tells us
- * when the server closes it; libcurl learns that itself (its liveness check
- * before reuse). Poll handles are closed in libcurl's close-socket callback,
- * and a fd number reused by a new socket never inherits a stale handle
- * (on_open_socket drops it). */
+ * Unlike multi-uv.c, the poll handle of a kept-alive connection outlives
+ * libcurl's interest in it: between two requests libcurl says
+ * CURL_POLL_REMOVE, and closing and re-creating the uv_poll_t each time cost
+ * half a dozen epoll_ctl calls and an allocation per request. Such an idle
+ * socket stays watched for reading only, which tells us when the server
+ * closes it (libcurl learns that itself, by its liveness check before
+ * reuse), until libcurl's close-socket callback closes it. Sockets libcurl
+ * closes without that callback (cut connection attempts, its resolver's
+ * socketpair) lose their poll handle at REMOVE instead; see on_socket. */
 #include <curl/curl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,17 @@ struct sock_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
     int events;                     /* UV_READABLE | UV_WRITABLE being watched */
-    int idle;                       /* libcurl does not watch it (kept-alive) */
+    int assigned;                   /* libcurl holds it (curl_multi_assign) until
+                                       its REMOVE; else idle, only in socks[] */
     struct http_client *client;
+};
+
+/* What the client knows about one socket number. */
+struct sock_slot {
+    struct sock_ctx *ctx;           /* its poll handle, NULL when none */
+    int opened;                     /* on_open_socket made a socket under it */
+    dev_t dev;                      /* identity of that socket (fstat) */
+    ino_t ino;
 };
 
 struct http_request {
@@ -64,7 +74,7 @@ struct http_client {
     struct curl_slist *resolve;     /* owned */
     CURL **free_easy;               /* recycled easy handles */
     size_t nfree, capfree;
-    struct sock_ctx **socks;        /* by fd: a poll handle per open socket */
+    struct sock_slot *socks;        /* by fd number */
     size_t nsocks;
     int closing;
 };
@@ -74,9 +84,10 @@ static void check_done(struct http_client *c);
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct sock_ctx *s = h->data;
+    struct http_client *c = s->client;
     int flags = 0, running;
 
-    if (s->idle) {
+    if (!s->assigned) {
         /* Closed by the server (or sent something unasked) while kept
          * alive: stop watching; libcurl's liveness check will drop it. */
         uv_poll_stop(&s->poll);
@@ -89,8 +100,9 @@ static void on_poll(uv_poll_t *h, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
-    curl_multi_socket_action(s->client->multi, s->fd, flags, &running);
-    check_done(s->client);
+    /* s may be closed (not freed) by the time this returns */
+    curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    check_done(c);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -107,21 +119,9 @@ static void free_sock(uv_handle_t *h)
     free(h->data);
 }
 
-static void drop_sock(struct http_client *c, curl_socket_t fd)
+/* The slot for fd, the table grown to hold it. */
+static struct sock_slot *slot(struct http_client *c, curl_socket_t fd)
 {
-    struct sock_ctx *s;
-
-    if (fd < 0 || (size_t)fd >= c->nsocks || (s = c->socks[fd]) == NULL)
-        return;
-    c->socks[fd] = NULL;
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, free_sock);
-}
-
-static struct sock_ctx *get_sock(struct http_client *c, curl_socket_t fd)
-{
-    struct sock_ctx *s;
-
     if ((size_t)fd >= c->nsocks) {
         size_t n = c->nsocks ? c->nsocks : 64;
         while (n <= (size_t)fd)
@@ -130,9 +130,43 @@ static struct sock_ctx *get_sock(struct http_client *c, curl_socket_t fd)
         memset(c->socks + c->nsocks, 0, (n - c->nsocks) * sizeof(*c->socks));
         c->nsocks = n;
     }
-    if ((s = c->socks[fd]) != NULL)
-        return s;
-    s = xcalloc(1, sizeof(*s));
+    return &c->socks[fd];
+}
+
+/* Stop watching s's socket and close the poll handle (freed in the close
+ * callback, so a caller still holding s for this call is safe). */
+static void drop_sock(struct sock_ctx *s)
+{
+    struct http_client *c = s->client;
+
+    if (c->socks[s->fd].ctx == s)
+        c->socks[s->fd].ctx = NULL;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, free_sock);
+}
+
+/* The poll handle filed under fd, NULL when none. */
+static struct sock_ctx *sock_at(struct http_client *c, curl_socket_t fd)
+{
+    return fd >= 0 && (size_t)fd < c->nsocks ? c->socks[fd].ctx : NULL;
+}
+
+/* 1 when the socket open under fd is the one on_open_socket made there. */
+static int is_ours(struct http_client *c, curl_socket_t fd)
+{
+    struct sock_slot *sl;
+    struct stat st;
+
+    if (fd < 0 || (size_t)fd >= c->nsocks || !(sl = &c->socks[fd])->opened)
+        return 0;
+    return fstat(fd, &st) == 0 && st.st_dev == sl->dev && st.st_ino == sl->ino;
+}
+
+/* A new poll handle for fd, filed in its slot; NULL when libuv refuses. */
+static struct sock_ctx *new_sock(struct http_client *c, curl_socket_t fd)
+{
+    struct sock_ctx *s = xcalloc(1, sizeof(*s));
+
     if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
         free(s);
         return NULL;
@@ -140,7 +174,7 @@ static struct sock_ctx *get_sock(struct http_client *c, curl_socket_t fd)
     s->fd = fd;
     s->client = c;
     s->poll.data = s;
-    c->socks[fd] = s;
+    slot(c, fd)->ctx = s;
     return s;
 }
 
@@ -156,6 +190,39 @@ static int watch(struct sock_ctx *s, int events)
     return rc;
 }
 
+/* libcurl's socket callback. Keeping an idle socket watched after REMOVE
+ * is only safe for a socket whose closing we are told about first, and
+ * libcurl 7.88 closes some sockets without the close-socket callback: a
+ * connection attempt that never became the connection (one cut by a short
+ * timeout, a losing happy-eyeballs attempt) is closed with a bare close()
+ * and its REMOVE comes only afterwards (cf-socket.c, cf_socket_close); the
+ * threaded resolver's socketpair is never opened through on_open_socket
+ * and gets its REMOVE just before its bare close() (asyn-thread.c). A poll
+ * handle left on such a number makes libuv abort() (its epoll_ctl ADD
+ * fails with EBADF) or is inherited by the next socket given the number (a
+ * Redis reconnect then fails uv_poll_init with EEXIST). So:
+ *
+ *  - on_open_socket records the identity (st_dev, st_ino) of every socket
+ *    hookd opens, filed by its number. A socket is ours while the one open
+ *    under that number still has that identity: socket inodes are unique
+ *    among open sockets, so a number closed and given to another socket
+ *    never passes.
+ *  - On REMOVE, an ours socket stays watched (idle); any other (not ours,
+ *    already closed, or another socket under the number) is dropped at
+ *    once, while the socket is still open (resolver) or closed but its
+ *    number not yet handed out again (attempts). libcurl deletes its own
+ *    record of the socket right after REMOVE: nothing else refers to the
+ *    handle.
+ *  - An idle handle is taken back only for the same socket; otherwise it is
+ *    closed and a fresh one started.
+ *  - on_open_socket drops an idle handle filed under the number it gets
+ *    (took_number).
+ *
+ * The checks cost an fstat() per REMOVE and per reuse of an idle socket,
+ * and no epoll_ctl: a request on a warm connection still makes none. What
+ * they cannot see is an ours socket closed bare after its REMOVE; libcurl
+ * 7.88 closes bare only sockets that never became a connection, and it
+ * closes those before their REMOVE, not after. */
 static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
 {
     struct http_client *c = userp;
@@ -164,19 +231,31 @@ static int on_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void
 
     (void)easy;
     if (action == CURL_POLL_REMOVE) {
-        if (s != NULL && !uv_is_closing((uv_handle_t *)&s->poll)) {
-            curl_multi_assign(c->multi, fd, NULL);
-            s->idle = 1;
-            watch(s, UV_READABLE);
-        }
+        if (s == NULL || uv_is_closing((uv_handle_t *)&s->poll))
+            return 0;
+        s->assigned = 0;    /* libcurl forgets the socket after this call */
+        if (is_ours(c, fd))
+            watch(s, UV_READABLE);      /* idle until reused or closed */
+        else
+            drop_sock(s);               /* closed already, or about to be */
         return 0;
     }
     if (s == NULL) {
-        if (fd < 0 || (s = get_sock(c, fd)) == NULL)
+        if (fd < 0)
+            return -1;
+        /* An idle handle is the kept-alive connection's own only if the
+         * socket is still the one it was made for (and one libcurl still
+         * held would not come back as NULL). */
+        s = sock_at(c, fd);
+        if (s != NULL && (s->assigned || !is_ours(c, fd))) {
+            drop_sock(s);
+            s = NULL;
+        }
+        if (s == NULL && (s = new_sock(c, fd)) == NULL)
             return -1;      /* libcurl fails the transfer */
         curl_multi_assign(c->multi, fd, s);
+        s->assigned = 1;
     }
-    s->idle = 0;
     if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
@@ -270,11 +349,20 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;     /* read and discarded beyond the capture, connection kept */
 }
 
+/* libcurl passes the header lines of every response it reads, 1xx interim
+ * responses (103 Early Hints, a 100 Continue) included, each after its own
+ * status line. What a header says belongs to its response only: a
+ * Retry-After on a 103 must not delay the retry of the final 503. So a
+ * status line starts the parsed state afresh. */
 static size_t on_header(char *data, size_t size, size_t n, void *userp)
 {
     struct http_request *r = userp;
     size_t len = size * n;
 
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        r->retry_after_s = -1;
+        return len;
+    }
     if (len > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
         char tmp[64];
         size_t vl = len - 12 < sizeof(tmp) - 1 ? len - 12 : sizeof(tmp) - 1;
@@ -298,6 +386,33 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* fd is a new socket of ours: record its identity. A handle still filed
+ * under the number belongs to a socket closed behind our back: an idle one
+ * is dropped. One libcurl still holds (that socket was closed bare and its
+ * REMOVE has not come yet) must stay, as libcurl may pass it again. */
+static void took_number(struct http_client *c, curl_socket_t fd)
+{
+    struct sock_slot *sl = slot(c, fd);
+    struct sock_ctx *s = sl->ctx;
+    struct stat st;
+
+    sl->opened = fstat(fd, &st) == 0;
+    sl->dev = sl->opened ? st.st_dev : 0;
+    sl->ino = sl->opened ? st.st_ino : 0;
+    if (s == NULL)
+        return;
+    if (!s->assigned) {
+        drop_sock(s);
+        return;
+    }
+    /* libcurl may take the new socket for the old one without a word (same
+     * number, same events), and closing the old one took it out of epoll:
+     * watch those events on the new socket. */
+    int events = s->events;
+    s->events = 0;
+    watch(s, events);
+}
+
 /* libcurl asks us for every socket it connects: the one place where the
  * destination policy sees the real address, after DNS, per attempt. */
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
@@ -312,16 +427,22 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
         return CURL_SOCKET_BAD;
     }
     curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
-    /* A poll handle still filed under this number belongs to a socket
-     * closed behind our back: never let the new one inherit it. */
-    drop_sock(r->client, fd);
+    if (fd != CURL_SOCKET_BAD)
+        took_number(r->client, fd);
     return fd;
 }
 
-/* Every socket libcurl opened through on_open_socket is closed here. */
+/* Every socket libcurl opened through on_open_socket and made a connection
+ * of is closed here (the others it closes itself, see the top). */
 static int on_close_socket(void *clientp, curl_socket_t fd)
 {
-    drop_sock(clientp, fd);
+    struct http_client *c = clientp;
+    struct sock_ctx *s = sock_at(c, fd);
+
+    if (s != NULL)
+        drop_sock(s);
+    if (fd >= 0 && (size_t)fd < c->nsocks)
+        c->socks[fd].opened = 0;
     return close(fd);
 }
 
@@ -540,8 +661,10 @@ void http_client_close(struct http_client *c)
         curl_easy_cleanup(c->free_easy[i]);
     free(c->free_easy);
     curl_multi_cleanup(c->multi);   /* closes every socket: on_close_socket */
+    /* Handles left are those of sockets libcurl closed itself. */
     for (size_t i = 0; i < c->nsocks; i++)
-        drop_sock(c, (curl_socket_t)i);
+        if (c->socks[i].ctx != NULL)
+            drop_sock(c->socks[i].ctx);
     free(c->socks);
     curl_slist_free_all(c->resolve);
     uv_timer_stop(&c->timer);

@@ -3,9 +3,14 @@ redis-server, real receivers and hookd (workers = 2)."""
 import json
 import os
 import random
+import socketserver
 import subprocess
 import sys
+import threading
+import time
 import unittest
+
+import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import push, HOOKD, SECRET, Procs, free_port, wait_for  # noqa: E402
@@ -261,6 +266,137 @@ class OperatorTest(Base):
         self.assertEqual(res.returncode, 1)
         self.assertIn("cannot connect to redis", res.stderr)
 
+
+# Answers of the raw HTTP server below, by request path. Node's http module
+# cannot send an interim response with a Retry-After, so these are bytes.
+RAW_ANSWERS = {
+    # Retry-After on a 103 only: it must not apply to the final 503.
+    "/interim": b"HTTP/1.1 103 Early Hints\r\nRetry-After: 3600\r\n\r\n"
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+    # an interim response first, Retry-After on the final 503: honoured
+    "/final": b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+              b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3600\r\n"
+              b"Content-Length: 0\r\n\r\n",
+    # no interim response: honoured
+    "/plain": b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3600\r\n"
+              b"Content-Length: 0\r\n\r\n",
+}
+
+
+class RawHandler(socketserver.BaseRequestHandler):
+    """Reads requests (headers, then Content-Length bytes of body) off one
+    connection and writes the canned answer for each one's path."""
+
+    def handle(self):
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                chunk = self.request.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            path = lines[0].split()[1].decode().split("?")[0]
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(buf) < length:
+                chunk = self.request.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            buf = buf[length:]
+            with self.server.lock:
+                self.server.seen.setdefault(path, []).append(time.monotonic())
+            self.request.sendall(RAW_ANSWERS[path])
+
+
+class RawServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), RawHandler)
+        self.lock = threading.Lock()
+        self.seen = {}
+        self.url = "http://127.0.0.1:%d" % self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def times(self, path):
+        with self.lock:
+            return list(self.seen.get(path, []))
+
+
+class InterimResponseTest(Base):
+    """Retry-After belongs to the response it came with: one sent on a 1xx
+    interim response (103 Early Hints) says nothing about the final
+    answer."""
+    prefix = "ri"
+    config = {"retry_schedule": "1s"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.raw = RawServer()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.raw.shutdown()
+        cls.raw.server_close()
+        super().tearDownClass()
+
+    def due_in_ms(self, job_id):
+        """ms until the retry of job_id is due by Redis's clock (score and
+        TIME read in one MULTI), None while it is not in the retry set."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zrange(self.prefix + ":retry", 0, -1, withscores=True)
+        pipe.time()
+        entries, (sec, usec) = pipe.execute()
+        now_ms = sec * 1000 + usec // 1000
+        for member, score in entries:
+            if msgpack.unpackb(member, raw=False).get("id") == job_id:
+                return score - now_ms
+        return None
+
+    def test_retry_after_on_an_interim_response_is_not_applied(self):
+        self.push([{"id": "ri-interim", "url": self.raw.url + "/interim", "payload": {}}])
+
+        # The retry is due 1 s after the first attempt: either it is seen in
+        # the retry set, or, if promoted before this looked, the second
+        # attempt has reached the server. A retry due in an hour shows in
+        # the set for an hour.
+        def scheduled():
+            due = self.due_in_ms("ri-interim")
+            if due is not None:
+                return ("due in ms", due)
+            t = self.raw.times("/interim")
+            return ("second attempt after s", t[1] - t[0]) if len(t) >= 2 else None
+        what, value = wait_for(scheduled, 30, "the retry of ri-interim scheduled")
+        print("\nRetry-After on a 103: retry %s %.0f (schedule: 1 s)" % (what, value),
+              file=sys.stderr)
+        if what == "due in ms":
+            self.assertLess(value, 60000, "Retry-After of the 103 applied to the 503")
+        else:
+            self.assertLess(value, 60)
+        e = self.wait_dead("ri-interim")
+        self.assertEqual((e["status"], e["attempts"]), (503, 2))
+
+    def check_honoured(self, job_id, path):
+        self.push([{"id": job_id, "url": self.raw.url + path, "payload": {}}])
+        due = wait_for(lambda: self.due_in_ms(job_id), 30, "the retry of " + job_id)
+        print("\n%s: retry due in %.0f s" % (path, due / 1000), file=sys.stderr)
+        self.assertGreater(due, 3500 * 1000)
+        self.assertLessEqual(due, 3600 * 1000)
+        self.assertEqual(len(self.raw.times(path)), 1)
+
+    def test_retry_after_on_the_final_503_is_honoured(self):
+        self.check_honoured("ri-plain", "/plain")
+
+    def test_retry_after_on_the_final_503_after_an_interim_one_is_honoured(self):
+        self.check_honoured("ri-final", "/final")
 
 
 class DeadCapTest(Base):
