@@ -248,6 +248,29 @@ class OperatorTest(Base):
         self.assertEqual(len(after["workers"]), 2)
         self.assertIn("queue", self.cli("stats").stdout)
 
+    def test_replay_restores_both_secrets_of_a_job(self):
+        """A job's own secret and secret_previous stay out of its dead entry
+        and both come back with dlq replay: a receiver that holds only the
+        previous secret still verifies webhook-signature on the replayed
+        delivery, as it did on the first attempt."""
+        own, prev = "own-secret-of-the-job", "previous-secret-of-the-job"
+        rc = self.p.receiver(secret=prev)
+        job = {"id": "rot-1", "url": rc.url + "?fail_first=1&status=410", "payload": {"r": 1},
+               "secret": own, "secret_previous": prev,
+               "secret_previous_until": int(time.time()) + 3600}
+        self.push([job])
+        wait_for(lambda: "rot-1" in self.dead(), 30, "dead")
+        dead = self.cli("dlq", "list", "--json").stdout
+        self.assertNotIn(own, dead)
+        self.assertNotIn(prev, dead)
+        res = self.cli("dlq", "replay", "rot-1", "--json")
+        self.assertEqual(json.loads(res.stdout), {"replayed": 1}, res.stderr)
+        wait_for(lambda: rc.stats()["succeeded"].get("rot-1") == 1, 30, "replay delivered")
+        # Both attempts: signed with the job's own secret (x-dialgen-signature,
+        # not the receiver's) and also with the previous one (webhook-signature).
+        self.assertEqual(rc.stats()["invalid"], [{"id": "rot-1", "dialgen": False,
+                                                  "standard": True}] * 2)
+
     def test_retry_list(self):
         self.push([{"id": "rl", "url": self.recv.url + "?status=503&retry_after=30",
                     "payload": {}}])
