@@ -32,7 +32,9 @@ The rule (per id, counting copies; m = copies produced):
     found in Redis + delivered + deduped + purged must be exactly m. Fewer
     is lost, more is doubled; an id twice in one list counts twice.
   at-least-once (allow_duplicates=True; a live run with crashes, where a
-    job can be delivered and still be requeued, or delivered twice): the
+    job can be delivered and still be requeued, or delivered twice, or a
+    run still moving, where a POST has succeeded before its RECORD landed,
+    so the job is delivered and still in P:inflight): the
     copies found in Redis + deduped + purged must be at most m (Redis never
     holds more copies than were produced), and with the deliveries at least
     m. Deliveries beyond that are reported as redelivered, not an error.
@@ -298,20 +300,29 @@ class Checker:
         [errors])."""
         p = prefix + ":"
         out, errors = [], []
+        # One round trip for the shared keys and the first SCAN of each
+        # per-worker / per-origin pattern ("P:parked:*" does not match the
+        # zset P:parked itself); more only for a large key space.
+        pats = [(place, _glob_escape(p + place + ":") + "*") for place in
+                ("claim", "inflight", "parked")]
         pipe = r.pipeline(transaction=False)
         pipe.lrange(p + "queue", 0, -1)
         pipe.zrange(p + "retry", 0, -1)
         pipe.lrange(p + "dead", 0, -1)
-        for place, v in zip(("queue", "retry", "dead"), pipe.execute(raise_on_error=False)):
+        for _, pat in pats:
+            pipe.scan(0, match=pat, count=10000)
+        res = pipe.execute(raise_on_error=False)
+        for place, v in zip(("queue", "retry", "dead"), res):
             if isinstance(v, Exception):
                 errors.append("%s%s: %s" % (p, place, v))
             else:
                 out.extend((place, "", e) for e in v)
-        # Per-worker and per-origin keys. "P:parked:*" does not match the
-        # zset P:parked itself.
         keys = []
-        for place in ("claim", "inflight", "parked"):
-            found = r.scan_iter(match=_glob_escape(p + place + ":") + "*", count=10000)
+        for (place, pat), (cursor, found) in zip(pats, res[3:]):
+            found = set(found)
+            while cursor:
+                cursor, more = r.scan(cursor, match=pat, count=10000)
+                found.update(more)
             keys.extend((place, k) for k in sorted(found))
         pipe = r.pipeline(transaction=False)
         for place, k in keys:

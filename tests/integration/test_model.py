@@ -34,6 +34,7 @@ view. Each step is one of (weight):
                its id and kept-aside secrets restored, accepted mark; or the
                kept-aside bytes; or raw bytes) or purge of 1..3 dead entries,
                plus unanswered ones
+  purge_all 1  DLQ_PURGE_ALL, when P:dead is full
   heartbeat 3  HEARTBEAT of a live worker
   die      2   a live worker dies (one holding a poison job, mostly): its
                supervisor reclaims it later, or (1 in 3) its host is lost
@@ -112,11 +113,12 @@ RECENT = 200                    # copies (duplicates) are made of the last RECEN
 RETIRE_EVERY = 256              # steps between retirements of settled ids
 
 WEIGHTS = [("produce", 14), ("fetch", 14), ("claim", 4), ("accept", 9), ("record", 16),
-           ("promote", 4), ("clock", 3), ("release", 4), ("dlq", 3), ("heartbeat", 3),
+           ("promote", 4), ("clock", 3), ("release", 4), ("dlq", 3), ("purge_all", 1),
+           ("heartbeat", 3),
            ("die", 2), ("reclaim", 5), ("reap", 2), ("stop", 1), ("cut", 1), ("heal", 2)]
 KIND_WEIGHTS = [("A", 50), ("R", 20), ("D", 6), ("E", 3), ("K", 12)]
 SCRIPTS = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
-           "dlq_move")
+           "dlq_move", "dlq_purge_all")
 
 
 def mark(body, accepted, crashes):
@@ -723,6 +725,29 @@ class Model:
             self.dlq_pending.append((counter, triples))
         self.note("dlq %s %s%s -> %r%s" % (counter, ids, " (again)" if again else "", reply,
                                           " REPLY LOST" if lost else ""))
+
+    def step_purge_all(self):
+        """hookd dlq purge --all (a lost reply: the operator runs it again),
+        only on a full dead list, so that trimming is exercised too."""
+        if self.dead_len < self.dead_max:
+            return self.note("dlq purge --all: the dead list is not full")
+        pipe = self.r.pipeline(transaction=False)
+        pipe.lrange(self.k("dead"), 0, -1)
+        pipe.hgetall(self.k("dead:secrets"))
+        entries, asides = pipe.execute()
+        ids = [conservation.dead_entry_id(e, asides.get(json.loads(e)["dead_id"].encode()))
+               for e in entries]
+        reply = self.eval("dlq_purge_all", [self.k("dead"), self.k("dead:secrets"),
+                                            self.k("stats")], [])
+        self.expect(reply == len(entries), "DLQ_PURGE_ALL answered %r, expected %d", reply,
+                    len(entries))
+        self.expect(not self.r.exists(self.k("dead"), self.k("dead:secrets")),
+                    "DLQ_PURGE_ALL left P:dead or P:dead:secrets")
+        for id in ids:
+            self.purged[id] += 1
+        self.stats["purged"] += len(entries)
+        self.dead_len = 0
+        self.note("dlq purge --all -> %r%s" % (reply, " REPLY LOST" if self.lose() else ""))
 
     def heartbeat(self, w):
         reply = self.eval("heartbeat", [self.k("hb", w.wid), self.k("workers")],
