@@ -217,6 +217,8 @@ class Model:
         self.njobs = 0
         self.pids = 1000
         self.workers = []           # every worker ever, in creation order
+        self.by_wid = {}
+        self.lost_hosts = []        # dead workers whose host is lost, not yet reclaimed
         self.slots = [None] * SLOTS
         self.produced = collections.Counter()
         self.meta = {}              # id -> {"poison": bool, "url": url}
@@ -232,6 +234,7 @@ class Model:
         self.trimmed = 0
         self.registered = []        # wids expected in P:workers, in order
         self.buried = []            # wids reclaimed for good: their keys must stay gone
+        self.buried_set = set()
         self.crashes = collections.Counter()    # id -> crashed reclaims (ids with one copy)
         self.dlq_pending = []       # (counter, [triples]) sent, reply lost
         self.counts = collections.Counter()     # steps run per kind
@@ -771,6 +774,7 @@ class Model:
         self.pids += 1
         w = Worker(slot, self.pids, self.tick)
         self.workers.append(w)
+        self.by_wid[w.wid] = w
         self.slots[slot] = w
         lost = self.heartbeat(w)
         self.note("spawn %s in slot %d%s" % (w, slot, " REPLY LOST" if lost else ""))
@@ -790,6 +794,8 @@ class Model:
         w.state = "dead"
         w.host_lost = host_lost
         w.sup_pending = not host_lost
+        if host_lost:
+            self.lost_hosts.append(w)
         w.held, w.outbox, w.checking, w.releases = {}, [], [], []
         self.slots[w.slot] = None
         self.note("%s dies (%s)" % (w, "host lost: reaper" if host_lost else "supervisor"))
@@ -871,14 +877,16 @@ class Model:
         for x in wids:
             if x in self.registered:
                 self.registered.remove(x)
-        for w in self.workers:
-            if w.wid in wids:
-                if w.state in ("dead", "gone"):
-                    if w.wid not in self.buried:
-                        self.buried.append(w.wid)
-                else:
-                    for h in w.held.values():
-                        h.stale = True
+        for w in map(self.by_wid.get, wids):
+            if w.state in ("dead", "gone"):
+                if w.wid not in self.buried_set:
+                    self.buried.append(w.wid)
+                    self.buried_set.add(w.wid)
+                if w in self.lost_hosts:
+                    self.lost_hosts.remove(w)
+            else:
+                for h in w.held.values():
+                    h.stale = True
         self.note("reclaim %r %s -> %r" % (wid or "(reaper: %s)" % ",".join(wids),
                                            "crashed" if crashed else "clean", reply))
         return self.lose()
@@ -893,9 +901,9 @@ class Model:
             self.trace[-1] += " REPLY LOST"
 
     def step_reap(self):
-        for w in self.workers:
-            if w.state == "dead" and w.host_lost:
-                self.r.delete(self.k("hb", w.wid))
+        """The reaper, after the heartbeats of the lost hosts expired."""
+        for w in self.lost_hosts:
+            self.r.delete(self.k("hb", w.wid))
         self.reclaim("", True)
 
     def step_stop(self, w=None):
@@ -992,6 +1000,8 @@ class Model:
             for seq in fl:
                 self.expect(seq in w.held or any(lo <= seq <= hi for lo, hi in w.releases),
                             "%s: seq %d in flight unknown to the worker", w, seq)
+        if self.step_no % RETIRE_EVERY == 0:
+            self.orphans()
 
     # ---- running --------------------------------------------------------
 
@@ -1090,8 +1100,8 @@ class Model:
         (they sit in P:inflight:<wid>) but nothing will move them. With
         HOOKD_MODEL_ORPHANS=fail that fails the run; by default an operator
         reclaims them by wid and the run goes on (counted, reported)."""
-        for w in self.workers:
-            if w.state == "dead" and w.host_lost and w.wid not in self.registered:
+        for w in list(self.lost_hosts):
+            if w.wid not in self.registered:
                 n = self.r.hlen(self.inflight(w)) + self.r.llen(self.k("claim", w.wid))
                 if not n:
                     continue
