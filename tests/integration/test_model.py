@@ -74,7 +74,7 @@ id found again would be reported as unknown.
 
 HOOKD_MODEL_STEPS (default 10000) steps in all, shared by the seeds;
 HOOKD_MODEL_SEED a seed or comma-separated seeds (default 1,2,3: 3,334
-steps each, about 25 s in all). A failure
+steps each, about 20 s in all). A failure
 prints the seed, the step and the last steps of the trace, and how to run
 that seed alone (the trace depends on the seed only, not on the step count).
 """
