@@ -21,6 +21,9 @@ import redis
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "..", "examples")
 HOOKD = os.environ.get("HOOKD_BIN", os.path.join(HERE, "..", "..", "build", "hookd"))
+# The assembled Lua scripts, byte for byte what hookd sends with EVAL
+# (cmake/embed_lua.cmake writes them; tests/CMakeLists.txt sets the variable).
+LUA_DIR = os.environ.get("HOOKD_LUA_DIR", os.path.join(HERE, "..", "..", "build", "lua"))
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 # What AddressSanitizer, LeakSanitizer and UBSan print; in a sanitizer build
 # any of these in a hookd log fails the test that started that hookd.
@@ -158,6 +161,12 @@ def push(r, key, jobs):
     for j in jobs:
         pipe.lpush(key, j if isinstance(j, bytes) else json.dumps(j))
     pipe.execute()
+
+
+def lua_script(name):
+    """The text of build/lua/<name>.lua (LUA_DIR), for EVAL."""
+    with open(os.path.join(LUA_DIR, name + ".lua")) as f:
+        return f.read()
 
 
 def connectable(port):
