@@ -103,7 +103,7 @@ int queue_fetch(struct redis_conn *c, const struct keys *k, uint64_t base, int m
                 redis_reply_cb cb, void *arg)
 {
     char b[24], m[16], cnt[QUEUE_PULL_MAX][16];
-    const char *args[7 + 2 * QUEUE_PULL_MAX] = { k->claim, k->queue, k->inflight, k->parked,
+    const char *args[7 + 2 * QUEUE_PULL_MAX] = { k->hb, k->queue, k->inflight, k->parked,
                                                  k->stats, b, m };
     size_t n = 7;
 
@@ -121,7 +121,12 @@ int queue_wait(struct redis_conn *c, const struct keys *k, double timeout_s,
                redis_reply_cb cb, void *arg)
 {
     char t[32];
-    const char *argv[] = { "BLMOVE", k->queue, k->claim, "RIGHT", "LEFT", t };
+    /* Source and destination the same, right to right: Redis pops the
+     * oldest job and pushes it back where it was, so the queue is as it
+     * was. It is a blocking "wait until the queue has a job" that moves
+     * nothing: a job is only ever taken by FETCH, which checks that the
+     * worker is registered. */
+    const char *argv[] = { "BLMOVE", k->queue, k->queue, "RIGHT", "RIGHT", t };
 
     snprintf(t, sizeof(t), "%.3f", timeout_s);
     return redis_command(c, cb, arg, 6, argv, NULL);

@@ -83,6 +83,7 @@ struct worker {
 
 static void maybe_fetch(struct worker *w);
 static void maybe_finish(struct worker *w);
+static void send_heartbeat(struct worker *w);
 
 void worker_make_id(char out[WORKER_ID_MAX], int pid, long long start_ms)
 {
@@ -169,6 +170,16 @@ static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void 
         w->lost[w->nlost].lo = op->base + 1;
         w->lost[w->nlost].hi = op->base + (uint64_t)op->max;
         w->nlost++;
+    } else if (redis_reply_is_error(reply) &&
+               strcmp(redis_reply_str(reply, NULL), QUEUE_NOT_REGISTERED) == 0) {
+        /* Our heartbeat expired (we were cut off, or slow) and a reaper has
+         * requeued our jobs and forgotten us; jobs fetched now would be in
+         * nobody's care if we died. Register again, then fetch. */
+        if (w->registered)
+            log_warn("not registered any more (heartbeat expired; a reaper requeued this "
+                     "worker's jobs); registering again before fetching");
+        w->registered = 0;
+        send_heartbeat(w);
     } else if (redis_reply_is_error(reply)) {
         pause_fetching(w, "fetch", reply);
     } else if (w->mode != RUNNING) {
@@ -210,8 +221,9 @@ static void on_wait_reply(struct redis_conn *c, struct redisReply *reply, void *
         pause_fetching(w, "BLMOVE", reply);
     }
     else if (reply != NULL)
-        /* A job was claimed (fetch takes it and more), or a second passed
-         * with none: fetch anyway, to hear which origins have parked jobs. */
+        /* The queue has a job (fetch takes it and more), or a second
+         * passed with none: fetch anyway, to hear which origins have
+         * parked jobs. */
         w->queue_empty = 0;
     maybe_fetch(w);
     maybe_finish(w);
@@ -370,7 +382,7 @@ static void on_fetch_state(struct redis_conn *c, int up, void *arg)
 
     (void)c;
     if (up) {
-        w->queue_empty = 0;     /* a claimed job may be waiting */
+        w->queue_empty = 0;     /* jobs may have come meanwhile */
         maybe_fetch(w);
     }
 }
@@ -610,7 +622,7 @@ static void on_reclaim_reply(struct redis_conn *c, struct redisReply *reply, voi
 
 /* Done when nothing is in flight, no fetch can still add jobs, and every
  * outcome is confirmed: then the remaining in-flight record (jobs cut by a
- * shutdown, claimed jobs) goes back to the queue and the worker unregisters. */
+ * shutdown) goes back to the queue and the worker unregisters. */
 static void maybe_finish(struct worker *w)
 {
     struct queue_reclaim r = reclaim_opts(w, 0);

@@ -1,7 +1,8 @@
 /* keys.h -- the name of every Redis key hookd uses; nothing else builds one.
  *
  * P is the configured prefix. Per worker (wid = the worker's id):
- *   P:claim:<wid>      list   what BLMOVE claimed while the worker waited
+ *   P:claim:<wid>      list   earlier versions waited with BLMOVE into it;
+ *                             RECLAIM still empties one it finds
  *   P:inflight:<wid>   hash   seq -> job bytes, every job the worker holds
  *   P:hb:<wid>         string heartbeat, expires after heartbeat_ttl
  * Shared:

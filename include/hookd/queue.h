@@ -27,16 +27,18 @@
 #define QUEUE_POISON_MAX 100        /* largest poison_after */
 
 /* FETCH: move up to max jobs (first counts[i] parked jobs of origins[i],
- * then claimed ones, then from P:queue) into the worker's in-flight hash
- * under seqs base+1 .. base+n, atomically. Reply: [the n jobs in seq
- * order, up to 32 origins that still have parked jobs (least recently
+ * then from P:queue) into the worker's in-flight hash under seqs base+1 ..
+ * base+n, atomically, if the worker is registered (its heartbeat key
+ * exists; else the error reply QUEUE_NOT_REGISTERED). Reply: [the n jobs in
+ * seq order, up to 32 origins that still have parked jobs (least recently
  * served first), origin/reason pairs for parked lists left untouched]. */
+#define QUEUE_NOT_REGISTERED "hookd: FETCH: not registered"
 int queue_fetch(struct redis_conn *c, const struct keys *k, uint64_t base, int max,
                 const char *const *origins, const int *counts, size_t npull,
                 redis_reply_cb cb, void *arg);
 
-/* Block up to timeout_s for a job: BLMOVE P:queue -> P:claim:<wid>. The next
- * queue_fetch takes it into the in-flight hash; the reply is not needed. */
+/* Block up to timeout_s until P:queue holds a job, moving nothing (BLMOVE
+ * from the queue to itself); the next queue_fetch takes it. */
 int queue_wait(struct redis_conn *c, const struct keys *k, double timeout_s,
                redis_reply_cb cb, void *arg);
 

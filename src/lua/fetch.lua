@@ -1,11 +1,11 @@
 #!lua
--- FETCH: move up to max jobs into a worker's in-flight hash.
+-- FETCH: move up to max jobs into a registered worker's in-flight hash.
 --
--- KEYS  1 claim      list  P:claim:<wid>: what BLMOVE claimed while waiting
---       2 queue      list  P:queue
---       3 inflight   hash  P:inflight:<wid>
---       4 parked     zset  P:parked: origins with parked jobs
---       5 stats      hash  P:stats
+-- KEYS  1 hb         string  P:hb:<wid>: the worker's heartbeat
+--       2 queue      list    P:queue
+--       3 inflight   hash    P:inflight:<wid>
+--       4 parked     zset    P:parked: origins with parked jobs
+--       5 stats      hash    P:stats
 -- ARGV  1 base       integer >= 0; the jobs are filed under base+1 .. base+n
 --       2 max        integer 0..10000 (QUEUE_FETCH_MAX, the largest
 --                    fetch_batch)
@@ -13,26 +13,32 @@
 --                    take from P:parked:<origin> (at most max in all); at
 --                    most 32 pairs
 -- Moves up to max jobs, oldest first: the requested parked jobs of each
---       origin (they waited longest), then claimed ones (older than
---       anything left in the queue), then P:queue (RPOP with a count),
+--       origin (they waited longest), then P:queue (RPOP with a count),
 --       into inflight as base+1 .. base+n. An origin pulled from is
 --       re-scored (so origins take turns) or, its list empty, leaves
 --       P:parked. Counts unparked.
+-- Only for a worker whose heartbeat key exists: the reaper forgets a
+--       worker whose heartbeat expired (RECLAIM removes it from P:workers)
+--       and never looks at it again, so jobs fetched after that, by a
+--       worker that was only cut off and then died for good, would stay in
+--       its in-flight hash forever. Such a worker registers again first.
 -- Reply {jobs, origins, refused}: the n jobs in seq order; up to 32
 --       origins with parked jobs, least recently served first; origin,
 --       reason pairs for each parked list left untouched because it holds
 --       another type (re-scored, so it does not hold up the others).
--- Refuses (error reply, nothing changed): a KEY of the wrong type, the
---       unparked counter not a whole number, an argument malformed or out
---       of range.
+-- Refuses (error reply, nothing changed): the worker not registered
+--       ("hookd: FETCH: not registered", exactly), a KEY of the wrong type,
+--       the unparked counter not a whole number, an argument malformed or
+--       out of range.
 --!include lib.lua
 
 local FETCH_MAX, PULL_MAX, ORIGIN_MAX = 10000, 32, 299
-local claim, queue, inflight, parked, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local hb, queue, inflight, parked, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
-local e = check_types({claim, 'list', queue, 'list', inflight, 'hash', parked, 'zset',
+local e = check_types({hb, 'string', queue, 'list', inflight, 'hash', parked, 'zset',
                        stats, 'hash'})
 if e then return e end
+if redis.call('EXISTS', hb) == 0 then return redis.error_reply('hookd: FETCH: not registered') end
 e = check_counters(stats, {'unparked'})
 if e then return e end
 local base = int_arg(ARGV[1], 0, 1e15)
@@ -77,7 +83,6 @@ for _, p in ipairs(pulls) do
   else redis.call('ZADD', parked, 'XX', served, p[1]) end
 end
 for i = 1, #refused, 2 do redis.call('ZADD', parked, 'XX', served, refused[i]) end
-if #out < max then take(redis.call('RPOP', claim, max - #out)) end
 if #out < max then take(redis.call('RPOP', queue, max - #out)) end
 if #out > 0 then
   local args = {}
