@@ -138,6 +138,7 @@ static void add(struct outbox *o, char kind, uint64_t seq, const char *id, const
     }
     r->delay_ms = delay_ms;
     push_records(o, r, 1);
+    o->records++;
     schedule(o, 0);
 }
 
@@ -188,10 +189,10 @@ void outbox_log(struct outbox *o, const char **fields, const size_t *lens, size_
     schedule(o, 0);
 }
 
-static void check_idle(struct outbox *o)
+static void confirmed(struct outbox *o)
 {
-    if (outbox_pending(o) == 0 && o->on_idle != NULL)
-        o->on_idle(o->arg);
+    if (o->on_confirmed != NULL)
+        o->on_confirmed(o->arg);
 }
 
 static void on_held_timer(uv_timer_t *t)
@@ -280,12 +281,13 @@ static void on_record_reply(struct redis_conn *c, struct redisReply *reply, void
             log_info("outcomes Redis refused earlier are recorded now");
             o->last_refusal[0] = '\0';
         }
+        o->records -= b->n;
         free_records(b->head);
         if (b->min_delay >= 0 && o->on_retry_recorded != NULL)
             o->on_retry_recorded(o->arg, b->min_delay);
     }
     free(b);
-    check_idle(o);
+    confirmed(o);
 }
 
 static void on_log_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
@@ -318,7 +320,7 @@ static void on_log_reply(struct redis_conn *c, struct redisReply *reply, void *a
         }
         free_log(g);
     }
-    check_idle(owner);
+    confirmed(owner);
 }
 
 /* One RECORD call for the records at the head of the queue: at most
@@ -394,6 +396,11 @@ size_t outbox_pending(const struct outbox *o)
     return o->queued + o->unconfirmed;
 }
 
+size_t outbox_records(const struct outbox *o)
+{
+    return o->records;
+}
+
 size_t outbox_held(const struct outbox *o)
 {
     return o->nheld;
@@ -411,6 +418,7 @@ size_t outbox_drop_held(struct outbox *o)
     free_records(o->held);
     o->held = NULL;
     o->nheld = 0;
+    o->records -= n;
     uv_timer_stop(&o->held_timer);
     return n;
 }
@@ -427,6 +435,7 @@ void outbox_close(struct outbox *o)
     }
     o->logs_tail = NULL;
     o->queued = 0;
+    o->records = 0;
     uv_close((uv_handle_t *)&o->flush_timer, NULL);
     uv_close((uv_handle_t *)&o->held_timer, NULL);
 }

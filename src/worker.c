@@ -284,12 +284,21 @@ static void send_fetch(struct worker *w, int pull, int max, const char **origins
         w->fetch_busy = 1;
 }
 
+/* Slots free: max_in_flight less the jobs this worker holds in its
+ * in-flight hash, which are the deliveries running and the outcomes Redis
+ * has not confirmed yet. So a worker killed -9 leaves at most max_in_flight
+ * jobs to requeue (and, at most, as many duplicates). */
+static int free_slots(const struct worker *w)
+{
+    return w->cfg->max_in_flight - w->in_flight - (int)outbox_records(&w->outbox);
+}
+
 /* Jobs one fetch may take now. */
 static int fetch_size(const struct worker *w)
 {
-    int free_slots = w->cfg->max_in_flight - w->in_flight;
+    int slots = free_slots(w);
 
-    return free_slots < w->cfg->fetch_batch ? free_slots : w->cfg->fetch_batch;
+    return slots < w->cfg->fetch_batch ? slots : w->cfg->fetch_batch;
 }
 
 /* While the fetch connection blocks in BLMOVE, parked jobs of an origin
@@ -313,7 +322,7 @@ static void maybe_pull(struct worker *w)
 
 static void maybe_fetch(struct worker *w)
 {
-    int free_slots = w->cfg->max_in_flight - w->in_flight;
+    int slots = free_slots(w);
 
     if (w->fetch_paused || w->starting || !w->fetch.up)
         return;
@@ -338,9 +347,9 @@ static void maybe_fetch(struct worker *w)
      * worthwhile batch, but never longer than REFILL_WAIT_MS: with slow
      * endpoints slots free up rarely, and jobs must not sit in the queue
      * while a slot is free. */
-    if (free_slots <= 0)
+    if (slots <= 0)
         return;
-    if (free_slots < w->refill_at && w->in_flight > 0 && !w->refill_due) {
+    if (slots < w->refill_at && w->in_flight > 0 && !w->refill_due) {
         if (!uv_is_active((uv_handle_t *)&w->refill_timer))
             uv_timer_start(&w->refill_timer, on_refill_timer, REFILL_WAIT_MS, 0);
         return;
@@ -690,9 +699,10 @@ static void on_signal(uv_signal_t *h, int signum)
     begin_stop(h->data, signum == SIGQUIT);
 }
 
-static void on_outbox_idle(void *arg)
+/* Outcomes confirmed: their slots are free, and a stop may be done. */
+static void on_outbox_confirmed(void *arg)
 {
-    maybe_fetch(arg);       /* recording may work again after a failure */
+    maybe_fetch(arg);
     maybe_finish(arg);
 }
 
@@ -749,7 +759,7 @@ int worker_run(const struct config *cfg, const char *wid)
         return 1;
     }
     outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max, cfg->attempt_log_max);
-    w->outbox.on_idle = on_outbox_idle;
+    w->outbox.on_confirmed = on_outbox_confirmed;
     w->outbox.on_retry_recorded = on_retry_recorded;
     w->outbox.arg = w;
     dedupe_init(&w->dedupe, &w->loop, &w->ack, &w->keys, cfg->dedupe_window_ms);

@@ -42,13 +42,15 @@ struct outbox {
     size_t queued;                  /* items not yet sent */
     size_t unconfirmed;             /* items sent, reply not yet seen */
     size_t nheld;                   /* records in held */
+    size_t records;                 /* outcomes not yet confirmed: queued,
+                                       sent or held */
     uv_timer_t flush_timer;         /* next-iteration flush, or retry pause */
     uv_timer_t held_timer;          /* sends held records again */
     int flush_scheduled;
     char last_error[256];           /* last whole-call error logged, "" when fine */
     char last_refusal[256];         /* last outcome refusal logged */
     char last_log_error[256];       /* last attempt-log error logged */
-    void (*on_idle)(void *arg);     /* everything confirmed */
+    void (*on_confirmed)(void *arg); /* Redis confirmed some items */
     /* retries were recorded; the earliest is due in delay_ms */
     void (*on_retry_recorded)(void *arg, long delay_ms);
     void *arg;
@@ -90,8 +92,12 @@ void outbox_log(struct outbox *o, const char **fields, const size_t *lens, size_
 void outbox_flush(struct outbox *o);
 
 /* Items on their way to Redis (queued or sent, not yet confirmed); held
- * outcomes are not counted. on_idle fires when this reaches 0. */
+ * outcomes are not counted. */
 size_t outbox_pending(const struct outbox *o);
+
+/* Outcomes not yet confirmed, held ones included: each is a job still in
+ * the worker's in-flight hash in Redis. */
+size_t outbox_records(const struct outbox *o);
 
 /* Outcomes held after RECORD refused them. */
 size_t outbox_held(const struct outbox *o);
