@@ -82,9 +82,12 @@ int embed_start(struct embed *e, const char *data_dir, const char *redis_server,
         if (s != NULL) {
             const char *ping[] = { "PING" };
             struct redisReply *r = redis_sync_command(s, 1, ping, NULL, NULL);
+            /* Decided before the free: a freed pointer's value is
+             * indeterminate, even only compared. */
+            int answered = r != NULL;
             redis_sync_reply_free(r);
             redis_sync_free(s);
-            if (r != NULL)
+            if (answered)
                 return 0;
         }
         /* Polling is the only readiness signal redis-server offers without
