@@ -1,4 +1,10 @@
-/* supervisor.c -- fork, signals, reaping, respawn; no libuv here. */
+/* supervisor.c -- fork, signals, reaping, respawn; no libuv here.
+ *
+ * Every deadline and interval here (respawn times, the crash window, the
+ * SIGKILL deadline) is on the monotonic clock: a wall-clock step (NTP, an
+ * operator's date -s) would otherwise postpone a respawn by the size of the
+ * step, or SIGKILL draining workers early. The wall clock appears only where
+ * it is a name: the start time in a worker's id. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,8 +33,8 @@
 struct slot {
     pid_t pid;                     /* 0 = not running */
     char wid[WORKER_ID_MAX];
-    int64_t started_ms;
-    int64_t respawn_at;            /* when to start a worker in this slot */
+    int64_t started_ms;            /* monotonic, for the crash window */
+    int64_t respawn_at;            /* monotonic; when to start a worker in this slot */
     int failures;                  /* consecutive quick deaths */
 };
 
@@ -47,7 +53,7 @@ struct supervisor {
     int nretiring;
     struct embed redis;
     int stopping;                  /* 0, SIGTERM or SIGQUIT */
-    int64_t kill_at;               /* SIGKILL stragglers after this */
+    int64_t kill_at;               /* monotonic; SIGKILL stragglers after this */
     pid_t self;
 };
 
@@ -74,13 +80,15 @@ static int mkdir_p(const char *path)
 
 static void spawn(struct supervisor *sv, struct slot *s)
 {
+    /* Wall clock: part of the worker's id, a name that must not repeat
+     * across restarts and hosts, computed once and used by both sides. */
     long long start = (long long)time_now_ms();
     pid_t pid = fork();
 
     if (pid < 0) {
         log_error("fork() failed while spawning a worker: %s; retrying in 1 s",
                   strerror(errno));
-        s->respawn_at = time_now_ms() + 1000;
+        s->respawn_at = time_mono_ms() + 1000;
         return;
     }
     if (pid == 0) {
@@ -99,7 +107,7 @@ static void spawn(struct supervisor *sv, struct slot *s)
         exit(worker_run(sv->cfg, wid));
     }
     s->pid = pid;
-    s->started_ms = start;
+    s->started_ms = time_mono_ms();
     s->respawn_at = 0;
     worker_make_id(s->wid, (int)pid, start);
     log_info("worker %s started", s->wid);
@@ -167,17 +175,17 @@ static void reap(struct supervisor *sv)
             reclaim(sv, s->wid);
             if (sv->stopping)
                 break;
-            if (time_now_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {
+            if (time_mono_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {
                 long delay = 100L << (s->failures < 9 ? s->failures : 9);
                 if (delay > RESPAWN_MAX_DELAY_MS)
                     delay = RESPAWN_MAX_DELAY_MS;
                 s->failures++;
                 log_warn("worker crashed %d times in a row; restarting in %ld ms",
                          s->failures, delay);
-                s->respawn_at = time_now_ms() + delay;
+                s->respawn_at = time_mono_ms() + delay;
             } else {
                 s->failures = 0;
-                s->respawn_at = time_now_ms();
+                s->respawn_at = time_mono_ms();
             }
             break;
         }
@@ -303,7 +311,7 @@ static void begin_stop(struct supervisor *sv, int sig)
     sv->stopping = sig;
     log_info("%s: stopping %d workers", sig == SIGQUIT ? "SIGQUIT" : "SIGTERM", running(sv));
     signal_all(sv, sig);
-    sv->kill_at = time_now_ms() + KILL_GRACE_MS +
+    sv->kill_at = time_mono_ms() + KILL_GRACE_MS +
                   (sig == SIGQUIT ? 0 : sv->cfg->shutdown_timeout_ms);
 }
 
@@ -393,16 +401,16 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
         if (sv.stopping) {
             if (running(&sv) == 0)
                 break;
-            if (time_now_ms() > sv.kill_at) {
+            if (time_mono_ms() > sv.kill_at) {
                 log_error("workers did not stop in time; sending SIGKILL");
                 signal_all(&sv, SIGKILL);
-                sv.kill_at = time_now_ms() + 60000;
+                sv.kill_at = time_mono_ms() + 60000;
             }
             continue;
         }
         for (int i = 0; i < sv.nslots; i++) {
             struct slot *s = &sv.slots[i];
-            if (s->pid == 0 && s->respawn_at != 0 && time_now_ms() >= s->respawn_at)
+            if (s->pid == 0 && s->respawn_at != 0 && time_mono_ms() >= s->respawn_at)
                 spawn(&sv, s);
         }
     }
