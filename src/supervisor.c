@@ -1,5 +1,13 @@
 /* supervisor.c -- fork, signals, reaping, respawn; no libuv here.
  *
+ * The loop in supervisor_run() waits in sigtimedwait() and nowhere else:
+ * anything that can take long (a Redis round trip) runs in a child of its
+ * own, so signals, respawns and the stop deadline never wait behind it.
+ * A dead worker's jobs are requeued by a short-lived *reclaim helper*
+ * (reclaim()), a forked process that is reaped like the workers but is not
+ * one: fork is safe here because the supervisor holds no libuv loop, no
+ * libcurl and no hiredis state of its own, only its config.
+ *
  * Every deadline and interval here (respawn times, the crash window, the
  * SIGKILL deadline) is on the monotonic clock: a wall-clock step (NTP, an
  * operator's date -s) would otherwise postpone a respawn by the size of the
@@ -25,7 +33,15 @@
 #include "hookd/timeutil.h"
 #include "hookd/worker.h"
 
-#define RECLAIM_TIMEOUT_MS 2000
+/* A helper's connect and each of its commands. As long as a worker's own
+ * watchdog gives a Redis command (5 s): the helper blocks nothing, so the
+ * bound is about giving up on a Redis that does not answer, not about the
+ * loop. */
+#define RECLAIM_TIMEOUT_MS 5000
+/* Connect plus the RECLAIM script; a helper still running after this is
+ * SIGKILLed (the heartbeat reaper then requeues those jobs). It also bounds
+ * how long a stop waits for helpers. */
+#define HELPER_DEADLINE_MS (2 * RECLAIM_TIMEOUT_MS)
 #define RESPAWN_MAX_DELAY_MS 30000
 #define CRASH_WINDOW_MS 5000       /* a worker dying sooner counts as a crash loop */
 #define KILL_GRACE_MS 5000         /* after the drain deadline, before SIGKILL */
@@ -44,6 +60,13 @@ struct retiree {
     char wid[WORKER_ID_MAX];
 };
 
+/* A reclaim helper: a child requeueing one dead worker's jobs. */
+struct helper {
+    pid_t pid;
+    char wid[WORKER_ID_MAX];       /* the dead worker */
+    int64_t kill_at;               /* monotonic; SIGKILL after this, 0 once sent */
+};
+
 struct supervisor {
     struct config *cfg;
     const struct supervisor_reload *reload;
@@ -51,6 +74,8 @@ struct supervisor {
     int nslots;
     struct retiree *retiring;
     int nretiring;
+    struct helper *helpers;        /* reclaim helpers running */
+    int nhelpers;
     struct embed redis;
     int stopping;                  /* 0, SIGTERM or SIGQUIT */
     int64_t kill_at;               /* monotonic; SIGKILL stragglers after this */
@@ -113,26 +138,95 @@ static void spawn(struct supervisor *sv, struct slot *s)
     log_info("worker %s started", s->wid);
 }
 
-/* Put a dead worker's in-flight jobs back on the queue now, rather than
- * after its heartbeat expires. */
-static void reclaim(struct supervisor *sv, const char *wid)
+/* In a reclaim helper: put worker wid's in-flight and claimed jobs back on
+ * the queue (RECLAIM), log the outcome, and return the helper's exit
+ * status. The supervisor's only call of queue_reclaim_sync. */
+static int reclaim_run(const struct config *cfg, const char *wid)
 {
     struct hk_err err;
-    struct redis_sync *s = redis_sync_connect(&sv->cfg->addr, RECLAIM_TIMEOUT_MS, &err);
-    long long n;
+    struct redis_sync *s = redis_sync_connect(&cfg->addr, RECLAIM_TIMEOUT_MS, &err);
+    long long n = -1;
 
-    if (s == NULL) {
+    if (s != NULL) {
+        n = queue_reclaim_sync(s, cfg->prefix, wid, &err);
+        redis_sync_free(s);
+    }
+    if (n < 0) {
         log_warn("cannot requeue jobs of worker %s now (%s); the heartbeat reaper will",
                  wid, err.msg);
+        return 1;
+    }
+    if (n > 0)
+        log_info("requeued %lld jobs of worker %s", n, wid);
+    return 0;
+}
+
+/* Put a dead worker's in-flight jobs back on the queue now, rather than
+ * after its heartbeat expires, without waiting for Redis here: a forked
+ * helper runs the RECLAIM while the loop goes on. Were it run in place, a
+ * Redis that accepts connections but does not answer (paused, overloaded,
+ * a black-holed route) would hold up every signal and respawn for a
+ * timeout per dead worker. */
+static void reclaim(struct supervisor *sv, const char *wid)
+{
+    struct helper *h;
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        log_warn("fork() failed while requeueing jobs of worker %s: %s; the heartbeat "
+                 "reaper will", wid, strerror(errno));
         return;
     }
-    n = queue_reclaim_sync(s, sv->cfg->prefix, wid, &err);
-    if (n < 0)
-        log_warn("cannot requeue jobs of worker %s now (%s); the heartbeat reaper will",
-                 wid, err.msg);
-    else if (n > 0)
-        log_info("requeued %lld jobs of worker %s", n, wid);
-    redis_sync_free(s);
+    if (pid == 0) {
+        /* The supervisor's signals stay blocked: a Ctrl-C sent to the
+         * process group must not cut a requeue short, and the helper ends
+         * on its own within its timeouts (the supervisor's SIGKILL is the
+         * backstop). No PDEATHSIG either: if the supervisor dies meanwhile,
+         * finishing the requeue is still right. exit(), not _exit(), so
+         * that LeakSanitizer checks the helper in test builds; the
+         * supervisor leaves no stdio buffered to be flushed twice. */
+        prctl(PR_SET_NAME, "hookd-reclaim");
+        log_set_process("reclaim");
+        exit(reclaim_run(sv->cfg, wid));
+    }
+    sv->helpers = xrealloc(sv->helpers, (size_t)(sv->nhelpers + 1) * sizeof(*sv->helpers));
+    h = &sv->helpers[sv->nhelpers++];
+    h->pid = pid;
+    memcpy(h->wid, wid, sizeof(h->wid));
+    h->kill_at = time_mono_ms() + HELPER_DEADLINE_MS;
+}
+
+/* If pid was a reclaim helper, forget it and return 1. A helper that
+ * failed has logged why; one killed (past its deadline) could not. */
+static int helper_exited(struct supervisor *sv, pid_t pid, int status)
+{
+    for (int i = 0; i < sv->nhelpers; i++) {
+        if (sv->helpers[i].pid != pid)
+            continue;
+        if (WIFSIGNALED(status))
+            log_warn("requeueing jobs of worker %s cut short by signal %d; the heartbeat "
+                     "reaper will", sv->helpers[i].wid, WTERMSIG(status));
+        sv->helpers[i] = sv->helpers[--sv->nhelpers];
+        return 1;
+    }
+    return 0;
+}
+
+/* SIGKILL helpers past their deadline: their own timeouts should have
+ * ended them, but a helper must never keep a stop waiting for long. */
+static void expire_helpers(struct supervisor *sv)
+{
+    int64_t now = time_mono_ms();
+
+    for (int i = 0; i < sv->nhelpers; i++) {
+        struct helper *h = &sv->helpers[i];
+        if (h->kill_at == 0 || now < h->kill_at)
+            continue;
+        log_warn("requeueing jobs of worker %s takes over %d ms; killing it", h->wid,
+                 HELPER_DEADLINE_MS);
+        kill(h->pid, SIGKILL);
+        h->kill_at = 0;
+    }
 }
 
 static void reap(struct supervisor *sv)
@@ -141,6 +235,8 @@ static void reap(struct supervisor *sv)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (helper_exited(sv, pid, status))
+            continue;
         if (pid == sv->redis.pid) {
             sv->redis.pid = 0;
             if (!sv->stopping) {
@@ -398,8 +494,12 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
             break;      /* timeout or EINTR: housekeeping below */
         }
         reap(&sv);  /* SIGCHLDs coalesce; reaping on every tick misses none */
+        expire_helpers(&sv);
         if (sv.stopping) {
-            if (running(&sv) == 0)
+            /* Helpers too: a SIGTERM right after a worker died still
+             * requeues its jobs before hookd exits (and before the
+             * embedded Redis, which they may need, is stopped). */
+            if (running(&sv) == 0 && sv.nhelpers == 0)
                 break;
             if (time_mono_ms() > sv.kill_at) {
                 log_error("workers did not stop in time; sending SIGKILL");
@@ -417,6 +517,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
     embed_stop(&sv.redis, 10000);
     free(sv.slots);
     free(sv.retiring);
+    free(sv.helpers);
     log_info("stopped");
     return 0;
 }

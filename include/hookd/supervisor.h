@@ -4,9 +4,11 @@
  *
  * Like nginx's master it runs no event loop: signals are blocked and taken
  * synchronously with sigtimedwait(), so no handler runs concurrently with
- * anything. When a worker exits, its in-flight jobs are put back on the
- * queue at once (the heartbeat reaper in the workers is the fallback when
- * the supervisor itself is gone). A worker that keeps dying right after it
+ * anything, and it never waits on anything else: when a worker exits, its
+ * in-flight jobs are put back on the queue at once by a short-lived helper
+ * process, so a slow or paused Redis does not hold up signals or respawns
+ * (the heartbeat reaper in the workers is the fallback when the helper
+ * fails or the supervisor itself is gone). A worker that keeps dying right after it
  * starts is restarted with exponential backoff (capped), and the supervisor
  * stays up. */
 #ifndef HOOKD_SUPERVISOR_H

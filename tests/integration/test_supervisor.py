@@ -137,5 +137,128 @@ class WallClockSteps(Base):
         self.assertLess(started, time.time() - 50 * 60, "the step reached hookd")
 
 
+def workers_of(sup):
+    """Pids of the worker processes of supervisor sup (reclaim helpers are
+    named hookd-reclaim, workers keep the binary's name)."""
+    return {pid for pid, comm in children(sup).items() if comm == "hookd"}
+
+
+class ReclaimInTheBackground(Base):
+    def test_a_paused_redis_does_not_hold_up_respawns(self):
+        """Four workers killed while Redis is paused (SIGSTOP: connections
+        are accepted, nothing is answered). Before, the supervisor requeued
+        each dead worker's jobs in its own loop, over a connection bounded by
+        2 s, one worker after the other: 4 x 2 s = 8 s during which no
+        worker was respawned and no signal was taken (SIGTTIN included).
+        Now each requeue runs in a helper process, so the four replacements
+        and the SIGTTIN's fifth worker are forked at once: the bound, 2 s, is
+        a quarter of the old 8 s (measured: 8.1 s), and a wide margin over
+        what it takes now: the replacements' crash backoff (100 ms: they had
+        just started) and a 200 ms tick, 0.25 s measured. Redis then
+        resumes, and the helpers' RECLAIMs (5 s timeout) complete: every job
+        the dead workers held is requeued by them and delivered."""
+        self.port, self.r = self.p.redis()
+        redis_proc = self.p.last_redis[0]
+        recv = self.p.receiver()
+        h = self.p.hookd(self.config(workers=4, max_in_flight=25, max_per_host=25))
+        wait_for(lambda: len(self.workers()) == 4, 30, "4 workers")
+        recv.configure(delay=60000)     # nothing is answered: the jobs stay in flight
+        ids = self.enqueue(200, recv.url, "held")
+        dead = self.workers()
+        inflight = lambda w: self.r.hlen("%s:inflight:%s" % (self.prefix, w))  # noqa: E731
+        wait_for(lambda: all(inflight(w) == 25 for w in dead), 30,
+                 "25 jobs in flight in each of the 4 workers")
+        old = {w["pid"] for w in dead.values()}
+        self.assertEqual(workers_of(h.pid), old)
+
+        redis_proc.send_signal(signal.SIGSTOP)
+        try:
+            for pid in old:
+                os.kill(pid, signal.SIGKILL)
+            t = time.monotonic()
+            h.send_signal(signal.SIGTTIN)
+            wait_for(lambda: len(workers_of(h.pid) - old) == 5, 2.0,
+                     "4 replacements and a fifth worker while Redis is paused")
+            took = time.monotonic() - t
+        finally:
+            redis_proc.send_signal(signal.SIGCONT)
+        print("\n5 workers running %.3f s after kill -9 of 4 with Redis paused "
+              "(before: >= 8 s)" % took, file=sys.stderr)
+
+        recv.configure(delay="")
+        wait_for(lambda: all("reclaim requeued 25 jobs of worker %s" % w in log_of(h)
+                             for w in dead), 20, "the helpers' 4 x 25 jobs requeued")
+        self.assertFalse(any(self.r.exists("%s:inflight:%s" % (self.prefix, w)) for w in dead))
+        wait_for(lambda: set(ids) <= set(recv.stats()["succeeded"]), 60, "every job delivered")
+        self.assertIsNone(h.poll())
+
+
+class StopWaitsForHelpers(Base):
+    """A SIGTERM right after a worker died: the supervisor exits only after
+    the dead worker's jobs are requeued (its helper has finished), and no
+    later than the helper's own timeout when Redis does not answer."""
+
+    def start_one_worker_holding(self, n):
+        self.port, self.r = self.p.redis()
+        self.redis_proc = self.p.last_redis[0]
+        self.recv = self.p.receiver()
+        # heartbeat_ttl of a minute: no reaper can requeue for the helper
+        h = self.p.hookd(self.config(workers=1, max_in_flight=n, max_per_host=n,
+                                     shutdown_timeout="1s", heartbeat_ttl="60s"))
+        wait_for(lambda: len(self.workers()) == 1, 30, "a worker")
+        self.recv.configure(delay=60000)
+        ids = self.enqueue(n, self.recv.url, "stop")
+        (self.wid, info), = self.workers().items()
+        wait_for(lambda: self.r.hlen("%s:inflight:%s" % (self.prefix, self.wid)) == n, 30,
+                 "%d jobs in flight" % n)
+        return h, info["pid"], ids
+
+    def kill_and_stop(self, h, pid):
+        """Pause Redis, kill -9 the worker, SIGTERM the supervisor; returns
+        once no worker is left (the reclaim helper still waits on Redis)."""
+        self.redis_proc.send_signal(signal.SIGSTOP)
+        os.kill(pid, signal.SIGKILL)
+        h.send_signal(signal.SIGTERM)
+        wait_for(lambda: not workers_of(h.pid), 10, "no worker left")
+        self.assertIn("hookd-reclaim", children(h.pid).values())
+
+    def test_sigterm_after_a_worker_death_requeues_its_jobs(self):
+        h, pid, ids = self.start_one_worker_holding(20)
+        try:
+            self.kill_and_stop(h, pid)
+            time.sleep(1)   # the fault: Redis stays paused a second longer
+            self.assertIsNone(h.poll(), "the supervisor waits for its reclaim helper")
+        finally:
+            self.redis_proc.send_signal(signal.SIGCONT)
+        self.assertEqual(h.wait(timeout=15), 0)
+        log = log_of(h)
+        done = log.find("reclaim requeued 20 jobs of worker %s" % self.wid)
+        self.assertGreater(done, 0)
+        self.assertLess(done, log.find("supervisor stopped"))
+        self.assertFalse(self.r.exists("%s:inflight:%s" % (self.prefix, self.wid)))
+        self.assertEqual(self.r.llen(self.prefix + ":queue"), 20)
+        self.recv.configure(delay="")
+        self.p.hookd(self.config(), name="second")
+        wait_for(lambda: set(ids) <= set(self.recv.stats()["succeeded"]), 60,
+                 "every job delivered by a second hookd")
+
+    def test_a_stop_waits_for_a_hung_redis_only_as_long_as_the_helper(self):
+        # The helper connects (a paused Redis accepts) and waits 5 s for
+        # RECLAIM's answer, then gives up and exits; the supervisor follows.
+        # 15 s allows that, the worker's drain (1 s) and a slow machine,
+        # and is still below the helper deadline plus the kill grace.
+        h, pid, ids = self.start_one_worker_holding(5)
+        try:
+            t = time.monotonic()
+            self.kill_and_stop(h, pid)
+            self.assertEqual(h.wait(timeout=15), 0)
+            took = time.monotonic() - t
+        finally:
+            self.redis_proc.send_signal(signal.SIGCONT)
+        print("\nstopped %.2f s after SIGTERM with Redis paused" % took, file=sys.stderr)
+        self.assertIn("cannot requeue jobs of worker %s now" % self.wid, log_of(h))
+        self.assertGreater(took, 4.5, "the helper gave Redis its 5 s")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
