@@ -6,7 +6,9 @@
  * A dead worker's jobs are requeued by a short-lived *reclaim helper*
  * (reclaim()), a forked process that is reaped like the workers but is not
  * one: fork is safe here because the supervisor holds no libuv loop, no
- * libcurl and no hiredis state of its own, only its config.
+ * libcurl and no hiredis state of its own, only its config. A dead embedded
+ * redis-server is started again without waiting for it to answer: the
+ * workers reconnect on their own.
  *
  * Every deadline and interval here (respawn times, the crash window, the
  * SIGKILL deadline) is on the monotonic clock: a wall-clock step (NTP, an
@@ -43,7 +45,7 @@
  * how long a stop waits for helpers. */
 #define HELPER_DEADLINE_MS (2 * RECLAIM_TIMEOUT_MS)
 #define RESPAWN_MAX_DELAY_MS 30000
-#define CRASH_WINDOW_MS 5000       /* a worker dying sooner counts as a crash loop */
+#define CRASH_WINDOW_MS 5000       /* a child dying sooner counts as a crash loop */
 #define KILL_GRACE_MS 5000         /* after the drain deadline, before SIGKILL */
 
 struct slot {
@@ -76,7 +78,11 @@ struct supervisor {
     int nretiring;
     struct helper *helpers;        /* reclaim helpers running */
     int nhelpers;
-    struct embed redis;
+    struct embed redis;            /* pid 0 when not running */
+    int embedded;                  /* the Redis is ours: restart it when it dies */
+    int64_t redis_started;         /* monotonic, for the crash window */
+    int64_t redis_restart_at;      /* monotonic; when to start it again */
+    int redis_failures;            /* consecutive quick deaths */
     int stopping;                  /* 0, SIGTERM or SIGQUIT */
     int64_t kill_at;               /* monotonic; SIGKILL stragglers after this */
     pid_t self;
@@ -101,6 +107,17 @@ static int mkdir_p(const char *path)
     if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
         return -errno;
     return 0;
+}
+
+/* How long to wait before restarting a child that died within
+ * CRASH_WINDOW_MS of its start for the (*failures + 1)th time in a row:
+ * 100 ms doubling, capped, so a child that cannot start does not spin. */
+static long crash_delay(int *failures)
+{
+    long delay = 100L << (*failures < 9 ? *failures : 9);
+
+    (*failures)++;
+    return delay > RESPAWN_MAX_DELAY_MS ? RESPAWN_MAX_DELAY_MS : delay;
 }
 
 static void spawn(struct supervisor *sv, struct slot *s)
@@ -229,6 +246,41 @@ static void expire_helpers(struct supervisor *sv)
     }
 }
 
+/* The embedded redis-server died: schedule its restart, at once unless it
+ * keeps dying right after starting (a full disk, a corrupt AOF, a missing
+ * binary), which gets the workers' crash backoff. */
+static void redis_exited(struct supervisor *sv, int status)
+{
+    long delay = 0;
+
+    sv->redis.pid = 0;
+    if (sv->stopping)
+        return;
+    if (time_mono_ms() - sv->redis_started < CRASH_WINDOW_MS)
+        delay = crash_delay(&sv->redis_failures);
+    else
+        sv->redis_failures = 0;
+    log_error("embedded redis-server exited (status %d); restarting in %ld ms", status, delay);
+    sv->redis_restart_at = time_mono_ms() + delay;
+}
+
+/* Fork redis-server again, not waiting for it to answer: that can take
+ * seconds (an AOF to load), or forever (a server that hangs), and the loop
+ * must go on meanwhile. Workers reconnect on their own, with a backoff
+ * capped at 5 s. */
+static void restart_redis(struct supervisor *sv)
+{
+    struct hk_err err;
+
+    if (embed_spawn(&sv->redis, &err) < 0) {
+        log_error("cannot restart the embedded redis-server: %s; retrying in 1 s", err.msg);
+        sv->redis_restart_at = time_mono_ms() + 1000;
+        return;
+    }
+    sv->redis_started = time_mono_ms();
+    log_info("embedded redis-server restarted (pid %d)", (int)sv->redis.pid);
+}
+
 static void reap(struct supervisor *sv)
 {
     int status;
@@ -238,14 +290,7 @@ static void reap(struct supervisor *sv)
         if (helper_exited(sv, pid, status))
             continue;
         if (pid == sv->redis.pid) {
-            sv->redis.pid = 0;
-            if (!sv->stopping) {
-                struct hk_err err;
-                log_error("embedded redis-server exited (status %d); restarting", status);
-                if (embed_start(&sv->redis, sv->cfg->data_dir, sv->cfg->redis_server,
-                                &err) < 0)
-                    log_error("cannot restart embedded redis: %s", err.msg);
-            }
+            redis_exited(sv, status);
             continue;
         }
         for (int i = 0; i < sv->nretiring; i++) {
@@ -272,10 +317,7 @@ static void reap(struct supervisor *sv)
             if (sv->stopping)
                 break;
             if (time_mono_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {
-                long delay = 100L << (s->failures < 9 ? s->failures : 9);
-                if (delay > RESPAWN_MAX_DELAY_MS)
-                    delay = RESPAWN_MAX_DELAY_MS;
-                s->failures++;
+                long delay = crash_delay(&s->failures);
                 log_warn("worker crashed %d times in a row; restarting in %ld ms",
                          s->failures, delay);
                 s->respawn_at = time_mono_ms() + delay;
@@ -427,6 +469,8 @@ static int prepare(struct supervisor *sv, struct hk_err *err)
     if (cfg->redis == NULL) {
         if (embed_start(&sv->redis, cfg->data_dir, cfg->redis_server, err) < 0)
             return HK_ESPAWN;
+        sv->embedded = 1;
+        sv->redis_started = time_mono_ms();
         config_redis_addr_free(&cfg->addr);
         cfg->addr.path = xstrdup(sv->redis.socket_path);
         log_info("embedded redis-server (pid %d) listening on unix://%s", (int)sv->redis.pid,
@@ -508,6 +552,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
             }
             continue;
         }
+        if (sv.embedded && sv.redis.pid == 0 && time_mono_ms() >= sv.redis_restart_at)
+            restart_redis(&sv);
         for (int i = 0; i < sv.nslots; i++) {
             struct slot *s = &sv.slots[i];
             if (s->pid == 0 && s->respawn_at != 0 && time_mono_ms() >= s->respawn_at)
