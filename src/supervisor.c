@@ -400,14 +400,23 @@ static void reload(struct supervisor *sv)
         log_error("SIGHUP: config refused, keeping the running one: %s", err.msg);
         return;
     }
-    /* Redis and data_dir belong to the running process (the embedded Redis,
-     * the generated secret): they change only with a restart. */
+    /* Redis, data_dir and prefix belong to the running process: data_dir
+     * holds the embedded Redis and the generated secret, and the jobs the
+     * retiring workers hold are under the running prefix. Retirees are
+     * reclaimed with the supervisor's prefix; under a new one those RECLAIMs
+     * would find nothing and the jobs would stay in <old>:inflight:*, where
+     * no worker of the new prefix (nor its heartbeat reaper) ever looks.
+     * Moving a deployment to a new prefix is a restart, or a second hookd. */
     if ((next.redis == NULL) != (sv->cfg->redis == NULL) ||
         (next.redis != NULL && strcmp(next.redis, sv->cfg->redis) != 0) ||
-        strcmp(next.data_dir, sv->cfg->data_dir) != 0)
-        log_warn("SIGHUP: redis and data_dir changes need a restart; keeping the running ones");
+        strcmp(next.data_dir, sv->cfg->data_dir) != 0 ||
+        strcmp(next.prefix, sv->cfg->prefix) != 0)
+        log_warn("SIGHUP: redis, data_dir and prefix changes need a restart; keeping the "
+                 "running ones");
     free(next.data_dir);
     next.data_dir = xstrdup(sv->cfg->data_dir);     /* where the secret lives */
+    free(next.prefix);
+    next.prefix = xstrdup(sv->cfg->prefix);
     if (config_resolve_secret(&next, &created, &err) < 0) {
         log_error("SIGHUP: config refused, keeping the running one: %s", err.msg);
         config_free(&next);

@@ -264,6 +264,45 @@ class StopWaitsForHelpers(Base):
         self.assertGreater(took, 4.5, "the helper gave Redis its 5 s")
 
 
+class ReloadKeepsThePrefix(Base):
+    prefix = "pa"
+
+    def test_sighup_with_a_new_prefix_keeps_the_running_one(self):
+        """A SIGHUP whose config names another prefix. Before, the new
+        workers served the new prefix, and the retirees were reclaimed under
+        it: a retiree that died mid-drain left its jobs in
+        pa:inflight:<wid> for good, and pa:queue had no workers left. Now the
+        prefix change is refused like a redis or data_dir change."""
+        self.port, self.r = self.p.redis()
+        recv = self.p.receiver()
+        h = self.p.hookd(self.config(max_in_flight=50, max_per_host=50,
+                                     shutdown_timeout="10s"))
+        wait_for(lambda: len(self.workers()) == 2, 30, "2 workers")
+        old = self.workers()
+        recv.configure(delay=5000)      # held 5 s: the retirees still drain
+        ids = self.enqueue(200, recv.url, "a")
+        wait_for(lambda: all(self.r.hlen("pa:inflight:%s" % w) == 50 for w in old), 30,
+                 "50 jobs in flight in each worker")
+        with open(os.path.join(self.p.dir, "hookd.conf"), "a") as f:
+            f.write("prefix = pb\n")
+        h.send_signal(signal.SIGHUP)
+        wait_for(lambda: "redis, data_dir and prefix changes need a restart; keeping the "
+                 "running ones" in log_of(h), 10, "the warning")
+        wait_for(lambda: len(set(self.workers()) - set(old)) == 2, 30,
+                 "the new generation registered under pa")
+        # a retiree dies mid-drain: only the supervisor's reclaim can
+        # requeue what it holds
+        os.kill(next(iter(old.values()))["pid"], signal.SIGKILL)
+        recv.configure(delay="")
+        wait_for(lambda: not any(self.r.exists("pa:inflight:%s" % w) for w in old), 30,
+                 "nothing left in the retirees' in-flight records")
+        more = self.enqueue(10, recv.url, "after")
+        wait_for(lambda: set(ids + more) <= set(recv.stats()["succeeded"]), 60,
+                 "every job under pa delivered")
+        self.assertEqual(self.r.keys("pb:*"), [])
+        self.assertEqual(len(self.workers()), 2)
+
+
 # Stands in for redis-server as the embedded Redis: runs the real one, or,
 # as the file "mode" beside it says, one that never answers or one that
 # exits at once.
