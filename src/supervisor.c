@@ -109,9 +109,10 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-/* How long to wait before restarting a child that died within
- * CRASH_WINDOW_MS of its start for the (*failures + 1)th time in a row:
- * 100 ms doubling, capped, so a child that cannot start does not spin. */
+/* The wait before restarting a child that died within CRASH_WINDOW_MS of
+ * its start, after *failures such deaths in a row (this one is counted
+ * here): 100 ms doubling, capped, so a child that cannot start does not
+ * spin. */
 static long crash_delay(int *failures)
 {
     long delay = 100L << (*failures < 9 ? *failures : 9);
