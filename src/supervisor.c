@@ -555,7 +555,9 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
              * embedded Redis, which they may need, is stopped). */
             if (running(&sv) == 0 && sv.nhelpers == 0)
                 break;
-            if (time_mono_ms() > sv.kill_at) {
+            /* Only workers: helpers have deadlines of their own, and with
+             * no worker left there is nobody to blame or kill here. */
+            if (running(&sv) > 0 && time_mono_ms() > sv.kill_at) {
                 log_error("workers did not stop in time; sending SIGKILL");
                 signal_all(&sv, SIGKILL);
                 sv.kill_at = time_mono_ms() + 60000;

@@ -28,7 +28,8 @@ struct supervisor_reload {
  * in for the embedded Redis and cfg->secret resolved. reload may be NULL.
  *
  * Signals: SIGTERM/SIGINT drain and stop; SIGQUIT stops at once; SIGHUP
- * reloads (rolling restart of the workers, new ones first); SIGTTIN /
+ * reloads (rolling restart of the workers, new ones first; redis,
+ * data_dir and prefix keep their running values); SIGTTIN /
  * SIGTTOU add / remove one worker. */
 int supervisor_run(struct config *cfg, const struct supervisor_reload *reload);
 

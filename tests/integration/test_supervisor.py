@@ -18,7 +18,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SECRET, Procs, log_of, push, wait_for  # noqa: E402
+from harness import HOOKD, SECRET, Procs, log_of, push, wait_for  # noqa: E402
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
@@ -142,9 +142,11 @@ class WallClockSteps(Base):
 
 
 def workers_of(sup):
-    """Pids of the worker processes of supervisor sup (reclaim helpers are
-    named hookd-reclaim, workers keep the binary's name)."""
-    return {pid for pid, comm in children(sup).items() if comm == "hookd"}
+    """Pids of the worker processes of supervisor sup: workers keep the
+    binary's name (the kernel keeps 15 characters of it), reclaim helpers
+    are named hookd-reclaim."""
+    name = os.path.basename(HOOKD)[:15]
+    return {pid for pid, comm in children(sup).items() if comm == name}
 
 
 class ReclaimInTheBackground(Base):
