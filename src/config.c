@@ -347,6 +347,20 @@ int config_known_key(const char *key)
     return find_key(key) != NULL;
 }
 
+/* Put context in front of err's own message ("key 'redis': <why>"). The
+ * message is copied out first: formatting err->msg into itself is undefined
+ * behaviour (vsnprintf's source and destination overlap), and glibc really
+ * does garble it. */
+static int err_prefix(struct hk_err *err, const char *context)
+{
+    char why[sizeof(err->msg)];
+
+    if (err == NULL)
+        return HK_ECONFIG;
+    snprintf(why, sizeof(why), "%s", err->msg);
+    return hk_err_set(err, HK_ECONFIG, "config", "%s: %s", context, why);
+}
+
 static int valid_prefix(const char *s)
 {
     size_t n = strlen(s);
@@ -403,7 +417,7 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
             return 0;
         }
         if (config_parse_redis_url(value, &cfg->addr, err) < 0)
-            return hk_err_set(err, HK_ECONFIG, "config", "key 'redis': %s", err->msg);
+            return err_prefix(err, "key 'redis'");
         free(cfg->redis);
         cfg->redis = xstrdup(value);
         return 0;
@@ -571,8 +585,11 @@ int config_load_env(struct config *cfg, struct hk_err *err)
         var[6 + j] = '\0';
         if ((v = getenv(var)) == NULL)
             continue;
-        if (config_set(cfg, keys[i].name, v, err) < 0)
-            return hk_err_set(err, HK_ECONFIG, "config", "environment %s: %s", var, err->msg);
+        if (config_set(cfg, keys[i].name, v, err) < 0) {
+            char context[96];
+            snprintf(context, sizeof(context), "environment %s", var);
+            return err_prefix(err, context);
+        }
     }
     return 0;
 }
@@ -594,9 +611,7 @@ int config_resolve_secret(struct config *cfg, int *created, struct hk_err *err)
         secret[strcspn(secret, "\r\n")] = '\0';
         if (secret[0] == '\0')
             return hk_err_set(err, HK_ECONFIG, "config", "%s is empty", path);
-        return config_set(cfg, "secret", secret, err) < 0
-                   ? hk_err_set(err, HK_ECONFIG, "config", "%s: %s", path, err->msg)
-                   : 0;
+        return config_set(cfg, "secret", secret, err) < 0 ? err_prefix(err, path) : 0;
     }
     if (errno != ENOENT)
         return hk_err_set(err, HK_ECONFIG, "config", "cannot read %s: %s", path,

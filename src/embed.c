@@ -1,4 +1,6 @@
-/* embed.c -- start and stop the embedded redis-server. */
+/* embed.c -- start and stop the embedded redis-server. Only the first start
+ * waits for it to answer; a restart (embed_spawn) returns once it is forked,
+ * because the supervisor's signal loop must not wait on it. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -26,25 +28,12 @@ static void sleep_ms(long ms)
         ;
 }
 
-int embed_start(struct embed *e, const char *data_dir, const char *redis_server,
-                struct hk_err *err)
+int embed_spawn(struct embed *e, struct hk_err *err)
 {
-    char real[PATH_MAX];
     sigset_t all;
     pid_t pid;
 
-    if (realpath(data_dir, real) == NULL)
-        return hk_err_set(err, HK_ESPAWN, "embed", "data dir %s: %s", data_dir,
-                          strerror(errno));
-    snprintf(e->dir, sizeof(e->dir), "%s", real);
-    snprintf(e->binary, sizeof(e->binary), "%s", redis_server);
-    if (snprintf(e->socket_path, sizeof(e->socket_path), "%s/redis.sock", real) >=
-        (int)sizeof(e->socket_path))
-        return hk_err_set(err, HK_ESPAWN, "embed",
-                          "data dir path too long for a unix socket (max ~95 chars): %s",
-                          real);
-    unlink(e->socket_path);
-
+    unlink(e->socket_path);     /* a dead server's socket would refuse, not be replaced */
     pid = fork();
     if (pid < 0)
         return hk_err_set(err, HK_ESPAWN, "embed", "fork() failed: %s", strerror(errno));
@@ -56,35 +45,44 @@ int embed_start(struct embed *e, const char *data_dir, const char *redis_server,
         /* If the supervisor is killed outright, do not linger. SIGTERM lets
          * redis flush its AOF first. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        snprintf(logfile, sizeof(logfile), "%s/redis.log", real);
-        execlp(redis_server, redis_server, "--port", "0", "--unixsocket", e->socket_path,
-               "--unixsocketperm", "700", "--dir", real, "--appendonly", "yes",
+        snprintf(logfile, sizeof(logfile), "%s/redis.log", e->dir);
+        execlp(e->binary, e->binary, "--port", "0", "--unixsocket", e->socket_path,
+               "--unixsocketperm", "700", "--dir", e->dir, "--appendonly", "yes",
                "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
                "--logfile", logfile, "--loglevel", "notice", (char *)NULL);
         fprintf(stderr, "hookd: cannot run %s: %s (install it with: apt-get install "
-                        "redis-server)\n", redis_server, strerror(errno));
+                        "redis-server)\n", e->binary, strerror(errno));
         _exit(127);
     }
     e->pid = pid;
+    return 0;
+}
 
+/* Poll until the server answers PING, it exits, or READY_TIMEOUT_MS pass. */
+static int wait_ready(struct embed *e, struct hk_err *err)
+{
     struct redis_addr addr = { .path = e->socket_path };
+
     for (long waited = 0; waited < READY_TIMEOUT_MS; waited += READY_POLL_MS) {
         int status;
         struct redis_sync *s;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
+        if (waitpid(e->pid, &status, WNOHANG) == e->pid) {
             e->pid = 0;
             return hk_err_set(err, HK_ESPAWN, "embed",
                               "%s exited with status %d during start-up; see %s/redis.log",
-                              redis_server, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                              real);
+                              e->binary, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                              e->dir);
         }
         s = redis_sync_connect(&addr, 500, NULL);
         if (s != NULL) {
             const char *ping[] = { "PING" };
             struct redisReply *r = redis_sync_command(s, 1, ping, NULL, NULL);
+            /* Decided before the free: a freed pointer's value is
+             * indeterminate, even only compared. */
+            int answered = r != NULL;
             redis_sync_reply_free(r);
             redis_sync_free(s);
-            if (r != NULL)
+            if (answered)
                 return 0;
         }
         /* Polling is the only readiness signal redis-server offers without
@@ -92,8 +90,30 @@ int embed_start(struct embed *e, const char *data_dir, const char *redis_server,
         sleep_ms(READY_POLL_MS);
     }
     embed_stop(e, 1000);
-    return hk_err_set(err, HK_ESPAWN, "embed", "%s did not answer within %d ms",
-                      redis_server, READY_TIMEOUT_MS);
+    return hk_err_set(err, HK_ESPAWN, "embed", "%s did not answer within %d ms", e->binary,
+                      READY_TIMEOUT_MS);
+}
+
+int embed_start(struct embed *e, const char *data_dir, const char *redis_server,
+                struct hk_err *err)
+{
+    char real[PATH_MAX];
+    int rc;
+
+    if (realpath(data_dir, real) == NULL)
+        return hk_err_set(err, HK_ESPAWN, "embed", "data dir %s: %s", data_dir,
+                          strerror(errno));
+    if (snprintf(e->dir, sizeof(e->dir), "%s", real) >= (int)sizeof(e->dir) ||
+        snprintf(e->binary, sizeof(e->binary), "%s", redis_server) >= (int)sizeof(e->binary))
+        return hk_err_set(err, HK_ESPAWN, "embed", "path too long: %s", redis_server);
+    if (snprintf(e->socket_path, sizeof(e->socket_path), "%s/redis.sock", real) >=
+        (int)sizeof(e->socket_path))
+        return hk_err_set(err, HK_ESPAWN, "embed",
+                          "data dir path too long for a unix socket (max ~95 chars): %s",
+                          real);
+    if ((rc = embed_spawn(e, err)) < 0)
+        return rc;
+    return wait_ready(e, err);
 }
 
 void embed_stop(struct embed *e, long timeout_ms)

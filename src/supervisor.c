@@ -1,4 +1,20 @@
-/* supervisor.c -- fork, signals, reaping, respawn; no libuv here. */
+/* supervisor.c -- fork, signals, reaping, respawn; no libuv here.
+ *
+ * The loop in supervisor_run() waits in sigtimedwait() and nowhere else:
+ * anything that can take long (a Redis round trip) runs in a child of its
+ * own, so signals, respawns and the stop deadline never wait behind it.
+ * A dead worker's jobs are requeued by a short-lived *reclaim helper*
+ * (reclaim()), a forked process that is reaped like the workers but is not
+ * one: fork is safe here because the supervisor holds no libuv loop, no
+ * libcurl and no hiredis state of its own, only its config. A dead embedded
+ * redis-server is started again without waiting for it to answer: the
+ * workers reconnect on their own.
+ *
+ * Every deadline and interval here (respawn times, the crash window, the
+ * SIGKILL deadline) is on the monotonic clock: a wall-clock step (NTP, an
+ * operator's date -s) would otherwise postpone a respawn by the size of the
+ * step, or SIGKILL draining workers early. The wall clock appears only where
+ * it is a name: the start time in a worker's id. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,16 +35,24 @@
 #include "hookd/timeutil.h"
 #include "hookd/worker.h"
 
-#define RECLAIM_TIMEOUT_MS 2000
+/* A helper's connect and each of its commands. As long as a worker's own
+ * watchdog gives a Redis command (5 s): the helper blocks nothing, so the
+ * bound is about giving up on a Redis that does not answer, not about the
+ * loop. */
+#define RECLAIM_TIMEOUT_MS 5000
+/* Connect plus the RECLAIM script; a helper still running after this is
+ * SIGKILLed (the heartbeat reaper then requeues those jobs). It also bounds
+ * how long a stop waits for helpers. */
+#define HELPER_DEADLINE_MS (2 * RECLAIM_TIMEOUT_MS)
 #define RESPAWN_MAX_DELAY_MS 30000
-#define CRASH_WINDOW_MS 5000       /* a worker dying sooner counts as a crash loop */
+#define CRASH_WINDOW_MS 5000       /* a child dying sooner counts as a crash loop */
 #define KILL_GRACE_MS 5000         /* after the drain deadline, before SIGKILL */
 
 struct slot {
     pid_t pid;                     /* 0 = not running */
     char wid[WORKER_ID_MAX];
-    int64_t started_ms;
-    int64_t respawn_at;            /* when to start a worker in this slot */
+    int64_t started_ms;            /* monotonic, for the crash window */
+    int64_t respawn_at;            /* monotonic; when to start a worker in this slot */
     int failures;                  /* consecutive quick deaths */
 };
 
@@ -38,6 +62,13 @@ struct retiree {
     char wid[WORKER_ID_MAX];
 };
 
+/* A reclaim helper: a child requeueing one dead worker's jobs. */
+struct helper {
+    pid_t pid;
+    char wid[WORKER_ID_MAX];       /* the dead worker */
+    int64_t kill_at;               /* monotonic; SIGKILL after this, 0 once sent */
+};
+
 struct supervisor {
     struct config *cfg;
     const struct supervisor_reload *reload;
@@ -45,9 +76,15 @@ struct supervisor {
     int nslots;
     struct retiree *retiring;
     int nretiring;
-    struct embed redis;
+    struct helper *helpers;        /* reclaim helpers running */
+    int nhelpers;
+    struct embed redis;            /* pid 0 when not running */
+    int embedded;                  /* the Redis is ours: restart it when it dies */
+    int64_t redis_started;         /* monotonic, for the crash window */
+    int64_t redis_restart_at;      /* monotonic; when to start it again */
+    int redis_failures;            /* consecutive quick deaths */
     int stopping;                  /* 0, SIGTERM or SIGQUIT */
-    int64_t kill_at;               /* SIGKILL stragglers after this */
+    int64_t kill_at;               /* monotonic; SIGKILL stragglers after this */
     pid_t self;
 };
 
@@ -72,15 +109,29 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* The wait before restarting a child that died within CRASH_WINDOW_MS of
+ * its start, after *failures such deaths in a row (this one is counted
+ * here): 100 ms doubling, capped, so a child that cannot start does not
+ * spin. */
+static long crash_delay(int *failures)
+{
+    long delay = 100L << (*failures < 9 ? *failures : 9);
+
+    (*failures)++;
+    return delay > RESPAWN_MAX_DELAY_MS ? RESPAWN_MAX_DELAY_MS : delay;
+}
+
 static void spawn(struct supervisor *sv, struct slot *s)
 {
+    /* Wall clock: part of the worker's id, a name that must not repeat
+     * across restarts and hosts, computed once and used by both sides. */
     long long start = (long long)time_now_ms();
     pid_t pid = fork();
 
     if (pid < 0) {
         log_error("fork() failed while spawning a worker: %s; retrying in 1 s",
                   strerror(errno));
-        s->respawn_at = time_now_ms() + 1000;
+        s->respawn_at = time_mono_ms() + 1000;
         return;
     }
     if (pid == 0) {
@@ -99,36 +150,143 @@ static void spawn(struct supervisor *sv, struct slot *s)
         exit(worker_run(sv->cfg, wid));
     }
     s->pid = pid;
-    s->started_ms = start;
+    s->started_ms = time_mono_ms();
     s->respawn_at = 0;
     worker_make_id(s->wid, (int)pid, start);
     log_info("worker %s started", s->wid);
 }
 
-/* Put an exited worker's in-flight jobs back on the queue now, rather than
- * after its heartbeat expires. crashed: it did not exit cleanly, so each
- * job's crash count goes up (poison_after, queue.h). */
-static void reclaim(struct supervisor *sv, const char *wid, int crashed)
+/* In a reclaim helper: put worker wid's in-flight and claimed jobs back on
+ * the queue (RECLAIM), log the outcome, and return the helper's exit
+ * status. The supervisor's only call of queue_reclaim_sync. */
+static int reclaim_run(const struct config *cfg, const char *wid, int crashed)
 {
-    struct queue_reclaim r = { crashed, sv->cfg->poison_after, sv->cfg->dead_max };
+    struct queue_reclaim r = { crashed, cfg->poison_after, cfg->dead_max };
     struct hk_err err;
-    struct redis_sync *s = redis_sync_connect(&sv->cfg->addr, RECLAIM_TIMEOUT_MS, &err);
+    struct redis_sync *s = redis_sync_connect(&cfg->addr, RECLAIM_TIMEOUT_MS, &err);
     long long n = 0, dead = 0;
+    int rc = -1;
 
-    if (s == NULL) {
-        log_warn("cannot requeue jobs of worker %s now (%s); the heartbeat reaper will",
-                 wid, err.msg);
-        return;
+    if (s != NULL) {
+        rc = queue_reclaim_sync(s, cfg->prefix, wid, &r, &n, &dead, &err);
+        redis_sync_free(s);
     }
-    if (queue_reclaim_sync(s, sv->cfg->prefix, wid, &r, &n, &dead, &err) < 0)
+    if (rc < 0) {
         log_warn("cannot requeue jobs of worker %s now (%s); the heartbeat reaper will",
                  wid, err.msg);
-    else if (n > 0)
+        return 1;
+    }
+    if (n > 0)
         log_info("requeued %lld jobs of worker %s", n, wid);
     if (dead > 0)
         log_warn("dead-lettered %lld jobs of worker %s as worker_crashed: each was in flight "
-                 "in %d workers that died (hookd dlq list)", dead, wid, sv->cfg->poison_after);
-    redis_sync_free(s);
+                 "in %d workers that died (hookd dlq list)", dead, wid, cfg->poison_after);
+    return 0;
+}
+
+/* Put an exited worker's in-flight jobs back on the queue now, rather than
+ * after its heartbeat expires (crashed: it did not exit cleanly, so each
+ * job's crash count goes up; poison_after, queue.h), without waiting for
+ * Redis here: a forked
+ * helper runs the RECLAIM while the loop goes on. Were it run in place, a
+ * Redis that accepts connections but does not answer (paused, overloaded,
+ * a black-holed route) would hold up every signal and respawn for a
+ * timeout per dead worker. */
+static void reclaim(struct supervisor *sv, const char *wid, int crashed)
+{
+    struct helper *h;
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        log_warn("fork() failed while requeueing jobs of worker %s: %s; the heartbeat "
+                 "reaper will", wid, strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        /* The supervisor's signals stay blocked: a Ctrl-C sent to the
+         * process group must not cut a requeue short, and the helper ends
+         * on its own within its timeouts (the supervisor's SIGKILL is the
+         * backstop). No PDEATHSIG either: if the supervisor dies meanwhile,
+         * finishing the requeue is still right. exit(), not _exit(), so
+         * that LeakSanitizer checks the helper in test builds; the
+         * supervisor leaves no stdio buffered to be flushed twice. */
+        prctl(PR_SET_NAME, "hookd-reclaim");
+        log_set_process("reclaim");
+        exit(reclaim_run(sv->cfg, wid, crashed));
+    }
+    sv->helpers = xrealloc(sv->helpers, (size_t)(sv->nhelpers + 1) * sizeof(*sv->helpers));
+    h = &sv->helpers[sv->nhelpers++];
+    h->pid = pid;
+    memcpy(h->wid, wid, sizeof(h->wid));
+    h->kill_at = time_mono_ms() + HELPER_DEADLINE_MS;
+}
+
+/* If pid was a reclaim helper, forget it and return 1. A helper that
+ * failed has logged why; one killed (past its deadline) could not. */
+static int helper_exited(struct supervisor *sv, pid_t pid, int status)
+{
+    for (int i = 0; i < sv->nhelpers; i++) {
+        if (sv->helpers[i].pid != pid)
+            continue;
+        if (WIFSIGNALED(status))
+            log_warn("requeueing jobs of worker %s cut short by signal %d; the heartbeat "
+                     "reaper will", sv->helpers[i].wid, WTERMSIG(status));
+        sv->helpers[i] = sv->helpers[--sv->nhelpers];
+        return 1;
+    }
+    return 0;
+}
+
+/* SIGKILL helpers past their deadline: their own timeouts should have
+ * ended them, but a helper must never keep a stop waiting for long. */
+static void expire_helpers(struct supervisor *sv)
+{
+    int64_t now = time_mono_ms();
+
+    for (int i = 0; i < sv->nhelpers; i++) {
+        struct helper *h = &sv->helpers[i];
+        if (h->kill_at == 0 || now < h->kill_at)
+            continue;
+        log_warn("requeueing jobs of worker %s takes over %d ms; killing it", h->wid,
+                 HELPER_DEADLINE_MS);
+        kill(h->pid, SIGKILL);
+        h->kill_at = 0;
+    }
+}
+
+/* The embedded redis-server died: schedule its restart, at once unless it
+ * keeps dying right after starting (a full disk, a corrupt AOF, a missing
+ * binary), which gets the workers' crash backoff. */
+static void redis_exited(struct supervisor *sv, int status)
+{
+    long delay = 0;
+
+    sv->redis.pid = 0;
+    if (sv->stopping)
+        return;
+    if (time_mono_ms() - sv->redis_started < CRASH_WINDOW_MS)
+        delay = crash_delay(&sv->redis_failures);
+    else
+        sv->redis_failures = 0;
+    log_error("embedded redis-server exited (status %d); restarting in %ld ms", status, delay);
+    sv->redis_restart_at = time_mono_ms() + delay;
+}
+
+/* Fork redis-server again, not waiting for it to answer: that can take
+ * seconds (an AOF to load), or forever (a server that hangs), and the loop
+ * must go on meanwhile. Workers reconnect on their own, with a backoff
+ * capped at 5 s. */
+static void restart_redis(struct supervisor *sv)
+{
+    struct hk_err err;
+
+    if (embed_spawn(&sv->redis, &err) < 0) {
+        log_error("cannot restart the embedded redis-server: %s; retrying in 1 s", err.msg);
+        sv->redis_restart_at = time_mono_ms() + 1000;
+        return;
+    }
+    sv->redis_started = time_mono_ms();
+    log_info("embedded redis-server restarted (pid %d)", (int)sv->redis.pid);
 }
 
 static void reap(struct supervisor *sv)
@@ -137,15 +295,10 @@ static void reap(struct supervisor *sv)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (helper_exited(sv, pid, status))
+            continue;
         if (pid == sv->redis.pid) {
-            sv->redis.pid = 0;
-            if (!sv->stopping) {
-                struct hk_err err;
-                log_error("embedded redis-server exited (status %d); restarting", status);
-                if (embed_start(&sv->redis, sv->cfg->data_dir, sv->cfg->redis_server,
-                                &err) < 0)
-                    log_error("cannot restart embedded redis: %s", err.msg);
-            }
+            redis_exited(sv, status);
             continue;
         }
         for (int i = 0; i < sv->nretiring; i++) {
@@ -171,17 +324,14 @@ static void reap(struct supervisor *sv)
             reclaim(sv, s->wid, !clean);
             if (sv->stopping)
                 break;
-            if (time_now_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {
-                long delay = 100L << (s->failures < 9 ? s->failures : 9);
-                if (delay > RESPAWN_MAX_DELAY_MS)
-                    delay = RESPAWN_MAX_DELAY_MS;
-                s->failures++;
+            if (time_mono_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {
+                long delay = crash_delay(&s->failures);
                 log_warn("worker crashed %d times in a row; restarting in %ld ms",
                          s->failures, delay);
-                s->respawn_at = time_now_ms() + delay;
+                s->respawn_at = time_mono_ms() + delay;
             } else {
                 s->failures = 0;
-                s->respawn_at = time_now_ms();
+                s->respawn_at = time_mono_ms();
             }
             break;
         }
@@ -258,14 +408,23 @@ static void reload(struct supervisor *sv)
         log_error("SIGHUP: config refused, keeping the running one: %s", err.msg);
         return;
     }
-    /* Redis and data_dir belong to the running process (the embedded Redis,
-     * the generated secret): they change only with a restart. */
+    /* Redis, data_dir and prefix belong to the running process: data_dir
+     * holds the embedded Redis and the generated secret, and the jobs the
+     * retiring workers hold are under the running prefix. Retirees are
+     * reclaimed with the supervisor's prefix; under a new one those RECLAIMs
+     * would find nothing and the jobs would stay in <old>:inflight:*, where
+     * no worker of the new prefix (nor its heartbeat reaper) ever looks.
+     * Moving a deployment to a new prefix is a restart, or a second hookd. */
     if ((next.redis == NULL) != (sv->cfg->redis == NULL) ||
         (next.redis != NULL && strcmp(next.redis, sv->cfg->redis) != 0) ||
-        strcmp(next.data_dir, sv->cfg->data_dir) != 0)
-        log_warn("SIGHUP: redis and data_dir changes need a restart; keeping the running ones");
+        strcmp(next.data_dir, sv->cfg->data_dir) != 0 ||
+        strcmp(next.prefix, sv->cfg->prefix) != 0)
+        log_warn("SIGHUP: redis, data_dir and prefix changes need a restart; keeping the "
+                 "running ones");
     free(next.data_dir);
     next.data_dir = xstrdup(sv->cfg->data_dir);     /* where the secret lives */
+    free(next.prefix);
+    next.prefix = xstrdup(sv->cfg->prefix);
     if (config_resolve_secret(&next, &created, &err) < 0) {
         log_error("SIGHUP: config refused, keeping the running one: %s", err.msg);
         config_free(&next);
@@ -307,7 +466,7 @@ static void begin_stop(struct supervisor *sv, int sig)
     sv->stopping = sig;
     log_info("%s: stopping %d workers", sig == SIGQUIT ? "SIGQUIT" : "SIGTERM", running(sv));
     signal_all(sv, sig);
-    sv->kill_at = time_now_ms() + KILL_GRACE_MS +
+    sv->kill_at = time_mono_ms() + KILL_GRACE_MS +
                   (sig == SIGQUIT ? 0 : sv->cfg->shutdown_timeout_ms);
 }
 
@@ -327,6 +486,8 @@ static int prepare(struct supervisor *sv, struct hk_err *err)
     if (cfg->redis == NULL) {
         if (embed_start(&sv->redis, cfg->data_dir, cfg->redis_server, err) < 0)
             return HK_ESPAWN;
+        sv->embedded = 1;
+        sv->redis_started = time_mono_ms();
         config_redis_addr_free(&cfg->addr);
         cfg->addr.path = xstrdup(sv->redis.socket_path);
         log_info("embedded redis-server (pid %d) listening on unix://%s", (int)sv->redis.pid,
@@ -394,25 +555,34 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
             break;      /* timeout or EINTR: housekeeping below */
         }
         reap(&sv);  /* SIGCHLDs coalesce; reaping on every tick misses none */
+        expire_helpers(&sv);
         if (sv.stopping) {
-            if (running(&sv) == 0)
+            /* Helpers too: a SIGTERM right after a worker died still
+             * requeues its jobs before hookd exits (and before the
+             * embedded Redis, which they may need, is stopped). */
+            if (running(&sv) == 0 && sv.nhelpers == 0)
                 break;
-            if (time_now_ms() > sv.kill_at) {
+            /* Only workers: helpers have deadlines of their own, and with
+             * no worker left there is nobody to blame or kill here. */
+            if (running(&sv) > 0 && time_mono_ms() > sv.kill_at) {
                 log_error("workers did not stop in time; sending SIGKILL");
                 signal_all(&sv, SIGKILL);
-                sv.kill_at = time_now_ms() + 60000;
+                sv.kill_at = time_mono_ms() + 60000;
             }
             continue;
         }
+        if (sv.embedded && sv.redis.pid == 0 && time_mono_ms() >= sv.redis_restart_at)
+            restart_redis(&sv);
         for (int i = 0; i < sv.nslots; i++) {
             struct slot *s = &sv.slots[i];
-            if (s->pid == 0 && s->respawn_at != 0 && time_now_ms() >= s->respawn_at)
+            if (s->pid == 0 && s->respawn_at != 0 && time_mono_ms() >= s->respawn_at)
                 spawn(&sv, s);
         }
     }
     embed_stop(&sv.redis, 10000);
     free(sv.slots);
     free(sv.retiring);
+    free(sv.helpers);
     log_info("stopped");
     return 0;
 }

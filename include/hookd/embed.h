@@ -19,10 +19,17 @@ struct embed {
     char binary[4096];
 };
 
-/* Start redis-server and wait (up to 10 s) until it answers PING.
- * Returns 0 or HK_ESPAWN with err naming the cause. */
+/* Start redis-server and wait (up to 10 s) until it answers PING: at first
+ * start a server that cannot run is a clear error, not a worker crash loop.
+ * Fills e (paths, pid). Returns 0 or HK_ESPAWN with err naming the cause. */
 int embed_start(struct embed *e, const char *data_dir, const char *redis_server,
                 struct hk_err *err);
+
+/* Start it again with the paths embed_start() filled in, without waiting:
+ * returns once it is forked (e->pid set), or HK_ESPAWN if fork() failed. A
+ * server that then cannot run shows as its exit; clients reconnect on their
+ * own once it answers. */
+int embed_spawn(struct embed *e, struct hk_err *err);
 
 /* SIGTERM (redis flushes its AOF), wait up to timeout_ms, then SIGKILL. */
 void embed_stop(struct embed *e, long timeout_ms);

@@ -4,9 +4,11 @@
  *
  * Like nginx's master it runs no event loop: signals are blocked and taken
  * synchronously with sigtimedwait(), so no handler runs concurrently with
- * anything. When a worker exits, its in-flight jobs are put back on the
- * queue at once (the heartbeat reaper in the workers is the fallback when
- * the supervisor itself is gone). A worker that keeps dying right after it
+ * anything, and it never waits on anything else: when a worker exits, its
+ * in-flight jobs are put back on the queue at once by a short-lived helper
+ * process, so a slow or paused Redis does not hold up signals or respawns
+ * (the heartbeat reaper in the workers is the fallback when the helper
+ * fails or the supervisor itself is gone). A worker that keeps dying right after it
  * starts is restarted with exponential backoff (capped), and the supervisor
  * stays up. */
 #ifndef HOOKD_SUPERVISOR_H
@@ -26,7 +28,8 @@ struct supervisor_reload {
  * in for the embedded Redis and cfg->secret resolved. reload may be NULL.
  *
  * Signals: SIGTERM/SIGINT drain and stop; SIGQUIT stops at once; SIGHUP
- * reloads (rolling restart of the workers, new ones first); SIGTTIN /
+ * reloads (rolling restart of the workers, new ones first; redis,
+ * data_dir and prefix keep their running values); SIGTTIN /
  * SIGTTOU add / remove one worker. */
 int supervisor_run(struct config *cfg, const struct supervisor_reload *reload);
 

@@ -62,6 +62,27 @@ class EmbeddedTest(unittest.TestCase):
         finally:
             p.close()
 
+    def test_wrapped_config_errors_are_exact(self):
+        """A message that wraps another one reads whole (it was once
+        formatted into itself and came out garbled)."""
+        p = Procs()
+        try:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKD_")}
+            cases = [
+                (["--redis", "foo://bar"], {},
+                 "hookd: command line: key 'redis': redis URL must start with redis:// or "
+                 "unix://\n"),
+                ([], {"HOOKD_WORKERS": "0"},
+                 "hookd: environment HOOKD_WORKERS: key 'workers': '0' is not an integer "
+                 "in [1, 256]\n"),
+            ]
+            for args, extra, want in cases:
+                res = subprocess.run([HOOKD, *args], capture_output=True, text=True,
+                                     timeout=30, cwd=p.dir, env=dict(env, **extra))
+                self.assertEqual((res.returncode, res.stderr), (2, want))
+        finally:
+            p.close()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -232,6 +232,50 @@ static void test_env(void **state)
     config_free(&c);
 }
 
+/* Messages that wrap another message ("key 'redis': <why>") are compared
+ * whole: formatting a message into itself once garbled them. */
+static void test_wrapped_messages(void **state)
+{
+    struct config c;
+    struct hk_err e;
+    char dir[] = "/tmp/hookd-msg-XXXXXX", path[128], want[256];
+    int created;
+    FILE *f;
+    (void)state;
+
+    config_init(&c);
+    assert_int_equal(config_set(&c, "redis", "foo://bar", &e), HK_ECONFIG);
+    assert_string_equal(e.msg, "key 'redis': redis URL must start with redis:// or unix://");
+    assert_int_equal(config_set(&c, "redis", "redis://h:99999", &e), HK_ECONFIG);
+    assert_string_equal(e.msg, "key 'redis': bad port in redis URL");
+
+    setenv("HOOKD_WORKERS", "0", 1);
+    assert_int_equal(config_load_env(&c, &e), HK_ECONFIG);
+    assert_string_equal(e.msg,
+                        "environment HOOKD_WORKERS: key 'workers': '0' is not an integer in "
+                        "[1, 256]");
+    unsetenv("HOOKD_WORKERS");
+    setenv("HOOKD_REDIS", "foo://bar", 1);      /* wrapped twice */
+    assert_int_equal(config_load_env(&c, &e), HK_ECONFIG);
+    assert_string_equal(e.msg, "environment HOOKD_REDIS: key 'redis': redis URL must start "
+                               "with redis:// or unix://");
+    unsetenv("HOOKD_REDIS");
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/secret", dir);
+    assert_non_null(f = fopen(path, "w"));
+    fputs("whsec_!!\n", f);
+    fclose(f);
+    config_set(&c, "data_dir", dir, &e);
+    assert_int_equal(config_resolve_secret(&c, &created, &e), HK_ECONFIG);
+    snprintf(want, sizeof(want), "%s: key 'secret': text after whsec_ is not valid base64",
+             path);
+    assert_string_equal(e.msg, want);
+    unlink(path);
+    rmdir(dir);
+    config_free(&c);
+}
+
 static void test_secret_generation(void **state)
 {
     struct config c;
@@ -272,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_wrapped_messages),
         cmocka_unit_test(test_secret_generation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
