@@ -266,6 +266,79 @@ static void test_redact(void **state)
     assert_int_equal(out.len, 0);
 }
 
+/* The marks hookd puts in front of a job it requeues (job.h): the accepted
+ * mark, then the crash count; both read and taken off before decoding. */
+static void test_marks(void **state)
+{
+    static const struct {
+        const char *data;
+        int accepted, crashes;
+    } ok_cases[] = {
+        { "{\"url\":\"http://h/\",\"body\":\"\"}", 0, 0 },
+        { JOB_ACCEPTED_MARK "{\"url\":\"http://h/\",\"body\":\"\"}", 1, 0 },
+        { JOB_CRASHED_MARK "2:{\"url\":\"http://h/\",\"body\":\"\"}", 0, 2 },
+        { JOB_ACCEPTED_MARK JOB_CRASHED_MARK "100:{\"url\":\"http://h/\",\"body\":\"\"}",
+          1, 100 },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok_cases) / sizeof(*ok_cases); i++) {
+        struct job *j = ok(ok_cases[i].data);
+        assert_int_equal(j->accepted, ok_cases[i].accepted);
+        assert_int_equal(j->crashes, ok_cases[i].crashes);
+        assert_string_equal(j->raw, "{\"url\":\"http://h/\",\"body\":\"\"}");
+        job_free(j);
+    }
+    /* Not a count (digits only, as marks.lua reads it), or in the wrong
+     * order: the bytes are left as they are, and are no job. */
+    bad(JOB_CRASHED_MARK "inf:{\"url\":\"http://h/\",\"body\":\"\"}", "invalid_format");
+    bad(JOB_CRASHED_MARK ":{\"url\":\"http://h/\",\"body\":\"\"}", "invalid_format");
+    bad(JOB_CRASHED_MARK "3{\"url\":\"http://h/\",\"body\":\"\"}", "invalid_format");
+    bad(JOB_CRASHED_MARK "1:" JOB_ACCEPTED_MARK "{\"url\":\"http://h/\",\"body\":\"\"}",
+        "invalid_format");
+    bad(JOB_CRASHED_MARK, "invalid_format");
+}
+
+/* What a dead entry keeps aside for replay: the job's own secrets, encoded
+ * and read back; the older plain secret; the whole job (reclaim.lua's
+ * form: 0xc1 + a msgpack map with raw as a str). */
+static void test_aside(void **state)
+{
+    struct buf out = BUF_INIT;
+    struct job_aside a;
+    (void)state;
+
+    struct job *j = ok("{\"url\":\"http://h/\",\"body\":\"\",\"secret\":\"s1\","
+                       "\"secret_previous\":\"s0\"}");
+    assert_int_equal(job_aside_encode(j, &out), 1);
+    job_free(j);
+    assert_int_equal(job_aside_decode(out.data, out.len, &a), 0);
+    assert_string_equal(a.secret, "s1");
+    assert_string_equal(a.secret_previous, "s0");
+    assert_null(a.raw);
+    job_aside_free(&a);
+    buf_free(&out);
+
+    j = ok("{\"url\":\"http://h/\",\"body\":\"\"}");
+    assert_int_equal(job_aside_encode(j, &out), 0);
+    assert_int_equal(out.len, 0);
+    job_free(j);
+
+    assert_int_equal(job_aside_decode("plain-secret", 12, &a), 0);
+    assert_string_equal(a.secret, "plain-secret");
+    assert_null(a.secret_previous);
+    job_aside_free(&a);
+
+    static const char raw[] = "\xc1\x81\xa3raw\xa7{\"a\":1}";
+    assert_int_equal(job_aside_decode(raw, sizeof(raw) - 1, &a), 0);
+    assert_int_equal(a.raw_len, 7);
+    assert_memory_equal(a.raw, "{\"a\":1}", 7);
+    assert_null(a.secret);
+    job_aside_free(&a);
+
+    assert_int_equal(job_aside_decode("\xc1\x93", 2, &a), HK_EINVAL);
+    job_aside_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +351,8 @@ int main(void)
         cmocka_unit_test(test_msgpack_bin_body_and_errors),
         cmocka_unit_test(test_msgpack_hostile_lengths),
         cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_marks),
+        cmocka_unit_test(test_aside),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
