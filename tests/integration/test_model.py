@@ -16,8 +16,19 @@ view. Each step is one of (weight):
                some msgpack, some with a secret, some with a non-ASCII id;
                ~4% a second copy of a recent job (same id and url: the
                dedupe case); ~3% "poison" (never recorded: its worker dies)
-  fetch   14   FETCH max 0..12, sometimes pulling parked origins
-  claim    4   LMOVE queue -> claim:<wid> RIGHT LEFT (the worker's BLMOVE)
+  fetch   14   FETCH max 0..12, sometimes pulling parked origins, by a worker
+               that believes itself registered: refused ("not registered",
+               Redis unchanged) when its heartbeat key is gone (cut off, or
+               reaped meanwhile), and then it registers again with a
+               HEARTBEAT, as worker.c does, before it fetches again
+  wait     4   the idle worker's wait (queue.c queue_wait): BLMOVE queue queue
+               RIGHT RIGHT, which moves nothing; on an empty queue it is left
+               blocked on a connection of the worker's slot, and whatever
+               next pushes to the queue (LPUSH, RELEASE, RECLAIM, PROMOTE,
+               DLQ_MOVE) wakes it, in the same instant, between two steps
+  legacy   1   an earlier version's worker, dead and not yet reclaimed, is
+               found with jobs its BLMOVE claimed into P:claim:<wid> (LMOVE
+               queue -> claim RIGHT LEFT): RECLAIM must requeue them
   accept   9   ACCEPT held jobs not yet checked, plus unanswered pairs
   record  16   RECORD a random subset of held jobs (A 50, R 20, D 6, E 3,
                K 12; I for unchecked jobs), plus the unanswered outbox;
@@ -45,13 +56,14 @@ view. Each step is one of (weight):
   cut      1   a worker is cut off (its hb expires; it does nothing) ...
   heal     2   ... and comes back, reaped meanwhile or not: heartbeat first
                half of the time, else it may fetch before its next heartbeat
+               (refused: its heartbeat key is gone)
   spawn  (when a slot is empty) a new worker registers (HEARTBEAT)
 Every script reply is lost with probability 0.08: the script ran, the
 worker does not learn it and acts as hookd does (resends RECORD / ACCEPT /
 RELEASE / DLQ_MOVE / RECLAIM, releases a lost FETCH's range).
 
-The oracle predicts each script's effect from reads just before it (what
-FETCH returns and in what order, which outcomes RECORD applies, ACCEPT's
+The oracle predicts each script's effect from reads just before it (whether
+FETCH is refused, what it returns and in what order, which outcomes RECORD applies, ACCEPT's
 verdicts, what RELEASE / PROMOTE / RECLAIM push and with which marks, what
 DLQ_MOVE moves) and compares with the reply and with Redis afterwards; it
 learns which jobs were delivered, deduplicated or purged from those
@@ -61,11 +73,13 @@ the registered workers, nothing left under a reclaimed worker's keys, every
 non-empty parked list in P:parked, P:dead's length and nothing kept aside
 without its entry, every live worker's view equal to its in-flight hash, and
 a job whose crash count (counted by the oracle, independently of the marks)
-reaches poison_after ends in P:dead as worker_crashed. At the end of each
-seed the model drains: everything is promoted, unparked, delivered or dead,
-and nothing may be left anywhere. Jobs stranded under a dead worker that
-no-one will reclaim (Model.orphans) are reclaimed by hand and reported, or
-fail the run with HOOKD_MODEL_ORPHANS=fail.
+reaches poison_after ends in P:dead as worker_crashed; no job under a live
+worker that is not in P:workers, and no P:claim:<wid> of a live worker
+(this version never writes one). Every 256 steps and in the drain, no job
+under a dead worker that no-one will reclaim (Model.orphans: host lost, so
+no supervisor, and not in P:workers, so no reaper): that fails the run. At
+the end of each seed the model drains: everything is promoted, unparked,
+delivered or dead, and nothing may be left anywhere.
 
 Settled ids (every copy delivered, deduplicated, purged or trimmed, none
 in Redis, none recent) are retired every 256 steps, their dedupe keys
@@ -84,11 +98,13 @@ import hashlib
 import json
 import os
 import random
+import re
 import sys
 import time
 import unittest
 
 import msgpack
+import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import conservation  # noqa: E402
@@ -106,15 +122,24 @@ EPOCH_MS = 1700000000000
 ORIGINS = ["http://a.test:80", "http://b.test:80", "https://c.test:443"]
 ACCEPTED = b"\xc1accepted:"
 CRASHED = b"\xc1crashed:"
-ORPHANS = os.environ.get("HOOKD_MODEL_ORPHANS", "rescue")     # or "fail": Model.orphans()
 TRACE = int(os.environ.get("HOOKD_MODEL_TRACE", "40"))   # steps shown on a failure
 QUEUE_SOFT_MAX = 60             # no producing while the queue is longer
 RECENT = 200                    # copies (duplicates) are made of the last RECENT ids
 RETIRE_EVERY = 256              # steps between retirements of settled ids
+WAIT_TIMEOUT_S = 1.0            # worker.c's BLMOVE timeout
 
-WEIGHTS = [("produce", 14), ("fetch", 14), ("claim", 4), ("accept", 9), ("record", 16),
+
+def _queue_h_string(name):
+    """A '#define NAME "..."' of include/hookd/queue.h, the text C compares."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include",
+                           "hookd", "queue.h")) as f:
+        return re.search(r'^#define %s "([^"\\]*)"$' % name, f.read(), re.M).group(1)
+
+
+NOT_REGISTERED = _queue_h_string("QUEUE_NOT_REGISTERED")    # FETCH's refusal, exactly
+WEIGHTS = [("produce", 14), ("fetch", 14), ("wait", 4), ("accept", 9), ("record", 16),
            ("promote", 4), ("clock", 3), ("release", 4), ("dlq", 3), ("purge_all", 1),
-           ("heartbeat", 3),
+           ("heartbeat", 3), ("legacy", 1),
            ("die", 2), ("reclaim", 5), ("reap", 2), ("stop", 1), ("cut", 1), ("heal", 2)]
 KIND_WEIGHTS = [("A", 50), ("R", 20), ("D", 6), ("E", 3), ("K", 12)]
 SCRIPTS = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
@@ -188,12 +213,13 @@ class Worker:
         self.outbox = []            # RECORD groups sent, reply lost
         self.checking = []          # ACCEPT (seq, key) pairs sent, reply lost
         self.releases = []          # [lo, hi] of FETCHes whose reply was lost
-        self.claimed = False        # a BLMOVE since the last FETCH
+        self.waited = False         # a wait (BLMOVE) since the last FETCH
         self.origins = []           # parked origins the last FETCH reported
         self.state = "live"         # live | cut | dead | gone
         self.host_lost = False      # dead with its supervisor: only the reaper
         self.registered = False     # its first HEARTBEAT reply seen
         self.sup_pending = False    # dead: its supervisor has yet to reclaim it
+        self.refused_forgotten = False  # a FETCH refused while the reaper had forgotten it
 
     def __repr__(self):
         return self.wid
@@ -203,9 +229,18 @@ class Failure(AssertionError):
     pass
 
 
+def wait_args(k, wid):
+    """queue.c queue_wait(): the wait's destination and directions (BLMOVE
+    P:queue <destination> <from> <to> <timeout>). It moves nothing."""
+    return k("queue"), "RIGHT", "RIGHT"
+
+
 class Model:
-    def __init__(self, r, seed, scripts, dead_max=None):
+    def __init__(self, r, seed, scripts, dead_max=None, wait=wait_args):
         self.r = r
+        self.wait = wait            # the wait's command (a mutant may change it)
+        self.wait_conns = [None] * SLOTS    # per slot: a connection for blocked waits
+        self.blocked = [None] * SLOTS       # per slot: the worker whose wait is blocked
         self.seed = seed
         self.rng = random.Random(seed)
         self.scripts = scripts
@@ -239,7 +274,10 @@ class Model:
         self.dlq_pending = []       # (counter, [triples]) sent, reply lost
         self.counts = collections.Counter()     # steps run per kind
         self.lost_replies = 0
-        self.stranded = []          # (seed, wid, jobs) Model.orphans() found
+        self.refused = 0            # FETCHes refused as not registered
+        self.forgotten = 0          # ... of them by a worker the reaper had forgotten
+        self.stranding = 0          # ... which then died with its host (the old finding)
+        self.woken = 0              # blocked waits woken by a push
 
     # ---- plumbing -------------------------------------------------------
 
@@ -335,13 +373,23 @@ class Model:
                     pulls.append((o, self.rng.randint(1, 6) if not pull else 10000))
         base = w.seq
         w.seq += n
-        # Predict: parked first, then the claim list, then the queue, each RPOP.
+        w.waited = False
+        args = [base, n]
+        for o, c in pulls:
+            args += [o, c]
+        keys = [self.k("hb", w.wid), self.k("queue"), self.inflight(w), self.k("parked"),
+                self.k("stats")]
+        # Predict: refused if the worker's heartbeat key is gone; else parked
+        # first, then the queue, each RPOP.
         pipe = self.r.pipeline(transaction=False)
+        pipe.exists(self.k("hb", w.wid))
         for o, _ in pulls:
             pipe.lrange(self.k("parked", o), 0, -1)
-        pipe.lrange(self.k("claim", w.wid), 0, -1)
         pipe.lrange(self.k("queue"), -n, -1) if n else pipe.echo("")
         res = pipe.execute()
+        if not res[0]:
+            return self.fetch_refused(w, base, n, pulls, keys, args)
+        res = res[1:]
         lists = {}
         want, unparked = [], 0
         for (o, c), lst in zip(pulls, res):
@@ -350,17 +398,13 @@ class Model:
             for _ in range(take):
                 want.append(lst.pop())
             unparked += take
-        claim = list(res[len(pulls)])
-        while claim and len(want) < n:
-            want.append(claim.pop())
         queue = list(res[-1]) if n else []
         while queue and len(want) < n:
             want.append(queue.pop())
-        args = [base, n]
-        for o, c in pulls:
-            args += [o, c]
-        reply = self.eval("fetch", [self.k("claim", w.wid), self.k("queue"), self.inflight(w),
-                                    self.k("parked"), self.k("stats")], args)
+        try:
+            reply = self.eval("fetch", keys, args)
+        except redis.ResponseError as e:
+            raise Failure("FETCH by %s refused (%s), its heartbeat key there" % (w, e)) from e
         self.expect(reply[0] == want, "FETCH returned %r, expected %r", reply[0], want)
         self.expect(reply[2] == [], "FETCH refused %r", reply[2])
         self.stats["unparked"] += unparked
@@ -372,7 +416,6 @@ class Model:
             if not lists[o]:
                 self.expect(self.r.zscore(self.k("parked"), o) is None,
                             "FETCH emptied parked:%s but left it in P:parked", o)
-        w.claimed = False
         lost = self.lose()
         if lost:
             if n:
@@ -385,13 +428,122 @@ class Model:
         self.note("%s fetch base %d max %d pulls %r -> %d jobs (%d unparked)%s" % (
             w, base, n, pulls, len(want), unparked, " REPLY LOST" if lost else ""))
 
-    def step_claim(self):
-        w = self.rng.choice(self.live(lambda w: w.registered and not w.claimed) or [None])
+    def dump(self, keys):
+        """Every key's serialized value (DUMP: type and contents, zset scores
+        too), None for a missing key."""
+        pipe = self.r.pipeline(transaction=False)
+        for key in keys:
+            pipe.dump(key)
+        return pipe.execute()
+
+    def fetch_refused(self, w, base, n, pulls, keys, args):
+        """FETCH by a worker whose heartbeat key is gone (cut off past
+        heartbeat_ttl, reaped meanwhile or not): refused with exactly
+        QUEUE_NOT_REGISTERED, Redis unchanged. The worker registers again
+        (worker.c on_fetch_reply: registered = 0, HEARTBEAT) and fetches
+        only once that HEARTBEAT's reply is in; a lost reply is a lost fetch
+        to it (its range released later, which moves nothing)."""
+        watched = keys + [self.k("claim", w.wid), self.k("workers")] + \
+            [self.k("parked", o) for o, _ in pulls]
+        before = self.dump(watched)
+        try:
+            reply = self.eval("fetch", keys, args)
+        except redis.ResponseError as e:
+            reply = e
+        self.expect(isinstance(reply, redis.ResponseError) and str(reply) == NOT_REGISTERED,
+                    "FETCH by %s, whose heartbeat key is gone, answered %r; expected the "
+                    "error %r", w, reply, NOT_REGISTERED)
+        after = self.dump(watched)
+        changed = [key for key, b, a in zip(watched, before, after) if b != a]
+        self.expect(not changed, "FETCH refused as not registered changed %r", changed)
+        self.refused += 1
+        if w.wid not in self.registered:
+            self.forgotten += 1
+            w.refused_forgotten = True
+        if self.lose():
+            if n:
+                w.releases.append([base + 1, base + n])
+            return self.note("%s fetch base %d max %d pulls %r -> not registered REPLY LOST" % (
+                w, base, n, pulls))
+        w.registered = False
+        lost = self.heartbeat(w)
+        self.note("%s fetch base %d max %d pulls %r -> not registered; registers again%s" % (
+            w, base, n, pulls, " (HEARTBEAT REPLY LOST)" if lost else ""))
+
+    def step_wait(self):
+        """An idle worker waits for a job (worker.c maybe_fetch after a FETCH
+        found the queue empty; queue.c queue_wait): BLMOVE from the queue to
+        itself, which moves nothing. With jobs queued it answers at once, the
+        oldest, the queue as it was; on an empty queue it blocks, on the
+        worker slot's own connection, until a push wakes it (Model.unblock),
+        which happens inside whichever later step pushes to the queue, and
+        must change nothing there either (every check after that step)."""
+        w = self.rng.choice(self.live(lambda w: w.registered and not w.waited) or [None])
         if w is None:
-            return self.note("claim: no worker")
-        got = self.r.lmove(self.k("queue"), self.k("claim", w.wid), "RIGHT", "LEFT")
-        w.claimed = True
-        self.note("%s claim -> %s" % (w, Job(got).id if got else "nothing"))
+            return self.note("wait: no idle worker")
+        w.waited = True
+        dest, src_end, dest_end = self.wait(self.k, w.wid)
+        queue = self.r.lrange(self.k("queue"), 0, -1)
+        cmd = ("BLMOVE", self.k("queue"), dest, src_end, dest_end, WAIT_TIMEOUT_S)
+        if queue:
+            got = self.r.execute_command(*cmd)
+            after = self.r.lrange(self.k("queue"), 0, -1)
+            self.expect(got == queue[-1] and after == queue, "the wait (%s) answered %r and "
+                        "left the queue %r; expected the oldest job %r, the queue as it was "
+                        "(%r)", " ".join(map(str, cmd)), got, after, queue[-1], queue)
+            return self.note("%s waits: %d queued, answered at once" % (w, len(queue)))
+        self.unblock(w.slot, close=True)
+        conn = self.wait_conns[w.slot]
+        if conn is None:
+            kw = self.r.connection_pool.connection_kwargs
+            conn = self.wait_conns[w.slot] = redis.Connection(host=kw["host"], port=kw["port"])
+        conn.send_command(*cmd)
+        self.blocked[w.slot] = w
+        self.note("%s waits, blocked: the queue is empty" % w)
+
+    def unblock(self, slot, close=False):
+        """The slot's blocked wait: its reply read if it came (a push woke
+        it, or WAIT_TIMEOUT_S passed); else, with close (its worker dies or
+        stops, or waits again), its connection dropped, which ends it."""
+        w = self.blocked[slot]
+        if w is None:
+            return
+        conn = self.wait_conns[slot]
+        if conn.can_read(timeout=0):
+            got = conn.read_response()
+            self.blocked[slot] = None
+            self.woken += got is not None
+            self.note("%s's wait answered: %s" % (w, "woken by a push" if got is not None
+                                                  else "timed out"))
+        elif close:
+            conn.disconnect()
+            self.blocked[slot] = None
+
+    def close(self):
+        for slot, conn in enumerate(self.wait_conns):
+            if conn is not None:
+                conn.disconnect()
+            self.blocked[slot] = None
+
+    def step_legacy(self):
+        """An earlier version's worker waited with BLMOVE queue -> P:claim:<wid>
+        and its next FETCH took the claimed job; one that died in between
+        left it there, and this version's RECLAIM (its supervisor's, or the
+        reaper's) must requeue it. Planted on a dead worker whose reclaim is
+        still to come (not on one the reaper has forgotten: that was the old
+        version's own way to strand a job)."""
+        ws = [w for w in self.workers if w.state == "dead" and w.wid not in self.buried_set and
+              (w.sup_pending or w.wid in self.registered)]
+        w = self.rng.choice(ws or [None])
+        if w is None:
+            return self.note("legacy: no dead worker still to be reclaimed")
+        tail = self.queue_tail(self.rng.randint(1, 2))
+        got = [self.r.lmove(self.k("queue"), self.k("claim", w.wid), "RIGHT", "LEFT")
+               for _ in tail]
+        self.expect(got == tail[::-1], "LMOVE queue -> claim moved %r, expected %r", got,
+                    tail[::-1])
+        self.note("%s, dead, was an earlier version's worker: %d jobs in P:claim:%s" % (
+            w, len(got), w.wid))
 
     def step_accept(self, w=None, everything=False):
         w = w or self.rng.choice(self.live(lambda w: w.checking or any(
@@ -791,6 +943,8 @@ class Model:
     def kill(self, w, host_lost):
         """w dies: everything it knew is gone; its supervisor will reclaim
         it, or with its host lost only the reaper can."""
+        self.unblock(w.slot, close=True)
+        self.stranding += host_lost and w.refused_forgotten
         w.state = "dead"
         w.host_lost = host_lost
         w.sup_pending = not host_lost
@@ -916,6 +1070,7 @@ class Model:
         while w.releases:
             self.step_release(w)
         w.checking = []                 # cancelled; those jobs stay in flight
+        self.unblock(w.slot, close=True)
         w.state = "gone"
         self.slots[w.slot] = None
         while self.reclaim(w.wid, False):
@@ -967,6 +1122,7 @@ class Model:
         views = [w for w in self.slots if w is not None and w.state in ("live", "cut")]
         for w in views:
             pipe.hgetall(self.inflight(w))
+            pipe.llen(self.k("claim", w.wid))
         res = pipe.execute()
         stats = {k.decode(): int(v) for k, v in res[0].items()}
         want = {k: v for k, v in self.stats.items() if v}
@@ -990,7 +1146,14 @@ class Model:
         if int(res[i]):
             raise Failure("a reclaimed worker's keys are back: %r" % [
                 k for k in buried if self.r.exists(k)])
-        for w, fl in zip(views, res[i + 1:]):
+        for w, fl, claimed in zip(views, res[i + 1::2], res[i + 2::2]):
+            self.expect(not claimed, "%s (this version) has %d jobs in P:claim:%s", w, claimed,
+                        w.wid)
+            # FETCH files jobs only for a worker whose heartbeat key exists,
+            # so registered: if it is lost with its host, the reaper finds it.
+            self.expect(not fl or w.wid in self.registered, "%s holds %d jobs in flight but "
+                        "is not in P:workers: lost with its host now, no reaper would find "
+                        "them", w, len(fl))
             fl = {int(s): v for s, v in fl.items()}
             for seq, h in w.held.items():
                 if h.stale or h.state == "checking":
@@ -1017,6 +1180,8 @@ class Model:
             kind = self.rng.choices(names, weights)[0]
             getattr(self, "step_" + kind)()
         self.counts[kind] += 1
+        for slot in range(SLOTS):
+            self.unblock(slot)
         self.check()
 
     def drain(self):
@@ -1093,23 +1258,27 @@ class Model:
 
     def orphans(self):
         """Dead workers nobody will reclaim: host lost, so no supervisor,
-        and not in P:workers, so the reaper does not look at them. It
-        happens to a worker reaped while alive (cut off longer than
-        heartbeat_ttl) that fetches again before its next heartbeat
-        re-registers it, and then loses its host. Its jobs are not lost
-        (they sit in P:inflight:<wid>) but nothing will move them. With
-        HOOKD_MODEL_ORPHANS=fail that fails the run; by default an operator
-        reclaims them by wid and the run goes on (counted, reported)."""
+        and not in P:workers, so the reaper does not look at them. A job
+        under one would never move again: that fails the run. (The model
+        found such jobs while FETCH took jobs for any worker: one cut off
+        past heartbeat_ttl, reaped, back and fetching before its next
+        heartbeat, then lost with its host. FETCH now refuses a worker whose
+        heartbeat key is gone.) Those left with nothing are forgotten here
+        as the reaper forgot them, their keys watched like a reclaimed
+        worker's."""
         for w in list(self.lost_hosts):
-            if w.wid not in self.registered:
-                n = self.r.hlen(self.inflight(w)) + self.r.llen(self.k("claim", w.wid))
-                if not n:
-                    continue
-                self.expect(ORPHANS != "fail", "%d jobs stranded under %s: dead (host lost, so "
-                            "no supervisor) and not in P:workers (so no reaper)", n, w.wid)
-                self.stranded.append((self.seed, w.wid, n))
-                self.note("%d jobs stranded under %s; an operator reclaims them" % (n, w.wid))
-                self.reclaim(w.wid, True)
+            if w.wid in self.registered:
+                continue
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hlen(self.inflight(w))
+            pipe.llen(self.k("claim", w.wid))
+            n = sum(pipe.execute())
+            self.expect(not n, "%d jobs stranded under %s: dead (host lost, so no supervisor) "
+                        "and not in P:workers (so no reaper)", n, w.wid)
+            self.lost_hosts.remove(w)
+            if w.wid not in self.buried_set:
+                self.buried.append(w.wid)
+                self.buried_set.add(w.wid)
 
     def left(self):
         """Jobs still anywhere but delivered / dead / gone."""
@@ -1119,11 +1288,11 @@ class Model:
                 if n and p not in ("dead", "delivered", "deduped", "purged")}
 
 
-def run(r, seed, steps, scripts):
+def run(r, seed, steps, scripts, wait=wait_args):
     """Run one seed for steps steps, then drain; raise Failure with the
     seed, the step and the trace."""
     r.flushall()
-    m = Model(r, seed, scripts)
+    m = Model(r, seed, scripts, wait=wait)
     draining = False
     try:
         while m.step_no < steps:
@@ -1131,6 +1300,7 @@ def run(r, seed, steps, scripts):
         draining = True
         m.drain()
     except Exception as e:
+        m.close()
         at = "in the drain after step %d" % steps if draining else "at step %d" % m.step_no
         raise Failure("model failed: seed %d, %s (dead_max %d): %s: %s\nreproduce: "
                       "HOOKD_MODEL_SEED=%d HOOKD_MODEL_STEPS=%d /usr/bin/python3 %s\n"
@@ -1138,6 +1308,7 @@ def run(r, seed, steps, scripts):
                           seed, at, m.dead_max, type(e).__name__, e, seed,
                           steps if draining else m.step_no, os.path.abspath(__file__),
                           len(m.trace), "\n".join(m.trace))) from e
+    m.close()
     return m
 
 
@@ -1168,26 +1339,26 @@ class ModelTest(unittest.TestCase):
                 st = m.stats
                 print("seed %d: %d steps + drain in %.1f s (dead_max %d): %d jobs, %d "
                       "delivered, %d dead-lettered (%d as worker_crashed), %d trimmed, %d "
-                      "duplicates removed, %d replayed, %d purged, %d replies lost, %d workers; "
+                      "duplicates removed, %d replayed, %d purged, %d replies lost, %d workers, "
+                      "%d fetches refused as not registered (%d by a worker the reaper had "
+                      "forgotten, %d of which then lost its host), %d blocked waits woken; "
                       "steps %s" % (seed, each, time.monotonic() - t, m.dead_max,
                                     sum(m.produced.values()) + sum(m.retired.values()),
                                     st["delivered"], st["dead"], st["worker_crashed"],
                                     st["dead_trimmed"], st["duplicate"], st["replayed"],
-                                    st["purged"], m.lost_replies, len(m.workers),
+                                    st["purged"], m.lost_replies, len(m.workers), m.refused,
+                                    m.forgotten, m.stranding, m.woken,
                                     dict(sorted(m.counts.items()))), file=sys.stderr)
-                for seed_, wid, n in m.stranded:
-                    print("seed %d: FINDING: %d jobs stranded under %s (dead, host lost, not in "
-                          "P:workers: reaped while alive, fetched before its next heartbeat); "
-                          "reclaimed by hand (HOOKD_MODEL_ORPHANS=fail to fail instead)" % (
-                              seed_, n, wid), file=sys.stderr)
 
-    def mutant(self, name, old, new, steps=3000):
-        """The model must catch a script that loses or doubles a job."""
+    def mutant(self, name, old, new, steps=3000, wait=wait_args):
+        """The model must catch a script that loses or doubles a job (or a
+        wait that moves one)."""
         scripts = dict(self.scripts)
-        self.assertIn(old, scripts[name])
-        scripts[name] = scripts[name].replace(old, new)
+        if name:
+            self.assertIn(old, scripts[name])
+            scripts[name] = scripts[name].replace(old, new)
         with self.assertRaises(Failure) as cm:
-            run(self.r, 7, steps, scripts)
+            run(self.r, 7, steps, scripts, wait=wait)
         return str(cm.exception)
 
     def test_catches_record_losing_a_retry(self):
@@ -1210,6 +1381,100 @@ class ModelTest(unittest.TestCase):
     def test_catches_reclaim_without_marks(self):
         self.assertIn("RECLAIM: queue ends",
                       self.mutant("reclaim", "mark(body, true, crashes)", "body"))
+
+    def test_catches_reclaim_forgetting_claimed_jobs(self):
+        """RECLAIM must still requeue what an earlier version's worker left in
+        its P:claim:<wid> (the legacy step plants it)."""
+        self.assertRegex(self.mutant(
+            "reclaim", "ipairs(redis.call('LRANGE', w.claim, 0, -1))", "ipairs({})"),
+            r"RECLAIM '.*' answered \[")
+
+    def test_catches_fetch_for_a_forgotten_worker(self):
+        """FETCH as it was: jobs for a worker whose heartbeat key is gone."""
+        self.assertIn("whose heartbeat key is gone", self.mutant(
+            "fetch", "if redis.call('EXISTS', hb) == 0 then", "if false then"))
+
+    def test_catches_a_wait_that_claims(self):
+        """The wait as it was, BLMOVE queue -> P:claim:<wid> RIGHT LEFT: a job
+        moved where this version's FETCH never looks."""
+        msg = self.mutant(None, None, None, wait=lambda k, wid: (k("claim", wid), "RIGHT",
+                                                                 "LEFT"))
+        self.assertRegex(msg, r"the wait \(BLMOVE .*\) answered|jobs in P:claim:")
+
+    def test_catches_a_wait_that_rotates(self):
+        """BLMOVE queue queue RIGHT LEFT would rotate the queue (the oldest job
+        made the newest), caught whether it answers at once or is woken."""
+        msg = self.mutant(None, None, None, wait=lambda k, wid: (k("queue"), "RIGHT", "LEFT"))
+        self.assertRegex(msg, r"the wait \(BLMOVE .*\) answered|queue ends")
+
+    def reaped_worker_fetching_before_its_heartbeat(self, scripts):
+        """The model's finding, step by step (seed 1 found it at step 1,700 of
+        1,792 with the earlier FETCH): a worker cut off past heartbeat_ttl
+        is reaped, comes back and fetches before its next heartbeat, then
+        dies with its host."""
+        global LOST
+        saved, LOST = LOST, 0.0
+        self.r.flushall()
+        m = Model(self.r, 1, scripts)
+        try:
+            m.step_spawn(0)
+            w = m.slots[0]
+            for _ in range(4):
+                m.step_produce()
+            m.step_fetch(w, 5)
+            m.step_cut()                        # its heartbeat expires
+            m.step_reap()                       # requeued, forgotten
+            self.assertNotIn(w.wid, m.registered)
+            w.state = "live"                    # back, heartbeat later
+            m.check()
+            m.step_fetch(w, 5)
+            m.check()
+            m.step_fetch(w, 5)
+            m.check()
+            m.kill(w, True)                     # lost with its host
+            m.check()
+            m.orphans()
+            self.assertGreater(self.r.hlen(m.inflight(w)), 0)
+            self.assertIn(w.wid, m.registered)  # so the reaper will find them
+            m.step_reap()
+            m.check()
+            self.assertIn(w.wid, m.buried_set)
+            self.assertEqual(self.r.exists(m.inflight(w)), 0)
+            m.drain()
+        finally:
+            LOST = saved
+            m.close()
+        return m
+
+    def test_reaped_worker_fetching_before_its_heartbeat(self):
+        """Its FETCH is refused (not registered), it registers again and
+        fetches, and when it is lost with its host the reaper finds it:
+        nothing stranded, everything delivered in the drain."""
+        m = self.reaped_worker_fetching_before_its_heartbeat(self.scripts)
+        self.assertEqual((m.refused, m.forgotten, m.stranding), (1, 1, 1))
+        with self.assertRaisesRegex(Failure, "whose heartbeat key is gone"):
+            scripts = dict(self.scripts)
+            scripts["fetch"] = scripts["fetch"].replace(
+                "if redis.call('EXISTS', hb) == 0 then", "if false then")
+            self.reaped_worker_fetching_before_its_heartbeat(scripts)
+
+    def test_orphans_fail_the_run(self):
+        """A job under a dead worker whose host is lost and that is not in
+        P:workers fails the run (there is no setting to tolerate it)."""
+        self.r.flushall()
+        m = Model(self.r, 7, self.scripts)
+        w = Worker(0, 1, 0)
+        m.workers.append(w)
+        m.by_wid[w.wid] = w
+        w.state, w.host_lost = "dead", True
+        m.lost_hosts.append(w)
+        self.r.hset(m.inflight(w), "1", b'{"id":"j1","url":"http://a.test:80/hook"}')
+        with self.assertRaisesRegex(Failure, "1 jobs stranded under %s" % w.wid):
+            m.orphans()
+        self.r.delete(m.inflight(w))
+        m.orphans()
+        self.assertEqual(m.lost_hosts, [])
+        self.assertIn(w.wid, m.buried_set)
 
 
 if __name__ == "__main__":

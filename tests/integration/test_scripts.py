@@ -5,7 +5,8 @@ EVAL), against a real redis-server, at its limits. No hookd process runs.
 The rule the scripts are held to (queue.h, src/lua/lib/lib.lua): every script
 checks every key's type and every argument before its first write, so a
 refusal leaves Redis unchanged; and a move is whole: jobs go between P:queue,
-P:claim:<wid>, P:inflight:<wid>, P:retry, P:parked:<origin> and P:dead, and
+P:inflight:<wid>, P:retry, P:parked:<origin> and P:dead (and out of a
+P:claim:<wid> an earlier version's worker left, which RECLAIM empties), and
 never appear or vanish on the way. For every script this file tries
 - each KEY, and each key the script builds inside, holding every wrong type;
 - every count at 0, 1, the largest value allowed and one past it, the
@@ -90,6 +91,7 @@ WID_MAX = c_int_defines("include/hookd/keys.h")["KEYS_WID_MAX"] - 1  # a buffer,
 INFO_MAX = 1024         # heartbeat.lua's own limit (worker.c sends at most 255 bytes)
 DELAY_MAX = 366 * 86400000                      # record.lua's limit on a retry's delay
 ACCEPTED = c_string_define("include/hookd/job.h", "JOB_ACCEPTED_MARK")
+NOT_REGISTERED = c_string_define("include/hookd/queue.h", "QUEUE_NOT_REGISTERED").decode()
 CRASHED = c_string_define("include/hookd/job.h", "JOB_CRASHED_MARK")
 assert len(ACCEPTED) == c_int_defines("include/hookd/job.h")["JOB_ACCEPTED_MARK_LEN"]
 assert len(CRASHED) == c_int_defines("include/hookd/job.h")["JOB_CRASHED_MARK_LEN"]
@@ -157,7 +159,7 @@ class Scripts:
             return e
 
     def fetch(self, base, max, pulls=(), k=K):
-        return self.eval("fetch", [k.claim, k.queue, k.inflight, k.parked, k.stats],
+        return self.eval("fetch", [k.hb, k.queue, k.inflight, k.parked, k.stats],
                          [base, max] + flat(pulls))
 
     def record(self, groups, dead_max=100000, k=K, wid=None, tail=None):
@@ -332,6 +334,17 @@ def ms():
     return int(time.time() * 1000)
 
 
+def expire(key):
+    """key expires now, as a heartbeat key does heartbeat_ttl after the last
+    HEARTBEAT (Redis deletes it when next touched)."""
+    R.pexpire(key, 1)
+    deadline = time.monotonic() + 5
+    while R.exists(key):
+        if time.monotonic() > deadline:
+            raise AssertionError("%s did not expire" % key)
+        time.sleep(0.002)
+
+
 def lpush_many(key, items, chunk=1000):
     """LPUSH items in order (the first ends rightmost: oldest), pipelined."""
     pipe = R.pipeline(transaction=False)
@@ -482,10 +495,25 @@ class ScriptCase(unittest.TestCase):
 
 # ---- FETCH --------------------------------------------------------------------
 
+def register(k=K):
+    """The worker registers as worker.c does before its first FETCH (and
+    again after FETCH answered QUEUE_NOT_REGISTERED): HEARTBEAT, which sets
+    P:hb:<wid> and adds the worker to P:workers."""
+    if S.heartbeat(k=k) != 1:
+        raise AssertionError("HEARTBEAT refused")
+
+
 class Fetch(ScriptCase):
+    def setUp(self):
+        super().setUp()
+        register()
+
     def world(self):
-        """Five queued jobs, one claimed, three parked for each of two origins,
-        one already in flight, a counter."""
+        """The worker registered; five queued jobs, three parked for each of
+        two origins, one already in flight, a counter, and a P:claim:<wid>
+        list as an earlier version's BLMOVE left it (FETCH no longer reads
+        it: RECLAIM empties it)."""
+        register()
         lpush_many(K.queue, [job(i) for i in range(1, 6)])
         R.rpush(K.claim, job("claimed"))
         for o in (O1, O2):
@@ -495,10 +523,13 @@ class Fetch(ScriptCase):
         R.hset(K.stats, "delivered", 7)
 
     def test_wrong_type_keys(self):
-        """Each of FETCH's five KEYS holding each wrong type: refused naming
-        the key, Redis unchanged (nothing popped, nothing filed)."""
+        """Each of FETCH's five KEYS (P:hb:<wid> first) holding each wrong
+        type: refused naming the key, Redis unchanged (nothing popped,
+        nothing filed). A heartbeat key of another type is no registration:
+        refused like any wrong-typed key, not taken for 'registered' nor for
+        'not registered'."""
         self.check_wrong_types(
-            [(K.claim, "list"), (K.queue, "list"), (K.inflight, "hash"), (K.parked, "zset"),
+            [(K.hb, "string"), (K.queue, "list"), (K.inflight, "hash"), (K.parked, "zset"),
              (K.stats, "hash")],
             self.world, lambda: S.fetch(10, 8, [(O1, 2)]))
 
@@ -506,7 +537,8 @@ class Fetch(ScriptCase):
         """A requested P:parked:<origin> holding another type: that origin is
         in the refused list with the reason, its key untouched and re-scored;
         everything else is fetched whole (the other origin's parked jobs, then
-        the claimed job, then the queue), nothing lost or doubled."""
+        the queue), nothing lost or doubled; a P:claim:<wid> left by an
+        earlier version is not read."""
         bad = K.parked_list(O2)
         for t in TYPES:
             if t == "list":
@@ -517,12 +549,14 @@ class Fetch(ScriptCase):
                 clobber(bad, t)
                 before, jobs0, stats0, t0 = snapshot(), jobs(), stats(), ms()
                 out, origins, refused = S.fetch(10, 8, [(O2, 2), (O1, 2)])
-                want = [job("o1-1"), job("o1-2"), job("claimed")] + [job(i) for i in range(1, 6)]
+                want = [job("o1-1"), job("o1-2")] + [job(i) for i in range(1, 6)]
                 self.assertEqual(out, want)
                 self.assertEqual(refused[0], O2.encode())
                 self.assertIn("key %s holds a %s, not a list" % (bad, t), refused[1].decode())
                 after = snapshot()
                 self.assertEqual(after[bad.encode()][:2], before[bad.encode()][:2])
+                self.assertEqual(after[K.claim.encode()][:2], before[K.claim.encode()][:2])
+                self.assertEqual(R.exists(K.queue), 0)
                 self.assertGreaterEqual(R.zscore(K.parked, O2), t0, "refused origin re-scored")
                 self.assertGreaterEqual(R.zscore(K.parked, O1), t0, "served origin re-scored")
                 self.assertEqual(origins, [O1.encode(), O2.encode()])
@@ -632,6 +666,95 @@ class Fetch(ScriptCase):
                          {str(i + 1).encode(): small(i) for i in range(10)})
         self.assertEqual(R.lrange(K.queue, 0, -1), [small(11), small(10)])
         self.assert_moved(jobs0)
+
+    def assert_not_registered(self, call):
+        """call() refused with exactly QUEUE_NOT_REGISTERED (worker.c compares
+        the whole reply with it), Redis unchanged."""
+        before = snapshot()
+        reply = call()
+        self.assertIsInstance(reply, redis.ResponseError,
+                              "expected %r, got %s" % (NOT_REGISTERED, short(reply, 400)))
+        self.assertEqual(str(reply), NOT_REGISTERED)
+        self.assert_unchanged(before, "a FETCH refused as not registered changed Redis")
+
+    def test_not_registered(self):
+        """A worker whose P:hb:<wid> does not exist, because it never
+        registered or because its heartbeat expired (still in P:workers: no
+        reaper has come yet), is refused with exactly QUEUE_NOT_REGISTERED,
+        Redis unchanged (nothing popped from the queue or a parked list,
+        nothing filed, no origin re-scored, no counter), whatever it asks:
+        max 0, 1 or QUEUE_FETCH_MAX, with or without parked pulls."""
+        calls = {"max 8, a pull": lambda: S.fetch(10, 8, [(O1, 2)]),
+                 "max 0": lambda: S.fetch(10, 0),
+                 "max 1, two pulls": lambda: S.fetch(10, 1, [(O1, 1), (O2, 3)]),
+                 "QUEUE_FETCH_MAX": lambda: S.fetch(10, FETCH_MAX)}
+        for how in ("never registered", "heartbeat expired"):
+            for what, call in calls.items():
+                with self.subTest(how=how, call=what):
+                    R.flushall()
+                    self.world()
+                    if how == "never registered":
+                        R.delete(K.hb, K.workers)
+                    else:
+                        expire(K.hb)
+                        self.assertTrue(R.hexists(K.workers, WID))
+                    self.assert_not_registered(call)
+
+    def test_registers_then_fetches(self):
+        """What worker.c does on QUEUE_NOT_REGISTERED: HEARTBEAT, then FETCH
+        again. The same FETCH that was refused now takes the parked jobs asked
+        for, then the queue, filed from base+1, counted."""
+        self.world()
+        expire(K.hb)
+        fetch = lambda: S.fetch(10, 4, [(O1, 2)])
+        self.assert_not_registered(fetch)
+        jobs0, stats0 = jobs(), stats()
+        register()
+        self.assertTrue(R.exists(K.hb))
+        out = fetch()[0]
+        want = [job("o1-1"), job("o1-2"), job(1), job(2)]
+        self.assertEqual(out, want)
+        self.assertEqual(R.hgetall(K.inflight), {b"1": job("held"), **{
+            str(10 + i).encode(): j for i, j in enumerate(want, 1)}})
+        self.assert_moved(jobs0)
+        self.assert_counted(stats0, unparked=2)
+
+    def test_refused_after_reclaim(self):
+        """Once RECLAIM has requeued a worker's jobs and forgotten it (its
+        heartbeat key deleted, out of P:workers), its FETCH is refused, Redis
+        unchanged, until it registers again: after its own clean stop, its
+        supervisor's RECLAIM crashed, or the reaper (its heartbeat expired:
+        cut off, not dead). Registered again it fetches; lost after that with
+        its host, the reaper finds it and requeues what it fetched: no job is
+        left in an in-flight hash no reaper looks at (the model test's
+        finding, fetch.lua)."""
+        for who in ("clean", "crashed", "reaper"):
+            with self.subTest(who):
+                R.flushall()
+                register()
+                lpush_many(K.queue, [small(i) for i in range(10)])
+                jobs0 = jobs()
+                self.assertEqual(S.fetch(0, 3)[0], [small(0), small(1), small(2)])
+                if who == "reaper":
+                    expire(K.hb)
+                    self.assertEqual(S.reclaim(""), [3, 0, []])
+                else:
+                    self.assertEqual(S.reclaim(WID, mode=who), [3, 0, []])
+                self.assertEqual(R.exists(K.hb, K.inflight), 0)
+                self.assertFalse(R.hexists(K.workers, WID))
+                self.assert_not_registered(lambda: S.fetch(3, 5))
+                self.assert_not_registered(lambda: S.fetch(8, 0))
+
+                register()
+                out = S.fetch(8, 2)[0]
+                self.assertEqual([unmark(j)[0] for j in out], [small(0), small(1)])
+                self.assertEqual(R.hlen(K.inflight), 2)
+                expire(K.hb)                    # its host is lost
+                self.assertEqual(S.reclaim(""), [2, 0, []])
+                self.assertEqual(R.exists(K.hb, K.inflight), 0)
+                self.assertEqual(R.hlen(K.workers), 0)
+                self.assertEqual(R.llen(K.queue), 10)
+                self.assert_moved(jobs0)
 
 
 # ---- RECORD -------------------------------------------------------------------
@@ -1553,6 +1676,7 @@ class Counters(ScriptCase):
         while this fails (FETCH even loses the jobs it popped: its HINCRBY
         unparked comes before the HSET into inflight, fetch.lua:78)."""
         def fetch_world():
+            register()
             R.lpush(K.parked_list(O1), job("p"))
             R.zadd(K.parked, {O1: 1})
             R.lpush(K.queue, job("q"))
@@ -1613,6 +1737,7 @@ class Maxmemory(ScriptCase):
         lpush_many(K.dead, [entry(i) for i in range(3)])
         R.hset(K.aside, "%s:1" % WID, "s")
         worker(W1, [job("c")], {"1": job("w1")})
+        register()
 
     def tearDown(self):
         R.config_set("maxmemory", 0)
