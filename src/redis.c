@@ -52,8 +52,16 @@ static void on_poll(uv_poll_t *handle, int status, int events)
         redisAsyncFree(ac);
         return;
     }
-    if (events & UV_READABLE)
+    if (events & UV_READABLE) {
+        /* Bytes arriving are progress for the watchdog, not only whole
+         * replies: a FETCH of a few 64 MiB jobs takes seconds to read
+         * (hiredis 0.14 grows its buffer 1 MiB at a time past 1 MiB), and
+         * cutting it at cmd_timeout_ms would release and fetch it again,
+         * forever. */
+        struct redis_conn *c = p->ac->data;
+        c->last_progress = uv_now(c->loop);
         redisAsyncHandleRead(p->ac);
+    }
     if (p->ac != NULL && (events & UV_WRITABLE))
         redisAsyncHandleWrite(p->ac);
 }

@@ -4,8 +4,8 @@
  * This is the only file that includes hiredis. It replaces hiredis 0.14.1's
  * own libuv adapter, which drops poll errors (a broken socket is never
  * reported) and leaks when uv_poll_init fails, and adds what 0.14.1 lacks:
- * command timeouts. A connection with commands outstanding that sees no reply
- * for cmd_timeout_ms is cut, every pending callback gets reply == NULL, and
+ * command timeouts. A connection with commands outstanding that receives
+ * nothing for cmd_timeout_ms is cut, every pending callback gets reply == NULL, and
  * the connection is re-established with capped exponential backoff.
  *
  * Callback rule: redis_command() either returns an error and never calls cb,
