@@ -195,28 +195,36 @@ class Edges(unittest.TestCase):
             return
         self.r.flushall()
         rc = P.receiver()
-        jobs, want_delivered, want_dead = make_jobs(tag, rc)
         h = P.hookd_argv(["-c", path], name=tag)
-        wait_for(lambda: self.r.hlen("hookd:workers") == conf["workers"], 60,
-                 "%d workers registered" % conf["workers"])
-        pipe = self.r.pipeline(transaction=False)
-        for j in jobs:
-            pipe.lpush("hookd:queue", compact(j))
-        pipe.execute()
-        started = time.monotonic()
+        try:
+            jobs, want_delivered, want_dead = make_jobs(tag, rc)
+            wait_for(lambda: self.r.hlen("hookd:workers") == conf["workers"], 60,
+                     "%d workers registered" % conf["workers"])
+            pipe = self.r.pipeline(transaction=False)
+            for j in jobs:
+                pipe.lpush("hookd:queue", compact(j))
+            pipe.execute()
+            started = time.monotonic()
 
-        def settled():
-            c, waits = self.counters(), self.r.zcard("hookd:retry")
-            done = c.get("delivered", 0) + c.get("dead", 0) + waits == len(jobs)
-            return done and waits == waiting and c
-        c = wait_for(settled, 180, "%s = %s settled" % (key, value))
-        took = time.monotonic() - started
-        h.send_signal(signal.SIGTERM)
-        h.wait(timeout=60)
-        self.assertEqual(h.returncode, 0, log_of(h)[-2000:])
-        delivered = rc.stats()["succeeded"]
-        rc.proc.terminate()
-        rc.proc.wait()
+            def settled():
+                c, waits = self.counters(), self.r.zcard("hookd:retry")
+                done = c.get("delivered", 0) + c.get("dead", 0) + waits == len(jobs)
+                return done and waits == waiting and c
+            c = wait_for(settled, 180, "%s = %s settled" % (key, value))
+            took = time.monotonic() - started
+            h.send_signal(signal.SIGTERM)
+            h.wait(timeout=60)
+            self.assertEqual(h.returncode, 0, log_of(h)[-2000:])
+            delivered = rc.stats()["succeeded"]
+        finally:
+            # Whatever happened, this case's processes are gone before the
+            # next one starts on the same Redis.
+            for proc in (h, rc.proc):
+                if proc.poll() is None:
+                    proc.kill()
+                    if proc is h:
+                        h.expect_killed = True
+                proc.wait()
         trimmed = c.get("dead_trimmed", 0)
         report = conservation.check(self.r, "hookd", [j["id"] for j in jobs], delivered,
                                     trimmed=trimmed, allow_duplicates=not exact)
