@@ -293,6 +293,15 @@ static int free_slots(const struct worker *w)
     return w->cfg->max_in_flight - w->in_flight - (int)outbox_records(&w->outbox);
 }
 
+/* Whether the worker takes new jobs at all: running, registered (FETCH
+ * takes none for a worker the reaper may have forgotten), and able to
+ * record outcomes (while RECORD fails as a whole, each new job would only
+ * add to what waits in memory). */
+static int taking_jobs(const struct worker *w)
+{
+    return w->mode == RUNNING && w->registered && !outbox_failing(&w->outbox);
+}
+
 /* Jobs one fetch may take now. */
 static int fetch_size(const struct worker *w)
 {
@@ -310,7 +319,7 @@ static void maybe_pull(struct worker *w)
     int counts[QUEUE_PULL_MAX], max = 0;
     size_t npull;
 
-    if (w->pull_busy || w->mode != RUNNING || !w->ack.up || fetch_size(w) <= 0)
+    if (w->pull_busy || !taking_jobs(w) || !w->ack.up || fetch_size(w) <= 0)
         return;
     npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
                             QUEUE_PULL_MAX);
@@ -326,10 +335,6 @@ static void maybe_fetch(struct worker *w)
 
     if (w->fetch_paused || w->starting || !w->fetch.up)
         return;
-    /* While outcomes cannot be recorded at all, take no new jobs: each
-     * would only add to what waits in memory. */
-    if (outbox_failing(&w->outbox) && w->mode == RUNNING)
-        return;
     if (w->fetch_busy) {
         if (w->blocked)
             maybe_pull(w);
@@ -341,7 +346,7 @@ static void maybe_fetch(struct worker *w)
             w->fetch_busy = 1;
         return;
     }
-    if (w->mode != RUNNING || !w->registered)
+    if (!taking_jobs(w))
         return;
     /* Wait for refill_at free slots so that a round trip brings a
      * worthwhile batch, but never longer than REFILL_WAIT_MS: with slow
