@@ -75,11 +75,13 @@ class Poison(unittest.TestCase):
         self.assertIsNone(holder(self.r, "poison"))
         stats = {k.decode(): int(v) for k, v in self.r.hgetall("hookd:stats").items()}
         self.assertEqual((stats["worker_crashed"], stats["dead"]), (1, 1))
-        # The receiver saw the poison job three times (once per worker that
-        # died) and every healthy job once.
-        s = self.rc.wait_count(healthy + 3)
-        self.assertEqual(s["ids"]["poison"], 3)
+        # Every healthy job was delivered once; the poison job reached the
+        # receiver at most once per worker that died with it (a worker may
+        # die after taking it and before sending it).
+        s = self.rc.stats()
         self.assertEqual(sorted(s["succeeded"]), sorted("h%d" % i for i in range(healthy)))
+        self.assertEqual(set(s["succeeded"].values()), {1})
+        self.assertLessEqual(s["ids"].get("poison", 0), 3)
 
         # An operator can replay it: its own secret comes back with it
         # (kept aside), its crash count starts again.
