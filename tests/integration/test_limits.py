@@ -203,15 +203,19 @@ class LostFetch(unittest.TestCase):
         # RELEASE counts in requeued; a counter that is no number makes Redis
         # refuse it (and nothing else the worker sends uses that counter).
         self.r.hset("hookd:stats", "requeued", "oops")
+        # One job per FETCH, a slot freed by each delivery (1,000 at a time,
+        # answered after 200 ms: about 5,000 a second), so the fetch
+        # connection always has a FETCH outstanding.
         h = self.p.hookd({"redis": "redis://127.0.0.1:%d" % self.port, "workers": 1,
-                          "secret": SECRET, "max_in_flight": 20, "fetch_batch": 5})
+                          "secret": SECRET, "max_in_flight": 1000, "max_per_host": 1000,
+                          "fetch_batch": 1})
         wait_for(lambda: self.r.hlen("hookd:workers") == 1, 20, "worker")
-        n = 3000
-        push(self.r, "hookd:queue", [{"id": "j%d" % i, "url": self.rc.url + "?delay=20",
+        n = 20000
+        push(self.r, "hookd:queue", [{"id": "j%d" % i, "url": self.rc.url + "?delay=200",
                                       "body": "x"} for i in range(n)])
-        wait_for(lambda: stats(self.r).get("delivered", 0) > 100, 30, "deliveries under way")
-        # While Redis sleeps the worker sends fetches; its watchdog (6 s)
-        # cuts the connection, so their replies are lost.
+        wait_for(lambda: stats(self.r).get("delivered", 0) > 1000, 30, "deliveries under way")
+        # Redis sleeps with that FETCH outstanding; the worker's watchdog
+        # (6 s) cuts the connection, so its reply is lost.
         self.r.execute_command("DEBUG", "SLEEP", "7")
         refusal = "requeueing the jobs of a lost fetch failed: hookd: field requeued"
         wait_for(lambda: refusal in log_of(h), 30, "the refused RELEASE logged")
