@@ -636,13 +636,16 @@ static void on_reclaim_reply(struct redis_conn *c, struct redisReply *reply, voi
 
 /* Done when nothing is in flight, no fetch can still add jobs, and every
  * outcome is confirmed: then the remaining in-flight record (jobs cut by a
- * shutdown) goes back to the queue and the worker unregisters. */
+ * shutdown) goes back to the queue and the worker unregisters. A BLMOVE
+ * still waiting is not waited for: it moves nothing (queue_wait), and the
+ * fetch connection is closed after the reclaim. */
 static void maybe_finish(struct worker *w)
 {
     struct queue_reclaim r = reclaim_opts(w, 0);
     size_t held;
 
-    if (w->mode != DRAINING || w->in_flight > 0 || w->fetch_busy || w->pull_busy ||
+    if (w->mode != DRAINING || w->in_flight > 0 || (w->fetch_busy && !w->blocked) ||
+        w->pull_busy ||
         w->nlost > 0 ||
         outbox_pending(&w->outbox) > 0 || !w->ack.up)
         return;

@@ -22,7 +22,8 @@
 //                    the client is still there to get it)
 // The control port (printed at start) serves /__stats and /__config:
 // /__config?delay=MS overrides every request's delay from then on ('' undoes
-// it); /__config?down=1 closes the webhook port and cuts its connections,
+// it); /__config?reset=1 forgets everything recorded so far;
+// /__config?down=1 closes the webhook port and cuts its connections,
 // down=0 opens it again.
 //
 //   ?big=N           answer 200 with an N-byte body
@@ -60,9 +61,12 @@ function standardKey(s) {
 const swSecret = opt('sw-secret', null);
 const swHook = swSecret ? new (require('standardwebhooks').Webhook)(swSecret) : null;
 
-const rec = { sw_valid: 0, sw_invalid: 0, count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [], ids: {},
-              events: {}, content_types: {}, bodies: {}, times: {}, succeeded: {},
-              paths: {} };
+function newRecord() {
+  return { sw_valid: 0, sw_invalid: 0, count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [],
+           ids: {}, events: {}, content_types: {}, bodies: {}, times: {}, succeeded: {},
+           paths: {} };
+}
+let rec = newRecord();
 
 function verify(req, raw) {
   const id = req.headers['webhook-id'];
@@ -102,6 +106,7 @@ const control = http.createServer((req, res) => {
     res.end(JSON.stringify(rec));
     return;
   }
+  if (q.get('reset') === '1') rec = newRecord();
   if (q.has('delay')) delayOverride = q.get('delay') === '' ? null : Number(q.get('delay'));
   if (q.get('down') === '1' && server.listening) {
     server.close();

@@ -7,8 +7,8 @@ shown to work and to lose nothing, or to be refused at start and by
 (key, value, jobs, delivered, dead, waiting in P:retry, lost) goes into
 the notes.
 
-Real redis-server, real receivers, real hookd; each case starts its own
-hookd and receiver on a flushed Redis."""
+Real redis-server, a real receiver, real hookd; each case starts its own
+hookd on a flushed Redis, the receiver's record reset."""
 import json
 import os
 import signal
@@ -27,13 +27,14 @@ DEAD = 250              # answered 410 Gone: dead at once
 MIB = 1024 * 1024
 DAY_MS = 86400000
 ROWS = []               # the table, printed at the end
-P = None                # the Procs of the module: one redis-server
+P = None                # the Procs of the module: one redis-server, one receiver
 
 
 def setUpModule():
     global P
     P = Procs()
     P.redis_port, P.r = P.redis()
+    P.rc = P.receiver()
 
 
 def tearDownModule():
@@ -194,7 +195,8 @@ class Edges(unittest.TestCase):
         if self.refused(key, value, conf, path):
             return
         self.r.flushall()
-        rc = P.receiver()
+        rc = P.rc
+        rc.configure(reset=1)
         h = P.hookd_argv(["-c", path], name=tag)
         try:
             jobs, want_delivered, want_dead = make_jobs(tag, rc)
@@ -217,14 +219,12 @@ class Edges(unittest.TestCase):
             self.assertEqual(h.returncode, 0, log_of(h)[-2000:])
             delivered = rc.stats()["succeeded"]
         finally:
-            # Whatever happened, this case's processes are gone before the
-            # next one starts on the same Redis.
-            for proc in (h, rc.proc):
-                if proc.poll() is None:
-                    proc.kill()
-                    if proc is h:
-                        h.expect_killed = True
-                proc.wait()
+            # Whatever happened, this case's hookd is gone before the next
+            # one starts on the same Redis.
+            if h.poll() is None:
+                h.kill()
+                h.expect_killed = True
+            h.wait()
         trimmed = c.get("dead_trimmed", 0)
         report = conservation.check(self.r, "hookd", [j["id"] for j in jobs], delivered,
                                     trimmed=trimmed, allow_duplicates=not exact)
