@@ -39,28 +39,30 @@ end
 if (#ARGV - 3) % 2 ~= 0 or (#ARGV - 3) / 2 > ACCEPT_MAX then
   return refuse('ACCEPT: expected up to %d seq, key pairs', ACCEPT_MAX)
 end
-local keys = {}
 for i = 4, #ARGV, 2 do
   if not is_seq(ARGV[i]) or #ARGV[i + 1] < 1 or #ARGV[i + 1] > 64 then
     return refuse('ACCEPT: bad seq or key at argument %d', i)
   end
-  local key = prefix .. ':' .. ARGV[i + 1]
-  if wrong_type(key, 'string') then keys[#keys + 1] = false else keys[#keys + 1] = key end
 end
 
--- Checked; from here on, writes.
+-- Checked; from here on, writes. A key of another type cannot make SET NX
+-- fail (the key exists: nothing is set), and its GET is a redis.pcall,
+-- whose error is an answer (3), not the end of the script.
 local out, dup = {}, 0
-for n, key in ipairs(keys) do
-  local seq = ARGV[2 + 2 * n]
-  local me = wid .. ':' .. seq
+for i = 4, #ARGV, 2 do
+  local seq, key = ARGV[i], prefix .. ':' .. ARGV[i + 1]
+  local me, n = wid .. ':' .. seq, (i - 2) / 2
   if redis.call('HEXISTS', inflight, seq) == 0 then out[n] = 2
-  elseif not key then out[n] = 3
-  elseif redis.call('SET', key, me, 'NX', 'PX', window) or redis.call('GET', key) == me then
-    out[n] = 0
+  elseif redis.call('SET', key, me, 'NX', 'PX', window) then out[n] = 0
   else
-    redis.call('HDEL', inflight, seq)
-    dup = dup + 1
-    out[n] = 1
+    local held = redis.pcall('GET', key)
+    if type(held) == 'table' and held.err then out[n] = 3
+    elseif held == me then out[n] = 0
+    else
+      redis.call('HDEL', inflight, seq)
+      dup = dup + 1
+      out[n] = 1
+    end
   end
 end
 if dup > 0 then redis.call('HINCRBY', stats, 'duplicate', dup) end

@@ -67,33 +67,36 @@ if (#ARGV - 4) % 4 ~= 0 or (#ARGV - 4) / 4 > RECORD_MAX then
 end
 
 -- Every outcome checked (and its event decoded) before the first write.
-local plan, refused, claimed = {}, {}, {}
+-- plan lists the ARGV index of each outcome to apply; what some kinds need
+-- besides (a retry's delay, a parked list's name, a decoded event) is kept
+-- by that index in extra. No table per outcome: most are deliveries.
+local plan, extra, refused, claimed = {}, {}, {}, {}
 for i = 5, #ARGV, 4 do
   local kind, seq, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local o = {kind = kind, seq = seq, a = a, b = b}
+  local why
   if not is_seq(seq) or #kind ~= 1 or not string.find('ARDIEKX', kind, 1, true) then
     return refuse('RECORD: bad kind or seq in group %d', (i - 1) / 4)
   end
   if kind == 'R' then
-    o.delay = int_arg(b, 0, DELAY_MAX)
-    if #a == 0 or not o.delay then return refuse('RECORD: bad retry for seq %s', seq) end
+    extra[i] = int_arg(b, 0, DELAY_MAX)
+    if #a == 0 or not extra[i] then return refuse('RECORD: bad retry for seq %s', seq) end
   elseif kind == 'D' or kind == 'I' or kind == 'E' then
     if #a == 0 then return refuse('RECORD: empty dead entry for seq %s', seq) end
   elseif kind == 'K' then
     if #a < 1 or #a > ORIGIN_MAX then return refuse('RECORD: bad origin for seq %s', seq) end
-    o.list = parked .. ':' .. a
-    o.why = wrong_type(o.list, 'list')
+    extra[i] = parked .. ':' .. a
+    why = wrong_type(extra[i], 'list')
   elseif kind == 'X' then
-    o.ev, o.why = event_plan(a, ARGV[3], ARGV[4], claimed)
-    if o.ev and o.ev.ev.t ~= 'batch.create' and #b == 0 then
+    extra[i], why = event_plan(a, ARGV[3], ARGV[4], claimed)
+    if extra[i] and extra[i].ev.t ~= 'batch.create' and #b == 0 then
       return refuse('RECORD: event without a fallback for seq %s', seq)
     end
   end
-  if o.why then
+  if why then
     refused[#refused + 1] = seq
-    refused[#refused + 1] = o.why
+    refused[#refused + 1] = why
   else
-    plan[#plan + 1] = o
+    plan[#plan + 1] = i
   end
 end
 
@@ -108,29 +111,30 @@ local function now()
 end
 local applied = 0
 local ev_keys = {queue = queue, retry = retry, dead = dead}
-for _, o in ipairs(plan) do
-  local job = o.kind == 'K' and redis.call('HGET', inflight, o.seq)
-  if redis.call('HDEL', inflight, o.seq) == 1 then
+for _, i in ipairs(plan) do
+  local kind, seq, a, b = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local job = kind == 'K' and redis.call('HGET', inflight, seq)
+  if redis.call('HDEL', inflight, seq) == 1 then
     applied = applied + 1
-    if o.kind == 'A' then c.delivered = c.delivered + 1
-    elseif o.kind == 'R' then
-      redis.call('ZADD', retry, now() + o.delay, o.a)
+    if kind == 'A' then c.delivered = c.delivered + 1
+    elseif kind == 'R' then
+      redis.call('ZADD', retry, now() + extra[i], a)
       c.failed_attempts = c.failed_attempts + 1
       c.retried = c.retried + 1
-    elseif o.kind == 'K' then
+    elseif kind == 'K' then
       local body, _, crashes = unmark(job)
-      redis.call('LPUSH', o.list, mark(body, true, crashes))
-      redis.call('ZADD', parked, 'NX', now(), o.a)
+      redis.call('LPUSH', extra[i], mark(body, true, crashes))
+      redis.call('ZADD', parked, 'NX', now(), a)
       c.parked = c.parked + 1
-    elseif o.kind == 'X' then
+    elseif kind == 'X' then
       c.events = c.events + 1
-      event_apply(c, o.ev, o.b, ev_keys, now)
+      event_apply(c, extra[i], b, ev_keys, now)
     else
-      redis.call('LPUSH', dead, o.a)
-      if o.b ~= '' then redis.call('HSET', aside, wid .. ':' .. o.seq, o.b) end
+      redis.call('LPUSH', dead, a)
+      if b ~= '' then redis.call('HSET', aside, wid .. ':' .. seq, b) end
       c.dead = c.dead + 1
-      if o.kind == 'D' then c.failed_attempts = c.failed_attempts + 1 end
-      if o.kind == 'I' then c.invalid = c.invalid + 1 end
+      if kind == 'D' then c.failed_attempts = c.failed_attempts + 1 end
+      if kind == 'I' then c.invalid = c.invalid + 1 end
     end
   end
 end

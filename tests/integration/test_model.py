@@ -1362,7 +1362,7 @@ class ModelTest(unittest.TestCase):
         return str(cm.exception)
 
     def test_catches_record_losing_a_retry(self):
-        msg = self.mutant("record", "redis.call('ZADD', retry, now() + o.delay, o.a)", "")
+        msg = self.mutant("record", "redis.call('ZADD', retry, now() + extra[i], a)", "")
         self.assertRegex(msg, r"seed 7, at step \d+ .*RECORD R: score None(.|\n)*"
                               r"reproduce: HOOKD_MODEL_SEED=7 HOOKD_MODEL_STEPS=\d+"
                               r"(.|\n)*last \d+ steps:\nstep ")
