@@ -211,14 +211,25 @@ static int dlq_move(struct redis_sync *s, const struct keys *k, const struct cli
                 rc = 1;
                 break;
             }
-            trip[3 * n] = etext;
-            lens[3 * n] = elen;
-            trip[3 * n + 1] = replay ? (jobs[n].data ? jobs[n].data : "") : "";
-            lens[3 * n + 1] = replay ? jobs[n].len : 0;
-            trip[3 * n + 2] = dead_id ? dead_id : "";
-            lens[3 * n + 2] = strlen(trip[3 * n + 2]);
-            n++;
             matched++;
+            if (replay && jobs[n].len == 0) {
+                /* Nothing of the job is left to push (what was kept aside
+                 * for it deleted by hand): an empty job would tell
+                 * DLQ_MOVE to purge the entry. It stays dead. */
+                fprintf(stderr, "hookd: dead entry %s not replayed: nothing of its job is "
+                        "left (%s has nothing for it)\n", dead_id ? dead_id : "-",
+                        k->dead_aside);
+                json_doc_free(docs[n]);
+                docs[n] = NULL;
+            } else {
+                trip[3 * n] = etext;
+                lens[3 * n] = elen;
+                trip[3 * n + 1] = replay ? (jobs[n].data ? jobs[n].data : "") : "";
+                lens[3 * n + 1] = replay ? jobs[n].len : 0;
+                trip[3 * n + 2] = dead_id ? dead_id : "";
+                lens[3 * n + 2] = strlen(trip[3 * n + 2]);
+                n++;
+            }
         }
         if (n == MOVE_CHUNK || (i == 0 && n > 0)) {
             long long m = queue_dlq_move(s, k, replay ? "replayed" : "purged", trip, lens, n,

@@ -100,11 +100,10 @@ static void on_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
          * is idempotent per seq, so ask again. Logged once per distinct
          * error, not once a second while it lasts. */
         const char *msg = redis_reply_str(reply, NULL);
-        if (reply != NULL && strcmp(msg ? msg : "bad reply", d->last_error) != 0) {
+        if (reply != NULL &&
+            log_changed(d->last_error, sizeof(d->last_error), msg ? msg : "bad reply"))
             log_error("dedupe check of %zu jobs failed: %s; retrying every %d ms", n,
                       msg ? msg : "bad reply", RETRY_PAUSE_MS);
-            snprintf(d->last_error, sizeof(d->last_error), "%s", msg ? msg : "bad reply");
-        }
         requeue(d, r);
         schedule(d, reply != NULL ? RETRY_PAUSE_MS : 0);
         return;

@@ -79,3 +79,13 @@ void log_emit(enum log_level level, const char *job_id, const char *fmt, ...)
         /* Nowhere left to report it. */
     }
 }
+
+int log_changed(char *memo, size_t cap, const char *msg)
+{
+    if (msg == NULL)
+        msg = "?";
+    if (strncmp(memo, msg, cap - 1) == 0)
+        return 0;
+    snprintf(memo, cap, "%s", msg);
+    return 1;
+}

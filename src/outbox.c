@@ -237,12 +237,10 @@ static void hold_refused(struct outbox *o, struct record_batch *b,
         if (r == NULL)
             continue;
         b->n--;
-        if (why != NULL && strcmp(why, o->last_refusal) != 0) {
+        if (why != NULL && log_changed(o->last_refusal, sizeof(o->last_refusal), why))
             log_emit(LOG_ERROR, r->label[0] ? r->label : "-", "Redis refused to record its "
                      "outcome (%c): %s; the job stays in flight, tried again every %d ms",
                      r->kind, why, OUTBOX_RETRY_MS);
-            snprintf(o->last_refusal, sizeof(o->last_refusal), "%s", why);
-        }
         r->next = o->held;
         o->held = r;
         o->nheld++;
@@ -264,11 +262,9 @@ static void on_record_reply(struct redis_conn *c, struct redisReply *reply, void
          * not have landed; RECORD is idempotent, so send it again later.
          * Logged once per distinct error, not once a second. */
         const char *msg = redis_reply_str(reply, NULL);
-        if (msg != NULL && strcmp(msg, o->last_error) != 0) {
+        if (reply != NULL && log_changed(o->last_error, sizeof(o->last_error), msg))
             log_error("recording %zu outcomes failed: %s; retrying every %d ms", b->n, msg,
                       OUTBOX_RETRY_MS);
-            snprintf(o->last_error, sizeof(o->last_error), "%s", msg);
-        }
         push_records(o, b->head, b->n);
         schedule(o, reply != NULL ? OUTBOX_RETRY_MS : 0);
     } else {
@@ -307,11 +303,9 @@ static void on_log_reply(struct redis_conn *c, struct redisReply *reply, void *a
          * retried while the refusal lasts would grow the worker without
          * bound. Dropped, and said once. */
         const char *msg = redis_reply_str(reply, NULL);
-        if (msg != NULL && strcmp(msg, owner->last_log_error) != 0) {
+        if (log_changed(owner->last_log_error, sizeof(owner->last_log_error), msg))
             log_error("attempt log write failed: %s; attempt-log entries are dropped until "
                       "it works again", msg);
-            snprintf(owner->last_log_error, sizeof(owner->last_log_error), "%s", msg);
-        }
         free_log(g);
     } else {
         if (owner->last_log_error[0] != '\0') {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include "hookd/log.h"
@@ -267,9 +268,16 @@ static void on_watchdog(uv_timer_t *t)
         return;
     idle = uv_now(c->loop) - c->last_progress;
     if ((c->pending > 0 || !c->up) && idle > (uint64_t)c->cmd_timeout_ms) {
-        snprintf(c->last_error, sizeof(c->last_error), "no reply for %llu ms",
+        /* Reset, not a graceful close: the kernel must drop what it has
+         * not delivered yet rather than keep sending it. A FETCH stuck in
+         * a partition and delivered after the new connection's RELEASE
+         * would file jobs under seqs this worker has given up. */
+        struct linger reset = { 1, 0 };
+        redisAsyncContext *ac = c->ctx;
+        setsockopt(ac->c.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+        snprintf(c->last_error, sizeof(c->last_error), "nothing received for %llu ms",
                  (unsigned long long)idle);
-        redisAsyncFree(c->ctx);
+        redisAsyncFree(ac);
     }
 }
 

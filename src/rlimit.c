@@ -36,8 +36,8 @@ int rlimit_ensure_files(int max_in_flight, struct hk_err *err)
     /* The hard limit first, which needs CAP_SYS_RESOURCE; failing that,
      * the soft limit up to the hard one, which any process may do. */
     struct rlimit raised = { want, want };
-    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max >= want)
-        raised.rlim_max = rl.rlim_max;
+    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want)
+        raised.rlim_max = rl.rlim_max;      /* never lowered */
     if (setrlimit(RLIMIT_NOFILE, &raised) < 0 && rl.rlim_max != RLIM_INFINITY) {
         raised.rlim_cur = rl.rlim_max;
         raised.rlim_max = rl.rlim_max;

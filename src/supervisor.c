@@ -31,6 +31,7 @@
 #include "hookd/mem.h"
 #include "hookd/queue.h"
 #include "hookd/redis.h"
+#include "hookd/rlimit.h"
 #include "hookd/supervisor.h"
 #include "hookd/timeutil.h"
 #include "hookd/worker.h"
@@ -185,8 +186,10 @@ static int reclaim_run(const struct config *cfg, const char *wid, int crashed)
 }
 
 /* Put an exited worker's in-flight jobs back on the queue now, rather than
- * after its heartbeat expires (crashed: it did not exit cleanly, so each
- * job's crash count goes up; poison_after, queue.h), without waiting for
+ * after its heartbeat expires (crashed: a signal ended it, abort() and the
+ * OOM killer included, so each job's crash count goes up; poison_after,
+ * queue.h; a worker that exits by itself, even with an error status because
+ * it could not reach Redis, hands its jobs back uncounted), without waiting for
  * Redis here: a forked
  * helper runs the RECLAIM while the loop goes on. Were it run in place, a
  * Redis that accepts connections but does not answer (paused, overloaded,
@@ -305,7 +308,7 @@ static void reap(struct supervisor *sv)
             if (sv->retiring[i].pid != pid)
                 continue;
             log_info("retired worker %s exited (status %d)", sv->retiring[i].wid, status);
-            reclaim(sv, sv->retiring[i].wid, !(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+            reclaim(sv, sv->retiring[i].wid, WIFSIGNALED(status));
             sv->retiring[i] = sv->retiring[--sv->nretiring];
             break;
         }
@@ -321,7 +324,7 @@ static void reap(struct supervisor *sv)
                 log_warn("worker %s exited with status %d", s->wid, WEXITSTATUS(status));
             else
                 log_info("worker %s exited", s->wid);
-            reclaim(sv, s->wid, !clean);
+            reclaim(sv, s->wid, WIFSIGNALED(status));
             if (sv->stopping)
                 break;
             if (time_mono_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {
@@ -406,6 +409,12 @@ static void reload(struct supervisor *sv)
     }
     if (sv->reload->fn(&next, sv->reload->ctx, &err) < 0) {
         log_error("SIGHUP: config refused, keeping the running one: %s", err.msg);
+        return;
+    }
+    /* A larger max_in_flight needs its open files, as at start (rlimit.h). */
+    if (rlimit_ensure_files(next.max_in_flight, &err) < 0) {
+        log_error("SIGHUP: config refused, keeping the running one: %s", err.msg);
+        config_free(&next);
         return;
     }
     /* Redis, data_dir and prefix belong to the running process: data_dir

@@ -55,6 +55,7 @@ struct worker {
     struct deliver_env env;
     uint64_t next_seq;              /* last seq handed out */
     int in_flight;                  /* deliveries started, not finished */
+    int reserved;                   /* jobs asked for by fetches not yet answered */
     int refill_at;                  /* fetch once this many slots are free */
     int fetch_busy;                 /* a command is outstanding on fetch */
     int blocked;                    /* ... and it is the blocking BLMOVE */
@@ -117,10 +118,8 @@ static void pause_fetching(struct worker *w, const char *what, struct redisReply
     const char *msg = redis_reply_str(reply, NULL);
 
     /* Logged once per distinct error, not once a second while it lasts. */
-    if (msg == NULL || strcmp(msg, w->fetch_error) != 0) {
+    if (log_changed(w->fetch_error, sizeof(w->fetch_error), msg))
         log_error("%s failed: %s; retrying every %d ms", what, msg ? msg : "?", ERROR_PAUSE_MS);
-        snprintf(w->fetch_error, sizeof(w->fetch_error), "%s", msg ? msg : "?");
-    }
     w->fetch_paused = 1;
     uv_timer_start(&w->pause_timer, on_pause_timer, ERROR_PAUSE_MS, 0);
 }
@@ -132,10 +131,9 @@ static void note_refused(struct worker *w, const struct redisReply *pairs)
     for (size_t i = 0; i + 1 < redis_reply_elements(pairs); i += 2) {
         const char *origin = redis_reply_str(redis_reply_element(pairs, i), NULL);
         const char *why = redis_reply_str(redis_reply_element(pairs, i + 1), NULL);
-        if (origin == NULL || why == NULL || strcmp(why, w->parked_error) == 0)
-            continue;
-        log_error("cannot take parked jobs of %s: %s; they stay parked", origin, why);
-        snprintf(w->parked_error, sizeof(w->parked_error), "%s", why);
+        if (origin != NULL && why != NULL &&
+            log_changed(w->parked_error, sizeof(w->parked_error), why))
+            log_error("cannot take parked jobs of %s: %s; they stay parked", origin, why);
     }
 }
 
@@ -163,6 +161,7 @@ static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void 
         w->pull_busy = 0;
     else
         w->fetch_busy = 0;
+    w->reserved -= op->max;
     if (reply == NULL) {
         /* The script may have run: its jobs would sit in our in-flight hash
          * unseen. Give that seq range back to the queue once reconnected. */
@@ -278,19 +277,22 @@ static void send_fetch(struct worker *w, int pull, int max, const char **origins
         return;
     }
     w->next_seq += (uint64_t)max;
+    w->reserved += max;
     if (pull)
         w->pull_busy = 1;
     else
         w->fetch_busy = 1;
 }
 
-/* Slots free: max_in_flight less the jobs this worker holds in its
- * in-flight hash, which are the deliveries running and the outcomes Redis
- * has not confirmed yet. So a worker killed -9 leaves at most max_in_flight
- * jobs to requeue (and, at most, as many duplicates). */
+/* Slots free: max_in_flight less the jobs this worker holds, or may hold,
+ * in its in-flight hash: the deliveries running, the outcomes Redis has not
+ * confirmed yet, and what fetches still unanswered may bring. So a worker
+ * killed -9 leaves at most max_in_flight jobs to requeue (and, at most, as
+ * many duplicates). */
 static int free_slots(const struct worker *w)
 {
-    return w->cfg->max_in_flight - w->in_flight - (int)outbox_records(&w->outbox);
+    return w->cfg->max_in_flight - w->in_flight - w->reserved -
+           (int)outbox_records(&w->outbox);
 }
 
 /* Whether the worker takes new jobs at all: running, registered (FETCH
@@ -433,11 +435,9 @@ static void on_promote_reply(struct redis_conn *c, struct redisReply *reply, voi
     w->promote_busy = 0;
     if (redis_reply_is_error(reply)) {
         const char *msg = redis_reply_str(reply, NULL);
-        if (msg != NULL && strcmp(msg, w->promote_error) != 0) {
+        if (reply != NULL && log_changed(w->promote_error, sizeof(w->promote_error), msg))
             log_error("promoting retries failed: %s; retrying every %d ms", msg,
                       PROMOTE_IDLE_MS);
-            snprintf(w->promote_error, sizeof(w->promote_error), "%s", msg);
-        }
         arm_promote(w, PROMOTE_IDLE_MS);
         return;
     }
@@ -482,10 +482,8 @@ static void on_heartbeat_reply(struct redis_conn *c, struct redisReply *reply, v
     (void)c;
     if (redis_reply_is_error(reply)) {
         const char *msg = redis_reply_str(reply, NULL);
-        if (msg != NULL && strcmp(msg, w->hb_error) != 0) {
+        if (reply != NULL && log_changed(w->hb_error, sizeof(w->hb_error), msg))
             log_error("heartbeat failed: %s", msg);
-            snprintf(w->hb_error, sizeof(w->hb_error), "%s", msg);
-        }
         return;
     }
     if (w->hb_error[0] != '\0') {
@@ -532,10 +530,10 @@ static void on_reap_reply(struct redis_conn *c, struct redisReply *reply, void *
     why = redis_reply_is_error(reply)
               ? redis_reply_str(reply, NULL)
               : redis_reply_str(redis_reply_element(redis_reply_element(reply, 2), 0), NULL);
-    if (why != NULL && strcmp(why, w->reap_error) != 0) {
+    if (why == NULL)
+        w->reap_error[0] = '\0';       /* fine again: a recurrence is said anew */
+    else if (log_changed(w->reap_error, sizeof(w->reap_error), why))
         log_error("reaper: %s", why);
-        snprintf(w->reap_error, sizeof(w->reap_error), "%s", why);
-    }
     if (redis_reply_is_error(reply))
         return;
     long long requeued = redis_reply_integer(redis_reply_element(reply, 0));

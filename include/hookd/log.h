@@ -8,6 +8,8 @@
 #ifndef HOOKD_LOG_H
 #define HOOKD_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_set_level(enum log_level level);
@@ -18,6 +20,12 @@ int log_enabled(enum log_level level);
 /* job_id may be NULL for events that concern no job. */
 void log_emit(enum log_level level, const char *job_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Errors that last are said once per state change, not once per retry:
+ * memo (cap bytes, "" when things work) holds the last one said. Returns 1
+ * when msg differs from it (NULL counts as "?"), and remembers msg; a msg
+ * longer than memo holds is compared on what memo keeps of it. */
+int log_changed(char *memo, size_t cap, const char *msg);
 
 #define log_debug(...) log_emit(LOG_DEBUG, NULL, __VA_ARGS__)
 #define log_info(...)  log_emit(LOG_INFO, NULL, __VA_ARGS__)

@@ -19,6 +19,8 @@
 #include "hookd/redis.h"
 
 #define QUEUE_FETCH_MAX 10000       /* jobs per FETCH (and fetch_batch's maximum) */
+#define QUEUE_FETCH_BYTES_MAX (64 * 1024 * 1024) /* job bytes FETCH takes from the
+                                                    queue at once, one job at least */
 #define QUEUE_PULL_MAX 32           /* parked origins pulled from per FETCH */
 #define QUEUE_RECORD_MAX 500        /* outcomes per RECORD */
 #define QUEUE_ACCEPT_MAX 500        /* id checks per ACCEPT */

@@ -43,7 +43,7 @@ struct redis_conn {
     long backoff_ms;
     long cmd_timeout_ms;
     unsigned pending;               /* commands sent, reply not yet seen */
-    uint64_t last_progress;         /* uv_now() of the last reply */
+    uint64_t last_progress;         /* uv_now() bytes last arrived */
     redis_state_cb on_state;
     void *state_arg;
     redis_close_cb on_close;

@@ -13,8 +13,10 @@
 --                    take from P:parked:<origin> (at most max in all); at
 --                    most 32 pairs
 -- Moves up to max jobs, oldest first: the requested parked jobs of each
---       origin (they waited longest), then P:queue (RPOP with a count),
---       into inflight as base+1 .. base+n. An origin pulled from is
+--       origin (they waited longest), then P:queue (RPOP with a count; of
+--       those at most 64 MiB of job bytes in all, QUEUE_FETCH_BYTES_MAX,
+--       but always one: the rest go back where they were), into inflight
+--       as base+1 .. base+n. An origin pulled from is
 --       re-scored (so origins take turns) or, its list empty, leaves
 --       P:parked. Counts unparked.
 -- Only for a worker whose heartbeat key exists: the reaper forgets a
@@ -33,6 +35,7 @@
 --!include lib.lua
 
 local FETCH_MAX, PULL_MAX, ORIGIN_MAX = 10000, 32, 299
+local BYTES_MAX = 64 * 1024 * 1024
 local hb, queue, inflight, parked, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local e = check_types({hb, 'string', queue, 'list', inflight, 'hash', parked, 'zset',
@@ -83,7 +86,23 @@ for _, p in ipairs(pulls) do
   else redis.call('ZADD', parked, 'XX', served, p[1]) end
 end
 for i = 1, #refused, 2 do redis.call('ZADD', parked, 'XX', served, refused[i]) end
-if #out < max then take(redis.call('RPOP', queue, max - #out)) end
+if #out < max then
+  local before, bytes = #out, 0
+  take(redis.call('RPOP', queue, max - #out))
+  -- A reply of fetch_batch jobs of max_job_bytes each would be gigabytes.
+  for k = before + 1, #out do
+    bytes = bytes + #out[k]
+    if bytes > BYTES_MAX and k > 1 then
+      local back = {}
+      for j = #out, k, -1 do
+        back[#back + 1] = out[j]
+        out[j] = nil
+      end
+      call_chunked('RPUSH', queue, back)
+      break
+    end
+  end
+end
 if #out > 0 then
   local args = {}
   for i = 1, #out do

@@ -92,7 +92,10 @@ for i = 5, #ARGV, 4 do
       return refuse('RECORD: event without a fallback for seq %s', seq)
     end
   end
-  if why then
+  -- An outcome whose job is no longer in flight does nothing anyway (it
+  -- was resent, or its job reclaimed): never refused, or the worker would
+  -- hold it, and its slot, for as long as the key stays clobbered.
+  if why and redis.call('HEXISTS', inflight, seq) == 1 then
     refused[#refused + 1] = seq
     refused[#refused + 1] = why
   else

@@ -76,6 +76,9 @@ def c_config_range(name):
 
 QUEUE = c_int_defines("include/hookd/queue.h")
 FETCH_MAX = QUEUE["QUEUE_FETCH_MAX"]          # also RELEASE's widest range
+FETCH_BYTES_MAX = eval(re.search(r"^#define QUEUE_FETCH_BYTES_MAX (\([\d *]+\))",
+                                 source("include/hookd/queue.h"), re.M).group(1),
+                       {"__builtins__": {}})
 PULL_MAX = QUEUE["QUEUE_PULL_MAX"]
 RECORD_MAX = QUEUE["QUEUE_RECORD_MAX"]
 ACCEPT_MAX = QUEUE["QUEUE_ACCEPT_MAX"]
@@ -653,6 +656,26 @@ class Fetch(ScriptCase):
         left = S.fetch(0, 0)[1]
         self.assertEqual(left, [("https://p%02d.example:443" % i).encode()
                                 for i in range(PULL_MAX + 4, 4, -1)])
+
+    def test_bytes_at_their_limit(self):
+        """Jobs from the queue come to at most QUEUE_FETCH_BYTES_MAX bytes in
+        all (fetch_batch jobs of the largest max_job_bytes would be a reply of
+        gigabytes), and at least one: the others stay at the front of the
+        queue, in order. (Job bodies are compared by length and head: they
+        are tens of MiB.)"""
+        half = FETCH_BYTES_MAX // 2
+        jobs = [b'{"id":"big%d","url":"http://h/","body":"' % i +
+                b"x" * (half - 60) + b'"}' for i in range(3)]
+        R.delete(K.queue)
+        for j in jobs:
+            R.lpush(K.queue, j)             # big0 is the oldest (rightmost)
+        heads = lambda js: [(len(j), j[:12]) for j in js]
+        self.assertEqual(heads(S.fetch(0, 10)[0]), heads(jobs[:2]))
+        self.assertEqual((R.llen(K.queue), R.lindex(K.queue, 0)[:12]), (1, jobs[2][:12]))
+        self.assertEqual((R.hlen(K.inflight), R.hstrlen(K.inflight, "1"),
+                          R.hstrlen(K.inflight, "2")), (2, len(jobs[0]), len(jobs[1])))
+        self.assertEqual(heads(S.fetch(10, 10)[0]), heads(jobs[2:]))
+        self.assertEqual(R.llen(K.queue), 0)
 
     def test_sent_twice_with_two_bases(self):
         """A FETCH whose reply was lost and is sent again (with the next seq

@@ -77,8 +77,11 @@ local function event_plan(packed, batch_prefix, seen_prefix, claimed)
     end
     if w then return nil, w end
   end
+  -- A call is counted into an existing batch hash's counters, which must
+  -- all be there (a hash written by hand may lack them).
   local h = redis.call('HMGET', p.bkey, 'total', 'processed', 'succeeded', 'failed')
-  if h[1] or h[2] or h[3] or h[4] then
+  if h[1] or h[2] or h[3] or h[4] or
+     (t == 'call.completed' and redis.call('EXISTS', p.bkey) == 1) then
     for i, f in ipairs({'total', 'processed', 'succeeded', 'failed'}) do
       if not (h[i] and string.match(h[i], '^%d+$')) then
         return nil, 'batch ' .. p.bkey .. ' has no whole number in ' .. f .. '; fix or delete it'

@@ -29,13 +29,17 @@ local function check_types(list)
 end
 
 -- A refusal unless every named field of the counters hash is absent or a
--- whole number: HINCRBY on anything else would fail after the moves.
+-- whole number HINCRBY takes: written as Redis writes integers (no leading
+-- zero, no "-0") and at most 18 digits, so adding a call's counts cannot
+-- overflow 64 bits. HINCRBY on anything else would fail after the moves.
 local function check_counters(stats, names)
   local v = redis.call('HMGET', stats, unpack(names))
   for i, name in ipairs(names) do
-    if v[i] and not string.match(v[i], '^%-?%d+$') then
+    local s = v[i]
+    local digits = s and string.match(s, '^%-?([1-9]%d*)$')
+    if s and s ~= '0' and not (digits and #digits <= 18) then
       return refuse('field %s of %s holds %q, not a whole number; fix or delete it',
-                    name, stats, string.sub(v[i], 1, 40))
+                    name, stats, string.sub(s, 1, 40))
     end
   end
 end
