@@ -40,7 +40,10 @@ class Poison(unittest.TestCase):
         self.p.close()
 
     def test_killed_three_times_is_dead_as_worker_crashed(self):
-        self.p.hookd({"redis": self.url, "workers": 2, "secret": SECRET})
+        # shutdown_timeout 1s: the replayed job hangs at the receiver, and the
+        # stop at the end need not wait the default 30 s for it.
+        self.p.hookd({"redis": self.url, "workers": 2, "secret": SECRET,
+                      "shutdown_timeout": "1s"})
         wait_for(lambda: self.r.hlen("hookd:workers") == 2, 20, "workers")
         # The chosen job hangs at the receiver, so it stays in flight.
         push(self.r, "hookd:queue", [{"id": "poison", "url": self.rc.url + "?hang=1",
