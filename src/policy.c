@@ -234,13 +234,53 @@ static int in_list(const struct policy_net *list, size_t n, int family, const un
     return 0;
 }
 
+/* The rule that refuses address a, or NULL when it may be connected to. */
+static const char *refusal(const struct policy_dest *d, int family, const unsigned char *a)
+{
+    if (in_list(d->deny, d->ndeny, family, a))
+        return "in deny_cidrs";
+    if (in_list(d->allow, d->nallow, family, a))
+        return NULL;
+    if (in_list(builtin_nets, NBUILTIN, family, a))
+        return "link-local, metadata, unspecified, multicast or broadcast";
+    if (d->deny_private && in_list(private_parsed, NPRIVATE, family, a))
+        return "loopback or private (deny_private)";
+    return NULL;
+}
+
+/* 1 when the IPv6 address a carries an IPv4 address that a translator or
+ * relay delivers to (NAT64 64:ff9b::/96, as on IPv6-only cloud subnets; 6to4
+ * 2002::/16; Teredo 2001::/32, whose client address is inverted; the
+ * deprecated IPv4-compatible ::/96 except :: and ::1), copied into v4. */
+static int embedded_v4(const unsigned char *a, unsigned char *v4)
+{
+    static const unsigned char nat64[12] = { 0, 0x64, 0xff, 0x9b };
+    static const unsigned char zero[12] = { 0 };
+
+    if (memcmp(a, nat64, 12) == 0 ||
+        (memcmp(a, zero, 12) == 0 && (a[12] | a[13] | a[14] || a[15] > 1))) {
+        memcpy(v4, a + 12, 4);
+        return 1;
+    }
+    if (a[0] == 0x20 && a[1] == 0x02) {
+        memcpy(v4, a + 2, 4);
+        return 1;
+    }
+    if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0) {
+        for (int i = 0; i < 4; i++)
+            v4[i] = (unsigned char)~a[12 + i];
+        return 1;
+    }
+    return 0;
+}
+
 int policy_check_addr(const struct policy_dest *d, const struct sockaddr *sa, char *why,
                       size_t whylen)
 {
-    unsigned char a[16];
-    char text[INET6_ADDRSTRLEN];
+    unsigned char a[16], v4[4];
+    char text[INET6_ADDRSTRLEN], text4[INET_ADDRSTRLEN];
     int family = sa->sa_family;
-    const char *rule = NULL;
+    const char *rule;
 
     if (family == AF_INET) {
         memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
@@ -256,27 +296,18 @@ int policy_check_addr(const struct policy_dest *d, const struct sockaddr *sa, ch
         snprintf(why, whylen, "address family %d is not IP", family);
         return HK_EINVAL;
     }
-    inet_ntop(family, a, text, sizeof(text));
     if (!lists_ready)
         parse_lists();
-    for (size_t i = 0; i < d->ndeny; i++)
-        if (in_net(&d->deny[i], family, a)) {
-            rule = "in deny_cidrs";
-            goto refused;
-        }
-    for (size_t i = 0; i < d->nallow; i++)
-        if (in_net(&d->allow[i], family, a))
-            return 0;
-    if (in_list(builtin_nets, NBUILTIN, family, a)) {
-        rule = "link-local, metadata, unspecified, multicast or broadcast";
-        goto refused;
+    inet_ntop(family, a, text, sizeof(text));
+    rule = refusal(d, family, a);
+    if (rule != NULL) {
+        snprintf(why, whylen, "%s is %s", text, rule);
+        return HK_EINVAL;
     }
-    if (d->deny_private && in_list(private_parsed, NPRIVATE, family, a)) {
-        rule = "loopback or private (deny_private)";
-        goto refused;
+    if (family == AF_INET6 && embedded_v4(a, v4) && (rule = refusal(d, AF_INET, v4)) != NULL) {
+        inet_ntop(AF_INET, v4, text4, sizeof(text4));
+        snprintf(why, whylen, "%s (IPv4 %s) is %s", text, text4, rule);
+        return HK_EINVAL;
     }
     return 0;
-refused:
-    snprintf(why, whylen, "%s is %s", text, rule);
-    return HK_EINVAL;
 }

@@ -41,7 +41,11 @@ int policy_check_header_value(const char *s, size_t len);
  * list refuses (link-local and cloud metadata 169.254.0.0/16, fe80::/10,
  * fd00:ec2::254; 0.0.0.0/8, ::; multicast; broadcast); else, with
  * deny_private, loopback and private ranges refuse (127.0.0.0/8, ::1,
- * 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); else permitted. */
+ * 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7); else permitted.
+ * ::ffff:a.b.c.d is judged as a.b.c.d. An IPv6 address that carries an IPv4
+ * address a translator or relay delivers to (NAT64 64:ff9b::/96, 6to4
+ * 2002::/16, Teredo 2001::/32, IPv4-compatible ::/96 but :: and ::1) is
+ * refused when either it or that IPv4 address is refused. */
 struct policy_net {
     int family;                 /* AF_INET or AF_INET6 */
     unsigned char addr[16];

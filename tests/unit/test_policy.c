@@ -156,6 +156,44 @@ static void test_destinations(void **state)
     free(d.deny);
 }
 
+/* IPv6 addresses that carry an IPv4 address reach that IPv4 host through a
+ * translator (NAT64, as on IPv6-only cloud subnets), a 6to4 or Teredo relay,
+ * or the kernel (v4-mapped): each is judged as the IPv4 address too. */
+static void test_embedded_ipv4(void **state)
+{
+    struct policy_dest d = { 0 };
+    struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+    char why[128];
+    (void)state;
+    const char *meta[] = { "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
+                           "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:5601:5601",
+                           "::a9fe:a9fe", "64:ff9b::e000:1", "::ffff:0.0.0.0" };
+    for (size_t i = 0; i < sizeof(meta) / sizeof(*meta); i++)
+        if (check(&d, meta[i]) != HK_EINVAL)
+            fail_msg("%s allowed by default", meta[i]);
+    assert_int_equal(check(&d, "64:ff9b::7f00:1"), 0);
+    assert_int_equal(check(&d, "::1"), 0);                  /* not v4-compatible 0.0.0.1 */
+    d.deny_private = 1;
+    const char *priv[] = { "::ffff:7f00:1", "64:ff9b::7f00:1", "64:ff9b::a00:1",
+                           "64:ff9b::c0a8:101", "2002:c0a8:101::", "2002:7f00:1:1::1",
+                           "2001:0:4136:e378:8000:63bf:80ff:fffe", "::7f00:1", "::a00:1" };
+    for (size_t i = 0; i < sizeof(priv) / sizeof(*priv); i++)
+        if (check(&d, priv[i]) != HK_EINVAL)
+            fail_msg("%s allowed with deny_private", priv[i]);
+    assert_int_equal(check(&d, "64:ff9b::5db8:d822"), 0);   /* 93.184.216.34 */
+    assert_int_equal(check(&d, "2002:5db8:d822::1"), 0);
+    /* the rules apply to the IPv4 address inside, both ways */
+    assert_int_equal(policy_parse_cidrs("10.1.0.0/16", &d.allow, &d.nallow), 0);
+    assert_int_equal(check(&d, "64:ff9b::a01:203"), 0);
+    assert_int_equal(policy_parse_cidrs("93.184.216.34", &d.deny, &d.ndeny), 0);
+    assert_int_equal(check(&d, "::ffff:93.184.216.34"), HK_EINVAL);
+    inet_pton(AF_INET6, "64:ff9b::5db8:d822", &s6.sin6_addr);
+    assert_int_equal(policy_check_addr(&d, (struct sockaddr *)&s6, why, sizeof(why)), HK_EINVAL);
+    assert_string_equal(why, "64:ff9b::5db8:d822 (IPv4 93.184.216.34) is in deny_cidrs");
+    free(d.allow);
+    free(d.deny);
+}
+
 static void test_cidr_parsing(void **state)
 {
     struct policy_net *n = NULL;
@@ -183,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_origins),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_destinations),
+        cmocka_unit_test(test_embedded_ipv4),
         cmocka_unit_test(test_cidr_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
