@@ -17,6 +17,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 import unittest
 
 import msgpack
@@ -187,20 +189,49 @@ class Batches(unittest.TestCase):
     def test_unknown_batch(self):
         """A call for a batch not registered yet is retried and counted once
         the batch.create lands; one whose batch never comes is dead-lettered
-        as unknown_batch after unknown_batch_wait, not before."""
-        self.hookd(unknown_batch_wait="1500ms")
+        as unknown_batch after unknown_batch_wait, not before, by the test's
+        own clock."""
+        wait = 1.5
+        self.hookd(unknown_batch_wait="%dms" % (wait * 1000))
+        looks = []      # (s after the push when a look at the dead list began, ended, entries)
+        t0 = time.monotonic()
         push(self.r, "hookd:queue", [call("late", 0), call("never", 0)])
+
+        def watch():    # every 10 ms from the push until an entry shows up
+            while not (looks and looks[-1][2]) and time.monotonic() - t0 < wait + 15:
+                began = time.monotonic() - t0
+                entries = self.r.lrange("hookd:dead", 0, -1)
+                looks.append((began, time.monotonic() - t0, entries))
+                time.sleep(0.01)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         wait_for(lambda: stats(self.r).get("unknown_batch_retried", 0) >= 2, 10, "retried")
         push(self.r, "hookd:queue", [create("late", 1, self.base)])
         self.rc.wait_count(2, timeout=30)       # call_0 and batch.completed of "late"
-        dead = wait_for(lambda: self.r.lrange("hookd:dead", 0, -1), 10, "dead entry")
+        watcher.join()
+        # After: dead within 15 s of the wait's end (a retry's promotion and
+        # a sanitizer build's worker are slow, never that slow).
+        dead = looks[-1][2]
+        self.assertTrue(dead, "not dead-lettered %.0f s after the push" % looks[-1][1])
+        # Not before: hookd starts the wait when a worker first takes the
+        # job, after t0, so no look that ended before t0 + wait may see it
+        # (10 ms of slack: hookd's clock counts whole milliseconds).
+        self.assertGreaterEqual(looks[-1][1], wait - 0.01,
+                                "dead-lettered %.3f s after the push, unknown_batch_wait is "
+                                "%.1f s" % (looks[-1][1], wait))
+        # The looks went on late into the wait, so an early entry would
+        # have been seen.
+        self.assertGreater(looks[-2][0], wait / 2)
         self.assertEqual(len(dead), 1)
         entry = json.loads(dead[0])
         self.assertEqual((entry["reason"], entry["gave_up"]), ("unknown_batch",
                                                                "unknown_batch_wait"))
         self.assertEqual(entry["job"]["batchId"], "never")
+        # hookd's own account agrees: it waited the whole wait, and no
+        # longer than the test saw go by.
         waited = int(re.search(r"waited (\d+) ms", entry["error"]).group(1))
-        self.assertGreaterEqual(waited, 1500)
+        self.assertGreaterEqual(waited, wait * 1000)
+        self.assertLessEqual(waited, looks[-1][1] * 1000 + 10)
         self.assertEqual(self.rc.stats()["events"], {"call.completed": 1, "batch.completed": 1})
 
     def test_event_ids_deduplicated(self):
