@@ -254,30 +254,45 @@ class Batches(unittest.TestCase):
         self.assertEqual(self.rc.stats()["events"], {"call.completed": 3, "batch.completed": 1})
 
     def test_invalid_typed_jobs(self):
-        """Malformed typed jobs end in the dead list with a reason; a
-        msgpack batch.create works like a JSON one."""
+        """Malformed typed jobs end in the dead list, each (by its id) with
+        its reason and the offending field named in `error`; a msgpack
+        batch.create works like a JSON one."""
         self.hookd()
-        bad = [{"type": "batch.delete", "batchId": "x"},
-               {"type": "batch.create", "agentId": "a", "userId": "u", "total": 1},
-               create("x", 0, self.base),
-               create("x", 1.5, self.base),
-               create("x", 1, self.base, createdAt="yesterday"),
-               create("x", 1, "ftp://127.0.0.1"),
-               {"type": "call.completed", "batchId": "x", "success": True, "callData": {}},
-               {"type": "call.completed", "batchId": "x", "success": "yes",
-                "callData": {"id": "c"}},
-               {"type": "batch.failed", "batchId": "x", "error": 5, "code": "C"},
-               {"type": "call.completed", "batchId": "x\n", "success": True,
-                "callData": {"id": "c"}}]
-        push(self.r, "hookd:queue", bad)
+        bad = {   # id: (job, reason, the field its error must name)
+            "bad-type": ({"type": "batch.delete", "batchId": "x"}, "invalid_event", "type"),
+            "no-batch-id": ({"type": "batch.create", "agentId": "a", "userId": "u", "total": 1},
+                            "invalid_event", "batchId"),
+            "total-0": (create("x", 0, self.base), "invalid_event", "total"),
+            "total-1.5": (create("x", 1.5, self.base), "invalid_event", "total"),
+            "created-at": (create("x", 1, self.base, createdAt="yesterday"), "invalid_event",
+                           "createdAt"),
+            "ftp-url": (create("x", 1, "ftp://127.0.0.1"), "invalid_url", "onBatchComplete"),
+            "no-call-id": ({"type": "call.completed", "batchId": "x", "success": True,
+                            "callData": {}}, "invalid_event", "callData.id"),
+            "success-yes": ({"type": "call.completed", "batchId": "x", "success": "yes",
+                             "callData": {"id": "c"}}, "invalid_event", "success"),
+            "error-5": ({"type": "batch.failed", "batchId": "x", "error": 5, "code": "C"},
+                        "invalid_event", "error"),
+            "batch-id-lf": ({"type": "call.completed", "batchId": "x\n", "success": True,
+                             "callData": {"id": "c"}}, "invalid_event", "batchId"),
+        }
+        for i, (job, _, _) in bad.items():
+            job["id"] = i
+        push(self.r, "hookd:queue", [job for job, _, _ in bad.values()])
         push(self.r, "hookd:queue", [msgpack.packb(create("mp", 1, self.base)),
                                      msgpack.packb(call("mp", 7))])
         self.rc.wait_count(2, timeout=30)
         dead = wait_for(lambda: (lambda d: d if len(d) == len(bad) else None)(
             self.r.lrange("hookd:dead", 0, -1)), 10, "all bad jobs dead")
-        reasons = [json.loads(e)["reason"] for e in dead]
-        self.assertEqual(reasons.count("invalid_event"), len(bad) - 1)
-        self.assertIn("invalid_url", reasons)
+        entries = {e["id"]: e for e in map(json.loads, dead)}
+        self.assertEqual(sorted(entries), sorted(bad))
+        for i, (job, reason, field) in bad.items():
+            e = entries[i]
+            self.assertEqual(e["job"], job, i)
+            self.assertEqual((e["reason"], e["gave_up"]), (reason, "invalid"), i)
+            # the field as a word of its own ("total", not "subtotal")
+            self.assertRegex(e["error"], r"(^|[ .:])%s\b" % re.escape(field), i)
+        self.assertEqual(stats(self.r)["invalid"], len(bad))
         self.assertEqual(self.rc.stats()["events"], {"call.completed": 1, "batch.completed": 1})
 
     def test_exactly_once_with_worker_killed(self):
