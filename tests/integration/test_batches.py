@@ -234,6 +234,27 @@ class Batches(unittest.TestCase):
         self.assertLessEqual(waited, looks[-1][1] * 1000 + 10)
         self.assertEqual(self.rc.stats()["events"], {"call.completed": 1, "batch.completed": 1})
 
+    def test_calls_over_total(self):
+        """Distinct calls beyond a batch's total are sent and counted in
+        calls_over_total, not in its statistics; the same calls sent again
+        are duplicates, counted in neither."""
+        self.hookd()
+        push(self.r, "hookd:queue", [create("bo", 3, self.base)])
+        wait_for(lambda: stats(self.r).get("batches") == 1, 10, "batch registered")
+        calls = [call("bo", i) for i in range(5)]
+        push(self.r, "hookd:queue", calls)
+        # 5 call webhooks (each generated as its call is applied) and batch.completed
+        self.rc.wait_count(6, timeout=30)
+        push(self.r, "hookd:queue", calls)      # again: two of them were over the total
+        wait_for(lambda: stats(self.r).get("duplicate") == 5, 10, "5 duplicates")
+        st = stats(self.r)
+        self.assertEqual(st.get("calls_over_total"), 2)
+        self.assertEqual(self.show("bo")["statistics"]["processed"], 3)
+        self.assertEqual(body(self.rc, "batch.completed:bo")["statistics"]["processed"], 3)
+        s = self.rc.stats()
+        self.assertEqual(s["ids"], dict([("call.completed:bo:call_%d" % i, 1) for i in range(5)] +
+                                        [("batch.completed:bo", 1)]))
+
     def test_event_ids_deduplicated(self):
         """An event id seen within dedupe_window is a duplicate, even with
         different content; with no id, the call id still prevents double
