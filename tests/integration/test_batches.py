@@ -6,9 +6,10 @@ and several workers.
 What is asserted: payloads byte-for-byte as documented, exactly one
 batch.completed with exact statistics (also with a worker killed mid-batch
 and with a receiver failing 30% of attempts), calls never counted twice,
-absent URLs skipped and counted, unknown batches retried then dead-lettered
-as unknown_batch, malformed typed jobs dead-lettered with a reason, and
-`hookd batch show`."""
+absent URLs skipped and counted, calls beyond a batch's total sent but not
+counted, unknown batches retried then dead-lettered as unknown_batch (timed
+by the test's own clock), malformed typed jobs dead-lettered with a reason
+and the offending field named, and `hookd batch show`."""
 import base64
 import json
 import os
