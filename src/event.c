@@ -78,6 +78,7 @@ static int decode_create(struct event *ev, const struct json_value *root, struct
                                                    "onBatchFailed" };
     const char *t = "batch.create";
     const struct json_value *v;
+    struct hk_err url_err;
     int rc;
 
     if (get_string(root, "agentId", 1, 1024, &ev->agent_id) < 0)
@@ -110,8 +111,10 @@ static int decode_create(struct event *ev, const struct json_value *root, struct
         if (v->type != JSON_STRING)
             return bad(err, t, "options.webhooks values must be URL strings");
         if ((rc = policy_check_url(v->u.string.ptr, v->u.string.len, origin, sizeof(origin),
-                                   err)) < 0)
-            return rc;
+                                   &url_err)) < 0)
+            /* policy's message says "url"; name the field that holds it */
+            return hk_err_set(err, rc, url_err.code, "%s: options.webhooks.%s: %s", t,
+                              names[i], url_err.msg);
         ev->url[i] = xstrndup(v->u.string.ptr, v->u.string.len);
     }
     return 0;

@@ -48,7 +48,8 @@ struct dead_info {
     const char *id;             /* job id, NULL if unknown */
     const char *reason;         /* machine-readable */
     const char *error;          /* for people */
-    const char *gave_up;        /* "invalid", "not_retryable", "attempts_exhausted" */
+    const char *gave_up;        /* "invalid", "not_retryable", "attempts_exhausted",
+                                   "unknown_batch_wait" */
     long status;                /* last HTTP status, 0 = none */
     int attempts;
     int64_t first_ms, last_ms;

@@ -195,7 +195,7 @@ class Receiver:
             return json.load(r)
 
     def configure(self, **params):
-        """delay=MS ('' = per request), down=1 / down=0."""
+        """delay=MS ('' = per request), down=1 / down=0, release=1."""
         q = "&".join("%s=%s" % kv for kv in params.items())
         urllib.request.urlopen("http://127.0.0.1:%d/__config?%s" % (self.control, q)).read()
 

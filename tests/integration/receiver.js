@@ -24,7 +24,8 @@
 // /__config?delay=MS overrides every request's delay from then on ('' undoes
 // it); /__config?reset=1 forgets everything recorded so far;
 // /__config?down=1 closes the webhook port and cuts its connections,
-// down=0 opens it again.
+// down=0 opens it again; /__config?release=1 answers at once every request
+// still waiting out a delay.
 //
 //   ?big=N           answer 200 with an N-byte body
 //   ?keep=1          keep the body (base64, by webhook-id), as the request
@@ -95,6 +96,7 @@ function verify(req, raw) {
 
 let delayOverride = null;
 const sockets = new Set();
+const delayed = new Set();      // {timer, answer} of requests waiting out a delay
 
 // The control port stays up while the webhook port can be taken "down"
 // (listener closed, every connection cut: hookd sees connection refused),
@@ -113,6 +115,13 @@ const control = http.createServer((req, res) => {
     for (const s of sockets) s.destroy();
   }
   if (q.get('down') === '0' && !server.listening) server.listen(server.lastPort, host, 4096);
+  if (q.get('release') === '1') {
+    for (const d of delayed) {
+      clearTimeout(d.timer);
+      d.answer();
+    }
+    delayed.clear();
+  }
   res.end('{}');
 });
 
@@ -168,7 +177,13 @@ const handler = (req, res) => {
       res.end(Buffer.alloc(Number(q.get('big')), 'x'));
       return;
     }
-    if (delay > 0) setTimeout(answer, delay); else answer();
+    if (delay > 0) {
+      const d = { answer };
+      d.timer = setTimeout(() => { delayed.delete(d); answer(); }, delay);
+      delayed.add(d);
+    } else {
+      answer();
+    }
   });
 };
 const server = tlsCert

@@ -6,9 +6,10 @@ and several workers.
 What is asserted: payloads byte-for-byte as documented, exactly one
 batch.completed with exact statistics (also with a worker killed mid-batch
 and with a receiver failing 30% of attempts), calls never counted twice,
-absent URLs skipped and counted, unknown batches retried then dead-lettered
-as unknown_batch, malformed typed jobs dead-lettered with a reason, and
-`hookd batch show`."""
+absent URLs skipped and counted, calls beyond a batch's total sent but not
+counted, unknown batches retried then dead-lettered as unknown_batch (timed
+by the test's own clock), malformed typed jobs dead-lettered with a reason
+and the offending field named, and `hookd batch show`."""
 import base64
 import json
 import os
@@ -17,6 +18,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 import unittest
 
 import msgpack
@@ -187,21 +190,71 @@ class Batches(unittest.TestCase):
     def test_unknown_batch(self):
         """A call for a batch not registered yet is retried and counted once
         the batch.create lands; one whose batch never comes is dead-lettered
-        as unknown_batch after unknown_batch_wait, not before."""
-        self.hookd(unknown_batch_wait="1500ms")
+        as unknown_batch after unknown_batch_wait, not before, by the test's
+        own clock."""
+        wait = 1.5
+        self.hookd(unknown_batch_wait="%dms" % (wait * 1000))
+        looks = []      # (s after the push when a look at the dead list began, ended, entries)
+        t0 = time.monotonic()
         push(self.r, "hookd:queue", [call("late", 0), call("never", 0)])
+
+        def watch():    # every 10 ms from the push until an entry shows up
+            while not (looks and looks[-1][2]) and time.monotonic() - t0 < wait + 15:
+                began = time.monotonic() - t0
+                entries = self.r.lrange("hookd:dead", 0, -1)
+                looks.append((began, time.monotonic() - t0, entries))
+                time.sleep(0.01)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         wait_for(lambda: stats(self.r).get("unknown_batch_retried", 0) >= 2, 10, "retried")
         push(self.r, "hookd:queue", [create("late", 1, self.base)])
         self.rc.wait_count(2, timeout=30)       # call_0 and batch.completed of "late"
-        dead = wait_for(lambda: self.r.lrange("hookd:dead", 0, -1), 10, "dead entry")
+        watcher.join()
+        # After: dead within 15 s of the wait's end (a retry's promotion and
+        # a sanitizer build's worker are slow, never that slow).
+        dead = looks[-1][2]
+        self.assertTrue(dead, "not dead-lettered %.0f s after the push" % looks[-1][1])
+        # Not before: hookd starts the wait when a worker first takes the
+        # job, after t0, so no look that ended before t0 + wait may see it
+        # (10 ms of slack: hookd's clock counts whole milliseconds).
+        self.assertGreaterEqual(looks[-1][1], wait - 0.01,
+                                "dead-lettered %.3f s after the push, unknown_batch_wait is "
+                                "%.1f s" % (looks[-1][1], wait))
+        # The looks went on late into the wait, so an early entry would
+        # have been seen.
+        self.assertGreater(looks[-2][0], wait / 2)
         self.assertEqual(len(dead), 1)
         entry = json.loads(dead[0])
         self.assertEqual((entry["reason"], entry["gave_up"]), ("unknown_batch",
                                                                "unknown_batch_wait"))
         self.assertEqual(entry["job"]["batchId"], "never")
+        # hookd's own account agrees: it waited the whole wait, and no
+        # longer than the test saw go by.
         waited = int(re.search(r"waited (\d+) ms", entry["error"]).group(1))
-        self.assertGreaterEqual(waited, 1500)
+        self.assertGreaterEqual(waited, wait * 1000)
+        self.assertLessEqual(waited, looks[-1][1] * 1000 + 10)
         self.assertEqual(self.rc.stats()["events"], {"call.completed": 1, "batch.completed": 1})
+
+    def test_calls_over_total(self):
+        """Distinct calls beyond a batch's total are sent and counted in
+        calls_over_total, not in its statistics; the same calls sent again
+        are duplicates, counted in neither."""
+        self.hookd()
+        push(self.r, "hookd:queue", [create("bo", 3, self.base)])
+        wait_for(lambda: stats(self.r).get("batches") == 1, 10, "batch registered")
+        calls = [call("bo", i) for i in range(5)]
+        push(self.r, "hookd:queue", calls)
+        # 5 call webhooks (each generated as its call is applied) and batch.completed
+        self.rc.wait_count(6, timeout=30)
+        push(self.r, "hookd:queue", calls)      # again: two of them were over the total
+        wait_for(lambda: stats(self.r).get("duplicate") == 5, 10, "5 duplicates")
+        st = stats(self.r)
+        self.assertEqual(st.get("calls_over_total"), 2)
+        self.assertEqual(self.show("bo")["statistics"]["processed"], 3)
+        self.assertEqual(body(self.rc, "batch.completed:bo")["statistics"]["processed"], 3)
+        s = self.rc.stats()
+        self.assertEqual(s["ids"], dict([("call.completed:bo:call_%d" % i, 1) for i in range(5)] +
+                                        [("batch.completed:bo", 1)]))
 
     def test_event_ids_deduplicated(self):
         """An event id seen within dedupe_window is a duplicate, even with
@@ -223,30 +276,45 @@ class Batches(unittest.TestCase):
         self.assertEqual(self.rc.stats()["events"], {"call.completed": 3, "batch.completed": 1})
 
     def test_invalid_typed_jobs(self):
-        """Malformed typed jobs end in the dead list with a reason; a
-        msgpack batch.create works like a JSON one."""
+        """Malformed typed jobs end in the dead list, each (by its id) with
+        its reason and the offending field named in `error`; a msgpack
+        batch.create works like a JSON one."""
         self.hookd()
-        bad = [{"type": "batch.delete", "batchId": "x"},
-               {"type": "batch.create", "agentId": "a", "userId": "u", "total": 1},
-               create("x", 0, self.base),
-               create("x", 1.5, self.base),
-               create("x", 1, self.base, createdAt="yesterday"),
-               create("x", 1, "ftp://127.0.0.1"),
-               {"type": "call.completed", "batchId": "x", "success": True, "callData": {}},
-               {"type": "call.completed", "batchId": "x", "success": "yes",
-                "callData": {"id": "c"}},
-               {"type": "batch.failed", "batchId": "x", "error": 5, "code": "C"},
-               {"type": "call.completed", "batchId": "x\n", "success": True,
-                "callData": {"id": "c"}}]
-        push(self.r, "hookd:queue", bad)
+        bad = {   # id: (job, reason, the field its error must name)
+            "bad-type": ({"type": "batch.delete", "batchId": "x"}, "invalid_event", "type"),
+            "no-batch-id": ({"type": "batch.create", "agentId": "a", "userId": "u", "total": 1},
+                            "invalid_event", "batchId"),
+            "total-0": (create("x", 0, self.base), "invalid_event", "total"),
+            "total-1.5": (create("x", 1.5, self.base), "invalid_event", "total"),
+            "created-at": (create("x", 1, self.base, createdAt="yesterday"), "invalid_event",
+                           "createdAt"),
+            "ftp-url": (create("x", 1, "ftp://127.0.0.1"), "invalid_url", "onBatchComplete"),
+            "no-call-id": ({"type": "call.completed", "batchId": "x", "success": True,
+                            "callData": {}}, "invalid_event", "callData.id"),
+            "success-yes": ({"type": "call.completed", "batchId": "x", "success": "yes",
+                             "callData": {"id": "c"}}, "invalid_event", "success"),
+            "error-5": ({"type": "batch.failed", "batchId": "x", "error": 5, "code": "C"},
+                        "invalid_event", "error"),
+            "batch-id-lf": ({"type": "call.completed", "batchId": "x\n", "success": True,
+                             "callData": {"id": "c"}}, "invalid_event", "batchId"),
+        }
+        for i, (job, _, _) in bad.items():
+            job["id"] = i
+        push(self.r, "hookd:queue", [job for job, _, _ in bad.values()])
         push(self.r, "hookd:queue", [msgpack.packb(create("mp", 1, self.base)),
                                      msgpack.packb(call("mp", 7))])
         self.rc.wait_count(2, timeout=30)
         dead = wait_for(lambda: (lambda d: d if len(d) == len(bad) else None)(
             self.r.lrange("hookd:dead", 0, -1)), 10, "all bad jobs dead")
-        reasons = [json.loads(e)["reason"] for e in dead]
-        self.assertEqual(reasons.count("invalid_event"), len(bad) - 1)
-        self.assertIn("invalid_url", reasons)
+        entries = {e["id"]: e for e in map(json.loads, dead)}
+        self.assertEqual(sorted(entries), sorted(bad))
+        for i, (job, reason, field) in bad.items():
+            e = entries[i]
+            self.assertEqual(e["job"], job, i)
+            self.assertEqual((e["reason"], e["gave_up"]), (reason, "invalid"), i)
+            # the field as a word of its own ("total", not "subtotal")
+            self.assertRegex(e["error"], r"(^|[ .:])%s\b" % re.escape(field), i)
+        self.assertEqual(stats(self.r)["invalid"], len(bad))
         self.assertEqual(self.rc.stats()["events"], {"call.completed": 1, "batch.completed": 1})
 
     def test_exactly_once_with_worker_killed(self):

@@ -14,7 +14,12 @@ from harness import push, HOOKD, SECRET, Procs, wait_for  # noqa: E402
 
 PER_HOST = 4
 IN_FLIGHT = 30          # fewer than the slow jobs: without parking they would take every slot
-TIMEOUT_S = 8           # the hung attempts end here; everything healthy must be done before
+# The hung attempts would end here; everything healthy must be done before.
+# A sanitizer build on a loaded 2-core machine has delivered them all 1.5-2 s
+# after the first hung request (1 s of it stall detection): 60 s leaves room
+# for far worse. The test never waits it out: the slow receiver answers its
+# hung requests on demand.
+TIMEOUT_S = 60
 SLOW, HEALTHY = 40, 300
 
 
@@ -48,8 +53,10 @@ class Fairness(unittest.TestCase):
              [{"id": "h%d" % i, "url": self.healthy.url, "payload": {"i": i}}
               for i in range(HEALTHY)])
 
+        # Without parking the slow jobs would fill max_in_flight and the
+        # healthy ones would wait for the hung attempts' timeout.
         st = wait_for(lambda: (lambda s: s if len(s["succeeded"]) == HEALTHY else None)(
-            self.healthy.stats()), 60, "every healthy job delivered")
+            self.healthy.stats()), TIMEOUT_S / 2, "every healthy job delivered")
         slow_seen = self.slow.stats()["count"]
         # No hung attempt has timed out yet (else the proof below is void)...
         self.assertEqual(self.stat("failed_attempts"), 0,
@@ -71,16 +78,16 @@ class Fairness(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(json.loads(out.stdout)["parked_origins"], {origin: parked})
 
-        # The endpoint answers again: the hung attempts time out and are
-        # retried, the parked jobs come back; each slow job lands once.
-        self.slow.configure(delay="")
+        # The endpoint answers again, its hung requests too; the parked
+        # jobs come back; each slow job lands once.
+        self.slow.configure(delay="", release=1)
         st = wait_for(lambda: (lambda s: s if len(s["succeeded"]) == SLOW else None)(
             self.slow.stats()), 60, "every slow job delivered")
         self.assertEqual(sorted(st["succeeded"]), sorted("s%d" % i for i in range(SLOW)))
         self.assertEqual(sorted(st["succeeded"].values()), [1] * SLOW)
         wait_for(lambda: self.stat("delivered") == SLOW + HEALTHY, 20, "all acknowledged")
         self.assertEqual(self.r.llen("fair:dead"), 0)
-        self.assertEqual(self.stat("failed_attempts"), PER_HOST)     # the hung ones
+        self.assertEqual(self.stat("failed_attempts"), 0)       # the hung ones were answered
         self.assertEqual(self.stat("parked"), self.stat("unparked"))
         self.assertEqual(self.r.zcard("fair:parked"), 0)
         self.assertEqual(self.r.keys("fair:parked:*"), [])
