@@ -199,10 +199,15 @@ class OperatorTest(Base):
     def test_dlq_replay_purge_and_stats(self):
         # Each job fails its first attempt with 410 (dead at once), and is
         # answered 200 afterwards: a replay delivers it.
-        url = self.recv.url + "?fail_first=1&status=410"
-        jobs = [{"id": "dl-%d" % i, "url": url, "payload": {"i": i}} for i in range(5)]
-        jobs.append({"id": "dl-own", "url": url, "payload": {"own": True},
-                     "secret": SECRET})
+        url = "?fail_first=1&status=410"
+        jobs = [{"id": "dl-%d" % i, "url": self.recv.url + url, "payload": {"i": i}}
+                for i in range(5)]
+        # dl-own's receiver holds only the job's own secret: an attempt
+        # signed with the configured secret (SECRET) instead is invalid there
+        own = "own-secret-of-dl-own"
+        rc = self.p.receiver(secret=own)
+        jobs.append({"id": "dl-own", "url": rc.url + url, "payload": {"own": True},
+                     "secret": own})
         self.push(jobs)
         wait_for(lambda: len([i for i in self.dead() if i.startswith("dl-")]) == 6, 30,
                  "6 dead")
@@ -212,7 +217,7 @@ class OperatorTest(Base):
         self.assertEqual(res.returncode, 0, res.stderr)
         listed = json.loads(res.stdout)
         self.assertEqual({e["id"] for e in listed}, {"dl-%d" % i for i in range(5)} | {"dl-own"})
-        self.assertNotIn(SECRET, res.stdout)
+        self.assertNotIn(own, res.stdout)
         self.assertNotIn("secret", listed[0]["job"])
         human = self.cli("dlq", "list").stdout
         self.assertIn("dl-own", human)
@@ -220,12 +225,13 @@ class OperatorTest(Base):
 
         res = self.cli("dlq", "replay", "dl-0", "dl-own", "--json")
         self.assertEqual(json.loads(res.stdout), {"replayed": 2}, res.stderr)
-        wait_for(lambda: self.recv.stats()["succeeded"].get("dl-own") == 1 and
+        wait_for(lambda: rc.stats()["succeeded"].get("dl-own") == 1 and
                  self.recv.stats()["succeeded"].get("dl-0") == 1, 30, "replayed delivered")
-        # the per-job secret was restored for the replay: the receiver
-        # verified it (same secret as the receiver's here)
+        # the per-job secret was restored for the replay: dl-own's receiver
+        # verified both attempts with it
         inv = [x for x in self.recv.stats()["invalid"] if x["id"].startswith("dl-")]
         self.assertEqual(inv, [])
+        self.assertEqual((rc.stats()["ids"], rc.stats()["invalid"]), ({"dl-own": 2}, []))
 
         res = self.cli("dlq", "purge", "dl-1", "--json")
         self.assertEqual(json.loads(res.stdout), {"purged": 1})
