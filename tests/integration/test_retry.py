@@ -135,6 +135,19 @@ class RetryTest(Base):
         self.assertLessEqual(start, arrived + EARLY_MS)
         self.assertLess(end - arrived, 2000)
 
+    def test_generated_webhook_id_is_the_same_on_every_attempt(self):
+        rc = self.p.receiver()      # its own, so every id it records is this job's
+        self.push([{"url": rc.url + "?fail_first=2", "payload": {"no": "id"}}])
+        # fail_first counts attempts per webhook-id: the third is answered
+        # 200 only if all three came with the same id
+        s = wait_for(lambda: (lambda st: st if st["count"] >= 3 else None)(rc.stats()), 30,
+                     "three attempts of the job without an id")
+        self.assertEqual(list(s["ids"].values()), [3], s["ids"])
+        (wid,) = s["ids"]
+        self.assertRegex(wid, "^msg_[0-9a-f]{32}$")
+        self.assertEqual(s["succeeded"], {wid: 1})
+        self.assertEqual(s["invalid"], [])
+
     def test_closed_port_ends_dead(self):
         self.push([{"id": "closed", "url": "http://127.0.0.1:%d/" % free_port(),
                     "payload": {}}])
