@@ -27,8 +27,12 @@
 // down=0 opens it again.
 //
 //   ?big=N           answer 200 with an N-byte body
+//   ?answer=B64      answer these bytes (base64) instead of {"received":true}
 //   ?keep=1          keep the body (base64, by webhook-id), as the request
 //                    header x-keep-body: 1 does
+//   ?headers=1       keep the request headers (by webhook-id: name, lower
+//                    case, to value, of the latest request), as the request
+//                    header x-keep-headers: 1 does
 //
 // With --tls-cert/--tls-key it serves HTTPS; --client-ca makes it require a
 // client certificate signed by that CA (mutual TLS).
@@ -64,7 +68,7 @@ const swHook = swSecret ? new (require('standardwebhooks').Webhook)(swSecret) : 
 function newRecord() {
   return { sw_valid: 0, sw_invalid: 0, count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [],
            ids: {}, events: {}, content_types: {}, bodies: {}, times: {}, succeeded: {},
-           paths: {} };
+           paths: {}, headers: {} };
 }
 let rec = newRecord();
 
@@ -143,6 +147,8 @@ const handler = (req, res) => {
     const url = new URL(req.url, 'http://x');
     if (req.headers['x-keep-body'] || url.searchParams.get('keep'))
       rec.bodies[v.id] = raw.toString('base64');
+    if (req.headers['x-keep-headers'] || url.searchParams.get('headers'))
+      rec.headers[v.id] = req.headers;
     (rec.times[v.id] = rec.times[v.id] || []).push(Date.now());
     rec.paths[url.pathname] = (rec.paths[url.pathname] || 0) + 1;
     const q = url.searchParams;
@@ -159,7 +165,8 @@ const handler = (req, res) => {
       if (req.socket.destroyed) return;       // the client gave up: no answer reached it
       if (code >= 200 && code < 300) rec.succeeded[v.id] = (rec.succeeded[v.id] || 0) + 1;
       res.statusCode = code;
-      res.end('{"received":true}');
+      res.end(q.get('answer') !== null ? Buffer.from(q.get('answer'), 'base64')
+                                       : '{"received":true}');
     };
     const delay = delayOverride !== null ? delayOverride : Number(q.get('delay') || 0);
     if (q.get('big')) {
