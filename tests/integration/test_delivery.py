@@ -125,11 +125,11 @@ class DeliveryTest(unittest.TestCase):
         # hookd's own outcome first, so a second delivery would be seen
         wait_for(lambda: self.stat("delivered") > before, 30, "raw-1 delivered")
         s = self.recv.stats()
-        self.assertEqual(base64.b64decode(s["bodies"]["raw-1"]).decode(), body)
+        h = s["headers"].get("raw-1", {})
+        self.assertEqual(h.get("x-tenant"), "t1")
+        self.assertEqual(base64.b64decode(s["bodies"].get("raw-1", "")).decode(), body)
         # raw-1 is the only job of this class with that event
         self.assertEqual(s["events"].get("batch.completed", 0), 1)
-        h = s["headers"]["raw-1"]
-        self.assertEqual(h.get("x-tenant"), "t1")
         self.assertEqual(h.get("x-dialgen-event"), "batch.completed")
         # the version hookd itself reports, not a copy of it
         version = subprocess.run([HOOKD, "--version"], capture_output=True, text=True,
