@@ -26,7 +26,9 @@
 // /__config?down=1 closes the webhook port and cuts its connections,
 // down=0 opens it again.
 //
-//   ?big=N           answer 200 with an N-byte body
+//   ?big=N           answer 200 with an N-byte body; big_reset[webhook-id]
+//                    is set when the client resets the connection (it
+//                    closed it with part of the answer unread)
 //   ?answer=B64      answer these bytes (base64) instead of {"received":true}
 //   ?keep=1          keep the body (base64, by webhook-id), as the request
 //                    header x-keep-body: 1 does
@@ -68,7 +70,7 @@ const swHook = swSecret ? new (require('standardwebhooks').Webhook)(swSecret) : 
 function newRecord() {
   return { sw_valid: 0, sw_invalid: 0, count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [],
            ids: {}, events: {}, content_types: {}, bodies: {}, times: {}, succeeded: {},
-           paths: {}, headers: {} };
+           paths: {}, headers: {}, big_reset: {} };
 }
 let rec = newRecord();
 
@@ -172,6 +174,7 @@ const handler = (req, res) => {
     if (q.get('big')) {
       rec.succeeded[v.id] = (rec.succeeded[v.id] || 0) + 1;
       res.statusCode = 200;
+      req.socket.on('close', (hadError) => { if (hadError) rec.big_reset[v.id] = true; });
       res.end(Buffer.alloc(Number(q.get('big')), 'x'));
       return;
     }
