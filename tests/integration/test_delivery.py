@@ -197,28 +197,31 @@ class DeliveryTest(unittest.TestCase):
         one job delivered and one that fails with a non-UTF-8 answer."""
         answer = b"\xff\xd8 binary answer \x00"
         job_secret = "whsec_" + base64.b64encode(b"attempt-log secret, never logged").decode()
-        rows = {}
-        for mode in ("default", "all", "off"):
-            prefix = "al-" + mode
-            conf = {"redis": "redis://127.0.0.1:%d" % self.redis_port, "prefix": prefix,
+        modes = ("default", "all", "off")
+        procs = {}
+        for mode in modes:      # all three at once: the test waits once
+            conf = {"redis": "redis://127.0.0.1:%d" % self.redis_port, "prefix": "al-" + mode,
                     "workers": 1, "secret": SECRET}
             if mode != "default":
                 conf["attempt_log"] = mode
-            h = self.p.hookd(conf, name=prefix)
-            push(self.r, prefix + ":queue", [
+            procs[mode] = self.p.hookd(conf, name="al-" + mode)
+            push(self.r, "al-%s:queue" % mode, [
                 {"id": "ok", "url": self.recv.url, "payload": {}},
                 {"id": "fail", "url": self.recv.url + "?status=500&answer=" +
                  base64.urlsafe_b64encode(answer).decode(), "payload": {},
                  "secret": job_secret, "max_attempts": 1}])
-            wait_for(lambda: self.r.hget(prefix + ":stats", "delivered") == b"1" and
-                     self.r.hget(prefix + ":stats", "dead") == b"1", 30, prefix + " outcomes")
-            # A stopped worker has written all it had (the attempt log goes
-            # after the outcomes), so an empty stream is not just a late one.
+        wait_for(lambda: all(self.r.hmget("al-%s:stats" % m, "delivered", "dead") == [b"1", b"1"]
+                             for m in modes), 30, "one delivered and one dead in each")
+        # A stopped worker has written all it had (the attempt log goes
+        # after the outcomes), so an empty stream is not just a late one.
+        for h in procs.values():
             h.send_signal(signal.SIGTERM)
+        rows = {}
+        for mode, h in procs.items():
             self.assertEqual(h.wait(timeout=30), 0)
-            rows[mode] = {f[b"id"].decode(): f for _, f in self.r.xrange(prefix + ":attempts")}
-            stream = b"".join(k + v for _, f in self.r.xrange(prefix + ":attempts")
-                              for k, v in f.items())
+            entries = [f for _, f in self.r.xrange("al-%s:attempts" % mode)]
+            rows[mode] = {f[b"id"].decode(): f for f in entries}
+            stream = b"".join(k + v for f in entries for k, v in f.items())
             for leak in (job_secret.encode(), base64.b64encode(job_secret.encode())):
                 self.assertNotIn(leak, stream, mode)
         self.assertEqual(set(rows["default"]), {"fail"})
