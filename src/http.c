@@ -482,8 +482,10 @@ static void finish(struct http_client *c, struct http_request *r, CURLcode code)
     long status = 0;
 
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (r->cut && code == CURLE_WRITE_ERROR)
+    if (r->cut && code == CURLE_WRITE_ERROR) {
         code = CURLE_OK;    /* we stopped reading; the answer itself was complete enough */
+        r->errbuf[0] = '\0';   /* libcurl's "Failure writing output" is no error of the attempt */
+    }
     memset(&res, 0, sizeof(res));
     res.status = status;
     res.curl_code = (int)code;

@@ -155,6 +155,31 @@ class Procs:
             raise AssertionError("\n".join(problems))
 
 
+class ConnectionRecorder:
+    """A plain TCP listener on 127.0.0.1 that accepts, records and closes
+    every connection: a stand-in for a proxy that must never be used."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.connections = []       # peer addresses, in order of arrival
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, peer = self.sock.accept()
+            except OSError:         # closed
+                return
+            self.connections.append(peer)
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
 def push(r, key, jobs):
     """LPUSH jobs (dicts become JSON, bytes go as they are), pipelined."""
     pipe = r.pipeline(transaction=False)

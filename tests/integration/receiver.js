@@ -27,9 +27,15 @@
 // down=0 opens it again; /__config?release=1 answers at once every request
 // still waiting out a delay.
 //
-//   ?big=N           answer 200 with an N-byte body
+//   ?big=N           answer 200 with an N-byte body; big_reset[webhook-id]
+//                    is set when the client resets the connection (it
+//                    closed it with part of the answer unread)
+//   ?answer=B64      answer these bytes (base64) instead of {"received":true}
 //   ?keep=1          keep the body (base64, by webhook-id), as the request
 //                    header x-keep-body: 1 does
+//   ?headers=1       keep the request headers (by webhook-id: name, lower
+//                    case, to value, of the latest request), as the request
+//                    header x-keep-headers: 1 does
 //
 // With --tls-cert/--tls-key it serves HTTPS; --client-ca makes it require a
 // client certificate signed by that CA (mutual TLS).
@@ -65,7 +71,7 @@ const swHook = swSecret ? new (require('standardwebhooks').Webhook)(swSecret) : 
 function newRecord() {
   return { sw_valid: 0, sw_invalid: 0, count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [],
            ids: {}, events: {}, content_types: {}, bodies: {}, times: {}, succeeded: {},
-           paths: {} };
+           paths: {}, headers: {}, big_reset: {} };
 }
 let rec = newRecord();
 
@@ -152,6 +158,8 @@ const handler = (req, res) => {
     const url = new URL(req.url, 'http://x');
     if (req.headers['x-keep-body'] || url.searchParams.get('keep'))
       rec.bodies[v.id] = raw.toString('base64');
+    if (req.headers['x-keep-headers'] || url.searchParams.get('headers'))
+      rec.headers[v.id] = req.headers;
     (rec.times[v.id] = rec.times[v.id] || []).push(Date.now());
     rec.paths[url.pathname] = (rec.paths[url.pathname] || 0) + 1;
     const q = url.searchParams;
@@ -168,12 +176,14 @@ const handler = (req, res) => {
       if (req.socket.destroyed) return;       // the client gave up: no answer reached it
       if (code >= 200 && code < 300) rec.succeeded[v.id] = (rec.succeeded[v.id] || 0) + 1;
       res.statusCode = code;
-      res.end('{"received":true}');
+      res.end(q.get('answer') !== null ? Buffer.from(q.get('answer'), 'base64')
+                                       : '{"received":true}');
     };
     const delay = delayOverride !== null ? delayOverride : Number(q.get('delay') || 0);
     if (q.get('big')) {
       rec.succeeded[v.id] = (rec.succeeded[v.id] || 0) + 1;
       res.statusCode = 200;
+      req.socket.on('close', (hadError) => { if (hadError) rec.big_reset[v.id] = true; });
       res.end(Buffer.alloc(Number(q.get('big')), 'x'));
       return;
     }

@@ -1,18 +1,21 @@
 """End-to-end delivery with a real redis-server, real receivers and hookd
 running two worker processes."""
+import base64
 import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import unittest
 
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import push, SECRET, Procs, free_port, log_of, wait_for  # noqa: E402
+from harness import HOOKD, push, SECRET, Procs, free_port, log_of, wait_for  # noqa: E402
 
 PREFIX = "it"
+BINARY = b"\xff\xfe\x00 not UTF-8 \x80"     # neither a job nor text
 
 
 def payload(i, rnd):
@@ -38,11 +41,15 @@ class DeliveryTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.p = Procs()
-        port, cls.r = cls.p.redis()
+        cls.redis_port, cls.r = cls.p.redis()
         cls.recv = cls.p.receiver()
         cls.hookd = cls.p.hookd({
-            "redis": "redis://127.0.0.1:%d" % port, "prefix": PREFIX, "workers": 2,
-            "secret": SECRET, "timeout": "5s", "heartbeat_ttl": "3s",
+            "redis": "redis://127.0.0.1:%d" % cls.redis_port, "prefix": PREFIX, "workers": 2,
+            # timeout is the default 30 s: the one receiver answering 10,000
+            # jobs on a loaded 2-core machine (or under ASan) can take over 5 s
+            # to answer requests it has already recorded, and each such retry
+            # is a duplicate the bulk test rightly reports.
+            "secret": SECRET, "timeout": "30s", "heartbeat_ttl": "3s",
         })
         wait_for(lambda: cls.r.hlen(PREFIX + ":workers") == 2, 20, "2 workers registered")
 
@@ -111,14 +118,23 @@ class DeliveryTest(unittest.TestCase):
 
     def test_body_headers_and_event(self):
         body = '{"exact":  "bytes", "kept":1.50}'
-        self.push([{"id": "raw-1", "url": self.recv.url, "body": body,
+        before = self.stat("delivered")
+        self.push([{"id": "raw-1", "url": self.recv.url + "?headers=1", "body": body,
                     "event": "batch.completed", "headers": {"X-Keep-Body": "1",
                                                             "X-Tenant": "t1"}}])
-        s = wait_for(lambda: (lambda st: st if "raw-1" in st["bodies"] else None)(
-            self.recv.stats()), 30, "raw-1 delivered")
-        import base64
-        self.assertEqual(base64.b64decode(s["bodies"]["raw-1"]).decode(), body)
-        self.assertGreaterEqual(s["events"].get("batch.completed", 0), 1)
+        # hookd's own outcome first, so a second delivery would be seen
+        wait_for(lambda: self.stat("delivered") > before, 30, "raw-1 delivered")
+        s = self.recv.stats()
+        h = s["headers"].get("raw-1", {})
+        self.assertEqual(h.get("x-tenant"), "t1")
+        self.assertEqual(base64.b64decode(s["bodies"].get("raw-1", "")).decode(), body)
+        # raw-1 is the only job of this class with that event
+        self.assertEqual(s["events"].get("batch.completed", 0), 1)
+        self.assertEqual(h.get("x-dialgen-event"), "batch.completed")
+        # the version hookd itself reports, not a copy of it
+        version = subprocess.run([HOOKD, "--version"], capture_output=True, text=True,
+                                 check=True).stdout.split()[-1]
+        self.assertEqual(h.get("user-agent"), "hookd/" + version)
         # a body that is not in JSON.stringify form cannot pass the Dialgen
         # check, but the Standard Webhooks signature covers the raw bytes
         self.assertIn({"id": "raw-1", "dialgen": False, "standard": True}, s["invalid"])
@@ -144,6 +160,7 @@ class DeliveryTest(unittest.TestCase):
         self.assertNotIn(b"do-not-leak", b"".join(self.r.lrange(PREFIX + ":dead", 0, -1)))
         self.assertNotIn("do-not-leak", log_of(self.hookd))
         wait_for(lambda: self.stat("dead") > before, 10, "dead counted")
+        self.assertEqual(self.stat("dead") - before, 1)
 
     def test_invalid_jobs_go_to_dead_with_reasons(self):
         before = self.stat("invalid")
@@ -155,21 +172,66 @@ class DeliveryTest(unittest.TestCase):
             (json.dumps({"id": "inv-nobody", "url": self.recv.url}).encode(), "missing_body"),
             (b'{"id": "inv-trunc", "url": "http://x/"', "invalid_json"),
             (msgpack.packb({"id": "inv-mp", "url": 5, "payload": 1}), "invalid_type"),
+            (BINARY, "invalid_format"),
         ]
         self.push([c[0] for c in cases])
         want = len(cases)
         wait_for(lambda: self.stat("invalid") - before >= want, 30, "invalid jobs counted")
+        # Input that is no job has no id: its entry is found by the bytes it
+        # keeps (raw when UTF-8, else raw_base64).
         reasons = {}
         for e in self.dead_entries():
-            key = e["id"] or e.get("raw")
+            key = e["id"] or e.get("raw") or e.get("raw_base64")
             reasons[key] = e["reason"]
         self.assertEqual(reasons["garbage"], "invalid_format")
         self.assertEqual(reasons["inv-nourl"], "missing_url")
         self.assertEqual(reasons["inv-ftp"], "invalid_url")
         self.assertEqual(reasons["inv-nobody"], "missing_body")
         self.assertEqual(reasons["inv-mp"], "invalid_type")
-        self.assertIn("invalid_json", reasons.values())
+        self.assertEqual(reasons.get('{"id": "inv-trunc", "url": "http://x/"'), "invalid_json")
+        self.assertEqual(reasons.get(base64.b64encode(BINARY).decode()), "invalid_format")
         self.assertEqual(self.stat("invalid") - before, want)
+
+    def test_attempt_log_modes_and_no_secret_in_attempts(self):
+        """attempt_log: failures (the default), all, off. Each instance gets
+        one job delivered and one that fails with a non-UTF-8 answer."""
+        answer = b"\xff\xd8 binary answer \x00"
+        job_secret = "whsec_" + base64.b64encode(b"attempt-log secret, never logged").decode()
+        modes = ("default", "all", "off")
+        procs = {}
+        for mode in modes:      # all three at once: the test waits once
+            conf = {"redis": "redis://127.0.0.1:%d" % self.redis_port, "prefix": "al-" + mode,
+                    "workers": 1, "secret": SECRET}
+            if mode != "default":
+                conf["attempt_log"] = mode
+            procs[mode] = self.p.hookd(conf, name="al-" + mode)
+            push(self.r, "al-%s:queue" % mode, [
+                {"id": "ok", "url": self.recv.url, "payload": {}},
+                {"id": "fail", "url": self.recv.url + "?status=500&answer=" +
+                 base64.urlsafe_b64encode(answer).decode(), "payload": {},
+                 "secret": job_secret, "max_attempts": 1}])
+        wait_for(lambda: all(self.r.hmget("al-%s:stats" % m, "delivered", "dead") == [b"1", b"1"]
+                             for m in modes), 30, "one delivered and one dead in each")
+        # A stopped worker has written all it had (the attempt log goes
+        # after the outcomes), so an empty stream is not just a late one.
+        for h in procs.values():
+            h.send_signal(signal.SIGTERM)
+        rows = {}
+        for mode, h in procs.items():
+            self.assertEqual(h.wait(timeout=30), 0)
+            entries = [f for _, f in self.r.xrange("al-%s:attempts" % mode)]
+            rows[mode] = {f[b"id"].decode(): f for f in entries}
+            stream = b"".join(k + v for f in entries for k, v in f.items())
+            for leak in (job_secret.encode(), base64.b64encode(job_secret.encode())):
+                self.assertNotIn(leak, stream, mode)
+        self.assertEqual(set(rows["default"]), {"fail"})
+        self.assertEqual(set(rows["all"]), {"ok", "fail"})
+        self.assertEqual(rows["off"], {})
+        self.assertEqual(rows["all"]["ok"][b"status"], b"200")
+        fail = rows["default"]["fail"]
+        self.assertEqual((fail[b"status"], fail[b"attempt"]), (b"500", b"1"))
+        self.assertNotIn(b"response", fail)
+        self.assertEqual(base64.b64decode(fail[b"response_base64"]), answer)
 
     def test_worker_killed_is_restarted_and_work_continues(self):
         workers = {k.decode(): json.loads(v) for k, v in

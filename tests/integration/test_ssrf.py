@@ -2,14 +2,15 @@
 reached by every spelling that leads there. With deny_private = true every
 one is refused (dead, reason destination_forbidden, no retry, and the
 receiver never sees a request); without it every one is delivered. Cloud
-metadata addresses are refused by default, before any packet is sent."""
+metadata addresses are refused by default, before any packet is sent. Proxy
+variables in hookd's environment are ignored: it connects directly."""
 import json
 import os
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SECRET, Procs, push, wait_for  # noqa: E402
+from harness import SECRET, ConnectionRecorder, Procs, push, wait_for  # noqa: E402
 
 
 class Ssrf(unittest.TestCase):
@@ -22,9 +23,16 @@ class Ssrf(unittest.TestCase):
             prefix = "ss%d" % deny_private
             # a name that resolves to loopback through hookd's resolver override
             resolve = "evil.example:%d:127.0.0.1" % v4.port
+            # every proxy variable, both cases, points at a port that records
+            # connections (a proxy would also hide the destination's address
+            # from the policy)
+            proxy = ConnectionRecorder()
+            env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+            for k in ("http_proxy", "https_proxy", "all_proxy"):
+                env[k] = env[k.upper()] = "http://127.0.0.1:%d" % proxy.port
             p.hookd({"redis": "redis://127.0.0.1:%d" % port, "prefix": prefix, "workers": 1,
                      "secret": SECRET, "deny_private": "true" if deny_private else "false",
-                     "resolve": resolve, "retry_schedule": "100ms"})
+                     "resolve": resolve, "retry_schedule": "100ms"}, env=env)
             wait_for(lambda: r.hlen(prefix + ":workers") == 1, 20, "worker")
             urls = {
                 "literal": "http://127.0.0.1:%d/h" % v4.port,
@@ -49,6 +57,12 @@ class Ssrf(unittest.TestCase):
             expect_dead = set(urls) | {"meta-v4", "meta-v6"} if deny_private else \
                 {"meta-v4", "meta-v6"}
             wait_for(lambda: set(dead()) >= expect_dead, 30, "expected dead entries")
+            # hookd's own outcome for every spelling: delivered or dead
+            wait_for(lambda: int(r.hget(prefix + ":stats", "delivered") or 0) +
+                     len(set(dead()) & set(urls)) == len(urls), 30,
+                     "an outcome for every spelling")
+            self.assertEqual(proxy.connections, [], "a proxy from the environment was used")
+            proxy.close()
             d = dead()
             for k in expect_dead:
                 self.assertEqual(d[k]["reason"], "destination_forbidden", k)
@@ -61,8 +75,6 @@ class Ssrf(unittest.TestCase):
                 self.assertIn("::1 is loopback or private", d["ipv6-loopback"]["error"])
                 self.assertEqual(v4.stats()["count"] + v6.stats()["count"], 0)
             else:
-                wait_for(lambda: len(v4.stats()["succeeded"]) + len(v6.stats()["succeeded"])
-                         == len(urls), 30, "all spellings delivered")
                 got = set(v4.stats()["succeeded"]) | set(v6.stats()["succeeded"])
                 self.assertEqual(got, set(urls))
                 self.assertEqual(set(d) & set(urls), set())

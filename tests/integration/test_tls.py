@@ -1,14 +1,16 @@
 """HTTPS receivers with certificates from a CA this test creates: verified
-delivery with ca_file, refusal without it, refusal on a host-name mismatch,
-mutual TLS with a client certificate; and max_response_bytes."""
+delivery with ca_file or ca_path, refusal without it or with a ca_path of
+another CA, refusal on a host-name mismatch, mutual TLS with a client
+certificate; max_response_bytes; proxy variables in the environment ignored."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SECRET, Procs, push, wait_for  # noqa: E402
+from harness import SECRET, ConnectionRecorder, Procs, push, wait_for  # noqa: E402
 
 
 def openssl(*args, cwd):
@@ -30,8 +32,17 @@ def make_pki(d):
         openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                 "-CAcreateserial", "-out", name + ".pem", "-days", "2",
                 "-extfile", name + ".ext", cwd=d)
+    # ca_path directories, hashed as OpenSSL looks certificates up: one with
+    # this CA, one with another CA only.
+    openssl("req", "-x509", *ec, "-keyout", "other-ca.key", "-out", "other-ca.pem",
+            "-days", "2", "-subj", "/CN=hookd other CA", cwd=d)
+    for sub, pem in (("ca-dir", "ca.pem"), ("other-ca-dir", "other-ca.pem")):
+        os.mkdir(os.path.join(d, sub))
+        shutil.copy(os.path.join(d, pem), os.path.join(d, sub))
+        openssl("rehash", sub, cwd=d)
     return {k: os.path.join(d, k) for k in ("ca.pem", "server.pem", "server.key",
-                                            "client.pem", "client.key")}
+                                            "client.pem", "client.key", "ca-dir",
+                                            "other-ca-dir")}
 
 
 class Tls(unittest.TestCase):
@@ -48,11 +59,21 @@ class Tls(unittest.TestCase):
                     "resolve": "wrong.example:%d:127.0.0.1" % plain.port}
             trusting = dict(base, prefix="t1", ca_file=pki["ca.pem"],
                             client_cert=pki["client.pem"], client_key=pki["client.key"],
-                            max_response_bytes=1000)
+                            max_response_bytes=1000, attempt_log="all")
             default = dict(base, prefix="t2")
-            p.hookd(trusting, name="trusting")
-            p.hookd(default, name="default")
-            wait_for(lambda: r.hlen("t1:workers") == 1 and r.hlen("t2:workers") == 1, 20,
+            # Every hookd runs with every proxy variable pointing at a port
+            # that records connections: it must connect directly.
+            proxy = ConnectionRecorder()
+            proxy_url = "http://127.0.0.1:%d" % proxy.port
+            env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+            for k in ("http_proxy", "https_proxy", "all_proxy"):
+                env[k] = env[k.upper()] = proxy_url
+            p.hookd(trusting, name="trusting", env=env)
+            p.hookd(default, name="default", env=env)
+            p.hookd(dict(base, prefix="t3", ca_path=pki["ca-dir"]), name="ca-path", env=env)
+            p.hookd(dict(base, prefix="t4", ca_path=pki["other-ca-dir"]), name="other-ca-path",
+                    env=env)
+            wait_for(lambda: all(r.hlen("t%d:workers" % i) == 1 for i in (1, 2, 3, 4)), 20,
                      "workers")
             ok = "https://localhost:%d/h" % plain.port
             push(r, "t1:queue", [
@@ -61,8 +82,11 @@ class Tls(unittest.TestCase):
                 {"id": "mismatch", "url": "https://wrong.example:%d/h" % plain.port,
                  "payload": {}},
                 {"id": "mtls", "url": "https://localhost:%d/h" % mtls.port, "payload": {}},
-                {"id": "big", "url": ok + "?big=1000000", "payload": {}},
+                # more than socket buffers hold, so a cut leaves bytes unread
+                {"id": "big", "url": ok + "?big=16000000", "payload": {}},
             ])
+            push(r, "t3:queue", [{"id": "by-ca-path", "url": ok, "payload": {}}])
+            push(r, "t4:queue", [{"id": "other-ca-path", "url": ok, "payload": {}}])
             push(r, "t2:queue", [
                 {"id": "untrusted", "url": ok, "payload": {}},
                 {"id": "no-client-cert", "url": "https://localhost:%d/h" % mtls.port,
@@ -72,10 +96,18 @@ class Tls(unittest.TestCase):
             def dead(prefix):
                 return {json.loads(e)["id"]: json.loads(e)
                         for e in r.lrange(prefix + ":dead", 0, -1)}
-            wait_for(lambda: {"verified", "by-ip", "big"} <= set(plain.stats()["succeeded"])
-                     and "mtls" in mtls.stats()["succeeded"], 30, "trusted deliveries")
-            wait_for(lambda: "mismatch" in dead("t1") and
-                     {"untrusted", "no-client-cert"} <= set(dead("t2")), 30, "refusals")
+
+            def delivered(prefix):
+                return int(r.hget(prefix + ":stats", "delivered") or 0)
+            # hookd's own outcome for every job (no retries: one attempt each)
+            wait_for(lambda: all(delivered(pf) + len(dead(pf)) == n for pf, n in
+                                 (("t1", 5), ("t2", 2), ("t3", 1), ("t4", 1))), 30,
+                     "an outcome for every job")
+            self.assertEqual(proxy.connections, [], "a proxy from the environment was used")
+            proxy.close()
+            self.assertLessEqual({"verified", "by-ip", "by-ca-path"},
+                                 set(plain.stats()["succeeded"]))
+            self.assertIn("mtls", mtls.stats()["succeeded"])
             self.assertEqual(plain.stats()["invalid"], [])
             self.assertEqual(dead("t1")["mismatch"]["reason"], "tls_error")
             self.assertIn("wrong.example", dead("t1")["mismatch"]["error"])
@@ -85,6 +117,18 @@ class Tls(unittest.TestCase):
             self.assertNotIn("no-client-cert", mtls.stats()["succeeded"])
             self.assertNotIn("mismatch", plain.stats()["ids"])
             self.assertEqual(set(dead("t1")), {"mismatch"}, "big answer cut, still delivered")
+            self.assertEqual(delivered("t1"), 4)
+            # the attempt log is written just after the outcomes
+            big = wait_for(lambda: [f for _, f in r.xrange("t1:attempts") if f[b"id"] == b"big"],
+                           10, "big's attempt logged")
+            self.assertEqual([(f[b"status"], f[b"error"]) for f in big], [(b"200", b"")])
+            # cut: hookd closed the connection with most of the answer unread
+            wait_for(lambda: "big" in plain.stats()["big_reset"], 10,
+                     "the receiver to see the big answer cut")
+            # ca_path: this CA's directory verifies, another CA's does not
+            self.assertEqual((delivered("t3"), set(dead("t3"))), (1, set()))
+            self.assertEqual((delivered("t4"), set(dead("t4"))), (0, {"other-ca-path"}))
+            self.assertEqual(dead("t4")["other-ca-path"]["reason"], "tls_error")
         finally:
             p.close()
 
