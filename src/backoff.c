@@ -45,6 +45,14 @@ long backoff_delay_ms(const struct backoff_policy *p, int attempts, long status,
     return delay < 0 ? 0 : delay;
 }
 
+long backoff_restart_ms(int failures)
+{
+    /* 100 << 9 is past the cap already; a larger shift could overflow */
+    long delay = 100L << (failures < 9 ? failures : 9);
+
+    return delay > BACKOFF_RESTART_MAX_MS ? BACKOFF_RESTART_MAX_MS : delay;
+}
+
 int backoff_parse_schedule(const char *s, struct backoff_policy *p)
 {
     char *copy, *tok, *save = NULL;
