@@ -10,7 +10,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HOOKD, Procs, wait_for  # noqa: E402
+from harness import HOOKD, SECRET, Procs, log_of, wait_for  # noqa: E402
 
 
 class EmbeddedTest(unittest.TestCase):
@@ -48,6 +48,33 @@ class EmbeddedTest(unittest.TestCase):
         finally:
             p.close()
 
+    def test_a_dead_embedded_redis_is_restarted(self):
+        """README: the embedded redis-server, if it dies, is started again,
+        and the workers reconnect to it on their own: the same worker
+        delivers the next job."""
+        p = Procs()
+        try:
+            hookd = p.hookd_argv(["--workers", "1", "--secret", SECRET], env=clean_env())
+            r = redis.Redis(unix_socket_path=os.path.join(p.dir, "var", "redis.sock"))
+            server = wait_for(lambda: _server_pid(r), 30, "the embedded redis")
+            recv = p.receiver()
+            for i, kill in ((1, True), (2, False)):
+                r.lpush("hookd:queue", json.dumps({"id": "er-%d" % i, "url": recv.url,
+                                                   "payload": {}}))
+                wait_for(lambda: recv.stats()["succeeded"].get("er-%d" % i), 30,
+                         "er-%d delivered" % i)
+                if kill:
+                    os.kill(server, signal.SIGKILL)
+                    wait_for(lambda: _server_pid(r) not in (None, server), 30,
+                             "a new redis-server")
+            hookd.send_signal(signal.SIGTERM)
+            self.assertEqual(hookd.wait(timeout=60), 0)
+            log = log_of(hookd)
+            self.assertIn("embedded redis-server restarted", log)
+            self.assertEqual(log.count("started: max_in_flight"), 1, "one worker throughout")
+        finally:
+            p.close()
+
     def test_bad_config_is_a_clear_error(self):
         p = Procs()
         try:
@@ -82,6 +109,14 @@ class EmbeddedTest(unittest.TestCase):
                 self.assertEqual((res.returncode, res.stderr), (2, want))
         finally:
             p.close()
+
+
+def _server_pid(r):
+    """The pid of the redis-server r reaches, None while there is none."""
+    try:
+        return r.info("server")["process_id"]
+    except redis.exceptions.ConnectionError:
+        return None
 
 
 def clean_env(**extra):
