@@ -1,4 +1,4 @@
-/* backoff.c -- retry decisions and delays (see backoff.h). */
+/* backoff.c -- retry decisions and delays, and the crash-restart backoff (see backoff.h). */
 #include <stdlib.h>
 #include <string.h>
 

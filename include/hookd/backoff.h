@@ -1,5 +1,6 @@
 /* backoff.h -- the retry policy: which failed attempts are retried, and
- * when. Pure functions; the randomness for jitter is passed in. */
+ * when; and the wait before restarting a process that keeps crashing.
+ * Pure functions; the randomness for jitter is passed in. */
 #ifndef HOOKD_BACKOFF_H
 #define HOOKD_BACKOFF_H
 

@@ -217,8 +217,9 @@ class RedisOutage(Scenario):
         lines = log_of(h).splitlines()
         for wid in wids:
             for conn in ("ack", "fetch"):
-                mine = [l for l in lines if " %s " % wid in l and "redis %s connection" % conn in l]
-                said = lambda what: sum(what in l for l in mine)  # noqa: E731
+                mine = [line for line in lines
+                        if " %s " % wid in line and "redis %s connection" % conn in line]
+                said = lambda what: sum(what in line for line in mine)  # noqa: E731
                 self.assertEqual((said("connection lost"), said("connection up")), (1, 2),
                                  "%s %s:\n%s" % (wid, conn, "\n".join(mine)))
                 self.assertLessEqual(said("connection failed"), 1, "\n".join(mine))
