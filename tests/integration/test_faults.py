@@ -250,25 +250,33 @@ class GracefulStop(Scenario):
         self.recv.configure(delay=60000)        # nothing is answered for a minute
         ids = self.enqueue(1500)
         wait_for(lambda: self.recv.stats()["count"] >= 1000, 30, "1000 requests in flight")
+        queue, retry = self.prefix + ":queue", self.prefix + ":retry"
+
+        def requeued():
+            return (self.r.llen(queue) + self.r.zcard(retry) == 1500 and
+                    not self.r.keys(self.prefix + ":inflight:*"))
         t = time.monotonic()
         h.send_signal(signal.SIGTERM)
+        wait_for(requeued, 2 + 5, "all back on the queue (or waiting for a retry)",
+                 interval=0.01)
+        back = time.monotonic() - t
         self.assertEqual(h.wait(timeout=2 + 5), 0)
         took = time.monotonic() - t
-        print("stopped %.2f s after SIGTERM (shutdown_timeout 2 s)" % took, file=sys.stderr)
+        print("requeued %.2f s, stopped %.2f s after SIGTERM (shutdown_timeout 2 s)"
+              % (back, took), file=sys.stderr)
         # The requests in flight had their drain time (shutdown_timeout less
         # the 0.5 s a worker keeps for requeueing), not cut at once ...
-        self.assertGreaterEqual(took, 1.5, "stopped before the drain time was up")
-        # ... and hookd was gone within shutdown_timeout, plus 1 s for
-        # process teardown (a worker's exit, LeakSanitizer's scan in the ASan
-        # build, on a loaded 2-core machine): still below twice the timeout
-        # and the supervisor's SIGKILL backstop at shutdown_timeout + 5 s.
-        self.assertLess(took, 2.0 + 1.0, "exit within shutdown_timeout (+ process teardown)")
+        self.assertGreaterEqual(back, 1.5, "requeued before the drain time was up")
+        # ... and were requeued within shutdown_timeout, plus 1 s for the
+        # drain timer firing late and 500 requests per worker being cut on a
+        # loaded 2-core machine under ASan (measured there: exit, later
+        # still, at 2.5 s); a drain of 1.5 x shutdown_timeout is caught.
+        self.assertLess(back, 2.0 + 1.0, "requeued within shutdown_timeout")
+        # Exiting after that is process teardown (LeakSanitizer's scan under
+        # ASan), bounded by the supervisor's SIGKILL at shutdown_timeout +
+        # 5 s (h.wait above), which would be logged.
         self.assertNotIn("did not stop in time", log_of(h))
-        answered = set(self.recv.stats()["succeeded"])
-        self.assertEqual(answered, set())
-        self.assertEqual(self.r.llen(self.prefix + ":queue") + self.r.zcard(self.prefix + ":retry"),
-                         1500, "all back on the queue (or waiting for a retry)")
-        self.assertEqual([k for k in self.r.keys(self.prefix + ":inflight:*")], [])
+        self.assertEqual(set(self.recv.stats()["succeeded"]), set())
         self.recv.configure(delay="")
         self.p.hookd(self.config(), name="second")
         self.settle(ids)
