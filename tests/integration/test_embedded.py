@@ -181,13 +181,13 @@ class SettingsTest(unittest.TestCase):
         key written to its Redis). A bad one: exit 2, file, line and key
         named on stderr."""
         res = subprocess.run([HOOKD, "--check-config", "-c", self.conf], capture_output=True,
-                             text=True, timeout=30, env=clean_env())
+                             text=True, timeout=30, cwd=self.p.dir, env=clean_env())
         self.assertEqual((res.returncode, res.stdout), (0, "configuration OK\n"), res.stderr)
         self.assertEqual(self.r.keys("*"), [])
         with open(self.conf, "a") as f:
             f.write("max_in_flight = lots\n")
         res = subprocess.run([HOOKD, "--check-config", "-c", self.conf], capture_output=True,
-                             text=True, timeout=30, env=clean_env())
+                             text=True, timeout=30, cwd=self.p.dir, env=clean_env())
         self.assertEqual((res.returncode, res.stdout), (2, ""))
         self.assertIn("%s line 4: key 'max_in_flight'" % self.conf, res.stderr)
 

@@ -311,8 +311,10 @@ class Reload(Scenario):
         times = self.recv.stats()["times"]
         self.assertGreater(min(times[i][0] for i in slow) / 1000 + 3.0, hup,
                            "the slow jobs were still held at the SIGHUP")
-        retired = log_times(log_of(h), ["retired worker %s exited" % w for w in old])
-        self.assertEqual(len(retired), 2, "both old workers exited")
+        # (deregistered first, then reaped and logged by the supervisor)
+        retired = wait_for(lambda: (lambda ts: len(ts) == 2 and ts)(log_times(
+            log_of(h), ["retired worker %s exited" % w for w in old])), 10,
+            "both old workers exited")
         started = [iso_time(w["started"]) for w in self.workers().values()]
         self.assertLess(max(started), min(retired),
                         "new workers started only after an old one had drained")
