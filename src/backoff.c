@@ -1,4 +1,4 @@
-/* backoff.c -- retry decisions and delays (see backoff.h). */
+/* backoff.c -- retry decisions and delays, and the crash-restart backoff (see backoff.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +43,14 @@ long backoff_delay_ms(const struct backoff_policy *p, int attempts, long status,
             delay = ra;
     }
     return delay < 0 ? 0 : delay;
+}
+
+long backoff_restart_ms(int failures)
+{
+    /* 100 << 9 is past the cap already; a larger shift could overflow */
+    long delay = 100L << (failures < 9 ? failures : 9);
+
+    return delay > BACKOFF_RESTART_MAX_MS ? BACKOFF_RESTART_MAX_MS : delay;
 }
 
 int backoff_parse_schedule(const char *s, struct backoff_policy *p)

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hookd/backoff.h"
 #include "hookd/embed.h"
 #include "hookd/log.h"
 #include "hookd/mem.h"
@@ -45,7 +46,6 @@
  * SIGKILLed (the heartbeat reaper then requeues those jobs). It also bounds
  * how long a stop waits for helpers. */
 #define HELPER_DEADLINE_MS (2 * RECLAIM_TIMEOUT_MS)
-#define RESPAWN_MAX_DELAY_MS 30000
 #define CRASH_WINDOW_MS 5000       /* a child dying sooner counts as a crash loop */
 #define KILL_GRACE_MS 5000         /* after the drain deadline, before SIGKILL */
 
@@ -112,14 +112,10 @@ static int mkdir_p(const char *path)
 
 /* The wait before restarting a child that died within CRASH_WINDOW_MS of
  * its start, after *failures such deaths in a row (this one is counted
- * here): 100 ms doubling, capped, so a child that cannot start does not
- * spin. */
+ * here); backoff.h has the schedule. */
 static long crash_delay(int *failures)
 {
-    long delay = 100L << (*failures < 9 ? *failures : 9);
-
-    (*failures)++;
-    return delay > RESPAWN_MAX_DELAY_MS ? RESPAWN_MAX_DELAY_MS : delay;
+    return backoff_restart_ms((*failures)++);
 }
 
 static void spawn(struct supervisor *sv, struct slot *s)

@@ -71,6 +71,7 @@ struct worker {
     char hb_error[256];             /* last heartbeat error logged */
     int registered;                 /* first heartbeat confirmed */
     enum stop_mode mode;
+    int cut;                        /* drain time over: requests cut, grace running */
     int exit_code;
     struct lost_range *lost;        /* fetches whose reply was lost */
     size_t nlost;
@@ -661,13 +662,22 @@ static void on_stop_timer(uv_timer_t *t)
 {
     struct worker *w = t->data;
 
-    if (w->http != NULL && http_running(w->http) > 0) {
-        /* Drain time is up: cut what is left. Those jobs get no outcome and
-         * are requeued by the reclaim; give Redis a moment more for that. */
-        log_warn("shutdown timeout: cutting %zu requests in flight", http_running(w->http));
-        http_client_close(w->http);
-        w->http = NULL;
-        w->env.http = NULL;     /* deliveries still being accepted do not start */
+    if (!w->cut) {
+        /* Drain time is up (at once on SIGQUIT): cut what is left. Those
+         * jobs get no outcome and are requeued by the reclaim; give Redis a
+         * moment more for that, also when no request happens to be running:
+         * jobs held elsewhere (a dedupe check, an outcome not confirmed yet)
+         * still need their reclaim, and after a supervisor's death nobody
+         * else is there to do it. */
+        w->cut = 1;
+        if (w->http != NULL) {
+            if (http_running(w->http) > 0)
+                log_warn("shutdown timeout: cutting %zu requests in flight",
+                         http_running(w->http));
+            http_client_close(w->http);
+            w->http = NULL;
+            w->env.http = NULL; /* deliveries still being accepted do not start */
+        }
         uv_timer_start(&w->stop_timer, on_stop_timer, QUIT_GRACE_MS, 0);
         maybe_finish(w);
         return;

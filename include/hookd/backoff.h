@@ -1,5 +1,6 @@
 /* backoff.h -- the retry policy: which failed attempts are retried, and
- * when. Pure functions; the randomness for jitter is passed in. */
+ * when; and the wait before restarting a process that keeps crashing.
+ * Pure functions; the randomness for jitter is passed in. */
 #ifndef HOOKD_BACKOFF_H
 #define HOOKD_BACKOFF_H
 
@@ -26,6 +27,14 @@ int backoff_retryable(const struct backoff_policy *p, long status, const char *r
  * capped at retry_after_max_ms; it never makes it earlier. */
 long backoff_delay_ms(const struct backoff_policy *p, int attempts, long status,
                       long retry_after_s, double rnd01);
+
+/* The wait before restarting a process (a worker, the embedded
+ * redis-server) that died right after starting, when `failures` such deaths
+ * came before this one in a row: 100 ms doubling, capped at
+ * BACKOFF_RESTART_MAX_MS, so a process that cannot start does not spin.
+ * Any failures >= 0. */
+#define BACKOFF_RESTART_MAX_MS 30000
+long backoff_restart_ms(int failures);
 
 /* Parse "1s,5s,25s" (durations as config accepts them; "" or "none" = no
  * retries). Returns 0 or HK_EINVAL. */

@@ -10,7 +10,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HOOKD, Procs, wait_for  # noqa: E402
+from harness import HOOKD, SECRET, Procs, log_of, wait_for  # noqa: E402
 
 
 class EmbeddedTest(unittest.TestCase):
@@ -48,6 +48,33 @@ class EmbeddedTest(unittest.TestCase):
         finally:
             p.close()
 
+    def test_a_dead_embedded_redis_is_restarted(self):
+        """README: the embedded redis-server, if it dies, is started again,
+        and the workers reconnect to it on their own: the same worker
+        delivers the next job."""
+        p = Procs()
+        try:
+            hookd = p.hookd_argv(["--workers", "1", "--secret", SECRET], env=clean_env())
+            r = redis.Redis(unix_socket_path=os.path.join(p.dir, "var", "redis.sock"))
+            server = wait_for(lambda: _server_pid(r), 30, "the embedded redis")
+            recv = p.receiver()
+            for i, kill in ((1, True), (2, False)):
+                r.lpush("hookd:queue", json.dumps({"id": "er-%d" % i, "url": recv.url,
+                                                   "payload": {}}))
+                wait_for(lambda: recv.stats()["succeeded"].get("er-%d" % i), 30,
+                         "er-%d delivered" % i)
+                if kill:
+                    os.kill(server, signal.SIGKILL)
+                    wait_for(lambda: _server_pid(r) not in (None, server), 30,
+                             "a new redis-server")
+            hookd.send_signal(signal.SIGTERM)
+            self.assertEqual(hookd.wait(timeout=60), 0)
+            log = log_of(hookd)
+            self.assertIn("embedded redis-server restarted", log)
+            self.assertEqual(log.count("started: max_in_flight"), 1, "one worker throughout")
+        finally:
+            p.close()
+
     def test_bad_config_is_a_clear_error(self):
         p = Procs()
         try:
@@ -82,6 +109,87 @@ class EmbeddedTest(unittest.TestCase):
                 self.assertEqual((res.returncode, res.stderr), (2, want))
         finally:
             p.close()
+
+
+def _server_pid(r):
+    """The pid of the redis-server r reaches, None while there is none."""
+    try:
+        return r.info("server")["process_id"]
+    except redis.exceptions.ConnectionError:
+        return None
+
+
+def clean_env(**extra):
+    """The environment without HOOKD_* settings (HOOKD_BIN aside), plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKD_")}
+    env.update(extra)
+    return env
+
+
+class SettingsTest(unittest.TestCase):
+    """README, Running it: defaults < the config file < HOOKD_<KEY> < the
+    command line (--KEY VALUE, --KEY=VALUE, dashes or underscores), and
+    --check-config."""
+
+    def setUp(self):
+        self.p = Procs()
+        self.port, self.r = self.p.redis()
+        self.conf = os.path.join(self.p.dir, "p.conf")
+        with open(self.conf, "w") as f:
+            f.write("redis = redis://127.0.0.1:%d\nprefix = pfile\nworkers = 1\n" % self.port)
+
+    def tearDown(self):
+        self.p.close()
+
+    def test_each_level_overrides_the_one_below(self):
+        """The same key, prefix, at each level; the effective one is read
+        back through `hookd stats --json`, which reports the depth of
+        <prefix>:queue, a different depth for each prefix."""
+        for n, prefix in enumerate(("hookd", "pfile", "penv", "pcli"), 1):
+            self.r.lpush(prefix + ":queue", *["x"] * n)
+
+        def depth(args, **env):
+            res = subprocess.run([HOOKD, "stats", "--json", *args], capture_output=True,
+                                 text=True, timeout=30, cwd=self.p.dir,
+                                 env=clean_env(HOOKD_REDIS="redis://127.0.0.1:%d" % self.port,
+                                               **env))
+            self.assertEqual(res.returncode, 0, res.stderr)
+            return json.loads(res.stdout)["queue"]
+        self.assertEqual(depth([]), 1, "default prefix")
+        self.assertEqual(depth(["-c", self.conf]), 2, "the file over the default")
+        self.assertEqual(depth(["-c", self.conf], HOOKD_PREFIX="penv"), 3,
+                         "the environment over the file")
+        self.assertEqual(depth(["-c", self.conf, "--prefix", "pcli"], HOOKD_PREFIX="penv"), 4,
+                         "--KEY VALUE over the environment")
+        self.assertEqual(depth(["-c", self.conf, "--prefix=pcli"], HOOKD_PREFIX="penv"), 4,
+                         "--KEY=VALUE over the environment")
+
+    def test_the_daemon_runs_with_the_effective_settings(self):
+        """hookd itself: workers from the environment over the file's,
+        prefix and max_in_flight from the command line."""
+        h = self.p.hookd_argv(["-c", self.conf, "--prefix", "pcli", "--max-in-flight=64"],
+                              env=clean_env(HOOKD_WORKERS="2", HOOKD_PREFIX="penv"))
+        wait_for(lambda: self.r.hlen("pcli:workers") == 2, 30, "2 workers under pcli")
+        self.assertEqual([json.loads(v)["max_in_flight"]
+                          for v in self.r.hvals("pcli:workers")], [64, 64])
+        self.assertEqual(self.r.keys("pfile:*") + self.r.keys("penv:*"), [])
+        h.send_signal(signal.SIGTERM)
+        self.assertEqual(h.wait(timeout=60), 0)
+
+    def test_check_config(self):
+        """A good config: exit 0, "configuration OK", nothing started (no
+        key written to its Redis). A bad one: exit 2, file, line and key
+        named on stderr."""
+        res = subprocess.run([HOOKD, "--check-config", "-c", self.conf], capture_output=True,
+                             text=True, timeout=30, cwd=self.p.dir, env=clean_env())
+        self.assertEqual((res.returncode, res.stdout), (0, "configuration OK\n"), res.stderr)
+        self.assertEqual(self.r.keys("*"), [])
+        with open(self.conf, "a") as f:
+            f.write("max_in_flight = lots\n")
+        res = subprocess.run([HOOKD, "--check-config", "-c", self.conf], capture_output=True,
+                             text=True, timeout=30, cwd=self.p.dir, env=clean_env())
+        self.assertEqual((res.returncode, res.stdout), (2, ""))
+        self.assertIn("%s line 4: key 'max_in_flight'" % self.conf, res.stderr)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ The pauses in the scenarios (kill a worker every second, Redis down for 5 s,
 receiver down for 10 s) are the faults being injected, not waits for
 something to happen; every wait for an outcome is a condition with a
 deadline."""
+import datetime
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conservation  # noqa: E402
 from harness import SECRET, Procs, log_of, push, wait_for  # noqa: E402
 
 ROWS = []
@@ -29,6 +31,18 @@ def alive(pid):
         return False
     with open("/proc/%d/stat" % pid) as f:      # a zombie is gone for our purpose
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def iso_time(stamp):
+    """Unix seconds of hookd's "2025-11-15T14:00:00.000Z"."""
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def log_times(text, needles):
+    """Times (unix s) of the log lines containing any of needles."""
+    return [iso_time(line.split(" ", 1)[0]) for line in text.splitlines()
+            if any(n in line for n in needles)]
 
 
 class Scenario(unittest.TestCase):
@@ -76,6 +90,9 @@ class Scenario(unittest.TestCase):
                  len(want & self.dead_ids()) >= len(want), timeout,
                  "every job delivered or dead", interval=0.5)
 
+    def stat(self, name):
+        return int(self.r.hget(self.prefix + ":stats", name) or 0)
+
     def books(self, name, ids, max_dupes=0):
         s = self.recv.stats()
         want = set(ids)
@@ -83,6 +100,16 @@ class Scenario(unittest.TestCase):
         dead = want & self.dead_ids()
         lost = want - delivered - dead
         dupes = sum(s["succeeded"][i] - 1 for i in delivered)
+        # hookd's own books must agree with the receiver's: RECORD counts a
+        # job delivered (or dead) only when it takes it out of flight, so a
+        # redelivery after a crash is counted once. Outcomes may still be on
+        # their way to Redis when the receiver has them all: wait for the
+        # total, then compare each counter.
+        wait_for(lambda: self.stat("delivered") + self.stat("dead") >= len(ids), 30,
+                 "hookd's delivered + dead counters to reach %d" % len(ids), interval=0.1)
+        self.assertEqual((self.stat("delivered"), self.stat("dead")),
+                         (len(delivered), len(dead)),
+                         "P:stats delivered/dead disagree with the receiver and P:dead")
         row = (name, len(ids), len(delivered), len(dead), len(lost), dupes,
                time.monotonic() - self.t0)
         ROWS.append(row)
@@ -129,9 +156,22 @@ class KillWorkers(Scenario):
         h.expect_killed = True
         os.kill(h.pid, signal.SIGKILL)
         t = time.monotonic()
+        # The orphans themselves (PR_SET_PDEATHSIG sends them SIGQUIT) must
+        # requeue what they hold and exit: no other hookd runs yet, so no
+        # reaper or reclaim helper can do it for them. 2 s: the README
+        # reports 0.02 s; the rest is room for ASan on a loaded machine.
         wait_for(lambda: not any(alive(p) for p in pids), 2, "workers gone within 2 s")
         gone = time.monotonic() - t
         print("workers gone %.2f s after the supervisor's kill -9" % gone, file=sys.stderr)
+        # Already requeued when they exited: no in-flight or claim record
+        # left, and every job is in Redis or delivered (duplicates allowed:
+        # requests cut mid-answer).
+        report = conservation.check(self.r, self.prefix, ids, self.recv.stats()["succeeded"],
+                                    allow_duplicates=True)
+        report.assert_conserved()
+        self.assertEqual((report.places["inflight"], report.places["claim"]), (0, 0),
+                         "jobs left in flight by the orphaned workers")
+        self.assertEqual(self.r.keys(self.prefix + ":inflight:*"), [])
         self.p.hookd(self.config(), name="second")
         self.settle(ids)
         self.books("kill -9 the supervisor, start a new hookd", ids, max_dupes=2 * 201)
@@ -157,6 +197,7 @@ class RedisOutage(Scenario):
         self.start(appendonly=True)
         h = self.p.hookd(self.config())
         wait_for(lambda: len(self.workers()) == 2, 20, "workers")
+        wids = list(self.workers())
         ids = self.enqueue(20000)
         wait_for(lambda: self.delivered_count() > 3000, 60, "a third delivered")
         proc, port, d = self.p.last_redis
@@ -168,6 +209,20 @@ class RedisOutage(Scenario):
         self.settle(ids)
         self.assertIsNone(h.poll())
         self.books("redis stopped 5 s, restarted from AOF", ids, max_dupes=2 * 201)
+        # In 5 s down, each connection tried again some five times (100 ms
+        # doubling); the log says so once per state change, not per try:
+        # per worker and connection, one loss, at most one failed attempt,
+        # and one "up" at start plus one when back.
+        self.assertEqual(set(self.workers()), set(wids), "the same workers throughout")
+        lines = log_of(h).splitlines()
+        for wid in wids:
+            for conn in ("ack", "fetch"):
+                mine = [line for line in lines
+                        if " %s " % wid in line and "redis %s connection" % conn in line]
+                said = lambda what: sum(what in line for line in mine)  # noqa: E731
+                self.assertEqual((said("connection lost"), said("connection up")), (1, 2),
+                                 "%s %s:\n%s" % (wid, conn, "\n".join(mine)))
+                self.assertLessEqual(said("connection failed"), 1, "\n".join(mine))
 
 
 class ReceiverOutage(Scenario):
@@ -195,17 +250,33 @@ class GracefulStop(Scenario):
         self.recv.configure(delay=60000)        # nothing is answered for a minute
         ids = self.enqueue(1500)
         wait_for(lambda: self.recv.stats()["count"] >= 1000, 30, "1000 requests in flight")
+        queue, retry = self.prefix + ":queue", self.prefix + ":retry"
+
+        def requeued():
+            return (self.r.llen(queue) + self.r.zcard(retry) == 1500 and
+                    not self.r.keys(self.prefix + ":inflight:*"))
         t = time.monotonic()
         h.send_signal(signal.SIGTERM)
+        wait_for(requeued, 2 + 5, "all back on the queue (or waiting for a retry)",
+                 interval=0.01)
+        back = time.monotonic() - t
         self.assertEqual(h.wait(timeout=2 + 5), 0)
         took = time.monotonic() - t
-        print("stopped %.2f s after SIGTERM (shutdown_timeout 2 s)" % took, file=sys.stderr)
-        self.assertLess(took, 2.0 + 0.2, "exit within shutdown_timeout (+ process teardown)")
-        answered = set(self.recv.stats()["succeeded"])
-        self.assertEqual(answered, set())
-        self.assertEqual(self.r.llen(self.prefix + ":queue") + self.r.zcard(self.prefix + ":retry"),
-                         1500, "all back on the queue (or waiting for a retry)")
-        self.assertEqual([k for k in self.r.keys(self.prefix + ":inflight:*")], [])
+        print("requeued %.2f s, stopped %.2f s after SIGTERM (shutdown_timeout 2 s)"
+              % (back, took), file=sys.stderr)
+        # The requests in flight had their drain time (shutdown_timeout less
+        # the 0.5 s a worker keeps for requeueing), not cut at once ...
+        self.assertGreaterEqual(back, 1.5, "requeued before the drain time was up")
+        # ... and were requeued within shutdown_timeout, plus 1 s for the
+        # drain timer firing late and 500 requests per worker being cut on a
+        # loaded 2-core machine under ASan (measured there: exit, later
+        # still, at 2.5 s); a drain of 1.5 x shutdown_timeout is caught.
+        self.assertLess(back, 2.0 + 1.0, "requeued within shutdown_timeout")
+        # Exiting after that is process teardown (LeakSanitizer's scan under
+        # ASan), bounded by the supervisor's SIGKILL at shutdown_timeout +
+        # 5 s (h.wait above), which would be logged.
+        self.assertNotIn("did not stop in time", log_of(h))
+        self.assertEqual(set(self.recv.stats()["succeeded"]), set())
         self.recv.configure(delay="")
         self.p.hookd(self.config(), name="second")
         self.settle(ids)
@@ -215,15 +286,38 @@ class GracefulStop(Scenario):
 class Reload(Scenario):
     def test_7_sighup_and_ttin_ttou(self):
         self.start()
-        h = self.p.hookd(self.config(workers=2, max_in_flight=100))
+        # shutdown_timeout 20 s: the old workers drain their slow jobs whole
+        h = self.p.hookd(self.config(workers=2, max_in_flight=100, shutdown_timeout="20s"))
         wait_for(lambda: len(self.workers()) == 2, 20, "workers")
+        old = self.workers()
         ids = self.enqueue(20000)
         wait_for(lambda: self.delivered_count() > 2000, 60, "some delivered")
+        # Jobs the old workers still hold when the SIGHUP tells them to
+        # drain: fetched next (RPUSH: the end FETCH takes from), answered
+        # 3 s after they arrive.
+        slow = ["slow-%d" % i for i in range(10)]
+        self.r.rpush(self.prefix + ":queue", *[json.dumps(
+            {"id": i, "url": self.recv.url + "?delay=3000", "payload": {}}) for i in slow])
+        wait_for(lambda: set(slow) <= set(self.recv.stats()["times"]), 30,
+                 "the slow jobs in flight")
         with open(os.path.join(self.p.dir, "hookd.conf"), "a") as f:
             f.write("workers = 3\nmax_in_flight = 50\n")
+        hup = time.time()
         h.send_signal(signal.SIGHUP)
         wait_for(lambda: sorted(w["max_in_flight"] for w in self.workers().values()) ==
                  [50, 50, 50], 30, "3 workers with max_in_flight 50")
+        # A rolling restart: each new worker started before the old ones,
+        # which were still holding slow jobs, had drained them and exited.
+        times = self.recv.stats()["times"]
+        self.assertGreater(min(times[i][0] for i in slow) / 1000 + 3.0, hup,
+                           "the slow jobs were still held at the SIGHUP")
+        # (deregistered first, then reaped and logged by the supervisor)
+        retired = wait_for(lambda: (lambda ts: len(ts) == 2 and ts)(log_times(
+            log_of(h), ["retired worker %s exited" % w for w in old])), 10,
+            "both old workers exited")
+        started = [iso_time(w["started"]) for w in self.workers().values()]
+        self.assertLess(max(started), min(retired),
+                        "new workers started only after an old one had drained")
         h.send_signal(signal.SIGTTIN)
         wait_for(lambda: len(self.workers()) == 4, 30, "4 workers after SIGTTIN")
         h.send_signal(signal.SIGTTOU)
@@ -233,10 +327,10 @@ class Reload(Scenario):
             f.write("workers = many\n")
         h.send_signal(signal.SIGHUP)
         wait_for(lambda: "config refused" in log_of(h), 10, "refusal logged")
-        self.settle(ids)
+        self.settle(ids + slow)
         self.assertEqual(len(self.workers()), 3)
         self.assertIsNone(h.poll())
-        self.books("SIGHUP (2->3 workers, 100->50 in flight), TTIN, TTOU", ids,
+        self.books("SIGHUP (2->3 workers, 100->50 in flight), TTIN, TTOU", ids + slow,
                    max_dupes=0)
 
 

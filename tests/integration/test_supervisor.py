@@ -270,6 +270,50 @@ class StopWaitsForHelpers(Base):
         self.assertGreater(took, 4.5, "the helper gave Redis its 5 s")
 
 
+class StopSignals(Base):
+    """README, Signals: SIGINT drains like SIGTERM (requests in flight
+    finish); SIGQUIT stops at once (they are cut and their jobs requeued)."""
+
+    def hold(self, n, delay_ms, shutdown_timeout):
+        """One worker holding n requests the receiver answers delay_ms
+        after they arrive; returns hookd and the job ids."""
+        self.port, self.r = self.p.redis()
+        self.recv = self.p.receiver()
+        h = self.p.hookd(self.config(workers=1, max_in_flight=n, max_per_host=n,
+                                     shutdown_timeout=shutdown_timeout))
+        wait_for(lambda: len(self.workers()) == 1, 30, "a worker")
+        ids = self.enqueue(n, self.recv.url + "?delay=%d" % delay_ms, "stop")
+        wait_for(lambda: self.recv.stats()["count"] >= n, 30, "%d requests in flight" % n)
+        return h, ids
+
+    def test_sigint_drains(self):
+        h, ids = self.hold(20, 2000, "30s")
+        h.send_signal(signal.SIGINT)
+        self.assertEqual(h.wait(timeout=30), 0)
+        self.assertEqual(self.recv.stats()["succeeded"], {i: 1 for i in ids},
+                         "the requests in flight were answered, each once")
+        self.assertEqual(int(self.r.hget(self.prefix + ":stats", "delivered")), 20)
+        self.assertEqual((self.r.llen(self.prefix + ":queue"),
+                          self.r.keys(self.prefix + ":inflight:*")), (0, []))
+        self.assertIn("stopping (draining): 20 in flight", log_of(h))
+
+    def test_sigquit_stops_at_once(self):
+        # Answers a minute away and a 30 s shutdown_timeout: a drain would
+        # take 30 s. 10 s bounds the quick stop (1.5 s to record and
+        # requeue, then process exits, slow under ASan) far below that.
+        h, ids = self.hold(20, 60000, "30s")
+        t = time.monotonic()
+        h.send_signal(signal.SIGQUIT)
+        self.assertEqual(h.wait(timeout=10), 0)
+        print("\nstopped %.2f s after SIGQUIT (shutdown_timeout 30 s)" % (time.monotonic() - t),
+              file=sys.stderr)
+        self.assertEqual(self.recv.stats()["succeeded"], {})
+        self.assertEqual((self.r.llen(self.prefix + ":queue"),
+                          self.r.keys(self.prefix + ":inflight:*")), (20, []),
+                         "the cut requests' jobs requeued")
+        self.assertIn("stopping (now): 20 in flight", log_of(h))
+
+
 class ReloadKeepsThePrefix(Base):
     prefix = "pa"
 

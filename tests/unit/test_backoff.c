@@ -94,6 +94,21 @@ static void test_parse(void **state)
     assert_int_equal(p.nschedule, 0);       /* unchanged on error */
 }
 
+/* README: a worker (or the embedded redis-server) that keeps dying right
+ * after starting is restarted after 100 ms doubling, capped at 30 s. */
+static void test_restart_backoff_is_capped_at_30s(void **state)
+{
+    static const long want[] = { 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600,
+                                 30000, 30000, 30000 };
+
+    (void)state;
+    for (int i = 0; i < (int)(sizeof(want) / sizeof(*want)); i++)
+        assert_int_equal(backoff_restart_ms(i), want[i]);
+    /* a process that never starts: the cap holds, no shift overflows */
+    assert_int_equal(backoff_restart_ms(64), 30000);
+    assert_int_equal(backoff_restart_ms(1000000), 30000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -102,6 +117,7 @@ int main(void)
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_jitter),
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_restart_backoff_is_capped_at_30s),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -232,6 +232,35 @@ static void test_env(void **state)
     config_free(&c);
 }
 
+/* The layers main.c applies in order (README: defaults < file < HOOKD_*
+ * < command line): each replaces only the keys it sets, and the command
+ * line's key may be written with dashes. */
+static void test_layers(void **state)
+{
+    struct config c;
+    struct hk_err e;
+    char *p;
+    (void)state;
+
+    config_init(&c);
+    p = write_tmp("workers = 3\nprefix = pfile\ntimeout = 10s\n");
+    assert_int_equal(config_load_file(&c, p, &e), 0);
+    unlink(p);
+    setenv("HOOKD_PREFIX", "penv", 1);
+    setenv("HOOKD_TIMEOUT", "20s", 1);
+    assert_int_equal(config_load_env(&c, &e), 0);
+    unsetenv("HOOKD_PREFIX");
+    unsetenv("HOOKD_TIMEOUT");
+    assert_int_equal(config_set(&c, "prefix", "pcli", &e), 0);
+    assert_int_equal(config_set(&c, "max-in-flight", "64", &e), 0);
+    assert_int_equal(c.fetch_batch, 256);          /* default */
+    assert_int_equal(c.workers, 3);                /* file */
+    assert_int_equal(c.timeout_ms, 20000);         /* environment over file */
+    assert_string_equal(c.prefix, "pcli");         /* command line over both */
+    assert_int_equal(c.max_in_flight, 64);         /* command line over default */
+    config_free(&c);
+}
+
 /* Messages that wrap another message ("key 'redis': <why>") are compared
  * whole: formatting a message into itself once garbled them. */
 static void test_wrapped_messages(void **state)
@@ -316,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_layers),
         cmocka_unit_test(test_wrapped_messages),
         cmocka_unit_test(test_secret_generation),
     };
