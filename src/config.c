@@ -8,11 +8,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "hookd/config.h"
 #include "hookd/mem.h"
+#include "hookd/parse.h"
 #include "hookd/queue.h"
 #include "hookd/sign.h"
 
@@ -154,65 +154,6 @@ void config_free(struct config *cfg)
     free(cfg->dest.allow);
     free(cfg->dest.deny);
     cfg->dest.allow = cfg->dest.deny = NULL;
-}
-
-int config_parse_duration(const char *s, long *ms)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (end == s || errno != 0 || v < 0 || v != v)
-        return HK_EINVAL;
-    while (*end == ' ')
-        end++;
-    if (*end == '\0' || strcmp(end, "s") == 0)
-        v *= 1000;
-    else if (strcmp(end, "ms") == 0)
-        ;
-    else if (strcmp(end, "m") == 0)
-        v *= 60000;
-    else if (strcmp(end, "h") == 0)
-        v *= 3600000;
-    else if (strcmp(end, "d") == 0)
-        v *= 86400000;
-    else
-        return HK_EINVAL;
-    if (v > 1e15)
-        return HK_EINVAL;
-    *ms = (long)(v + 0.5);
-    return 0;
-}
-
-int config_parse_time(const char *s, long long *out)
-{
-    struct tm tm;
-    char *end;
-
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (end != s && *end == '\0' && errno == 0 && v > 0) {
-        *out = v;
-        return 0;
-    }
-    memset(&tm, 0, sizeof(tm));
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (end == NULL || (strcmp(end, "Z") != 0 && *end != '\0'))
-        return HK_EINVAL;
-    *out = (long long)timegm(&tm);
-    return 0;
-}
-
-static int parse_long(const char *s, long *out)
-{
-    char *end;
-
-    errno = 0;
-    *out = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0)
-        return HK_EINVAL;
-    return 0;
 }
 
 /* Parse a decimal number with an optional ?db=&password= query (unix URLs). */
@@ -421,7 +362,7 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
                               value);
         return 0;
     case K_DURATION:
-        if (config_parse_duration(value, &v) < 0 || v < k->min || v > k->max)
+        if (parse_duration(value, &v) < 0 || v < k->min || v > k->max)
             return hk_err_set(err, HK_ECONFIG, "config",
                               "key '%s': '%s' is not a duration between %ldms and %lds "
                               "(e.g. 30s, 500ms)", k->name, value, k->min, k->max / 1000);
@@ -467,7 +408,7 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
         return 0;
     case K_TIME: {
         long long t;
-        if (config_parse_time(value, &t) < 0)
+        if (parse_time(value, &t) < 0)
             return hk_err_set(err, HK_ECONFIG, "config",
                               "key '%s': '%s' is not unix seconds nor YYYY-MM-DDTHH:MM:SSZ",
                               k->name, value);

@@ -91,10 +91,4 @@ void config_print_keys(void);
 /* 1 if name is a known key. */
 int config_known_key(const char *key);
 
-/* Parse unix seconds or "YYYY-MM-DDTHH:MM:SSZ" (UTC). */
-int config_parse_time(const char *s, long long *out);
-
-/* Parse "30s", "500ms", "2m", "1h", "7d" or a bare number of seconds. */
-int config_parse_duration(const char *s, long *ms);
-
 #endif

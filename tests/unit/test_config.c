@@ -109,23 +109,6 @@ static void test_set_and_errors(void **state)
     config_free(&c);
 }
 
-static void test_durations(void **state)
-{
-    long ms;
-    (void)state;
-    assert_int_equal(config_parse_duration("30s", &ms), 0);
-    assert_int_equal(ms, 30000);
-    assert_int_equal(config_parse_duration("30", &ms), 0);
-    assert_int_equal(ms, 30000);
-    assert_int_equal(config_parse_duration("1.5s", &ms), 0);
-    assert_int_equal(ms, 1500);
-    assert_int_equal(config_parse_duration("1h", &ms), 0);
-    assert_int_equal(ms, 3600000);
-    assert_int_equal(config_parse_duration("-1s", &ms), HK_EINVAL);
-    assert_int_equal(config_parse_duration("5 days", &ms), HK_EINVAL);
-    assert_int_equal(config_parse_duration("", &ms), HK_EINVAL);
-}
-
 static void test_redis_urls(void **state)
 {
     struct redis_addr a = { 0 };
@@ -341,7 +324,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_set_and_errors),
-        cmocka_unit_test(test_durations),
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_env),
