@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "hookd/backoff.h"
-#include "hookd/config.h"
 #include "hookd/err.h"
+#include "hookd/parse.h"
 
 int backoff_retryable(const struct backoff_policy *p, long status, const char *reason)
 {
@@ -72,7 +72,7 @@ int backoff_parse_schedule(const char *s, struct backoff_policy *p)
         size_t len = strlen(tok);
         while (len > 0 && tok[len - 1] == ' ')
             tok[--len] = '\0';
-        if (n == BACKOFF_SCHEDULE_MAX || config_parse_duration(tok, &ms) < 0 ||
+        if (n == BACKOFF_SCHEDULE_MAX || parse_duration(tok, &ms) < 0 ||
             ms > 7L * 24 * 3600 * 1000) {
             rc = HK_EINVAL;
             break;

@@ -561,7 +561,7 @@ int cli_run(struct config *cfg, const struct cli_args *a)
     if (cfg->redis == NULL) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/redis.sock", cfg->data_dir);
-        config_redis_addr_free(&cfg->addr);
+        redis_addr_free(&cfg->addr);
         cfg->addr.path = xstrdup(path);
     }
     s = redis_sync_connect(&cfg->addr, TIMEOUT_MS, &err);

@@ -1,4 +1,4 @@
-/* config.c -- settings table, INI file (libinih), environment, redis URLs. */
+/* config.c -- settings table, INI file (libinih), environment. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,11 +8,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "hookd/config.h"
 #include "hookd/mem.h"
+#include "hookd/parse.h"
 #include "hookd/queue.h"
 #include "hookd/sign.h"
 
@@ -131,14 +131,6 @@ void config_init(struct config *cfg)
     cfg->workers = cpus > 0 ? (int)(cpus > 256 ? 256 : cpus) : 1;
 }
 
-void config_redis_addr_free(struct redis_addr *addr)
-{
-    free(addr->host);
-    free(addr->path);
-    free(addr->password);
-    memset(addr, 0, sizeof(*addr));
-}
-
 void config_free(struct config *cfg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
@@ -150,175 +142,10 @@ void config_free(struct config *cfg)
             *p = NULL;
         }
     }
-    config_redis_addr_free(&cfg->addr);
+    redis_addr_free(&cfg->addr);
     free(cfg->dest.allow);
     free(cfg->dest.deny);
     cfg->dest.allow = cfg->dest.deny = NULL;
-}
-
-int config_parse_duration(const char *s, long *ms)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (end == s || errno != 0 || v < 0 || v != v)
-        return HK_EINVAL;
-    while (*end == ' ')
-        end++;
-    if (*end == '\0' || strcmp(end, "s") == 0)
-        v *= 1000;
-    else if (strcmp(end, "ms") == 0)
-        ;
-    else if (strcmp(end, "m") == 0)
-        v *= 60000;
-    else if (strcmp(end, "h") == 0)
-        v *= 3600000;
-    else if (strcmp(end, "d") == 0)
-        v *= 86400000;
-    else
-        return HK_EINVAL;
-    if (v > 1e15)
-        return HK_EINVAL;
-    *ms = (long)(v + 0.5);
-    return 0;
-}
-
-int config_parse_time(const char *s, long long *out)
-{
-    struct tm tm;
-    char *end;
-
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (end != s && *end == '\0' && errno == 0 && v > 0) {
-        *out = v;
-        return 0;
-    }
-    memset(&tm, 0, sizeof(tm));
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (end == NULL || (strcmp(end, "Z") != 0 && *end != '\0'))
-        return HK_EINVAL;
-    *out = (long long)timegm(&tm);
-    return 0;
-}
-
-static int parse_long(const char *s, long *out)
-{
-    char *end;
-
-    errno = 0;
-    *out = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno != 0)
-        return HK_EINVAL;
-    return 0;
-}
-
-/* Parse a decimal number with an optional ?db=&password= query (unix URLs). */
-static int parse_unix_url(const char *rest, struct redis_addr *a, struct hk_err *err)
-{
-    const char *q = strchr(rest, '?');
-    size_t plen = q ? (size_t)(q - rest) : strlen(rest);
-
-    if (plen == 0 || rest[0] != '/')
-        return hk_err_set(err, HK_ECONFIG, "config", "unix URL needs an absolute path");
-    a->path = xstrndup(rest, plen);
-    while (q != NULL && *q != '\0') {
-        const char *p = q + 1;
-        const char *amp = strchr(p, '&');
-        size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        char *kv = xstrndup(p, n);
-        long db;
-        if (strncmp(kv, "db=", 3) == 0 && parse_long(kv + 3, &db) == 0 && db >= 0 &&
-            db < 100000) {
-            a->db = (int)db;
-        } else if (strncmp(kv, "password=", 9) == 0) {
-            free(a->password);
-            a->password = xstrdup(kv + 9);
-        } else {
-            free(kv);
-            return hk_err_set(err, HK_ECONFIG, "config", "unknown unix URL parameter");
-        }
-        free(kv);
-        q = amp;
-    }
-    return 0;
-}
-
-int config_parse_redis_url(const char *url, struct redis_addr *a, struct hk_err *err)
-{
-    struct redis_addr tmp;
-    int rc = 0;
-
-    memset(&tmp, 0, sizeof(tmp));
-    if (strncmp(url, "unix://", 7) == 0) {
-        rc = parse_unix_url(url + 7, &tmp, err);
-    } else if (strncmp(url, "redis://", 8) == 0) {
-        const char *p = url + 8, *at = strrchr(p, '@'), *slash;
-        if (at != NULL) {
-            /* userinfo is ":password" or "user:password"; ACL users are not
-             * supported by hiredis 0.14's AUTH, so only the password counts. */
-            const char *colon = memchr(p, ':', (size_t)(at - p));
-            if (colon == NULL) {
-                rc = hk_err_set(err, HK_ECONFIG, "config",
-                                "redis URL userinfo must be :password");
-                goto out;
-            }
-            tmp.password = xstrndup(colon + 1, (size_t)(at - colon - 1));
-            p = at + 1;
-        }
-        slash = strchr(p, '/');
-        size_t hostport_len = slash ? (size_t)(slash - p) : strlen(p);
-        char *hp = xstrndup(p, hostport_len);
-        char *colon = strrchr(hp, ':');
-        tmp.port = 6379;
-        if (hp[0] == '[') {     /* [::1]:6379 */
-            char *close = strchr(hp, ']');
-            if (close == NULL) {
-                free(hp);
-                rc = hk_err_set(err, HK_ECONFIG, "config", "bad IPv6 host in redis URL");
-                goto out;
-            }
-            tmp.host = xstrndup(hp + 1, (size_t)(close - hp - 1));
-            colon = close[1] == ':' ? close + 1 : NULL;
-        } else {
-            tmp.host = xstrndup(hp, colon ? (size_t)(colon - hp) : strlen(hp));
-        }
-        if (colon != NULL) {
-            long port;
-            if (parse_long(colon + 1, &port) < 0 || port < 1 || port > 65535) {
-                free(hp);
-                rc = hk_err_set(err, HK_ECONFIG, "config", "bad port in redis URL");
-                goto out;
-            }
-            tmp.port = (int)port;
-        }
-        free(hp);
-        if (tmp.host[0] == '\0') {
-            rc = hk_err_set(err, HK_ECONFIG, "config", "redis URL has no host");
-            goto out;
-        }
-        if (slash != NULL && slash[1] != '\0') {
-            long db;
-            if (parse_long(slash + 1, &db) < 0 || db < 0 || db > 100000) {
-                rc = hk_err_set(err, HK_ECONFIG, "config", "bad database number in redis URL");
-                goto out;
-            }
-            tmp.db = (int)db;
-        }
-    } else {
-        rc = hk_err_set(err, HK_ECONFIG, "config",
-                        "redis URL must start with redis:// or unix://");
-    }
-out:
-    if (rc < 0) {
-        config_redis_addr_free(&tmp);
-        return rc;
-    }
-    config_redis_addr_free(a);
-    *a = tmp;
-    return 0;
 }
 
 static const struct key *find_key(const char *name)
@@ -406,10 +233,10 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
         if (value[0] == '\0') {     /* explicit empty = embedded */
             free(cfg->redis);
             cfg->redis = NULL;
-            config_redis_addr_free(&cfg->addr);
+            redis_addr_free(&cfg->addr);
             return 0;
         }
-        if (config_parse_redis_url(value, &cfg->addr, err) < 0)
+        if (redis_addr_parse(value, &cfg->addr, err) < 0)
             return err_prefix(err, "key 'redis'");
         free(cfg->redis);
         cfg->redis = xstrdup(value);
@@ -421,7 +248,7 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
                               value);
         return 0;
     case K_DURATION:
-        if (config_parse_duration(value, &v) < 0 || v < k->min || v > k->max)
+        if (parse_duration(value, &v) < 0 || v < k->min || v > k->max)
             return hk_err_set(err, HK_ECONFIG, "config",
                               "key '%s': '%s' is not a duration between %ldms and %lds "
                               "(e.g. 30s, 500ms)", k->name, value, k->min, k->max / 1000);
@@ -467,7 +294,7 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
         return 0;
     case K_TIME: {
         long long t;
-        if (config_parse_time(value, &t) < 0)
+        if (parse_time(value, &t) < 0)
             return hk_err_set(err, HK_ECONFIG, "config",
                               "key '%s': '%s' is not unix seconds nor YYYY-MM-DDTHH:MM:SSZ",
                               k->name, value);

@@ -440,7 +440,7 @@ static void reload(struct supervisor *sv)
     free(next.redis);
     next.redis = sv->cfg->redis;
     sv->cfg->redis = NULL;
-    config_redis_addr_free(&next.addr);
+    redis_addr_free(&next.addr);
     next.addr = sv->cfg->addr;
     memset(&sv->cfg->addr, 0, sizeof(sv->cfg->addr));
     config_free(sv->cfg);
@@ -493,7 +493,7 @@ static int prepare(struct supervisor *sv, struct hk_err *err)
             return HK_ESPAWN;
         sv->embedded = 1;
         sv->redis_started = time_mono_ms();
-        config_redis_addr_free(&cfg->addr);
+        redis_addr_free(&cfg->addr);
         cfg->addr.path = xstrdup(sv->redis.socket_path);
         log_info("embedded redis-server (pid %d) listening on unix://%s", (int)sv->redis.pid,
                  sv->redis.socket_path);

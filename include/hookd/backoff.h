@@ -36,7 +36,7 @@ long backoff_delay_ms(const struct backoff_policy *p, int attempts, long status,
 #define BACKOFF_RESTART_MAX_MS 30000
 long backoff_restart_ms(int failures);
 
-/* Parse "1s,5s,25s" (durations as config accepts them; "" or "none" = no
+/* Parse "1s,5s,25s" (durations as parse_duration reads them; "" or "none" = no
  * retries). Returns 0 or HK_EINVAL. */
 int backoff_parse_schedule(const char *s, struct backoff_policy *p);
 

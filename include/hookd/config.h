@@ -13,14 +13,7 @@
 #include "hookd/err.h"
 #include "hookd/log.h"
 #include "hookd/policy.h"
-
-struct redis_addr {
-    char *host;             /* owned; NULL for a unix socket */
-    int port;
-    char *path;             /* owned; unix socket path, or NULL */
-    char *password;         /* owned; NULL if none */
-    int db;
-};
+#include "hookd/redis_addr.h"
 
 enum attempt_log { ATTEMPT_LOG_OFF, ATTEMPT_LOG_FAILURES, ATTEMPT_LOG_ALL };
 
@@ -76,11 +69,6 @@ int config_load_file(struct config *cfg, const char *path, struct hk_err *err);
 /* Apply every HOOKD_<KEY> variable present in the environment. */
 int config_load_env(struct config *cfg, struct hk_err *err);
 
-/* Parse a redis URL: redis://[:password@]host[:port][/db] or unix:///path
- * (unix:///path?db=N&password=P also accepted). Fills addr (owned). */
-int config_parse_redis_url(const char *url, struct redis_addr *addr, struct hk_err *err);
-void config_redis_addr_free(struct redis_addr *addr);
-
 /* When no secret is configured: read <data_dir>/secret, or create it with a
  * new whsec_ secret (mode 0600). *created tells which happened. */
 int config_resolve_secret(struct config *cfg, int *created, struct hk_err *err);
@@ -90,11 +78,5 @@ void config_print_keys(void);
 
 /* 1 if name is a known key. */
 int config_known_key(const char *key);
-
-/* Parse unix seconds or "YYYY-MM-DDTHH:MM:SSZ" (UTC). */
-int config_parse_time(const char *s, long long *out);
-
-/* Parse "30s", "500ms", "2m", "1h", "7d" or a bare number of seconds. */
-int config_parse_duration(const char *s, long *ms);
 
 #endif

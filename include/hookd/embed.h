@@ -10,7 +10,7 @@
 
 #include <sys/types.h>
 
-#include "hookd/config.h"
+#include "hookd/err.h"
 
 struct embed {
     pid_t pid;                  /* 0 when not running */

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "hookd/config.h"
+#include "hookd/redis_addr.h"
 
 struct redis_conn;
 struct redisReply;

@@ -1,4 +1,4 @@
-/* test_config.c -- settings, the INI file, environment, redis URLs. */
+/* test_config.c -- settings, the INI file, environment. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,57 +107,6 @@ static void test_set_and_errors(void **state)
     assert_int_equal(config_set(&c, "max_response_bytes", "1024", &e), 0);
     assert_int_equal(c.max_response_bytes, 1024);
     config_free(&c);
-}
-
-static void test_durations(void **state)
-{
-    long ms;
-    (void)state;
-    assert_int_equal(config_parse_duration("30s", &ms), 0);
-    assert_int_equal(ms, 30000);
-    assert_int_equal(config_parse_duration("30", &ms), 0);
-    assert_int_equal(ms, 30000);
-    assert_int_equal(config_parse_duration("1.5s", &ms), 0);
-    assert_int_equal(ms, 1500);
-    assert_int_equal(config_parse_duration("1h", &ms), 0);
-    assert_int_equal(ms, 3600000);
-    assert_int_equal(config_parse_duration("-1s", &ms), HK_EINVAL);
-    assert_int_equal(config_parse_duration("5 days", &ms), HK_EINVAL);
-    assert_int_equal(config_parse_duration("", &ms), HK_EINVAL);
-}
-
-static void test_redis_urls(void **state)
-{
-    struct redis_addr a = { 0 };
-    struct hk_err e;
-    (void)state;
-    assert_int_equal(config_parse_redis_url("redis://127.0.0.1:6390", &a, &e), 0);
-    assert_string_equal(a.host, "127.0.0.1");
-    assert_int_equal(a.port, 6390);
-    assert_null(a.password);
-    assert_int_equal(a.db, 0);
-    assert_int_equal(config_parse_redis_url("redis://:p%40ss@db.example:7000/3", &a, &e), 0);
-    assert_string_equal(a.host, "db.example");
-    assert_string_equal(a.password, "p%40ss");
-    assert_int_equal(a.db, 3);
-    assert_int_equal(config_parse_redis_url("redis://localhost", &a, &e), 0);
-    assert_int_equal(a.port, 6379);
-    assert_int_equal(config_parse_redis_url("redis://[::1]:6380/1", &a, &e), 0);
-    assert_string_equal(a.host, "::1");
-    assert_int_equal(a.port, 6380);
-    assert_int_equal(a.db, 1);
-    assert_int_equal(config_parse_redis_url("unix:///run/redis.sock?db=2&password=x", &a, &e), 0);
-    assert_string_equal(a.path, "/run/redis.sock");
-    assert_null(a.host);
-    assert_int_equal(a.db, 2);
-    assert_string_equal(a.password, "x");
-    assert_int_equal(config_parse_redis_url("http://x", &a, &e), HK_ECONFIG);
-    assert_int_equal(config_parse_redis_url("redis://h:99999", &a, &e), HK_ECONFIG);
-    assert_int_equal(config_parse_redis_url("redis://h/x", &a, &e), HK_ECONFIG);
-    assert_int_equal(config_parse_redis_url("redis://", &a, &e), HK_ECONFIG);
-    assert_int_equal(config_parse_redis_url("unix://relative", &a, &e), HK_ECONFIG);
-    assert_string_equal(a.path, "/run/redis.sock");     /* failures leave it as it was */
-    config_redis_addr_free(&a);
 }
 
 static char *write_tmp(const char *text)
@@ -341,8 +290,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_set_and_errors),
-        cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_env),
         cmocka_unit_test(test_layers),
