@@ -30,7 +30,7 @@ struct delivery {
 
 static void append_base64(struct buf *out, const char *p, size_t n)
 {
-    buf_reserve(out, 4 * (n / 3 + 1) + 1);
+    buf_reserve(out, SIGN_BASE64_LEN(n) + 1);
     out->len += sign_base64_encode((const unsigned char *)p, n, out->data + out->len);
     out->data[out->len] = '\0';
 }

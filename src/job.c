@@ -348,10 +348,10 @@ static int validate(struct job *job, const struct fields *f, struct hk_err *err)
         if ((rc = want_string(f->body_base64, "body_base64", err)) < 0)
             return rc;
         size_t blen = f->body_base64->u.string.len;
-        job->body = xmalloc(blen / 4 * 3 + 4);
+        job->body = xmalloc(SIGN_BASE64_DECODED_MAX(blen) + 1);   /* + NUL */
         int dl = blen == 0 ? 0 : sign_base64_decode(f->body_base64->u.string.ptr, blen,
                                                     (unsigned char *)job->body,
-                                                    blen / 4 * 3 + 3);
+                                                    SIGN_BASE64_DECODED_MAX(blen));
         if (dl < 0)
             return hk_err_set(err, HK_EINVAL, "invalid_type", "body_base64 is not base64");
         job->body[dl] = '\0';
@@ -625,7 +625,7 @@ static int redact_msgpack(struct json_doc *doc, const msgpack_object *o,
             if (json_utf8_valid(v->via.bin.ptr, v->via.bin.size)) {
                 m->value = json_new_string(doc, v->via.bin.ptr, v->via.bin.size);
             } else {
-                char *b64 = xmalloc(4 * (v->via.bin.size / 3 + 1) + 1);
+                char *b64 = xmalloc(SIGN_BASE64_LEN(v->via.bin.size) + 1);
                 size_t blen = sign_base64_encode((const unsigned char *)v->via.bin.ptr,
                                                  v->via.bin.size, b64);
                 struct buf key = BUF_INIT;
