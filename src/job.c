@@ -301,8 +301,9 @@ static int validate_headers(struct job *job, const struct json_value *h, struct 
 
     if (h->type != JSON_OBJECT)
         return hk_err_set(err, HK_EINVAL, "invalid_type", "headers must be an object");
-    if (h->u.object.len > 64)
-        return hk_err_set(err, HK_EINVAL, "invalid_range", "at most 64 headers");
+    if (h->u.object.len > JOB_HEADERS_MAX)
+        return hk_err_set(err, HK_EINVAL, "invalid_range", "at most %d headers",
+                          JOB_HEADERS_MAX);
     job->headers = xcalloc(h->u.object.len, sizeof(struct job_header));
     for (size_t i = 0; i < h->u.object.len; i++) {
         const struct json_member *m = &h->u.object.items[i];
