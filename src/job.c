@@ -17,6 +17,7 @@
 #include "hookd/mem.h"
 #include "hookd/policy.h"
 #include "hookd/sign.h"
+#include "job_internal.h"
 
 /* The known fields of a job, borrowed from a json_doc. */
 struct fields {
@@ -129,68 +130,6 @@ static int from_msgpack(struct json_doc *doc, const msgpack_object *o, int depth
     }
 }
 
-/* Walk the msgpack bytes once before msgpack-c sees them. Written by hand
- * because msgpack-c's unpacker allocates every array and map from its
- * declared length before reading the elements: a 5-byte map32 header that
- * claims 2^32 entries makes it ask for hundreds of GiB. Here each declared
- * count must fit in the bytes that remain (every element takes at least
- * one), nesting is bounded, and the total work is linear in len. Returns
- * the size of the value at p, or -1 when it is malformed. */
-static long mp_check(const unsigned char *p, size_t len, int depth, int max_depth)
-{
-    static const unsigned char fixed[32] = {
-        /* 0xc0 .. 0xdf: total size of fixed-size types, 0 = special */
-        1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 5, 9, 2, 3, 5, 9,
-        2, 3, 5, 9, 3, 4, 6, 10, 18, 0, 0, 0, 0, 0, 0, 0,
-    };
-    uint64_t n = 0, head, elems = 0;
-    unsigned char c;
-
-    if (len == 0 || depth > max_depth)
-        return -1;
-    c = p[0];
-    if (c <= 0x7f || c >= 0xe0)
-        return 1;
-    if (c >= 0xa0 && c <= 0xbf) {
-        n = c & 0x1f;
-        return 1 + n <= len ? (long)(1 + n) : -1;
-    }
-    if (c >= 0x80 && c <= 0x9f) {
-        head = 1;
-        elems = (c & 0x0f) * (c < 0x90 ? 2u : 1u);
-    } else if (fixed[c - 0xc0] != 0) {
-        return fixed[c - 0xc0] <= len ? fixed[c - 0xc0] : -1;
-    } else {
-        /* length-prefixed: str/bin/ext 8/16/32, array/map 16/32 */
-        static const unsigned char lenbytes[32] = {
-            [0x04] = 1, [0x05] = 2, [0x06] = 4, [0x07] = 1, [0x08] = 2, [0x09] = 4,
-            [0x19] = 1, [0x1a] = 2, [0x1b] = 4, [0x1c] = 2, [0x1d] = 4, [0x1e] = 2, [0x1f] = 4,
-        };
-        unsigned lb = lenbytes[c - 0xc0];
-        if (lb == 0 || len < 1 + (size_t)lb)
-            return -1;      /* 0xc1 (never used) or truncated */
-        for (unsigned i = 0; i < lb; i++)
-            n = (n << 8) | p[1 + i];
-        head = 1 + lb;
-        if (c >= 0xdc) {
-            elems = c >= 0xde ? 2 * n : n;
-        } else {
-            head += (c >= 0xc7 && c <= 0xc9);   /* ext type byte */
-            return head + n <= len ? (long)(head + n) : -1;
-        }
-    }
-    if (elems > len - head)
-        return -1;
-    size_t off = head;
-    for (uint64_t i = 0; i < elems; i++) {
-        long k = mp_check(p + off, len - off, depth + 1, max_depth);
-        if (k < 0)
-            return -1;
-        off += (size_t)k;
-    }
-    return (long)off;
-}
-
 static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t len,
                                const struct job_limits *lim, struct fields *f,
                                msgpack_unpacked *up, struct hk_err *err)
@@ -198,7 +137,7 @@ static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t le
     size_t off = 0;
     int rc;
 
-    long size = mp_check((const unsigned char *)data, len, 0, lim->max_depth + 1);
+    long size = job_mp_check((const unsigned char *)data, len, 0, lim->max_depth + 1);
     if (size < 0)
         return hk_err_set(err, HK_EINVAL, "invalid_msgpack",
                           "not a valid msgpack value (truncated, a length beyond the data, "
@@ -465,7 +404,7 @@ static int decode_envelope(const char *data, size_t len, const struct job_limits
     int rc;
 
     msgpack_unpacked_init(&up);
-    if (mp_check((const unsigned char *)data, len, 0, 4) != (long)len ||
+    if (job_mp_check((const unsigned char *)data, len, 0, 4) != (long)len ||
         msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         up.data.type != MSGPACK_OBJECT_MAP) {
         msgpack_unpacked_destroy(&up);
@@ -659,7 +598,7 @@ int job_redact(const char *data, size_t len, const struct job_limits *limits,
         msgpack_unpacked up;
         size_t off = 0;
         msgpack_unpacked_init(&up);
-        if (mp_check((const unsigned char *)data, len, 0, limits->max_depth + 1) == (long)len &&
+        if (job_mp_check((const unsigned char *)data, len, 0, limits->max_depth + 1) == (long)len &&
             msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
             off == len && up.data.type == MSGPACK_OBJECT_MAP)
             rc = redact_msgpack(doc, &up.data, limits, &root);
