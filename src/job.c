@@ -41,95 +41,6 @@ static void fields_take(struct fields *f, const char *key, size_t klen,
 #undef FIELD
 }
 
-/* ---- msgpack to json_value ------------------------------------------------ */
-
-static int from_msgpack(struct json_doc *doc, const msgpack_object *o, int depth,
-                        int max_depth, struct json_value **out, struct hk_err *err);
-
-static int msgpack_key(struct json_doc *doc, const msgpack_object *k, struct json_member *m,
-                       struct hk_err *err)
-{
-    char tmp[32];
-
-    switch (k->type) {
-    case MSGPACK_OBJECT_STR:
-        if (!json_utf8_valid(k->via.str.ptr, k->via.str.size))
-            return hk_err_set(err, HK_EINVAL, "invalid_utf8", "map key is not UTF-8");
-        m->key = json_doc_strdup(doc, k->via.str.ptr, k->via.str.size);
-        m->key_len = k->via.str.size;
-        return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: {
-        /* A JavaScript object key is a string: 5 becomes "5". */
-        struct buf b = BUF_INIT;
-        json_write_number(&b, k->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                                  ? (double)k->via.u64 : (double)k->via.i64);
-        snprintf(tmp, sizeof(tmp), "%s", b.data);
-        buf_free(&b);
-        m->key = json_doc_strdup(doc, tmp, strlen(tmp));
-        m->key_len = strlen(tmp);
-        return 0;
-    }
-    default:
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "map key is not a string");
-    }
-}
-
-static int from_msgpack(struct json_doc *doc, const msgpack_object *o, int depth,
-                        int max_depth, struct json_value **out, struct hk_err *err)
-{
-    int rc;
-
-    if (depth > max_depth)
-        return hk_err_set(err, HK_EINVAL, "too_deep", "msgpack nesting deeper than %d",
-                          max_depth);
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        *out = json_new_scalar(doc, JSON_NULL);
-        return 0;
-    case MSGPACK_OBJECT_BOOLEAN:
-        *out = json_new_scalar(doc, o->via.boolean ? JSON_TRUE : JSON_FALSE);
-        return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        *out = json_new_number(doc, (double)o->via.u64);
-        return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        *out = json_new_number(doc, (double)o->via.i64);
-        return 0;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        *out = json_new_number(doc, o->via.f64);
-        return 0;
-    case MSGPACK_OBJECT_STR:
-        if (!json_utf8_valid(o->via.str.ptr, o->via.str.size))
-            return hk_err_set(err, HK_EINVAL, "invalid_utf8", "msgpack string is not UTF-8");
-        *out = json_new_string(doc, o->via.str.ptr, o->via.str.size);
-        return 0;
-    case MSGPACK_OBJECT_ARRAY:
-        *out = json_new_array(doc, o->via.array.size);
-        for (uint32_t i = 0; i < o->via.array.size; i++)
-            if ((rc = from_msgpack(doc, &o->via.array.ptr[i], depth + 1, max_depth,
-                                   &(*out)->u.array.items[i], err)) < 0)
-                return rc;
-        return 0;
-    case MSGPACK_OBJECT_MAP:
-        *out = json_new_object(doc, o->via.map.size);
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            struct json_member *m = &(*out)->u.object.items[i];
-            if ((rc = msgpack_key(doc, &o->via.map.ptr[i].key, m, err)) < 0)
-                return rc;
-            if ((rc = from_msgpack(doc, &o->via.map.ptr[i].val, depth + 1, max_depth,
-                                   &m->value, err)) < 0)
-                return rc;
-        }
-        json_object_finish(*out);
-        return 0;
-    default:
-        return hk_err_set(err, HK_EINVAL, "invalid_type",
-                          "msgpack bin/ext values have no JSON form");
-    }
-}
-
 static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t len,
                                const struct job_limits *lim, struct fields *f,
                                msgpack_unpacked *up, struct hk_err *err)
@@ -167,7 +78,7 @@ static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t le
             f->has_body_bin = 1;
             continue;
         }
-        if ((rc = from_msgpack(doc, v, 1, lim->max_depth, &jv, err)) < 0)
+        if ((rc = job_mp_to_json(doc, v, 1, lim->max_depth, &jv, err)) < 0)
             return rc;
         if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "body", 4) == 0)
             f->has_body_bin = 0;
@@ -523,7 +434,7 @@ static int decode_plain(const char *data, size_t len, const struct job_limits *l
     if (rc == 0 && f.type != NULL) {
         /* A typed job (event.h): its own rules, on the whole tree. */
         if (root == NULL)
-            rc = from_msgpack(doc, &up.data, 0, limits->max_depth, &root, err);
+            rc = job_mp_to_json(doc, &up.data, 0, limits->max_depth, &root, err);
         if (rc == 0 && f.id != NULL)
             rc = validate_id(job, f.id, err);
         if (rc == 0)
@@ -557,7 +468,7 @@ static int redact_msgpack(struct json_doc *doc, const msgpack_object *o,
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
         struct json_member *m = &(*out)->u.object.items[n];
-        if (msgpack_key(doc, k, m, &err) < 0)
+        if (job_mp_key(doc, k, m, &err) < 0)
             return HK_EINVAL;
         if (is_secret_key(m->key, m->key_len))
             continue;
@@ -576,7 +487,7 @@ static int redact_msgpack(struct json_doc *doc, const msgpack_object *o,
                 buf_free(&key);
                 free(b64);
             }
-        } else if (from_msgpack(doc, v, 1, lim->max_depth, &m->value, &err) < 0) {
+        } else if (job_mp_to_json(doc, v, 1, lim->max_depth, &m->value, &err) < 0) {
             return HK_EINVAL;
         }
         n++;

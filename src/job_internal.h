@@ -4,7 +4,11 @@
 #ifndef HOOKD_JOB_INTERNAL_H
 #define HOOKD_JOB_INTERNAL_H
 
+#include <msgpack.h>
 #include <stddef.h>
+
+#include "hookd/err.h"
+#include "hookd/json.h"
 
 /* ---- job_mpcheck.c: msgpack bytes checked before msgpack-c sees them ---- */
 
@@ -13,5 +17,20 @@
  * hold, or nests deeper than max_depth (depth is the caller's level; pass
  * 0). Linear in len; allocates nothing. */
 long job_mp_check(const unsigned char *p, size_t len, int depth, int max_depth);
+
+/* ---- job_mpjson.c: msgpack-c objects as json_value trees --------------- */
+
+/* The map key k as m's key, copied into doc: a UTF-8 string as it is, an
+ * integer as its JSON number text. Returns 0, or HK_EINVAL (invalid_utf8,
+ * invalid_type) with err set. m->value is left alone. */
+int job_mp_key(struct json_doc *doc, const msgpack_object *k, struct json_member *m,
+               struct hk_err *err);
+
+/* o as a new json_value in doc (*out, owned by doc), o itself at nesting
+ * level depth. Returns 0, or HK_EINVAL with err set: too_deep past
+ * max_depth, invalid_utf8, invalid_type (a bin or ext value, or a map key
+ * job_mp_key refuses). */
+int job_mp_to_json(struct json_doc *doc, const msgpack_object *o, int depth, int max_depth,
+                   struct json_value **out, struct hk_err *err);
 
 #endif
