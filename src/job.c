@@ -3,7 +3,6 @@
  * Both formats are first brought to the same shape (a table of the known
  * fields, each a json_value), then validated by one function, so a JSON job
  * and a msgpack job with the same content are accepted or rejected alike. */
-#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,30 +18,8 @@
 #include "hookd/sign.h"
 #include "job_internal.h"
 
-/* The known fields of a job, borrowed from a json_doc. */
-struct fields {
-    const struct json_value *id, *url, *payload, *body, *body_base64, *event, *headers,
-        *content_type, *secret, *secret_previous, *secret_previous_until, *timeout_ms,
-        *max_attempts, *type;
-    const char *body_bin;       /* msgpack bin body, borrowed */
-    size_t body_bin_len;
-    int has_body_bin;
-};
-
-static void fields_take(struct fields *f, const char *key, size_t klen,
-                        const struct json_value *v)
-{
-#define FIELD(name) \
-    if (klen == sizeof(#name) - 1 && memcmp(key, #name, klen) == 0) { f->name = v; return; }
-    FIELD(id) FIELD(url) FIELD(payload) FIELD(body) FIELD(body_base64) FIELD(event)
-    FIELD(headers)
-    FIELD(content_type) FIELD(secret) FIELD(secret_previous) FIELD(secret_previous_until)
-    FIELD(timeout_ms) FIELD(max_attempts) FIELD(type)
-#undef FIELD
-}
-
 static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t len,
-                               const struct job_limits *lim, struct fields *f,
+                               const struct job_limits *lim, struct job_fields *f,
                                msgpack_unpacked *up, struct hk_err *err)
 {
     size_t off = 0;
@@ -82,187 +59,7 @@ static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t le
             return rc;
         if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "body", 4) == 0)
             f->has_body_bin = 0;
-        fields_take(f, k->via.str.ptr, k->via.str.size, jv);
-    }
-    return 0;
-}
-
-/* ---- validation ----------------------------------------------------------- */
-
-static int want_string(const struct json_value *v, const char *name, struct hk_err *err)
-{
-    if (v->type != JSON_STRING)
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "%s must be a string", name);
-    if (!json_utf8_valid(v->u.string.ptr, v->u.string.len))
-        return hk_err_set(err, HK_EINVAL, "invalid_utf8",
-                          "%s contains a lone surrogate", name);
-    return 0;
-}
-
-static int want_int(const struct json_value *v, const char *name, long lo, long hi,
-                    long *out, struct hk_err *err)
-{
-    if (v->type != JSON_NUMBER || v->u.number != floor(v->u.number))
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "%s must be an integer", name);
-    if (v->u.number < (double)lo || v->u.number > (double)hi)
-        return hk_err_set(err, HK_EINVAL, "invalid_range", "%s must be in [%ld, %ld]",
-                          name, lo, hi);
-    *out = (long)v->u.number;
-    return 0;
-}
-
-static char *dup_str(const struct json_value *v)
-{
-    return xstrndup(v->u.string.ptr, v->u.string.len);
-}
-
-/* A non-empty string, copied to *out (owned by the job). */
-static int want_secret(const struct json_value *v, const char *name, char **out,
-                       struct hk_err *err)
-{
-    int rc;
-
-    if ((rc = want_string(v, name, err)) < 0)
-        return rc;
-    if (v->u.string.len == 0)
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "%s is empty", name);
-    *out = dup_str(v);
-    return 0;
-}
-
-static int validate_id(struct job *job, const struct json_value *v, struct hk_err *err)
-{
-    int rc;
-
-    if ((rc = want_string(v, "id", err)) < 0)
-        return rc;
-    if (v->u.string.len == 0 || v->u.string.len > JOB_ID_MAX ||
-        policy_check_header_value(v->u.string.ptr, v->u.string.len) < 0 ||
-        strchr(v->u.string.ptr, '\t') != NULL)
-        return hk_err_set(err, HK_EINVAL, "invalid_id",
-                          "id must be 1..%d bytes without control characters", JOB_ID_MAX);
-    job->id = dup_str(v);
-    return 0;
-}
-
-static int validate_headers(struct job *job, const struct json_value *h, struct hk_err *err)
-{
-    int rc;
-
-    if (h->type != JSON_OBJECT)
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "headers must be an object");
-    if (h->u.object.len > JOB_HEADERS_MAX)
-        return hk_err_set(err, HK_EINVAL, "invalid_range", "at most %d headers",
-                          JOB_HEADERS_MAX);
-    job->headers = xcalloc(h->u.object.len, sizeof(struct job_header));
-    for (size_t i = 0; i < h->u.object.len; i++) {
-        const struct json_member *m = &h->u.object.items[i];
-        if (m->value->type != JSON_STRING)
-            return hk_err_set(err, HK_EINVAL, "invalid_type",
-                              "header values must be strings");
-        if ((rc = policy_check_header(m->key, m->key_len, m->value->u.string.ptr,
-                                      m->value->u.string.len, err)) < 0)
-            return rc;
-        job->headers[i].name = xstrndup(m->key, m->key_len);
-        job->headers[i].value = dup_str(m->value);
-        job->nheaders++;
-    }
-    return 0;
-}
-
-static int validate(struct job *job, const struct fields *f, struct hk_err *err)
-{
-    long n = 0;
-    int rc;
-
-    if (f->id != NULL && (rc = validate_id(job, f->id, err)) < 0)
-        return rc;
-    if (f->url == NULL)
-        return hk_err_set(err, HK_EINVAL, "missing_url", "job has no url");
-    if ((rc = want_string(f->url, "url", err)) < 0)
-        return rc;
-    char origin[POLICY_ORIGIN_MAX];
-    if ((rc = policy_check_url(f->url->u.string.ptr, f->url->u.string.len, origin,
-                               sizeof(origin), err)) < 0)
-        return rc;
-    job->url = dup_str(f->url);
-    job->origin = xstrdup(origin);
-
-    int nbodies = (f->payload != NULL) + (f->body != NULL || f->has_body_bin) +
-                  (f->body_base64 != NULL);
-    if (nbodies == 0)
-        return hk_err_set(err, HK_EINVAL, "missing_body", "job has neither payload nor body");
-    if (nbodies > 1)
-        return hk_err_set(err, HK_EINVAL, "invalid_job",
-                          "job has more than one of payload, body, body_base64");
-    if (f->body_base64 != NULL) {
-        if ((rc = want_string(f->body_base64, "body_base64", err)) < 0)
-            return rc;
-        size_t blen = f->body_base64->u.string.len;
-        job->body = xmalloc(SIGN_BASE64_DECODED_MAX(blen) + 1);   /* + NUL */
-        int dl = blen == 0 ? 0 : sign_base64_decode(f->body_base64->u.string.ptr, blen,
-                                                    (unsigned char *)job->body,
-                                                    SIGN_BASE64_DECODED_MAX(blen));
-        if (dl < 0)
-            return hk_err_set(err, HK_EINVAL, "invalid_type", "body_base64 is not base64");
-        job->body[dl] = '\0';
-        job->body_len = (size_t)dl;
-    } else if (f->payload != NULL) {
-        struct buf b = BUF_INIT;
-        json_write(&b, f->payload);
-        job->body = buf_steal(&b, &job->body_len);
-    } else if (f->has_body_bin) {
-        job->body = xmalloc(f->body_bin_len + 1);
-        memcpy(job->body, f->body_bin, f->body_bin_len);
-        job->body[f->body_bin_len] = '\0';
-        job->body_len = f->body_bin_len;
-    } else {
-        if ((rc = want_string(f->body, "body", err)) < 0)
-            return rc;
-        job->body = dup_str(f->body);
-        job->body_len = f->body->u.string.len;
-    }
-
-    if (f->content_type != NULL) {
-        if ((rc = want_string(f->content_type, "content_type", err)) < 0)
-            return rc;
-        if (f->content_type->u.string.len == 0 || f->content_type->u.string.len > 256 ||
-            policy_check_header_value(f->content_type->u.string.ptr,
-                                      f->content_type->u.string.len) < 0)
-            return hk_err_set(err, HK_EINVAL, "invalid_header", "content_type is invalid");
-        job->content_type = dup_str(f->content_type);
-    }
-    if (f->event != NULL) {
-        if ((rc = want_string(f->event, "event", err)) < 0)
-            return rc;
-        if (f->event->u.string.len > 256 ||
-            policy_check_header_value(f->event->u.string.ptr, f->event->u.string.len) < 0)
-            return hk_err_set(err, HK_EINVAL, "invalid_header", "event is invalid");
-        job->event = dup_str(f->event);
-    }
-    if (f->secret != NULL && (rc = want_secret(f->secret, "secret", &job->secret, err)) < 0)
-        return rc;
-    if (f->secret_previous != NULL &&
-        (rc = want_secret(f->secret_previous, "secret_previous", &job->secret_previous, err)) < 0)
-        return rc;
-    if (f->secret_previous_until != NULL) {
-        if ((rc = want_int(f->secret_previous_until, "secret_previous_until", 1,
-                           4102444800L, &n, err)) < 0)
-            return rc;
-        job->secret_previous_until = n;
-    }
-    if (f->headers != NULL && (rc = validate_headers(job, f->headers, err)) < 0)
-        return rc;
-    if (f->timeout_ms != NULL) {
-        if ((rc = want_int(f->timeout_ms, "timeout_ms", 1, JOB_TIMEOUT_MS_MAX, &n, err)) < 0)
-            return rc;
-        job->timeout_ms = n;
-    }
-    if (f->max_attempts != NULL) {
-        if ((rc = want_int(f->max_attempts, "max_attempts", 1, JOB_MAX_ATTEMPTS_MAX, &n,
-                           err)) < 0)
-            return rc;
-        job->max_attempts = (int)n;
+        job_fields_take(f, k->via.str.ptr, k->via.str.size, jv);
     }
     return 0;
 }
@@ -407,7 +204,7 @@ static int decode_plain(const char *data, size_t len, const struct job_limits *l
 {
     struct json_doc *doc = json_doc_new();
     struct json_value *root = NULL;   /* JSON jobs, and typed msgpack jobs */
-    struct fields f;
+    struct job_fields f;
     msgpack_unpacked up;
     int rc;
 
@@ -428,7 +225,7 @@ static int decode_plain(const char *data, size_t len, const struct job_limits *l
         if (rc == 0 && root->type != JSON_OBJECT)
             rc = hk_err_set(err, HK_EINVAL, "invalid_job", "job is not a JSON object");
         for (size_t i = 0; rc == 0 && i < root->u.object.len; i++)
-            fields_take(&f, root->u.object.items[i].key, root->u.object.items[i].key_len,
+            job_fields_take(&f, root->u.object.items[i].key, root->u.object.items[i].key_len,
                         root->u.object.items[i].value);
     }
     if (rc == 0 && f.type != NULL) {
@@ -436,15 +233,15 @@ static int decode_plain(const char *data, size_t len, const struct job_limits *l
         if (root == NULL)
             rc = job_mp_to_json(doc, &up.data, 0, limits->max_depth, &root, err);
         if (rc == 0 && f.id != NULL)
-            rc = validate_id(job, f.id, err);
+            rc = job_validate_id(job, f.id, err);
         if (rc == 0)
             rc = event_decode(root, &job->typed, err);
     } else if (rc == 0) {
-        rc = validate(job, &f, err);
+        rc = job_validate(job, &f, err);
     }
     if (rc < 0 && f.id != NULL && job->id == NULL) {
         struct hk_err ignore;
-        validate_id(job, f.id, &ignore);
+        job_validate_id(job, f.id, &ignore);
     }
 out:
     msgpack_unpacked_destroy(&up);

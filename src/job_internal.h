@@ -33,4 +33,33 @@ int job_mp_key(struct json_doc *doc, const msgpack_object *k, struct json_member
 int job_mp_to_json(struct json_doc *doc, const msgpack_object *o, int depth, int max_depth,
                    struct json_value **out, struct hk_err *err);
 
+/* ---- job_validate.c: a webhook job's fields and their rules ------------ */
+
+struct job;
+
+/* The known fields of a job, borrowed from a json_doc. */
+struct job_fields {
+    const struct json_value *id, *url, *payload, *body, *body_base64, *event, *headers,
+        *content_type, *secret, *secret_previous, *secret_previous_until, *timeout_ms,
+        *max_attempts, *type;
+    const char *body_bin;       /* msgpack bin body, borrowed */
+    size_t body_bin_len;
+    int has_body_bin;
+};
+
+/* If key (klen bytes) names one of the fields, point that field at v
+ * (borrowed); otherwise nothing. A later key wins, as in JSON. */
+void job_fields_take(struct job_fields *f, const char *key, size_t klen,
+                     const struct json_value *v);
+
+/* Check v as a job id (a string of 1..JOB_ID_MAX bytes, no control
+ * characters) and copy it to job->id. Returns 0, or HK_EINVAL (invalid_type,
+ * invalid_utf8, invalid_id) with err set and job->id untouched. */
+int job_validate_id(struct job *job, const struct json_value *v, struct hk_err *err);
+
+/* Check a webhook job's fields and fill job from them (its strings owned by
+ * job). Returns 0, or HK_EINVAL with err->code one of job_decode's reason
+ * codes; job may then hold what was filled before the failing field. */
+int job_validate(struct job *job, const struct job_fields *f, struct hk_err *err);
+
 #endif
