@@ -90,66 +90,24 @@ static void set_raw(struct job *job, const char *data, size_t len)
     job->raw_len = len;
 }
 
-/* A retry envelope: fixmap whose first key is the fixstr "_hookd". */
-static int is_envelope(const char *data, size_t len)
-{
-    return len > 8 && (unsigned char)data[0] >= 0x80 && (unsigned char)data[0] <= 0x8f &&
-           (unsigned char)data[1] == 0xa6 && memcmp(data + 2, "_hookd", 6) == 0;
-}
-
 static int decode_plain(const char *data, size_t len, const struct job_limits *limits,
                         struct job *job, struct hk_err *err);
 
-/* Unwrap an envelope into job (metadata) and the producer's job bytes. */
+/* A retry envelope: its metadata into job, then the producer's job inside
+ * it decoded as if it came straight from the producer. */
 static int decode_envelope(const char *data, size_t len, const struct job_limits *limits,
                            struct job *job, struct hk_err *err)
 {
-    msgpack_unpacked up;
-    size_t off = 0;
-    const char *inner = NULL;
-    size_t inner_len = 0;
-    char *id = NULL;
+    char *inner, *id;
+    size_t inner_len;
     int rc;
 
-    msgpack_unpacked_init(&up);
-    if (job_mp_check((const unsigned char *)data, len, 0, 4) != (long)len ||
-        msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        up.data.type != MSGPACK_OBJECT_MAP) {
-        msgpack_unpacked_destroy(&up);
-        return hk_err_set(err, HK_EINVAL, "invalid_envelope", "malformed retry envelope");
-    }
-    for (uint32_t i = 0; i < up.data.via.map.size; i++) {
-        const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR)
-            continue;
-#define KEY(name) (k->via.str.size == sizeof(name) - 1 && memcmp(k->via.str.ptr, name, k->via.str.size) == 0)
-        if (KEY("job") && v->type == MSGPACK_OBJECT_BIN) {
-            inner = v->via.bin.ptr;
-            inner_len = v->via.bin.size;
-        } else if (KEY("id") && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
-                   v->via.str.size <= JOB_ID_MAX) {
-            free(id);
-            id = xstrndup(v->via.str.ptr, v->via.str.size);
-        } else if (KEY("attempts") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                   v->via.u64 <= JOB_MAX_ATTEMPTS_MAX) {
-            job->attempts = (int)v->via.u64;
-        } else if (KEY("first_ms") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            job->first_attempt_ms = (long long)v->via.u64;
-        } else if (KEY("last_status") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            job->last_status = (long)v->via.u64;
-        } else if (KEY("last_error") && v->type == MSGPACK_OBJECT_STR) {
-            free(job->last_error);
-            job->last_error = xstrndup(v->via.str.ptr, v->via.str.size);
-        }
-#undef KEY
-    }
-    if (inner == NULL || is_envelope(inner, inner_len)) {
-        free(id);
-        msgpack_unpacked_destroy(&up);
-        return hk_err_set(err, HK_EINVAL, "invalid_envelope", "retry envelope without a job");
-    }
-    set_raw(job, inner, inner_len);
-    rc = decode_plain(inner, inner_len, limits, job, err);
+    if ((rc = job_envelope_open(data, len, job, &inner, &inner_len, &id, err)) < 0)
+        return rc;
+    free(job->raw);
+    job->raw = inner;
+    job->raw_len = inner_len;
+    rc = decode_plain(job->raw, job->raw_len, limits, job, err);
     if (id != NULL && policy_check_header_value(id, strlen(id)) == 0) {
         /* The envelope's id wins: it may be the one generated at attempt 1. */
         free(job->id);
@@ -157,7 +115,6 @@ static int decode_envelope(const char *data, size_t len, const struct job_limits
         id = NULL;
     }
     free(id);
-    msgpack_unpacked_destroy(&up);
     return rc;
 }
 
@@ -194,7 +151,7 @@ int job_decode(const char *data, size_t len, const struct job_limits *limits,
     }
     skip_crash_mark(&data, &len, &job->crashes);
     set_raw(job, data, len);
-    if (is_envelope(data, len))
+    if (job_envelope_is(data, len))
         return decode_envelope(data, len, limits, job, err);
     return decode_plain(data, len, limits, job, err);
 }
@@ -372,48 +329,6 @@ void job_free(struct job *job)
     free(job);
 }
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static int sbuf_write(void *data, const char *buf, size_t len)
-{
-    buf_append(data, buf, len);
-    return 0;
-}
-
-void job_envelope_encode(const struct job *job, const struct job_envelope *env,
-                         struct buf *out)
-{
-    msgpack_packer pk;
-
-    msgpack_packer_init(&pk, out, sbuf_write);
-    msgpack_pack_map(&pk, env->id != NULL ? 8 : 7);
-    pack_str(&pk, "_hookd");        /* must stay first: is_envelope() */
-    msgpack_pack_int(&pk, 1);
-    if (env->id != NULL) {          /* a typed job may have none */
-        pack_str(&pk, "id");
-        pack_str(&pk, env->id);
-    }
-    pack_str(&pk, "attempts");
-    msgpack_pack_int(&pk, env->attempts);
-    pack_str(&pk, "first_ms");
-    msgpack_pack_int64(&pk, env->first_attempt_ms);
-    pack_str(&pk, "last_status");
-    msgpack_pack_long(&pk, env->last_status);
-    pack_str(&pk, "last_error");
-    pack_str(&pk, env->last_error);
-    pack_str(&pk, "token");
-    pack_str(&pk, env->token);
-    pack_str(&pk, "job");
-    msgpack_pack_bin(&pk, job->raw_len);
-    msgpack_pack_bin_body(&pk, job->raw, job->raw_len);
-}
-
 /* The aside value: 0xc1 (so it is never taken for an older plain secret,
  * which as UTF-8 text cannot start with that byte), then a msgpack map. */
 #define ASIDE_TAG '\xc1'
@@ -426,15 +341,15 @@ int job_aside_encode(const struct job *job, struct buf *out)
     if (n == 0)
         return 0;
     buf_append_char(out, ASIDE_TAG);
-    msgpack_packer_init(&pk, out, sbuf_write);
+    job_packer_init(&pk, out);
     msgpack_pack_map(&pk, (size_t)n);
     if (job->secret != NULL) {
-        pack_str(&pk, "secret");
-        pack_str(&pk, job->secret);
+        job_pack_str(&pk, "secret");
+        job_pack_str(&pk, job->secret);
     }
     if (job->secret_previous != NULL) {
-        pack_str(&pk, "secret_previous");
-        pack_str(&pk, job->secret_previous);
+        job_pack_str(&pk, "secret_previous");
+        job_pack_str(&pk, job->secret_previous);
     }
     return 1;
 }

@@ -7,6 +7,7 @@
 #include <msgpack.h>
 #include <stddef.h>
 
+#include "hookd/buf.h"
 #include "hookd/err.h"
 #include "hookd/json.h"
 
@@ -61,5 +62,25 @@ int job_validate_id(struct job *job, const struct json_value *v, struct hk_err *
  * job). Returns 0, or HK_EINVAL with err->code one of job_decode's reason
  * codes; job may then hold what was filled before the failing field. */
 int job_validate(struct job *job, const struct job_fields *f, struct hk_err *err);
+
+/* ---- job_envelope.c: the retry envelope; msgpack packing helpers ------- */
+
+/* Start packing msgpack onto the end of out. */
+void job_packer_init(msgpack_packer *pk, struct buf *out);
+
+/* Pack the NUL-terminated s as a msgpack str. */
+void job_pack_str(msgpack_packer *pk, const char *s);
+
+/* Whether data starts like a retry envelope (a map whose first key is
+ * "_hookd"); no producer's job does. */
+int job_envelope_is(const char *data, size_t len);
+
+/* Read the retry envelope in data: its attempts, first_ms, last_status and
+ * last_error into job. Returns 0 with *inner the producer's job bytes
+ * (inner_len long, NUL-terminated) and *id the envelope's id or NULL, both
+ * new and owned by the caller; or HK_EINVAL (invalid_envelope) with err set
+ * and *inner, *id NULL. An envelope holding an envelope is refused. */
+int job_envelope_open(const char *data, size_t len, struct job *job, char **inner,
+                      size_t *inner_len, char **id, struct hk_err *err);
 
 #endif
