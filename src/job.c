@@ -1,8 +1,15 @@
-/* job.c -- job codec: JSON or msgpack in, a validated struct job out.
+/* job.c -- job codec: JSON or msgpack in, a validated struct job out. Its
+ * one concern is decoding's order of steps: hookd's marks, the retry
+ * envelope around a job, the format, then the job's fields.
  *
  * Both formats are first brought to the same shape (a table of the known
- * fields, each a json_value), then validated by one function, so a JSON job
- * and a msgpack job with the same content are accepted or rejected alike. */
+ * fields, each a json_value), then validated by one function
+ * (job_validate.c), so a JSON job and a msgpack job with the same content
+ * are accepted or rejected alike. The other parts of the codec:
+ * job_mpcheck.c (msgpack bytes checked before msgpack-c sees them),
+ * job_mpjson.c (msgpack to json_value), job_envelope.c (the retry
+ * envelope), job_redact.c (what the dead letters show and keep aside);
+ * src/job_internal.h is what they share. */
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +22,6 @@
 #include "hookd/json.h"
 #include "hookd/mem.h"
 #include "hookd/policy.h"
-#include "hookd/sign.h"
 #include "job_internal.h"
 
 static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t len,
@@ -66,7 +72,7 @@ static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t le
 
 /* msgpack maps start with 0x80-0x8f, 0xde or 0xdf; none of those can start
  * a JSON text, so the first byte tells the formats apart. */
-static int is_msgpack(const char *data, size_t len)
+int job_is_msgpack(const char *data, size_t len)
 {
     unsigned char c = len ? (unsigned char)data[0] : 0;
     return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
@@ -81,6 +87,57 @@ static int looks_like_json_object(const char *data, size_t len)
     return i < len && data[i] == '{';
 }
 
+/* A job straight from a producer (or from inside an envelope). */
+static int decode_plain(const char *data, size_t len, const struct job_limits *limits,
+                        struct job *job, struct hk_err *err)
+{
+    struct json_doc *doc = json_doc_new();
+    struct json_value *root = NULL;   /* JSON jobs, and typed msgpack jobs */
+    struct job_fields f;
+    msgpack_unpacked up;
+    int rc;
+
+    memset(&f, 0, sizeof(f));
+    msgpack_unpacked_init(&up);
+    if (len > limits->max_job_bytes) {
+        rc = hk_err_set(err, HK_EINVAL, "too_large", "job is %zu bytes, limit %zu", len,
+                        limits->max_job_bytes);
+        goto out;
+    }
+    if (job_is_msgpack(data, len)) {
+        rc = fields_from_msgpack(doc, data, len, limits, &f, &up, err);
+    } else if (!looks_like_json_object(data, len)) {
+        rc = hk_err_set(err, HK_EINVAL, "invalid_format",
+                        "job is neither a JSON object nor a msgpack map");
+    } else {
+        rc = json_parse(doc, data, len, limits->max_depth, &root, err);
+        if (rc == 0 && root->type != JSON_OBJECT)
+            rc = hk_err_set(err, HK_EINVAL, "invalid_job", "job is not a JSON object");
+        for (size_t i = 0; rc == 0 && i < root->u.object.len; i++)
+            job_fields_take(&f, root->u.object.items[i].key, root->u.object.items[i].key_len,
+                            root->u.object.items[i].value);
+    }
+    if (rc == 0 && f.type != NULL) {
+        /* A typed job (event.h): its own rules, on the whole tree. */
+        if (root == NULL)
+            rc = job_mp_to_json(doc, &up.data, 0, limits->max_depth, &root, err);
+        if (rc == 0 && f.id != NULL)
+            rc = job_validate_id(job, f.id, err);
+        if (rc == 0)
+            rc = event_decode(root, &job->typed, err);
+    } else if (rc == 0) {
+        rc = job_validate(job, &f, err);
+    }
+    if (rc < 0 && f.id != NULL && job->id == NULL) {
+        struct hk_err ignore;
+        job_validate_id(job, f.id, &ignore);
+    }
+out:
+    msgpack_unpacked_destroy(&up);
+    json_doc_free(doc);
+    return rc;
+}
+
 static void set_raw(struct job *job, const char *data, size_t len)
 {
     free(job->raw);
@@ -89,9 +146,6 @@ static void set_raw(struct job *job, const char *data, size_t len)
     job->raw[len] = '\0';
     job->raw_len = len;
 }
-
-static int decode_plain(const char *data, size_t len, const struct job_limits *limits,
-                        struct job *job, struct hk_err *err);
 
 /* A retry envelope: its metadata into job, then the producer's job inside
  * it decoded as if it came straight from the producer. */
@@ -156,135 +210,6 @@ int job_decode(const char *data, size_t len, const struct job_limits *limits,
     return decode_plain(data, len, limits, job, err);
 }
 
-static int decode_plain(const char *data, size_t len, const struct job_limits *limits,
-                        struct job *job, struct hk_err *err)
-{
-    struct json_doc *doc = json_doc_new();
-    struct json_value *root = NULL;   /* JSON jobs, and typed msgpack jobs */
-    struct job_fields f;
-    msgpack_unpacked up;
-    int rc;
-
-    memset(&f, 0, sizeof(f));
-    msgpack_unpacked_init(&up);
-    if (len > limits->max_job_bytes) {
-        rc = hk_err_set(err, HK_EINVAL, "too_large", "job is %zu bytes, limit %zu", len,
-                        limits->max_job_bytes);
-        goto out;
-    }
-    if (is_msgpack(data, len)) {
-        rc = fields_from_msgpack(doc, data, len, limits, &f, &up, err);
-    } else if (!looks_like_json_object(data, len)) {
-        rc = hk_err_set(err, HK_EINVAL, "invalid_format",
-                        "job is neither a JSON object nor a msgpack map");
-    } else {
-        rc = json_parse(doc, data, len, limits->max_depth, &root, err);
-        if (rc == 0 && root->type != JSON_OBJECT)
-            rc = hk_err_set(err, HK_EINVAL, "invalid_job", "job is not a JSON object");
-        for (size_t i = 0; rc == 0 && i < root->u.object.len; i++)
-            job_fields_take(&f, root->u.object.items[i].key, root->u.object.items[i].key_len,
-                        root->u.object.items[i].value);
-    }
-    if (rc == 0 && f.type != NULL) {
-        /* A typed job (event.h): its own rules, on the whole tree. */
-        if (root == NULL)
-            rc = job_mp_to_json(doc, &up.data, 0, limits->max_depth, &root, err);
-        if (rc == 0 && f.id != NULL)
-            rc = job_validate_id(job, f.id, err);
-        if (rc == 0)
-            rc = event_decode(root, &job->typed, err);
-    } else if (rc == 0) {
-        rc = job_validate(job, &f, err);
-    }
-    if (rc < 0 && f.id != NULL && job->id == NULL) {
-        struct hk_err ignore;
-        job_validate_id(job, f.id, &ignore);
-    }
-out:
-    msgpack_unpacked_destroy(&up);
-    json_doc_free(doc);
-    return rc;
-}
-
-static int is_secret_key(const char *k, size_t len)
-{
-    return (len == 6 && memcmp(k, "secret", 6) == 0) ||
-           (len == 15 && memcmp(k, "secret_previous", 15) == 0);
-}
-
-static int redact_msgpack(struct json_doc *doc, const msgpack_object *o,
-                          const struct job_limits *lim, struct json_value **out)
-{
-    struct hk_err err;
-    size_t n = 0;
-
-    *out = json_new_object(doc, o->via.map.size);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        struct json_member *m = &(*out)->u.object.items[n];
-        if (job_mp_key(doc, k, m, &err) < 0)
-            return HK_EINVAL;
-        if (is_secret_key(m->key, m->key_len))
-            continue;
-        if (v->type == MSGPACK_OBJECT_BIN) {
-            if (json_utf8_valid(v->via.bin.ptr, v->via.bin.size)) {
-                m->value = json_new_string(doc, v->via.bin.ptr, v->via.bin.size);
-            } else {
-                char *b64 = xmalloc(SIGN_BASE64_LEN(v->via.bin.size) + 1);
-                size_t blen = sign_base64_encode((const unsigned char *)v->via.bin.ptr,
-                                                 v->via.bin.size, b64);
-                struct buf key = BUF_INIT;
-                buf_printf(&key, "%s_base64", m->key);
-                m->key = json_doc_strdup(doc, key.data, key.len);
-                m->key_len = key.len;
-                m->value = json_new_string(doc, b64, blen);
-                buf_free(&key);
-                free(b64);
-            }
-        } else if (job_mp_to_json(doc, v, 1, lim->max_depth, &m->value, &err) < 0) {
-            return HK_EINVAL;
-        }
-        n++;
-    }
-    (*out)->u.object.len = n;
-    json_object_finish(*out);
-    return 0;
-}
-
-int job_redact(const char *data, size_t len, const struct job_limits *limits,
-               struct buf *out)
-{
-    struct json_doc *doc = json_doc_new();
-    struct json_value *root = NULL;
-    struct hk_err err;
-    int rc = HK_EINVAL;
-
-    if (is_msgpack(data, len)) {
-        msgpack_unpacked up;
-        size_t off = 0;
-        msgpack_unpacked_init(&up);
-        if (job_mp_check((const unsigned char *)data, len, 0, limits->max_depth + 1) == (long)len &&
-            msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-            off == len && up.data.type == MSGPACK_OBJECT_MAP)
-            rc = redact_msgpack(doc, &up.data, limits, &root);
-        msgpack_unpacked_destroy(&up);
-    } else if (json_parse(doc, data, len, limits->max_depth, &root, &err) == 0 &&
-               root->type == JSON_OBJECT) {
-        size_t w = 0;
-        for (size_t i = 0; i < root->u.object.len; i++) {
-            const struct json_member *m = &root->u.object.items[i];
-            if (!is_secret_key(m->key, m->key_len))
-                root->u.object.items[w++] = *m;
-        }
-        root->u.object.len = w;
-        rc = 0;
-    }
-    if (rc == 0)
-        json_write(out, root);
-    json_doc_free(doc);
-    return rc;
-}
-
 void job_ensure_id(struct job *job)
 {
     unsigned char r[16];
@@ -327,96 +252,4 @@ void job_free(struct job *job)
     free(job->last_error);
     event_free(job->typed);
     free(job);
-}
-
-/* The aside value: 0xc1 (so it is never taken for an older plain secret,
- * which as UTF-8 text cannot start with that byte), then a msgpack map. */
-#define ASIDE_TAG '\xc1'
-
-int job_aside_encode(const struct job *job, struct buf *out)
-{
-    msgpack_packer pk;
-    int n = (job->secret != NULL) + (job->secret_previous != NULL);
-
-    if (n == 0)
-        return 0;
-    buf_append_char(out, ASIDE_TAG);
-    job_packer_init(&pk, out);
-    msgpack_pack_map(&pk, (size_t)n);
-    if (job->secret != NULL) {
-        job_pack_str(&pk, "secret");
-        job_pack_str(&pk, job->secret);
-    }
-    if (job->secret_previous != NULL) {
-        job_pack_str(&pk, "secret_previous");
-        job_pack_str(&pk, job->secret_previous);
-    }
-    return 1;
-}
-
-static char *aside_field(const msgpack_object *v, size_t *len)
-{
-    const char *p;
-    uint32_t n;
-
-    if (v->type == MSGPACK_OBJECT_STR) {
-        p = v->via.str.ptr;
-        n = v->via.str.size;
-    } else if (v->type == MSGPACK_OBJECT_BIN) {
-        p = v->via.bin.ptr;
-        n = v->via.bin.size;
-    } else {
-        return NULL;
-    }
-    if (len != NULL)
-        *len = n;
-    return xstrndup(p, n);
-}
-
-int job_aside_decode(const char *data, size_t len, struct job_aside *out)
-{
-    msgpack_unpacked up;
-    size_t off = 0;
-    int rc = HK_EINVAL;
-
-    memset(out, 0, sizeof(*out));
-    if (len == 0)
-        return 0;
-    if (data[0] != ASIDE_TAG) {     /* before the map: the job's own secret */
-        out->secret = xstrndup(data, len);
-        return 0;
-    }
-    msgpack_unpacked_init(&up);
-    if (msgpack_unpack_next(&up, data + 1, len - 1, &off) == MSGPACK_UNPACK_SUCCESS &&
-        up.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *m = &up.data.via.map;
-        for (uint32_t i = 0; i < m->size; i++) {
-            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-            char **field = NULL;
-            size_t *flen = NULL;
-            if (k->type != MSGPACK_OBJECT_STR)
-                continue;
-            if (k->via.str.size == 6 && memcmp(k->via.str.ptr, "secret", 6) == 0)
-                field = &out->secret;
-            else if (k->via.str.size == 15 && memcmp(k->via.str.ptr, "secret_previous", 15) == 0)
-                field = &out->secret_previous;
-            else if (k->via.str.size == 3 && memcmp(k->via.str.ptr, "raw", 3) == 0) {
-                field = &out->raw;
-                flen = &out->raw_len;
-            }
-            if (field != NULL && *field == NULL)
-                *field = aside_field(v, flen);
-        }
-        rc = 0;
-    }
-    msgpack_unpacked_destroy(&up);
-    return rc;
-}
-
-void job_aside_free(struct job_aside *a)
-{
-    free(a->secret);
-    free(a->secret_previous);
-    free(a->raw);
-    memset(a, 0, sizeof(*a));
 }

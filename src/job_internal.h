@@ -11,6 +11,12 @@
 #include "hookd/err.h"
 #include "hookd/json.h"
 
+/* ---- job.c: decoding ---------------------------------------------------- */
+
+/* Whether data starts like a msgpack map (0x80-0x8f, 0xde, 0xdf: bytes
+ * no JSON text starts with), so is to be read as msgpack, not JSON. */
+int job_is_msgpack(const char *data, size_t len);
+
 /* ---- job_mpcheck.c: msgpack bytes checked before msgpack-c sees them ---- */
 
 /* The size of the msgpack value at p (at most len bytes), or -1 when it is
