@@ -129,8 +129,8 @@ static int rebuild_job(struct redis_sync *s, const struct keys *k,
             buf_append_str(out, raw);
         } else if (raw64 != NULL) {
             size_t n = strlen(raw64);
-            unsigned char *b = xmalloc(n / 4 * 3 + 3);
-            int dl = sign_base64_decode(raw64, n, b, n / 4 * 3 + 3);
+            unsigned char *b = xmalloc(SIGN_BASE64_DECODED_MAX(n));
+            int dl = sign_base64_decode(raw64, n, b, SIGN_BASE64_DECODED_MAX(n));
             if (dl > 0)
                 buf_append(out, b, (size_t)dl);
             free(b);

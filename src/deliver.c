@@ -30,7 +30,7 @@ struct delivery {
 
 static void append_base64(struct buf *out, const char *p, size_t n)
 {
-    buf_reserve(out, 4 * (n / 3 + 1) + 1);
+    buf_reserve(out, SIGN_BASE64_LEN(n) + 1);
     out->len += sign_base64_encode((const unsigned char *)p, n, out->data + out->len);
     out->data[out->len] = '\0';
 }
@@ -233,7 +233,12 @@ static void on_response(const struct http_result *res, void *arg)
         send_request(next);
 }
 
-/* Headers hookd sets on every POST, then the job's own. */
+/* Room for the headers build_headers sets itself (six today, before the
+ * job's own, of which job.c admits at most JOB_HEADERS_MAX). */
+#define OWN_HEADERS_MAX 8
+
+/* Headers hookd sets on every POST, then the job's own: at most
+ * OWN_HEADERS_MAX + JOB_HEADERS_MAX entries in offs. */
 static int build_headers(struct delivery *d, struct buf *store, size_t *offs, size_t *n,
                          struct hk_err *err)
 {
@@ -297,8 +302,8 @@ static void send_request(struct delivery *d)
     struct deliver_env *env = d->env;
     struct hk_err err = { "", "" };
     struct buf store = BUF_INIT;
-    size_t offs[8 + 64], n = 0;
-    const char *hdrs[8 + 64];
+    size_t offs[OWN_HEADERS_MAX + JOB_HEADERS_MAX], n = 0;
+    const char *hdrs[OWN_HEADERS_MAX + JOB_HEADERS_MAX];
     int rc;
 
     d->started_ms = time_now_ms();

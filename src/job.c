@@ -1,9 +1,15 @@
-/* job.c -- job codec: JSON or msgpack in, a validated struct job out.
+/* job.c -- job codec: JSON or msgpack in, a validated struct job out. Its
+ * one concern is decoding's order of steps: hookd's marks, the retry
+ * envelope around a job, the format, then the job's fields.
  *
  * Both formats are first brought to the same shape (a table of the known
- * fields, each a json_value), then validated by one function, so a JSON job
- * and a msgpack job with the same content are accepted or rejected alike. */
-#include <math.h>
+ * fields, each a json_value), then validated by one function
+ * (job_validate.c), so a JSON job and a msgpack job with the same content
+ * are accepted or rejected alike. The other parts of the codec:
+ * job_mpcheck.c (msgpack bytes checked before msgpack-c sees them),
+ * job_mpjson.c (msgpack to json_value), job_envelope.c (the retry
+ * envelope), job_redact.c (what the dead letters show and keep aside);
+ * src/job_internal.h is what they share. */
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,189 +22,16 @@
 #include "hookd/json.h"
 #include "hookd/mem.h"
 #include "hookd/policy.h"
-#include "hookd/sign.h"
-
-/* The known fields of a job, borrowed from a json_doc. */
-struct fields {
-    const struct json_value *id, *url, *payload, *body, *body_base64, *event, *headers,
-        *content_type, *secret, *secret_previous, *secret_previous_until, *timeout_ms,
-        *max_attempts, *type;
-    const char *body_bin;       /* msgpack bin body, borrowed */
-    size_t body_bin_len;
-    int has_body_bin;
-};
-
-static void fields_take(struct fields *f, const char *key, size_t klen,
-                        const struct json_value *v)
-{
-#define FIELD(name) \
-    if (klen == sizeof(#name) - 1 && memcmp(key, #name, klen) == 0) { f->name = v; return; }
-    FIELD(id) FIELD(url) FIELD(payload) FIELD(body) FIELD(body_base64) FIELD(event)
-    FIELD(headers)
-    FIELD(content_type) FIELD(secret) FIELD(secret_previous) FIELD(secret_previous_until)
-    FIELD(timeout_ms) FIELD(max_attempts) FIELD(type)
-#undef FIELD
-}
-
-/* ---- msgpack to json_value ------------------------------------------------ */
-
-static int from_msgpack(struct json_doc *doc, const msgpack_object *o, int depth,
-                        int max_depth, struct json_value **out, struct hk_err *err);
-
-static int msgpack_key(struct json_doc *doc, const msgpack_object *k, struct json_member *m,
-                       struct hk_err *err)
-{
-    char tmp[32];
-
-    switch (k->type) {
-    case MSGPACK_OBJECT_STR:
-        if (!json_utf8_valid(k->via.str.ptr, k->via.str.size))
-            return hk_err_set(err, HK_EINVAL, "invalid_utf8", "map key is not UTF-8");
-        m->key = json_doc_strdup(doc, k->via.str.ptr, k->via.str.size);
-        m->key_len = k->via.str.size;
-        return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: {
-        /* A JavaScript object key is a string: 5 becomes "5". */
-        struct buf b = BUF_INIT;
-        json_write_number(&b, k->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                                  ? (double)k->via.u64 : (double)k->via.i64);
-        snprintf(tmp, sizeof(tmp), "%s", b.data);
-        buf_free(&b);
-        m->key = json_doc_strdup(doc, tmp, strlen(tmp));
-        m->key_len = strlen(tmp);
-        return 0;
-    }
-    default:
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "map key is not a string");
-    }
-}
-
-static int from_msgpack(struct json_doc *doc, const msgpack_object *o, int depth,
-                        int max_depth, struct json_value **out, struct hk_err *err)
-{
-    int rc;
-
-    if (depth > max_depth)
-        return hk_err_set(err, HK_EINVAL, "too_deep", "msgpack nesting deeper than %d",
-                          max_depth);
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        *out = json_new_scalar(doc, JSON_NULL);
-        return 0;
-    case MSGPACK_OBJECT_BOOLEAN:
-        *out = json_new_scalar(doc, o->via.boolean ? JSON_TRUE : JSON_FALSE);
-        return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        *out = json_new_number(doc, (double)o->via.u64);
-        return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        *out = json_new_number(doc, (double)o->via.i64);
-        return 0;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        *out = json_new_number(doc, o->via.f64);
-        return 0;
-    case MSGPACK_OBJECT_STR:
-        if (!json_utf8_valid(o->via.str.ptr, o->via.str.size))
-            return hk_err_set(err, HK_EINVAL, "invalid_utf8", "msgpack string is not UTF-8");
-        *out = json_new_string(doc, o->via.str.ptr, o->via.str.size);
-        return 0;
-    case MSGPACK_OBJECT_ARRAY:
-        *out = json_new_array(doc, o->via.array.size);
-        for (uint32_t i = 0; i < o->via.array.size; i++)
-            if ((rc = from_msgpack(doc, &o->via.array.ptr[i], depth + 1, max_depth,
-                                   &(*out)->u.array.items[i], err)) < 0)
-                return rc;
-        return 0;
-    case MSGPACK_OBJECT_MAP:
-        *out = json_new_object(doc, o->via.map.size);
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            struct json_member *m = &(*out)->u.object.items[i];
-            if ((rc = msgpack_key(doc, &o->via.map.ptr[i].key, m, err)) < 0)
-                return rc;
-            if ((rc = from_msgpack(doc, &o->via.map.ptr[i].val, depth + 1, max_depth,
-                                   &m->value, err)) < 0)
-                return rc;
-        }
-        json_object_finish(*out);
-        return 0;
-    default:
-        return hk_err_set(err, HK_EINVAL, "invalid_type",
-                          "msgpack bin/ext values have no JSON form");
-    }
-}
-
-/* Walk the msgpack bytes once before msgpack-c sees them. Written by hand
- * because msgpack-c's unpacker allocates every array and map from its
- * declared length before reading the elements: a 5-byte map32 header that
- * claims 2^32 entries makes it ask for hundreds of GiB. Here each declared
- * count must fit in the bytes that remain (every element takes at least
- * one), nesting is bounded, and the total work is linear in len. Returns
- * the size of the value at p, or -1 when it is malformed. */
-static long mp_check(const unsigned char *p, size_t len, int depth, int max_depth)
-{
-    static const unsigned char fixed[32] = {
-        /* 0xc0 .. 0xdf: total size of fixed-size types, 0 = special */
-        1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 5, 9, 2, 3, 5, 9,
-        2, 3, 5, 9, 3, 4, 6, 10, 18, 0, 0, 0, 0, 0, 0, 0,
-    };
-    uint64_t n = 0, head, elems = 0;
-    unsigned char c;
-
-    if (len == 0 || depth > max_depth)
-        return -1;
-    c = p[0];
-    if (c <= 0x7f || c >= 0xe0)
-        return 1;
-    if (c >= 0xa0 && c <= 0xbf) {
-        n = c & 0x1f;
-        return 1 + n <= len ? (long)(1 + n) : -1;
-    }
-    if (c >= 0x80 && c <= 0x9f) {
-        head = 1;
-        elems = (c & 0x0f) * (c < 0x90 ? 2u : 1u);
-    } else if (fixed[c - 0xc0] != 0) {
-        return fixed[c - 0xc0] <= len ? fixed[c - 0xc0] : -1;
-    } else {
-        /* length-prefixed: str/bin/ext 8/16/32, array/map 16/32 */
-        static const unsigned char lenbytes[32] = {
-            [0x04] = 1, [0x05] = 2, [0x06] = 4, [0x07] = 1, [0x08] = 2, [0x09] = 4,
-            [0x19] = 1, [0x1a] = 2, [0x1b] = 4, [0x1c] = 2, [0x1d] = 4, [0x1e] = 2, [0x1f] = 4,
-        };
-        unsigned lb = lenbytes[c - 0xc0];
-        if (lb == 0 || len < 1 + (size_t)lb)
-            return -1;      /* 0xc1 (never used) or truncated */
-        for (unsigned i = 0; i < lb; i++)
-            n = (n << 8) | p[1 + i];
-        head = 1 + lb;
-        if (c >= 0xdc) {
-            elems = c >= 0xde ? 2 * n : n;
-        } else {
-            head += (c >= 0xc7 && c <= 0xc9);   /* ext type byte */
-            return head + n <= len ? (long)(head + n) : -1;
-        }
-    }
-    if (elems > len - head)
-        return -1;
-    size_t off = head;
-    for (uint64_t i = 0; i < elems; i++) {
-        long k = mp_check(p + off, len - off, depth + 1, max_depth);
-        if (k < 0)
-            return -1;
-        off += (size_t)k;
-    }
-    return (long)off;
-}
+#include "job_internal.h"
 
 static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t len,
-                               const struct job_limits *lim, struct fields *f,
+                               const struct job_limits *lim, struct job_fields *f,
                                msgpack_unpacked *up, struct hk_err *err)
 {
     size_t off = 0;
     int rc;
 
-    long size = mp_check((const unsigned char *)data, len, 0, lim->max_depth + 1);
+    long size = job_mp_check((const unsigned char *)data, len, 0, lim->max_depth + 1);
     if (size < 0)
         return hk_err_set(err, HK_EINVAL, "invalid_msgpack",
                           "not a valid msgpack value (truncated, a length beyond the data, "
@@ -228,197 +61,18 @@ static int fields_from_msgpack(struct json_doc *doc, const char *data, size_t le
             f->has_body_bin = 1;
             continue;
         }
-        if ((rc = from_msgpack(doc, v, 1, lim->max_depth, &jv, err)) < 0)
+        if ((rc = job_mp_to_json(doc, v, 1, lim->max_depth, &jv, err)) < 0)
             return rc;
         if (k->via.str.size == 4 && memcmp(k->via.str.ptr, "body", 4) == 0)
             f->has_body_bin = 0;
-        fields_take(f, k->via.str.ptr, k->via.str.size, jv);
-    }
-    return 0;
-}
-
-/* ---- validation ----------------------------------------------------------- */
-
-static int want_string(const struct json_value *v, const char *name, struct hk_err *err)
-{
-    if (v->type != JSON_STRING)
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "%s must be a string", name);
-    if (!json_utf8_valid(v->u.string.ptr, v->u.string.len))
-        return hk_err_set(err, HK_EINVAL, "invalid_utf8",
-                          "%s contains a lone surrogate", name);
-    return 0;
-}
-
-static int want_int(const struct json_value *v, const char *name, long lo, long hi,
-                    long *out, struct hk_err *err)
-{
-    if (v->type != JSON_NUMBER || v->u.number != floor(v->u.number))
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "%s must be an integer", name);
-    if (v->u.number < (double)lo || v->u.number > (double)hi)
-        return hk_err_set(err, HK_EINVAL, "invalid_range", "%s must be in [%ld, %ld]",
-                          name, lo, hi);
-    *out = (long)v->u.number;
-    return 0;
-}
-
-static char *dup_str(const struct json_value *v)
-{
-    return xstrndup(v->u.string.ptr, v->u.string.len);
-}
-
-/* A non-empty string, copied to *out (owned by the job). */
-static int want_secret(const struct json_value *v, const char *name, char **out,
-                       struct hk_err *err)
-{
-    int rc;
-
-    if ((rc = want_string(v, name, err)) < 0)
-        return rc;
-    if (v->u.string.len == 0)
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "%s is empty", name);
-    *out = dup_str(v);
-    return 0;
-}
-
-static int validate_id(struct job *job, const struct json_value *v, struct hk_err *err)
-{
-    int rc;
-
-    if ((rc = want_string(v, "id", err)) < 0)
-        return rc;
-    if (v->u.string.len == 0 || v->u.string.len > JOB_ID_MAX ||
-        policy_check_header_value(v->u.string.ptr, v->u.string.len) < 0 ||
-        strchr(v->u.string.ptr, '\t') != NULL)
-        return hk_err_set(err, HK_EINVAL, "invalid_id",
-                          "id must be 1..%d bytes without control characters", JOB_ID_MAX);
-    job->id = dup_str(v);
-    return 0;
-}
-
-static int validate_headers(struct job *job, const struct json_value *h, struct hk_err *err)
-{
-    int rc;
-
-    if (h->type != JSON_OBJECT)
-        return hk_err_set(err, HK_EINVAL, "invalid_type", "headers must be an object");
-    if (h->u.object.len > 64)
-        return hk_err_set(err, HK_EINVAL, "invalid_range", "at most 64 headers");
-    job->headers = xcalloc(h->u.object.len, sizeof(struct job_header));
-    for (size_t i = 0; i < h->u.object.len; i++) {
-        const struct json_member *m = &h->u.object.items[i];
-        if (m->value->type != JSON_STRING)
-            return hk_err_set(err, HK_EINVAL, "invalid_type",
-                              "header values must be strings");
-        if ((rc = policy_check_header(m->key, m->key_len, m->value->u.string.ptr,
-                                      m->value->u.string.len, err)) < 0)
-            return rc;
-        job->headers[i].name = xstrndup(m->key, m->key_len);
-        job->headers[i].value = dup_str(m->value);
-        job->nheaders++;
-    }
-    return 0;
-}
-
-static int validate(struct job *job, const struct fields *f, struct hk_err *err)
-{
-    long n = 0;
-    int rc;
-
-    if (f->id != NULL && (rc = validate_id(job, f->id, err)) < 0)
-        return rc;
-    if (f->url == NULL)
-        return hk_err_set(err, HK_EINVAL, "missing_url", "job has no url");
-    if ((rc = want_string(f->url, "url", err)) < 0)
-        return rc;
-    char origin[POLICY_ORIGIN_MAX];
-    if ((rc = policy_check_url(f->url->u.string.ptr, f->url->u.string.len, origin,
-                               sizeof(origin), err)) < 0)
-        return rc;
-    job->url = dup_str(f->url);
-    job->origin = xstrdup(origin);
-
-    int nbodies = (f->payload != NULL) + (f->body != NULL || f->has_body_bin) +
-                  (f->body_base64 != NULL);
-    if (nbodies == 0)
-        return hk_err_set(err, HK_EINVAL, "missing_body", "job has neither payload nor body");
-    if (nbodies > 1)
-        return hk_err_set(err, HK_EINVAL, "invalid_job",
-                          "job has more than one of payload, body, body_base64");
-    if (f->body_base64 != NULL) {
-        if ((rc = want_string(f->body_base64, "body_base64", err)) < 0)
-            return rc;
-        size_t blen = f->body_base64->u.string.len;
-        job->body = xmalloc(blen / 4 * 3 + 4);
-        int dl = blen == 0 ? 0 : sign_base64_decode(f->body_base64->u.string.ptr, blen,
-                                                    (unsigned char *)job->body,
-                                                    blen / 4 * 3 + 3);
-        if (dl < 0)
-            return hk_err_set(err, HK_EINVAL, "invalid_type", "body_base64 is not base64");
-        job->body[dl] = '\0';
-        job->body_len = (size_t)dl;
-    } else if (f->payload != NULL) {
-        struct buf b = BUF_INIT;
-        json_write(&b, f->payload);
-        job->body = buf_steal(&b, &job->body_len);
-    } else if (f->has_body_bin) {
-        job->body = xmalloc(f->body_bin_len + 1);
-        memcpy(job->body, f->body_bin, f->body_bin_len);
-        job->body[f->body_bin_len] = '\0';
-        job->body_len = f->body_bin_len;
-    } else {
-        if ((rc = want_string(f->body, "body", err)) < 0)
-            return rc;
-        job->body = dup_str(f->body);
-        job->body_len = f->body->u.string.len;
-    }
-
-    if (f->content_type != NULL) {
-        if ((rc = want_string(f->content_type, "content_type", err)) < 0)
-            return rc;
-        if (f->content_type->u.string.len == 0 || f->content_type->u.string.len > 256 ||
-            policy_check_header_value(f->content_type->u.string.ptr,
-                                      f->content_type->u.string.len) < 0)
-            return hk_err_set(err, HK_EINVAL, "invalid_header", "content_type is invalid");
-        job->content_type = dup_str(f->content_type);
-    }
-    if (f->event != NULL) {
-        if ((rc = want_string(f->event, "event", err)) < 0)
-            return rc;
-        if (f->event->u.string.len > 256 ||
-            policy_check_header_value(f->event->u.string.ptr, f->event->u.string.len) < 0)
-            return hk_err_set(err, HK_EINVAL, "invalid_header", "event is invalid");
-        job->event = dup_str(f->event);
-    }
-    if (f->secret != NULL && (rc = want_secret(f->secret, "secret", &job->secret, err)) < 0)
-        return rc;
-    if (f->secret_previous != NULL &&
-        (rc = want_secret(f->secret_previous, "secret_previous", &job->secret_previous, err)) < 0)
-        return rc;
-    if (f->secret_previous_until != NULL) {
-        if ((rc = want_int(f->secret_previous_until, "secret_previous_until", 1,
-                           4102444800L, &n, err)) < 0)
-            return rc;
-        job->secret_previous_until = n;
-    }
-    if (f->headers != NULL && (rc = validate_headers(job, f->headers, err)) < 0)
-        return rc;
-    if (f->timeout_ms != NULL) {
-        if ((rc = want_int(f->timeout_ms, "timeout_ms", 1, JOB_TIMEOUT_MS_MAX, &n, err)) < 0)
-            return rc;
-        job->timeout_ms = n;
-    }
-    if (f->max_attempts != NULL) {
-        if ((rc = want_int(f->max_attempts, "max_attempts", 1, JOB_MAX_ATTEMPTS_MAX, &n,
-                           err)) < 0)
-            return rc;
-        job->max_attempts = (int)n;
+        job_fields_take(f, k->via.str.ptr, k->via.str.size, jv);
     }
     return 0;
 }
 
 /* msgpack maps start with 0x80-0x8f, 0xde or 0xdf; none of those can start
  * a JSON text, so the first byte tells the formats apart. */
-static int is_msgpack(const char *data, size_t len)
+int job_is_msgpack(const char *data, size_t len)
 {
     unsigned char c = len ? (unsigned char)data[0] : 0;
     return (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf;
@@ -433,6 +87,57 @@ static int looks_like_json_object(const char *data, size_t len)
     return i < len && data[i] == '{';
 }
 
+/* A job straight from a producer (or from inside an envelope). */
+static int decode_plain(const char *data, size_t len, const struct job_limits *limits,
+                        struct job *job, struct hk_err *err)
+{
+    struct json_doc *doc = json_doc_new();
+    struct json_value *root = NULL;   /* JSON jobs, and typed msgpack jobs */
+    struct job_fields f;
+    msgpack_unpacked up;
+    int rc;
+
+    memset(&f, 0, sizeof(f));
+    msgpack_unpacked_init(&up);
+    if (len > limits->max_job_bytes) {
+        rc = hk_err_set(err, HK_EINVAL, "too_large", "job is %zu bytes, limit %zu", len,
+                        limits->max_job_bytes);
+        goto out;
+    }
+    if (job_is_msgpack(data, len)) {
+        rc = fields_from_msgpack(doc, data, len, limits, &f, &up, err);
+    } else if (!looks_like_json_object(data, len)) {
+        rc = hk_err_set(err, HK_EINVAL, "invalid_format",
+                        "job is neither a JSON object nor a msgpack map");
+    } else {
+        rc = json_parse(doc, data, len, limits->max_depth, &root, err);
+        if (rc == 0 && root->type != JSON_OBJECT)
+            rc = hk_err_set(err, HK_EINVAL, "invalid_job", "job is not a JSON object");
+        for (size_t i = 0; rc == 0 && i < root->u.object.len; i++)
+            job_fields_take(&f, root->u.object.items[i].key, root->u.object.items[i].key_len,
+                            root->u.object.items[i].value);
+    }
+    if (rc == 0 && f.type != NULL) {
+        /* A typed job (event.h): its own rules, on the whole tree. */
+        if (root == NULL)
+            rc = job_mp_to_json(doc, &up.data, 0, limits->max_depth, &root, err);
+        if (rc == 0 && f.id != NULL)
+            rc = job_validate_id(job, f.id, err);
+        if (rc == 0)
+            rc = event_decode(root, &job->typed, err);
+    } else if (rc == 0) {
+        rc = job_validate(job, &f, err);
+    }
+    if (rc < 0 && f.id != NULL && job->id == NULL) {
+        struct hk_err ignore;
+        job_validate_id(job, f.id, &ignore);
+    }
+out:
+    msgpack_unpacked_destroy(&up);
+    json_doc_free(doc);
+    return rc;
+}
+
 static void set_raw(struct job *job, const char *data, size_t len)
 {
     free(job->raw);
@@ -442,66 +147,21 @@ static void set_raw(struct job *job, const char *data, size_t len)
     job->raw_len = len;
 }
 
-/* A retry envelope: fixmap whose first key is the fixstr "_hookd". */
-static int is_envelope(const char *data, size_t len)
-{
-    return len > 8 && (unsigned char)data[0] >= 0x80 && (unsigned char)data[0] <= 0x8f &&
-           (unsigned char)data[1] == 0xa6 && memcmp(data + 2, "_hookd", 6) == 0;
-}
-
-static int decode_plain(const char *data, size_t len, const struct job_limits *limits,
-                        struct job *job, struct hk_err *err);
-
-/* Unwrap an envelope into job (metadata) and the producer's job bytes. */
+/* A retry envelope: its metadata into job, then the producer's job inside
+ * it decoded as if it came straight from the producer. */
 static int decode_envelope(const char *data, size_t len, const struct job_limits *limits,
                            struct job *job, struct hk_err *err)
 {
-    msgpack_unpacked up;
-    size_t off = 0;
-    const char *inner = NULL;
-    size_t inner_len = 0;
-    char *id = NULL;
+    char *inner, *id;
+    size_t inner_len;
     int rc;
 
-    msgpack_unpacked_init(&up);
-    if (mp_check((const unsigned char *)data, len, 0, 4) != (long)len ||
-        msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        up.data.type != MSGPACK_OBJECT_MAP) {
-        msgpack_unpacked_destroy(&up);
-        return hk_err_set(err, HK_EINVAL, "invalid_envelope", "malformed retry envelope");
-    }
-    for (uint32_t i = 0; i < up.data.via.map.size; i++) {
-        const msgpack_object *k = &up.data.via.map.ptr[i].key, *v = &up.data.via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR)
-            continue;
-#define KEY(name) (k->via.str.size == sizeof(name) - 1 && memcmp(k->via.str.ptr, name, k->via.str.size) == 0)
-        if (KEY("job") && v->type == MSGPACK_OBJECT_BIN) {
-            inner = v->via.bin.ptr;
-            inner_len = v->via.bin.size;
-        } else if (KEY("id") && v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
-                   v->via.str.size <= JOB_ID_MAX) {
-            free(id);
-            id = xstrndup(v->via.str.ptr, v->via.str.size);
-        } else if (KEY("attempts") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                   v->via.u64 <= JOB_MAX_ATTEMPTS_MAX) {
-            job->attempts = (int)v->via.u64;
-        } else if (KEY("first_ms") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            job->first_attempt_ms = (long long)v->via.u64;
-        } else if (KEY("last_status") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            job->last_status = (long)v->via.u64;
-        } else if (KEY("last_error") && v->type == MSGPACK_OBJECT_STR) {
-            free(job->last_error);
-            job->last_error = xstrndup(v->via.str.ptr, v->via.str.size);
-        }
-#undef KEY
-    }
-    if (inner == NULL || is_envelope(inner, inner_len)) {
-        free(id);
-        msgpack_unpacked_destroy(&up);
-        return hk_err_set(err, HK_EINVAL, "invalid_envelope", "retry envelope without a job");
-    }
-    set_raw(job, inner, inner_len);
-    rc = decode_plain(inner, inner_len, limits, job, err);
+    if ((rc = job_envelope_open(data, len, job, &inner, &inner_len, &id, err)) < 0)
+        return rc;
+    free(job->raw);
+    job->raw = inner;
+    job->raw_len = inner_len;
+    rc = decode_plain(job->raw, job->raw_len, limits, job, err);
     if (id != NULL && policy_check_header_value(id, strlen(id)) == 0) {
         /* The envelope's id wins: it may be the one generated at attempt 1. */
         free(job->id);
@@ -509,7 +169,6 @@ static int decode_envelope(const char *data, size_t len, const struct job_limits
         id = NULL;
     }
     free(id);
-    msgpack_unpacked_destroy(&up);
     return rc;
 }
 
@@ -546,138 +205,9 @@ int job_decode(const char *data, size_t len, const struct job_limits *limits,
     }
     skip_crash_mark(&data, &len, &job->crashes);
     set_raw(job, data, len);
-    if (is_envelope(data, len))
+    if (job_envelope_is(data, len))
         return decode_envelope(data, len, limits, job, err);
     return decode_plain(data, len, limits, job, err);
-}
-
-static int decode_plain(const char *data, size_t len, const struct job_limits *limits,
-                        struct job *job, struct hk_err *err)
-{
-    struct json_doc *doc = json_doc_new();
-    struct json_value *root = NULL;   /* JSON jobs, and typed msgpack jobs */
-    struct fields f;
-    msgpack_unpacked up;
-    int rc;
-
-    memset(&f, 0, sizeof(f));
-    msgpack_unpacked_init(&up);
-    if (len > limits->max_job_bytes) {
-        rc = hk_err_set(err, HK_EINVAL, "too_large", "job is %zu bytes, limit %zu", len,
-                        limits->max_job_bytes);
-        goto out;
-    }
-    if (is_msgpack(data, len)) {
-        rc = fields_from_msgpack(doc, data, len, limits, &f, &up, err);
-    } else if (!looks_like_json_object(data, len)) {
-        rc = hk_err_set(err, HK_EINVAL, "invalid_format",
-                        "job is neither a JSON object nor a msgpack map");
-    } else {
-        rc = json_parse(doc, data, len, limits->max_depth, &root, err);
-        if (rc == 0 && root->type != JSON_OBJECT)
-            rc = hk_err_set(err, HK_EINVAL, "invalid_job", "job is not a JSON object");
-        for (size_t i = 0; rc == 0 && i < root->u.object.len; i++)
-            fields_take(&f, root->u.object.items[i].key, root->u.object.items[i].key_len,
-                        root->u.object.items[i].value);
-    }
-    if (rc == 0 && f.type != NULL) {
-        /* A typed job (event.h): its own rules, on the whole tree. */
-        if (root == NULL)
-            rc = from_msgpack(doc, &up.data, 0, limits->max_depth, &root, err);
-        if (rc == 0 && f.id != NULL)
-            rc = validate_id(job, f.id, err);
-        if (rc == 0)
-            rc = event_decode(root, &job->typed, err);
-    } else if (rc == 0) {
-        rc = validate(job, &f, err);
-    }
-    if (rc < 0 && f.id != NULL && job->id == NULL) {
-        struct hk_err ignore;
-        validate_id(job, f.id, &ignore);
-    }
-out:
-    msgpack_unpacked_destroy(&up);
-    json_doc_free(doc);
-    return rc;
-}
-
-static int is_secret_key(const char *k, size_t len)
-{
-    return (len == 6 && memcmp(k, "secret", 6) == 0) ||
-           (len == 15 && memcmp(k, "secret_previous", 15) == 0);
-}
-
-static int redact_msgpack(struct json_doc *doc, const msgpack_object *o,
-                          const struct job_limits *lim, struct json_value **out)
-{
-    struct hk_err err;
-    size_t n = 0;
-
-    *out = json_new_object(doc, o->via.map.size);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        struct json_member *m = &(*out)->u.object.items[n];
-        if (msgpack_key(doc, k, m, &err) < 0)
-            return HK_EINVAL;
-        if (is_secret_key(m->key, m->key_len))
-            continue;
-        if (v->type == MSGPACK_OBJECT_BIN) {
-            if (json_utf8_valid(v->via.bin.ptr, v->via.bin.size)) {
-                m->value = json_new_string(doc, v->via.bin.ptr, v->via.bin.size);
-            } else {
-                char *b64 = xmalloc(4 * (v->via.bin.size / 3 + 1) + 1);
-                size_t blen = sign_base64_encode((const unsigned char *)v->via.bin.ptr,
-                                                 v->via.bin.size, b64);
-                struct buf key = BUF_INIT;
-                buf_printf(&key, "%s_base64", m->key);
-                m->key = json_doc_strdup(doc, key.data, key.len);
-                m->key_len = key.len;
-                m->value = json_new_string(doc, b64, blen);
-                buf_free(&key);
-                free(b64);
-            }
-        } else if (from_msgpack(doc, v, 1, lim->max_depth, &m->value, &err) < 0) {
-            return HK_EINVAL;
-        }
-        n++;
-    }
-    (*out)->u.object.len = n;
-    json_object_finish(*out);
-    return 0;
-}
-
-int job_redact(const char *data, size_t len, const struct job_limits *limits,
-               struct buf *out)
-{
-    struct json_doc *doc = json_doc_new();
-    struct json_value *root = NULL;
-    struct hk_err err;
-    int rc = HK_EINVAL;
-
-    if (is_msgpack(data, len)) {
-        msgpack_unpacked up;
-        size_t off = 0;
-        msgpack_unpacked_init(&up);
-        if (mp_check((const unsigned char *)data, len, 0, limits->max_depth + 1) == (long)len &&
-            msgpack_unpack_next(&up, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-            off == len && up.data.type == MSGPACK_OBJECT_MAP)
-            rc = redact_msgpack(doc, &up.data, limits, &root);
-        msgpack_unpacked_destroy(&up);
-    } else if (json_parse(doc, data, len, limits->max_depth, &root, &err) == 0 &&
-               root->type == JSON_OBJECT) {
-        size_t w = 0;
-        for (size_t i = 0; i < root->u.object.len; i++) {
-            const struct json_member *m = &root->u.object.items[i];
-            if (!is_secret_key(m->key, m->key_len))
-                root->u.object.items[w++] = *m;
-        }
-        root->u.object.len = w;
-        rc = 0;
-    }
-    if (rc == 0)
-        json_write(out, root);
-    json_doc_free(doc);
-    return rc;
 }
 
 void job_ensure_id(struct job *job)
@@ -722,138 +252,4 @@ void job_free(struct job *job)
     free(job->last_error);
     event_free(job->typed);
     free(job);
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static int sbuf_write(void *data, const char *buf, size_t len)
-{
-    buf_append(data, buf, len);
-    return 0;
-}
-
-void job_envelope_encode(const struct job *job, const struct job_envelope *env,
-                         struct buf *out)
-{
-    msgpack_packer pk;
-
-    msgpack_packer_init(&pk, out, sbuf_write);
-    msgpack_pack_map(&pk, env->id != NULL ? 8 : 7);
-    pack_str(&pk, "_hookd");        /* must stay first: is_envelope() */
-    msgpack_pack_int(&pk, 1);
-    if (env->id != NULL) {          /* a typed job may have none */
-        pack_str(&pk, "id");
-        pack_str(&pk, env->id);
-    }
-    pack_str(&pk, "attempts");
-    msgpack_pack_int(&pk, env->attempts);
-    pack_str(&pk, "first_ms");
-    msgpack_pack_int64(&pk, env->first_attempt_ms);
-    pack_str(&pk, "last_status");
-    msgpack_pack_long(&pk, env->last_status);
-    pack_str(&pk, "last_error");
-    pack_str(&pk, env->last_error);
-    pack_str(&pk, "token");
-    pack_str(&pk, env->token);
-    pack_str(&pk, "job");
-    msgpack_pack_bin(&pk, job->raw_len);
-    msgpack_pack_bin_body(&pk, job->raw, job->raw_len);
-}
-
-/* The aside value: 0xc1 (so it is never taken for an older plain secret,
- * which as UTF-8 text cannot start with that byte), then a msgpack map. */
-#define ASIDE_TAG '\xc1'
-
-int job_aside_encode(const struct job *job, struct buf *out)
-{
-    msgpack_packer pk;
-    int n = (job->secret != NULL) + (job->secret_previous != NULL);
-
-    if (n == 0)
-        return 0;
-    buf_append_char(out, ASIDE_TAG);
-    msgpack_packer_init(&pk, out, sbuf_write);
-    msgpack_pack_map(&pk, (size_t)n);
-    if (job->secret != NULL) {
-        pack_str(&pk, "secret");
-        pack_str(&pk, job->secret);
-    }
-    if (job->secret_previous != NULL) {
-        pack_str(&pk, "secret_previous");
-        pack_str(&pk, job->secret_previous);
-    }
-    return 1;
-}
-
-static char *aside_field(const msgpack_object *v, size_t *len)
-{
-    const char *p;
-    uint32_t n;
-
-    if (v->type == MSGPACK_OBJECT_STR) {
-        p = v->via.str.ptr;
-        n = v->via.str.size;
-    } else if (v->type == MSGPACK_OBJECT_BIN) {
-        p = v->via.bin.ptr;
-        n = v->via.bin.size;
-    } else {
-        return NULL;
-    }
-    if (len != NULL)
-        *len = n;
-    return xstrndup(p, n);
-}
-
-int job_aside_decode(const char *data, size_t len, struct job_aside *out)
-{
-    msgpack_unpacked up;
-    size_t off = 0;
-    int rc = HK_EINVAL;
-
-    memset(out, 0, sizeof(*out));
-    if (len == 0)
-        return 0;
-    if (data[0] != ASIDE_TAG) {     /* before the map: the job's own secret */
-        out->secret = xstrndup(data, len);
-        return 0;
-    }
-    msgpack_unpacked_init(&up);
-    if (msgpack_unpack_next(&up, data + 1, len - 1, &off) == MSGPACK_UNPACK_SUCCESS &&
-        up.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *m = &up.data.via.map;
-        for (uint32_t i = 0; i < m->size; i++) {
-            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-            char **field = NULL;
-            size_t *flen = NULL;
-            if (k->type != MSGPACK_OBJECT_STR)
-                continue;
-            if (k->via.str.size == 6 && memcmp(k->via.str.ptr, "secret", 6) == 0)
-                field = &out->secret;
-            else if (k->via.str.size == 15 && memcmp(k->via.str.ptr, "secret_previous", 15) == 0)
-                field = &out->secret_previous;
-            else if (k->via.str.size == 3 && memcmp(k->via.str.ptr, "raw", 3) == 0) {
-                field = &out->raw;
-                flen = &out->raw_len;
-            }
-            if (field != NULL && *field == NULL)
-                *field = aside_field(v, flen);
-        }
-        rc = 0;
-    }
-    msgpack_unpacked_destroy(&up);
-    return rc;
-}
-
-void job_aside_free(struct job_aside *a)
-{
-    free(a->secret);
-    free(a->secret_previous);
-    free(a->raw);
-    memset(a, 0, sizeof(*a));
 }

@@ -130,7 +130,7 @@ int sign_base64_decode(const char *in, size_t n, unsigned char *out, size_t outs
 
     /* EVP_DecodeBlock skips white space and counts padding as zero bytes:
      * check the alphabet and strip the padding ourselves. */
-    if (n == 0 || n % 4 != 0 || (n / 4) * 3 > outsz)
+    if (n == 0 || n % 4 != 0 || SIGN_BASE64_DECODED_MAX(n) > outsz)
         return HK_EINVAL;
     for (size_t i = 0; i < n; i++) {
         char c = in[i];
@@ -183,7 +183,7 @@ int sign_generate_secret(char *out, size_t outsz)
 {
     unsigned char r[32];
 
-    if (outsz < 6 + 45 || RAND_bytes(r, sizeof(r)) != 1)
+    if (outsz < 6 + SIGN_BASE64_LEN(sizeof(r)) + 1 || RAND_bytes(r, sizeof(r)) != 1)
         return HK_ECRYPTO;
     memcpy(out, "whsec_", 6);
     sign_base64_encode(r, sizeof(r), out + 6);

@@ -33,6 +33,7 @@
 #define JOB_ID_MAX 256
 #define JOB_TIMEOUT_MS_MAX 600000   /* 10 minutes per attempt */
 #define JOB_MAX_ATTEMPTS_MAX 100
+#define JOB_HEADERS_MAX 64          /* entries in a job's `headers` */
 
 struct job_header {
     char *name;                 /* owned */

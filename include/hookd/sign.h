@@ -14,8 +14,14 @@
 
 #include "hookd/err.h"
 
+/* Buffer sizes for sign_base64_encode / sign_base64_decode, the one place
+ * they are computed: the chars encoding n bytes (4 * ceil(n / 3), without
+ * NUL), and the most bytes decoding n chars may write (padding counts). */
+#define SIGN_BASE64_LEN(n) (((n) + 2) / 3 * 4)
+#define SIGN_BASE64_DECODED_MAX(n) ((n) / 4 * 3)
+
 #define SIGN_HEX_LEN 64           /* chars of a hex SHA-256 MAC, without NUL */
-#define SIGN_V1_LEN (3 + 44)      /* "v1," + base64 of 32 bytes, without NUL */
+#define SIGN_V1_LEN (3 + SIGN_BASE64_LEN(32))  /* "v1," + base64 MAC, without NUL */
 #define SIGN_SECRET_MAX 512
 
 /* out receives 64 hex chars and a NUL. Returns 0 or HK_ECRYPTO. */
@@ -34,8 +40,10 @@ int sign_sha256(const void *data, size_t n, unsigned char out[32]);
  * bytes). Returns 0 or HK_ECRYPTO. */
 int sign_generate_secret(char *out, size_t outsz);
 
-/* Standard base64 (with padding). encode: out needs 4*ceil(n/3)+1 bytes.
- * decode returns the decoded length, or HK_EINVAL on bad input. */
+/* Standard base64 (with padding). encode: out needs SIGN_BASE64_LEN(n) + 1
+ * bytes (it ends with a NUL). decode: outsz at least
+ * SIGN_BASE64_DECODED_MAX(n); returns the decoded length, or HK_EINVAL on
+ * bad input. */
 size_t sign_base64_encode(const unsigned char *in, size_t n, char *out);
 int sign_base64_decode(const char *in, size_t n, unsigned char *out, size_t outsz);
 
