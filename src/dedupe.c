@@ -1,4 +1,6 @@
 /* dedupe.c -- batched ACCEPT checks for idempotent enqueue (dedupe.h). */
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,11 +12,10 @@
 #define RETRY_PAUSE_MS 1000     /* after an error reply, before asking again */
 #define SEND_MAX QUEUE_ACCEPT_MAX /* checks per script call */
 
-struct sent {
-    struct dedupe *d;
-    struct dedupe_req *head;    /* the checks of this call, in order */
-    size_t n;                   /* how many */
-};
+static struct dedupe_req *req_of(struct coalesce_item *it)
+{
+    return (struct dedupe_req *)((char *)it - offsetof(struct dedupe_req, link));
+}
 
 void dedupe_key(const char *id, const char *url, char out[DEDUPE_KEY_LEN + 1])
 {
@@ -33,68 +34,32 @@ void dedupe_key(const char *id, const char *url, char out[DEDUPE_KEY_LEN + 1])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static void on_timer(uv_timer_t *t)
+/* The queue.h call for the checks from first on: at most SEND_MAX. */
+static int send_checks(void *arg, struct coalesce_item *first, size_t *n, redis_reply_cb cb,
+                       void *cbarg)
 {
-    struct dedupe *d = t->data;
+    struct dedupe *d = arg;
+    const char *args[2 * SEND_MAX];
+    char seqs[SEND_MAX][24];
+    size_t k = 0;
 
-    d->scheduled = 0;
-    dedupe_flush(d);
-}
-
-static void schedule(struct dedupe *d, uint64_t delay_ms)
-{
-    if (d->scheduled && delay_ms == 0)
-        return;
-    d->scheduled = 1;
-    uv_timer_start(&d->timer, on_timer, delay_ms, 0);
-}
-
-void dedupe_init(struct dedupe *d, uv_loop_t *loop, struct redis_conn *conn,
-                 const struct keys *keys, long window_ms)
-{
-    memset(d, 0, sizeof(*d));
-    d->conn = conn;
-    d->keys = keys;
-    d->window_ms = window_ms;
-    uv_timer_init(loop, &d->timer);
-    d->timer.data = d;
-}
-
-/* Put a chain back in front of the queue (a failed call), order kept. */
-static void requeue(struct dedupe *d, struct dedupe_req *chain)
-{
-    struct dedupe_req *last = chain;
-
-    while (last->next != NULL)
-        last = last->next;
-    last->next = d->head;
-    d->head = chain;
-    if (d->tail == NULL)
-        d->tail = last;
-}
-
-static void cancel_chain(struct dedupe_req *r)
-{
-    while (r != NULL) {
-        struct dedupe_req *next = r->next;
-        r->cb(r, DEDUPE_CANCELLED);
-        r = next;
+    for (struct coalesce_item *it = first; it != NULL && k < SEND_MAX; it = it->next, k++) {
+        struct dedupe_req *r = req_of(it);
+        snprintf(seqs[k], sizeof(seqs[k]), "%llu", (unsigned long long)r->seq);
+        args[2 * k] = seqs[k];
+        args[2 * k + 1] = r->key;
     }
+    *n = k;
+    return queue_accept(d->conn, d->keys, d->window_ms, args, 2 * k, cb, cbarg);
 }
 
-static void on_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+static enum coalesce_verdict on_checked(void *arg, struct redisReply *reply,
+                                        struct coalesce_item *first, size_t n)
 {
-    struct sent *s = arg;
-    struct dedupe *d = s->d;
-    struct dedupe_req *r = s->head;
-    size_t n = s->n;
+    static const enum dedupe_verdict verdicts[] = { DEDUPE_NEW, DEDUPE_DUPLICATE,
+                                                    DEDUPE_GONE, DEDUPE_UNCHECKED };
+    struct dedupe *d = arg;
 
-    (void)c;
-    free(s);
-    if (d->closing) {
-        cancel_chain(r);
-        return;
-    }
     if (redis_reply_is_error(reply) || redis_reply_elements(reply) != n) {
         /* Lost reply or script error: ACCEPT may or may not have run; it
          * is idempotent per seq, so ask again. Logged once per distinct
@@ -104,70 +69,57 @@ static void on_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
             log_changed(d->last_error, sizeof(d->last_error), msg ? msg : "bad reply"))
             log_error("dedupe check of %zu jobs failed: %s; retrying every %d ms", n,
                       msg ? msg : "bad reply", RETRY_PAUSE_MS);
-        requeue(d, r);
-        schedule(d, reply != NULL ? RETRY_PAUSE_MS : 0);
-        return;
+        return COALESCE_RETRY;
     }
     if (d->last_error[0] != '\0') {
         log_info("dedupe checks work again");
         d->last_error[0] = '\0';
     }
-    for (size_t i = 0; r != NULL; i++) {
-        static const enum dedupe_verdict verdicts[] = { DEDUPE_NEW, DEDUPE_DUPLICATE,
-                                                        DEDUPE_GONE, DEDUPE_UNCHECKED };
-        struct dedupe_req *next = r->next;
+    for (size_t i = 0; first != NULL; i++) {
+        struct dedupe_req *r = req_of(first);
         long long v = redis_reply_integer(redis_reply_element(reply, i));
-        r->next = NULL;
+        first = first->next;
+        r->link.next = NULL;
         r->cb(r, v >= 0 && v <= 3 ? verdicts[v] : DEDUPE_GONE);
-        r = next;
     }
+    return COALESCE_DONE;
+}
+
+static void cancel_chain(void *arg, struct coalesce_item *it)
+{
+    (void)arg;
+    while (it != NULL) {
+        struct dedupe_req *r = req_of(it);
+        it = it->next;
+        r->cb(r, DEDUPE_CANCELLED);
+    }
+}
+
+static const struct coalesce_ops check_ops = {
+    .send = send_checks, .reply = on_checked, .drop = cancel_chain,
+};
+
+void dedupe_init(struct dedupe *d, uv_loop_t *loop, struct redis_conn *conn,
+                 const struct keys *keys, long window_ms)
+{
+    memset(d, 0, sizeof(*d));
+    d->conn = conn;
+    d->keys = keys;
+    d->window_ms = window_ms;
+    coalesce_init(&d->checks, loop, conn, &check_ops, d, RETRY_PAUSE_MS);
 }
 
 void dedupe_flush(struct dedupe *d)
 {
-    const char *args[2 * SEND_MAX];
-    char seqs[SEND_MAX][24];
-
-    while (d->head != NULL && d->conn->up && !d->closing) {
-        struct dedupe_req *r = d->head, *last = NULL;
-        size_t n = 0;
-        for (; r != NULL && n < SEND_MAX; last = r, r = r->next, n++) {
-            snprintf(seqs[n], sizeof(seqs[n]), "%llu", (unsigned long long)r->seq);
-            args[2 * n] = seqs[n];
-            args[2 * n + 1] = r->key;
-        }
-        struct sent *s = xmalloc(sizeof(*s));
-        s->d = d;
-        s->head = d->head;
-        s->n = n;
-        if (queue_accept(d->conn, d->keys, d->window_ms, args, 2 * n, on_reply, s) < 0) {
-            free(s);
-            return;     /* the connection's up-callback flushes again */
-        }
-        last->next = NULL;
-        d->head = r;
-        if (r == NULL)
-            d->tail = NULL;
-    }
+    coalesce_flush(&d->checks);
 }
 
 void dedupe_check(struct dedupe *d, struct dedupe_req *req)
 {
-    req->next = NULL;
-    if (d->tail != NULL)
-        d->tail->next = req;
-    else
-        d->head = req;
-    d->tail = req;
-    schedule(d, 0);
+    coalesce_add(&d->checks, &req->link);
 }
 
 void dedupe_close(struct dedupe *d)
 {
-    struct dedupe_req *queued = d->head;
-
-    d->closing = 1;
-    d->head = d->tail = NULL;
-    cancel_chain(queued);
-    uv_close((uv_handle_t *)&d->timer, NULL);
+    cancel_chain(d, coalesce_close(&d->checks));
 }

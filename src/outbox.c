@@ -1,4 +1,5 @@
 /* outbox.c -- batched, retried recording of delivery outcomes (outbox.h). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 #include "hookd/outbox.h"
 
 struct outbox_record {
-    struct outbox_record *next;
+    struct coalesce_item link;  /* in the queue, a call, or the held chain */
     char kind;                  /* A, R, D, I, E, K, X (src/lua/record.lua) */
     char seq[24];
     char *a, *b;                /* owned (NULL = "") */
@@ -18,96 +19,44 @@ struct outbox_record {
 };
 
 struct outbox_log {
-    struct outbox_log *next;
-    struct outbox *owner;
+    struct coalesce_item link;  /* in the queue or a call */
     size_t n;
     char **f;                   /* owned, n strings */
     size_t *l;
 };
 
-struct record_batch {
-    struct outbox *o;
-    struct outbox_record *head; /* owned while in flight */
-    size_t n;
-    long min_delay;             /* earliest retry in the batch, -1 if none */
-};
-
-static void on_flush_timer(uv_timer_t *t)
+static struct outbox_record *rec_of(struct coalesce_item *it)
 {
-    struct outbox *o = t->data;
-
-    o->flush_scheduled = 0;
-    outbox_flush(o);
+    return (struct outbox_record *)((char *)it - offsetof(struct outbox_record, link));
 }
 
-static void schedule(struct outbox *o, uint64_t delay_ms)
+static struct outbox_log *log_of(struct coalesce_item *it)
 {
-    if (o->flush_scheduled && delay_ms == 0)
-        return;
-    o->flush_scheduled = 1;
-    uv_timer_start(&o->flush_timer, on_flush_timer, delay_ms, 0);
+    return (struct outbox_log *)((char *)it - offsetof(struct outbox_log, link));
 }
 
-void outbox_init(struct outbox *o, uv_loop_t *loop, struct redis_conn *conn,
-                 const struct keys *keys, size_t dead_max, size_t attempt_log_max)
+static void free_records(struct coalesce_item *it)
 {
-    memset(o, 0, sizeof(*o));
-    o->conn = conn;
-    o->keys = keys;
-    o->dead_max = dead_max;
-    o->attempt_log_max = attempt_log_max;
-    uv_timer_init(loop, &o->flush_timer);
-    uv_timer_init(loop, &o->held_timer);
-    o->flush_timer.data = o;
-    o->held_timer.data = o;
-}
-
-static void free_records(struct outbox_record *r)
-{
-    while (r != NULL) {
-        struct outbox_record *next = r->next;
+    while (it != NULL) {
+        struct outbox_record *r = rec_of(it);
+        it = it->next;
         free(r->a);
         free(r->b);
         free(r);
-        r = next;
     }
 }
 
-static void free_log(struct outbox_log *g)
+static void free_logs(struct coalesce_item *it)
 {
-    for (size_t i = 0; i < g->n; i++)
-        free(g->f[i]);
-    free(g->f);
-    free(g->l);
-    free(g);
-}
-
-/* Append a chain of records (one, a failed batch, the held ones) to the
- * queue. */
-static void push_records(struct outbox *o, struct outbox_record *first, size_t n)
-{
-    struct outbox_record *last = first;
-
-    while (last->next != NULL)
-        last = last->next;
-    if (o->tail != NULL)
-        o->tail->next = first;
-    else
-        o->head = first;
-    o->tail = last;
-    o->queued += n;
-}
-
-/* Append one attempt-log entry (new, or a failed send) to the queue. */
-static void push_log(struct outbox *o, struct outbox_log *g)
-{
-    g->next = NULL;
-    if (o->logs_tail != NULL)
-        o->logs_tail->next = g;
-    else
-        o->logs = g;
-    o->logs_tail = g;
-    o->queued++;
+    while (it != NULL) {
+        struct outbox_log *g = log_of(it);
+        it = it->next;
+        for (size_t i = 0; i < g->n; i++)
+            free(g->f[i]);
+        free(g->f);
+        free(g->l);
+        free(g);
+    }
 }
 
 static char *dup_bytes(const char *p, size_t n)
@@ -137,9 +86,8 @@ static void add(struct outbox *o, char kind, uint64_t seq, const char *id, const
         r->blen = blen;
     }
     r->delay_ms = delay_ms;
-    push_records(o, r, 1);
     o->records++;
-    schedule(o, 0);
+    coalesce_add(&o->outcomes, &r->link);
 }
 
 void outbox_ack(struct outbox *o, uint64_t seq, const char *id)
@@ -177,7 +125,6 @@ void outbox_log(struct outbox *o, const char **fields, const size_t *lens, size_
 {
     struct outbox_log *g = xcalloc(1, sizeof(*g));
 
-    g->owner = o;
     g->n = nfields;
     g->f = xmalloc(nfields * sizeof(char *));
     g->l = xmalloc(nfields * sizeof(size_t));
@@ -185,154 +132,153 @@ void outbox_log(struct outbox *o, const char **fields, const size_t *lens, size_
         g->f[i] = dup_bytes(fields[i], lens[i]);
         g->l[i] = lens[i];
     }
-    push_log(o, g);
-    schedule(o, 0);
-}
-
-static void confirmed(struct outbox *o)
-{
-    if (o->on_confirmed != NULL)
-        o->on_confirmed(o->arg);
+    coalesce_add(&o->attempts, &g->link);
 }
 
 static void on_held_timer(uv_timer_t *t)
 {
     struct outbox *o = t->data;
-    struct outbox_record *held = o->held;
-    size_t n = o->nheld;
+    struct coalesce_item *it = o->held;
 
-    if (held == NULL)
+    if (it == NULL)
         return;
     o->held = NULL;
     o->nheld = 0;
-    push_records(o, held, n);
+    while (it != NULL) {
+        struct coalesce_item *next = it->next;
+        coalesce_add(&o->outcomes, it);
+        it = next;
+    }
     outbox_flush(o);
 }
 
 /* Take the record filed under seq out of the chain *head, or NULL. */
-static struct outbox_record *unlink_seq(struct outbox_record **head, const char *seq,
+static struct outbox_record *unlink_seq(struct coalesce_item **head, const char *seq,
                                         size_t len)
 {
-    for (struct outbox_record **p = head; *p != NULL; p = &(*p)->next) {
-        struct outbox_record *r = *p;
+    for (struct coalesce_item **p = head; *p != NULL; p = &(*p)->next) {
+        struct outbox_record *r = rec_of(*p);
         if (strlen(r->seq) == len && memcmp(r->seq, seq, len) == 0) {
-            *p = r->next;
-            r->next = NULL;
+            *p = r->link.next;
+            r->link.next = NULL;
             return r;
         }
     }
     return NULL;
 }
 
-/* The outcomes RECORD refused (seq, reason pairs): held, each job still in
- * flight in Redis, and sent again after OUTBOX_RETRY_MS. */
-static void hold_refused(struct outbox *o, struct record_batch *b,
+/* The outcomes RECORD refused (seq, reason pairs), taken out of the call's
+ * chain *first (*n of them): held, each job still in flight in Redis, and
+ * sent again after OUTBOX_RETRY_MS. */
+static void hold_refused(struct outbox *o, struct coalesce_item **first, size_t *n,
                          const struct redisReply *refused)
 {
     for (size_t i = 0; i + 1 < redis_reply_elements(refused); i += 2) {
         size_t len;
         const char *seq = redis_reply_str(redis_reply_element(refused, i), &len);
         const char *why = redis_reply_str(redis_reply_element(refused, i + 1), NULL);
-        struct outbox_record *r = seq ? unlink_seq(&b->head, seq, len) : NULL;
+        struct outbox_record *r = seq ? unlink_seq(first, seq, len) : NULL;
         if (r == NULL)
             continue;
-        b->n--;
+        (*n)--;
         if (why != NULL && log_changed(o->last_refusal, sizeof(o->last_refusal), why))
             log_emit(LOG_ERROR, r->label[0] ? r->label : "-", "Redis refused to record its "
                      "outcome (%c): %s; the job stays in flight, tried again every %d ms",
                      r->kind, why, OUTBOX_RETRY_MS);
-        r->next = o->held;
-        o->held = r;
+        r->link.next = o->held;
+        o->held = &r->link;
         o->nheld++;
     }
     if (o->held != NULL && !uv_is_active((uv_handle_t *)&o->held_timer))
         uv_timer_start(&o->held_timer, on_held_timer, OUTBOX_RETRY_MS, 0);
 }
 
-static void on_record_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+/* The earliest retry among a call's outcomes, -1 if none. */
+static long min_delay(struct coalesce_item *it)
 {
-    struct record_batch *b = arg;
-    struct outbox *o = b->o;
-    const struct redisReply *refused = redis_reply_element(reply, 1);
+    long min = -1;
 
-    (void)c;
-    o->unconfirmed -= b->n;
+    for (; it != NULL; it = it->next) {
+        long d = rec_of(it)->delay_ms;
+        if (d >= 0 && (min < 0 || d < min))
+            min = d;
+    }
+    return min;
+}
+
+static enum coalesce_verdict on_recorded(void *arg, struct redisReply *reply,
+                                         struct coalesce_item *first, size_t n)
+{
+    struct outbox *o = arg;
+    const struct redisReply *refused = redis_reply_element(reply, 1);
+    long delay;
+
     if (redis_reply_is_error(reply)) {
         /* Lost reply, or the call refused as a whole: the batch may or may
          * not have landed; RECORD is idempotent, so send it again later.
          * Logged once per distinct error, not once a second. */
         const char *msg = redis_reply_str(reply, NULL);
         if (reply != NULL && log_changed(o->last_error, sizeof(o->last_error), msg))
-            log_error("recording %zu outcomes failed: %s; retrying every %d ms", b->n, msg,
+            log_error("recording %zu outcomes failed: %s; retrying every %d ms", n, msg,
                       OUTBOX_RETRY_MS);
-        push_records(o, b->head, b->n);
-        schedule(o, reply != NULL ? OUTBOX_RETRY_MS : 0);
-    } else {
-        if (o->last_error[0] != '\0') {
-            log_info("recording outcomes works again");
-            o->last_error[0] = '\0';
-        }
-        hold_refused(o, b, refused);
-        if (redis_reply_elements(refused) == 0 && o->nheld == 0 && o->last_refusal[0] != '\0') {
-            log_info("outcomes Redis refused earlier are recorded now");
-            o->last_refusal[0] = '\0';
-        }
-        o->records -= b->n;
-        free_records(b->head);
-        if (b->min_delay >= 0 && o->on_retry_recorded != NULL)
-            o->on_retry_recorded(o->arg, b->min_delay);
+        return COALESCE_RETRY;
     }
-    free(b);
-    confirmed(o);
+    if (o->last_error[0] != '\0') {
+        log_info("recording outcomes works again");
+        o->last_error[0] = '\0';
+    }
+    delay = min_delay(first);
+    hold_refused(o, &first, &n, refused);
+    if (redis_reply_elements(refused) == 0 && o->nheld == 0 && o->last_refusal[0] != '\0') {
+        log_info("outcomes Redis refused earlier are recorded now");
+        o->last_refusal[0] = '\0';
+    }
+    o->records -= n;
+    free_records(first);
+    if (delay >= 0 && o->on_retry_recorded != NULL)
+        o->on_retry_recorded(o->arg, delay);
+    return COALESCE_DONE;
 }
 
-static void on_log_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
+static enum coalesce_verdict on_logged(void *arg, struct redisReply *reply,
+                                       struct coalesce_item *first, size_t n)
 {
-    struct outbox_log *g = arg;
-    struct outbox *owner = g->owner;
+    struct outbox *o = arg;
 
-    (void)c;
-    owner->unconfirmed--;
-    if (reply == NULL) {
-        /* Connection lost: send it again once reconnected. */
-        push_log(owner, g);
-        schedule(owner, 0);
-    } else if (redis_reply_is_error(reply)) {
+    (void)n;
+    if (reply == NULL)
+        return COALESCE_RETRY;  /* connection lost: send it again once reconnected */
+    if (redis_reply_is_error(reply)) {
         /* Refused (the stream key clobbered, Redis at maxmemory): the
          * attempt log is a diagnostic, capped anyway; an entry kept and
          * retried while the refusal lasts would grow the worker without
          * bound. Dropped, and said once. */
         const char *msg = redis_reply_str(reply, NULL);
-        if (log_changed(owner->last_log_error, sizeof(owner->last_log_error), msg))
+        if (log_changed(o->last_log_error, sizeof(o->last_log_error), msg))
             log_error("attempt log write failed: %s; attempt-log entries are dropped until "
                       "it works again", msg);
-        free_log(g);
-    } else {
-        if (owner->last_log_error[0] != '\0') {
-            log_info("attempt log writes work again");
-            owner->last_log_error[0] = '\0';
-        }
-        free_log(g);
+    } else if (o->last_log_error[0] != '\0') {
+        log_info("attempt log writes work again");
+        o->last_log_error[0] = '\0';
     }
-    confirmed(owner);
+    free_logs(first);
+    return COALESCE_DONE;
 }
 
-/* One RECORD call for the records at the head of the queue: at most
- * QUEUE_RECORD_MAX of them and OUTBOX_BATCH_BYTES of arguments, at least
- * one. */
-static int send_batch(struct outbox *o)
+/* One RECORD call for the records from first on: at most QUEUE_RECORD_MAX
+ * of them and OUTBOX_BATCH_BYTES of arguments, at least one. */
+static int send_records(void *arg, struct coalesce_item *first, size_t *count,
+                        redis_reply_cb cb, void *cbarg)
 {
+    static const char kinds[] = "ARDIEKX";
+    struct outbox *o = arg;
     const char *args[4 * QUEUE_RECORD_MAX];
     size_t lens[4 * QUEUE_RECORD_MAX];
-    struct record_batch *b = xcalloc(1, sizeof(*b));
-    struct outbox_record *r = o->head, *last = NULL;
     size_t n = 0, bytes = 0;
 
-    b->o = o;
-    b->min_delay = -1;
-    b->head = o->head;
-    for (; r != NULL && n < QUEUE_RECORD_MAX; last = r, r = r->next, n++) {
-        static const char kinds[] = "ARDIEKX";
+    for (struct coalesce_item *it = first; it != NULL && n < QUEUE_RECORD_MAX;
+         it = it->next, n++) {
+        struct outbox_record *r = rec_of(it);
         size_t size = r->alen + r->blen + 32;
         if (n > 0 && bytes + size > OUTBOX_BATCH_BYTES)
             break;
@@ -345,49 +291,75 @@ static int send_batch(struct outbox *o)
         lens[4 * n + 2] = r->alen;
         args[4 * n + 3] = r->b ? r->b : "";
         lens[4 * n + 3] = r->blen;
-        if (r->delay_ms >= 0 && (b->min_delay < 0 || r->delay_ms < b->min_delay))
-            b->min_delay = r->delay_ms;
     }
-    if (queue_record(o->conn, o->keys, o->dead_max, args, lens, 4 * n, on_record_reply, b) < 0) {
-        free(b);
-        return -1;
-    }
-    /* detach the sent records from the queue */
-    o->head = r;
-    if (r == NULL)
-        o->tail = NULL;
-    last->next = NULL;
-    b->n = n;
-    o->queued -= n;
-    o->unconfirmed += n;
-    return 0;
+    *count = n;
+    return queue_record(o->conn, o->keys, o->dead_max, args, lens, 4 * n, cb, cbarg);
+}
+
+/* One XADD per attempt-log entry, pipelined. */
+static int send_log(void *arg, struct coalesce_item *first, size_t *n, redis_reply_cb cb,
+                    void *cbarg)
+{
+    struct outbox *o = arg;
+    struct outbox_log *g = log_of(first);
+
+    *n = 1;
+    return queue_log_attempt(o->conn, o->keys, o->attempt_log_max, (const char **)g->f, g->l,
+                             g->n, cb, cbarg);
+}
+
+/* Redis confirmed (or refused) some items: their slots are free. */
+static void confirmed(void *arg)
+{
+    struct outbox *o = arg;
+
+    if (o->on_confirmed != NULL)
+        o->on_confirmed(o->arg);
+}
+
+static void drop_records(void *arg, struct coalesce_item *first)
+{
+    (void)arg;
+    free_records(first);
+}
+
+static void drop_logs(void *arg, struct coalesce_item *first)
+{
+    (void)arg;
+    free_logs(first);
+}
+
+static const struct coalesce_ops record_ops = {
+    .send = send_records, .reply = on_recorded, .drop = drop_records, .settled = confirmed,
+};
+
+static const struct coalesce_ops log_ops = {
+    .send = send_log, .reply = on_logged, .drop = drop_logs, .settled = confirmed,
+};
+
+void outbox_init(struct outbox *o, uv_loop_t *loop, struct redis_conn *conn,
+                 const struct keys *keys, size_t dead_max, size_t attempt_log_max)
+{
+    memset(o, 0, sizeof(*o));
+    o->conn = conn;
+    o->keys = keys;
+    o->dead_max = dead_max;
+    o->attempt_log_max = attempt_log_max;
+    coalesce_init(&o->outcomes, loop, conn, &record_ops, o, OUTBOX_RETRY_MS);
+    coalesce_init(&o->attempts, loop, conn, &log_ops, o, OUTBOX_RETRY_MS);
+    uv_timer_init(loop, &o->held_timer);
+    o->held_timer.data = o;
 }
 
 void outbox_flush(struct outbox *o)
 {
-    if (!o->conn->up)
-        return;     /* the connection's up-callback flushes again */
-    while (o->head != NULL)
-        if (send_batch(o) < 0)
-            return;
-    while (o->logs != NULL) {
-        struct outbox_log *g = o->logs;
-        struct outbox_log *next = g->next;
-        if (queue_log_attempt(o->conn, o->keys, o->attempt_log_max, (const char **)g->f,
-                              g->l, g->n, on_log_reply, g) < 0)
-            return;
-        g->next = NULL;
-        o->logs = next;
-        if (next == NULL)
-            o->logs_tail = NULL;
-        o->queued--;
-        o->unconfirmed++;
-    }
+    coalesce_flush(&o->outcomes);
+    coalesce_flush(&o->attempts);
 }
 
 size_t outbox_pending(const struct outbox *o)
 {
-    return o->queued + o->unconfirmed;
+    return coalesce_pending(&o->outcomes) + coalesce_pending(&o->attempts);
 }
 
 size_t outbox_records(const struct outbox *o)
@@ -419,17 +391,9 @@ size_t outbox_drop_held(struct outbox *o)
 
 void outbox_close(struct outbox *o)
 {
-    free_records(o->head);
-    o->head = o->tail = NULL;
+    free_records(coalesce_close(&o->outcomes));
+    free_logs(coalesce_close(&o->attempts));
     outbox_drop_held(o);
-    while (o->logs != NULL) {
-        struct outbox_log *next = o->logs->next;
-        free_log(o->logs);
-        o->logs = next;
-    }
-    o->logs_tail = NULL;
-    o->queued = 0;
     o->records = 0;
-    uv_close((uv_handle_t *)&o->flush_timer, NULL);
     uv_close((uv_handle_t *)&o->held_timer, NULL);
 }

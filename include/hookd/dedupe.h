@@ -8,7 +8,7 @@
  * is not a duplicate: that is one event fanned out to several endpoints,
  * each delivered with the same webhook-id (Standard Webhooks' use of it).
  * Checks reached in one loop iteration go to Redis as one script call, on
- * the ack connection.
+ * the ack connection (coalesce.h: a failed call is asked again in order).
  *
  * A job hookd puts back after accepting it (a dead worker's jobs requeued,
  * a job parked, a dead letter replayed) carries JOB_ACCEPTED_MARK (job.h)
@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "hookd/coalesce.h"
 #include "hookd/queue.h"
 
 enum dedupe_verdict {
@@ -39,7 +40,7 @@ typedef void (*dedupe_cb)(struct dedupe_req *req, enum dedupe_verdict v);
 
 /* One check; embedded in the caller's delivery. */
 struct dedupe_req {
-    struct dedupe_req *next;    /* internal */
+    struct coalesce_item link;  /* internal */
     uint64_t seq;               /* the job's seq in the in-flight hash */
     char key[DEDUPE_KEY_LEN + 1];   /* dedupe_key() of the job */
     dedupe_cb cb;
@@ -49,10 +50,7 @@ struct dedupe {
     struct redis_conn *conn;        /* borrowed */
     const struct keys *keys;  /* borrowed */
     long window_ms;
-    struct dedupe_req *head, *tail; /* queued, not yet sent */
-    uv_timer_t timer;               /* next-iteration send, or retry pause */
-    int scheduled;
-    int closing;
+    struct coalesce checks;         /* queued and sent checks (coalesce.h) */
     char last_error[256];           /* last error logged, "" when fine */
 };
 

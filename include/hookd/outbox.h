@@ -6,8 +6,9 @@
  * a call. An outcome stays in the outbox until Redis has confirmed it, so an
  * outcome reached while Redis is unreachable is recorded once Redis is back,
  * not forgotten. RECORD is idempotent, which makes resending after a lost
- * reply safe. Attempt-log entries ride along the same way, one XADD each,
- * pipelined.
+ * reply safe; a failed call is sent again ahead of newer outcomes, in the
+ * order first sent (coalesce.h). Attempt-log entries ride along the same
+ * way, one XADD each, pipelined.
  *
  * RECORD may refuse single outcomes (a parked list or batch hash clobbered
  * by hand): those are *held*, their jobs still in flight in Redis, and sent
@@ -21,6 +22,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "hookd/coalesce.h"
 #include "hookd/queue.h"
 
 #define OUTBOX_RETRY_MS 1000                    /* after an error, before sending again */
@@ -36,17 +38,13 @@ struct outbox {
     const struct keys *keys;        /* borrowed */
     size_t dead_max;
     size_t attempt_log_max;
-    struct outbox_record *head, *tail;  /* owned; not yet sent */
-    struct outbox_record *held;     /* owned; refused by RECORD, sent again later */
-    struct outbox_log *logs, *logs_tail; /* owned; not yet sent */
-    size_t queued;                  /* items not yet sent */
-    size_t unconfirmed;             /* items sent, reply not yet seen */
+    struct coalesce outcomes;       /* RECORD calls (coalesce.h) */
+    struct coalesce attempts;       /* attempt-log XADDs, one item a call */
+    struct coalesce_item *held;     /* owned; records RECORD refused, sent again later */
     size_t nheld;                   /* records in held */
     size_t records;                 /* outcomes not yet confirmed: queued,
                                        sent or held */
-    uv_timer_t flush_timer;         /* next-iteration flush, or retry pause */
     uv_timer_t held_timer;          /* sends held records again */
-    int flush_scheduled;
     char last_error[256];           /* last whole-call error logged, "" when fine */
     char last_refusal[256];         /* last outcome refusal logged */
     char last_log_error[256];       /* last attempt-log error logged */
