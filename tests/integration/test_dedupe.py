@@ -134,7 +134,10 @@ class Dedupe(unittest.TestCase):
         """Jobs accepted by a worker killed -9 mid-delivery are requeued and
         delivered (not dropped as duplicates of themselves); a dead letter
         replayed by an operator is delivered again."""
-        self.hookd(workers=1)
+        # shutdown_timeout 1s: 20 requests still hang when the test ends, and
+        # the stop need not wait the default 30 s for them (it did, now and
+        # then, when hookd got its SIGTERM before the receiver was gone).
+        self.hookd(workers=1, shutdown_timeout="1s")
         push(self.r, "hookd:queue", [self.job("k%d" % i, "?hang=1", timeout_ms=60000)
                                      for i in range(20)])
         wait_for(lambda: self.rc.stats()["count"] == 20, 20, "20 requests hanging")
