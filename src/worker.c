@@ -384,11 +384,11 @@ static void on_sweep_timer(uv_timer_t *t)
         deliver_park_stalled(&w->env);
 }
 
-static void on_delivery_finished(void *arg)
+static void on_delivery_finished(void *arg, unsigned n)
 {
     struct worker *w = arg;
 
-    w->in_flight--;
+    w->in_flight -= (int)n;
     maybe_fetch(w);
     maybe_finish(w);
 }
@@ -606,6 +606,9 @@ static void close_all(struct worker *w)
     uv_close((uv_handle_t *)&w->promote_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->refill_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->sweep_timer, on_handle_closed);
+    /* Before the http client: the requests it cuts finish deliveries, and
+     * nobody counts them any more. */
+    deliver_env_close(&w->env, on_handle_closed);
     if (w->http != NULL) {
         http_client_close(w->http);
         w->http = NULL;
@@ -789,6 +792,7 @@ int worker_run(const struct config *cfg, const char *wid)
     w->env.limits.max_depth = 64;
     w->env.on_finished = on_delivery_finished;
     w->env.arg = w;
+    deliver_env_init(&w->env, &w->loop);
 
     uv_timer_init(&w->loop, &w->hb_timer);
     uv_timer_init(&w->loop, &w->reap_timer);
