@@ -778,6 +778,56 @@ static void on_outbox_confirmed(void *arg)
 
 /* ---- setup ------------------------------------------------------------------- */
 
+/* The worker's modules, on its loop and its ack connection. */
+static void wire_modules(struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+
+    outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max, cfg->attempt_log_max);
+    w->outbox.on_confirmed = on_outbox_confirmed;
+    w->outbox.on_retry_recorded = on_retry_recorded;
+    w->outbox.arg = w;
+    dedupe_init(&w->dedupe, &w->loop, &w->ack, &w->keys, cfg->dedupe_window_ms);
+    w->env.dedupe = cfg->dedupe_window_ms > 0 ? &w->dedupe : NULL;
+    w->env.cfg = cfg;
+    w->env.http = w->http;
+    w->env.outbox = &w->outbox;
+    w->env.hosts = w->hosts;
+    w->env.wid = w->wid;
+    w->env.limits.max_job_bytes = cfg->max_job_bytes;
+    w->env.limits.max_depth = 64;
+    w->env.on_finished = on_delivery_finished;
+    w->env.arg = w;
+    deliver_env_init(&w->env, &w->loop);
+}
+
+/* Timers and signal handlers; every one is closed by close_all. */
+static void start_handles(struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+    uv_timer_t *timers[] = { &w->hb_timer, &w->reap_timer, &w->pause_timer, &w->stop_timer,
+                             &w->promote_timer, &w->refill_timer, &w->sweep_timer };
+    uv_signal_t *sigs[] = { &w->sig_term, &w->sig_int, &w->sig_quit };
+    const int signums[] = { SIGTERM, SIGINT, SIGQUIT };
+
+    for (size_t i = 0; i < sizeof(timers) / sizeof(*timers); i++) {
+        uv_timer_init(&w->loop, timers[i]);
+        timers[i]->data = w;
+    }
+    uv_timer_start(&w->hb_timer, on_hb_timer, (uint64_t)cfg->heartbeat_ttl_ms / 3,
+                   (uint64_t)cfg->heartbeat_ttl_ms / 3);
+    /* Reapers on every worker, spread by pid, so no single process's death
+     * stops recovery. */
+    uint64_t reap_every = (uint64_t)cfg->heartbeat_ttl_ms / 2 + (uint64_t)(getpid() % 997);
+    uv_timer_start(&w->reap_timer, on_reap_timer, reap_every, reap_every);
+    uv_timer_start(&w->sweep_timer, on_sweep_timer, HOSTS_STALL_MS / 4, HOSTS_STALL_MS / 4);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++) {
+        uv_signal_init(&w->loop, sigs[i]);
+        sigs[i]->data = w;
+        uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
+}
+
 int worker_run(const struct config *cfg, const char *wid)
 {
     struct worker *w = xcalloc(1, sizeof(*w));
@@ -828,49 +878,9 @@ int worker_run(const struct config *cfg, const char *wid)
         free(w);
         return 1;
     }
-    outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max, cfg->attempt_log_max);
-    w->outbox.on_confirmed = on_outbox_confirmed;
-    w->outbox.on_retry_recorded = on_retry_recorded;
-    w->outbox.arg = w;
-    dedupe_init(&w->dedupe, &w->loop, &w->ack, &w->keys, cfg->dedupe_window_ms);
-    w->env.dedupe = cfg->dedupe_window_ms > 0 ? &w->dedupe : NULL;
-    w->env.cfg = cfg;
-    w->env.http = w->http;
-    w->env.outbox = &w->outbox;
-    w->env.hosts = w->hosts;
-    w->env.wid = w->wid;
-    w->env.limits.max_job_bytes = cfg->max_job_bytes;
-    w->env.limits.max_depth = 64;
-    w->env.on_finished = on_delivery_finished;
-    w->env.arg = w;
-    deliver_env_init(&w->env, &w->loop);
-
-    uv_timer_init(&w->loop, &w->hb_timer);
-    uv_timer_init(&w->loop, &w->reap_timer);
-    uv_timer_init(&w->loop, &w->pause_timer);
-    uv_timer_init(&w->loop, &w->stop_timer);
-    uv_timer_init(&w->loop, &w->promote_timer);
-    uv_timer_init(&w->loop, &w->refill_timer);
-    uv_timer_init(&w->loop, &w->sweep_timer);
-    w->hb_timer.data = w->reap_timer.data = w->pause_timer.data = w->stop_timer.data = w;
-    w->promote_timer.data = w->refill_timer.data = w->sweep_timer.data = w;
+    wire_modules(w);
     srandom((unsigned)getpid() ^ (unsigned)time_now_ms());
-    uv_timer_start(&w->hb_timer, on_hb_timer, (uint64_t)cfg->heartbeat_ttl_ms / 3,
-                   (uint64_t)cfg->heartbeat_ttl_ms / 3);
-    /* Reapers on every worker, spread by pid, so no single process's death
-     * stops recovery. */
-    uint64_t reap_every = (uint64_t)cfg->heartbeat_ttl_ms / 2 + (uint64_t)(getpid() % 997);
-    uv_timer_start(&w->reap_timer, on_reap_timer, reap_every, reap_every);
-    uv_timer_start(&w->sweep_timer, on_sweep_timer, HOSTS_STALL_MS / 4, HOSTS_STALL_MS / 4);
-
-    uv_signal_init(&w->loop, &w->sig_term);
-    uv_signal_init(&w->loop, &w->sig_int);
-    uv_signal_init(&w->loop, &w->sig_quit);
-    w->sig_term.data = w->sig_int.data = w->sig_quit.data = w;
-    uv_signal_start(&w->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&w->sig_int, on_signal, SIGINT);
-    uv_signal_start(&w->sig_quit, on_signal, SIGQUIT);
-
+    start_handles(w);
     redis_init(&w->ack, &w->loop, &cfg->addr, "ack", CMD_TIMEOUT_MS, on_ack_state, w);
     /* The fetch connection's blocking BLMOVE legitimately waits
      * WAIT_TIMEOUT_S; its watchdog allows for that. */
