@@ -5,7 +5,11 @@
  * and every command on it waits forever; it also leaks its state when
  * uv_poll_init fails. The adapter below is the same five hooks, plus error
  * handling. hiredis 0.14.1 has no command or connect timeouts at all, hence
- * the watchdog timer. */
+ * the watchdog timer.
+ *
+ * It logs nothing: state changes go to the owner's state callback, once
+ * per change, and the owner says them (a lower layer that logged would
+ * speak without knowing who it works for or what the failure costs). */
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -14,7 +18,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#include "hookd/log.h"
 #include "hookd/mem.h"
 #include "hookd/redis.h"
 
@@ -36,7 +39,50 @@ struct pending_cmd {
 
 static void schedule_reconnect(struct redis_conn *c);
 
+/* ---- reporting state -------------------------------------------------------- */
+
+static void report_up(struct redis_conn *c)
+{
+    c->reported_up = 1;
+    c->reported[0] = '\0';
+    if (c->on_state != NULL)
+        c->on_state(c, REDIS_UP, NULL, c->state_arg);
+}
+
+/* The current attempt or connection failed (why: c->last_error). Say it
+ * when it is news: the loss of a connection that was up, or a reason not
+ * said since. A server that stays away fails the same way every retry,
+ * and is said once. Then try again after the backoff. */
+static void report_down(struct redis_conn *c)
+{
+    const char *why = c->last_error[0] ? c->last_error : "closed";
+    enum redis_state state = c->reported_up ? REDIS_LOST : REDIS_FAILED;
+    int news = c->reported_up || strcmp(c->reported, why) != 0;
+
+    c->reported_up = 0;
+    snprintf(c->reported, sizeof(c->reported), "%s", why);
+    c->last_error[0] = '\0';
+    if (news && c->on_state != NULL)
+        c->on_state(c, state, c->reported, c->state_arg);
+    if (!c->closing)
+        schedule_reconnect(c);
+}
+
 /* ---- event hooks (the adapter) --------------------------------------------- */
+
+/* libuv reports a socket error (POLLERR) as UV_EBADF whatever it was; the
+ * socket knows the real one. A refused TCP connect arrives this way, and
+ * said as "bad file descriptor" it would tell an operator nothing. */
+static void set_socket_error(struct redis_conn *c, int fd, int status)
+{
+    int so_error = 0;
+    socklen_t len = sizeof(so_error);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) == 0 && so_error != 0)
+        snprintf(c->last_error, sizeof(c->last_error), "%s", strerror(so_error));
+    else
+        snprintf(c->last_error, sizeof(c->last_error), "poll: %s", uv_strerror(status));
+}
 
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
@@ -49,7 +95,7 @@ static void on_poll(uv_poll_t *handle, int status, int events)
          * callbacks see NULL and the cleanup hook schedules a reconnect. */
         redisAsyncContext *ac = p->ac;
         struct redis_conn *c = ac->data;
-        snprintf(c->last_error, sizeof(c->last_error), "poll: %s", uv_strerror(status));
+        set_socket_error(c, ac->c.fd, status);
         redisAsyncFree(ac);
         return;
     }
@@ -108,14 +154,7 @@ static void ev_cleanup(void *d)
     c->pending = 0;
     if (c->closing)
         return;
-    if (c->was_up) {
-        log_warn("redis %s connection lost (%s); reconnecting", c->name,
-                 c->last_error[0] ? c->last_error : "closed");
-        c->was_up = 0;
-    }
-    if (c->on_state != NULL)
-        c->on_state(c, 0, c->state_arg);
-    schedule_reconnect(c);
+    report_down(c);
 }
 
 static int attach(struct redis_conn *c, redisAsyncContext *ac)
@@ -148,7 +187,6 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         struct redis_conn *c = ac->data;
-        log_error("redis %s connection: %s failed: %s", c->name, what, reply->str);
         snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, reply->str);
         redisAsyncDisconnect(ac);
     }
@@ -160,9 +198,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
     struct redis_conn *c = ac->data;
 
     if (status != REDIS_OK) {
-        /* hiredis frees the context right after; ev_cleanup follows. */
-        if (!c->was_up && c->last_error[0] == '\0')
-            log_warn("redis %s connection failed: %s; retrying", c->name, ac->errstr);
+        /* hiredis frees the context right after; ev_cleanup reports it. */
         snprintf(c->last_error, sizeof(c->last_error), "%s", ac->errstr);
         return;
     }
@@ -175,13 +211,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
     c->up = 1;
     c->backoff_ms = BACKOFF_MIN_MS;
     c->last_progress = uv_now(c->loop);
-    if (!c->was_up) {
-        log_info("redis %s connection up", c->name);
-        c->was_up = 1;
-    }
     c->last_error[0] = '\0';
-    if (c->on_state != NULL)
-        c->on_state(c, 1, c->state_arg);
+    report_up(c);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -200,21 +231,19 @@ static void start_connect(struct redis_conn *c)
     ac = a->path ? redisAsyncConnectUnix(a->path) : redisAsyncConnect(a->host, a->port);
     if (ac == NULL) {
         snprintf(c->last_error, sizeof(c->last_error), "out of memory");
-        schedule_reconnect(c);
+        report_down(c);
         return;
     }
     if (ac->err != 0) {
-        if (c->was_up || strcmp(c->last_error, ac->errstr) != 0)
-            log_warn("redis %s connection failed: %s; retrying", c->name, ac->errstr);
         snprintf(c->last_error, sizeof(c->last_error), "%s", ac->errstr);
-        c->was_up = 0;
         redisAsyncFree(ac);
-        schedule_reconnect(c);
+        report_down(c);
         return;
     }
     if (attach(c, ac) < 0) {
+        snprintf(c->last_error, sizeof(c->last_error), "uv_poll_init() failed");
         redisAsyncFree(ac);
-        schedule_reconnect(c);
+        report_down(c);
         return;
     }
     if (!a->path)
@@ -275,8 +304,14 @@ static void on_watchdog(uv_timer_t *t)
         struct linger reset = { 1, 0 };
         redisAsyncContext *ac = c->ctx;
         setsockopt(ac->c.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-        snprintf(c->last_error, sizeof(c->last_error), "nothing received for %llu ms",
-                 (unsigned long long)idle);
+        /* A connect that hangs is said the same way every time, so a
+         * black-holed address is reported once. */
+        if (c->up)
+            snprintf(c->last_error, sizeof(c->last_error), "nothing received for %llu ms",
+                     (unsigned long long)idle);
+        else
+            snprintf(c->last_error, sizeof(c->last_error),
+                     "connect not answered within %ld ms", c->cmd_timeout_ms);
         redisAsyncFree(ac);
     }
 }
@@ -298,7 +333,9 @@ int redis_init(struct redis_conn *c, uv_loop_t *loop, const struct redis_addr *a
     c->watchdog.data = c;
     c->handles_open = 2;
     uv_timer_start(&c->watchdog, on_watchdog, WATCHDOG_MS, WATCHDOG_MS);
-    start_connect(c);
+    /* The first attempt runs from the timer too: a failure known at once
+     * (no such socket) is reported from the loop, not from in here. */
+    uv_timer_start(&c->retry_timer, on_retry_timer, 0, 0);
     return 0;
 }
 

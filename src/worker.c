@@ -446,12 +446,26 @@ static void on_delivery_finished(void *arg, unsigned n)
     progress(w);
 }
 
-static void on_fetch_state(struct redis_conn *c, int up, void *arg)
+/* redis.c reports each change of a connection's state once; saying it is
+ * ours. */
+static void say_redis_state(const struct redis_conn *c, enum redis_state state,
+                            const char *why)
+{
+    if (state == REDIS_UP)
+        log_info("redis %s connection up", c->name);
+    else if (state == REDIS_LOST)
+        log_warn("redis %s connection lost (%s); reconnecting", c->name, why);
+    else
+        log_warn("redis %s connection failed: %s; retrying", c->name, why);
+}
+
+static void on_fetch_state(struct redis_conn *c, enum redis_state state, const char *why,
+                           void *arg)
 {
     struct worker *w = arg;
 
-    (void)c;
-    if (up) {
+    say_redis_state(c, state, why);
+    if (state == REDIS_UP) {
         w->queue_empty = 0;     /* jobs may have come meanwhile */
         progress(w);
     }
@@ -613,12 +627,13 @@ static void on_reap_timer(uv_timer_t *t)
     }
 }
 
-static void on_ack_state(struct redis_conn *c, int up, void *arg)
+static void on_ack_state(struct redis_conn *c, enum redis_state state, const char *why,
+                         void *arg)
 {
     struct worker *w = arg;
 
-    (void)c;
-    if (!up)
+    say_redis_state(c, state, why);
+    if (state != REDIS_UP)
         return;
     w->ack_up_since = uv_now(&w->loop);
     send_heartbeat(w);

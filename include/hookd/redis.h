@@ -23,21 +23,34 @@ struct redis_conn;
 struct redisReply;
 
 typedef void (*redis_reply_cb)(struct redis_conn *c, struct redisReply *reply, void *arg);
-/* Called when the connection comes up (up = 1, AUTH/SELECT already queued
- * ahead of anything sent now) or goes down (up = 0). */
-typedef void (*redis_state_cb)(struct redis_conn *c, int up, void *arg);
+
+/* What a state callback reports. This module logs nothing: its caller says
+ * these in its own words (worker.c: "connection up", "connection lost (why);
+ * reconnecting", "connection failed: why; retrying"). */
+enum redis_state {
+    REDIS_UP,       /* connected; AUTH/SELECT are queued ahead of anything sent now */
+    REDIS_LOST,     /* was up, went down (why says how); reconnecting */
+    REDIS_FAILED,   /* while down, an attempt failed for a reason not reported yet */
+};
+/* Called only on a change, never once per retry: an attempt that fails for
+ * the reason last reported is silent, so a Redis that stays away is said
+ * once. why is NULL for REDIS_UP, else borrowed for the call. Never called
+ * from inside redis_init, redis_command or redis_close, nor after
+ * redis_close. */
+typedef void (*redis_state_cb)(struct redis_conn *c, enum redis_state state, const char *why,
+                               void *arg);
 typedef void (*redis_close_cb)(struct redis_conn *c);
 
 struct redis_conn {
     uv_loop_t *loop;
     const struct redis_addr *addr;  /* borrowed; outlives the connection */
-    char name[16];                  /* for log lines: "fetch", "ack" */
+    char name[16];                  /* for the caller's log lines: "fetch", "ack" */
     void *ctx;                      /* redisAsyncContext *, NULL when down */
     struct redis_poll *poll;        /* current socket watcher */
     uv_timer_t retry_timer;         /* reconnect backoff / deferred close */
     uv_timer_t watchdog;            /* command timeout */
     int up;                         /* connected (commands accepted) */
-    int was_up;                     /* for logging state changes once */
+    int reported_up;                /* the last state reported was REDIS_UP */
     int closing;
     int handles_open;               /* timers not yet closed */
     long backoff_ms;
@@ -47,11 +60,13 @@ struct redis_conn {
     redis_state_cb on_state;
     void *state_arg;
     redis_close_cb on_close;
-    char last_error[128];
+    char last_error[128];           /* why the current context failed */
+    char reported[128];             /* the last failure reported, "" after up */
 };
 
-/* Start connecting. The connection retries forever until redis_close.
- * Returns 0 (on_state fires later) or a negative code. */
+/* Start connecting (on the next loop iteration). The connection retries
+ * forever until redis_close. Returns 0 (on_state fires later) or a
+ * negative code. */
 int redis_init(struct redis_conn *c, uv_loop_t *loop, const struct redis_addr *addr,
                const char *name, long cmd_timeout_ms, redis_state_cb on_state, void *arg);
 

@@ -18,7 +18,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HOOKD, SECRET, Procs, log_of, push, wait_for  # noqa: E402
+from harness import HOOKD, SECRET, Procs, free_port, log_of, push, wait_for  # noqa: E402
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
@@ -441,6 +441,33 @@ class EmbeddedRedisRestart(Base):
         self.mode("")
         self.delivers()
         self.assertIsNone(h.poll())
+
+
+
+class RedisRefused(Base):
+    """A Redis that refuses connections is said once per connection, with
+    the reason, not once per retry. Before, a refused TCP connect was not
+    said at all (issue 16): libuv reported it as a poll error, which
+    redis.c took for a lost connection that had never been up."""
+
+    def test_a_refused_connection_is_said_once(self):
+        self.port = free_port()                 # nothing listens there
+        h = self.p.hookd(self.config(workers=1))
+
+        def said(conn):
+            needle = "redis %s connection failed: Connection refused; retrying" % conn
+            return log_of(h).count(needle)
+        wait_for(lambda: said("ack") and said("fetch"), 20, "the refusal said")
+        # Not waiting for an event but letting the retries happen that must
+        # stay silent: each connection tries again after 100, 300, 700 and
+        # 1500 ms.
+        time.sleep(1.6)
+        self.assertEqual((said("ack"), said("fetch")), (1, 1), log_of(h))
+        self.assertNotIn("connection up", log_of(h))
+        # A stop with Redis away waits shutdown_timeout: not what this tests
+        h.expect_killed = True
+        os.killpg(h.pid, signal.SIGKILL)
+        h.wait()
 
 
 if __name__ == "__main__":

@@ -204,12 +204,13 @@ static void list_contents(struct t *t, char *out, size_t size)
 
 /* ---- the loop around each test ------------------------------------------------ */
 
-static void on_state(struct redis_conn *c, int up, void *arg)
+static void on_state(struct redis_conn *c, enum redis_state state, const char *why, void *arg)
 {
     struct t *t = arg;
 
     (void)c;
-    if (!up)
+    (void)why;
+    if (state != REDIS_UP)
         return;
     t->up++;
     coalesce_flush(&t->q);
