@@ -19,6 +19,7 @@
 enum kind {
     K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX,
     K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG, K_CIDRS, K_RESOLVE, K_TIME,
+    K_COUNT                 /* number of kinds, not a kind */
 };
 
 struct key {
@@ -106,48 +107,6 @@ static const struct key keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 
-/* Every default is the table's dflt, parsed by config_set: the value --help
- * and the README show is the value hookd runs with, and the two cannot drift
- * (they once did, silently, for retry_schedule). A dflt in parentheses or
- * "-" means unset; the worker count is the machine's. */
-void config_init(struct config *cfg)
-{
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    struct hk_err err;
-
-    memset(cfg, 0, sizeof(*cfg));
-    for (size_t i = 0; i < NKEYS; i++) {
-        const char *d = keys[i].dflt;
-
-        if (d[0] == '(' || strcmp(d, "-") == 0 || strcmp(keys[i].name, "workers") == 0)
-            continue;
-        if (config_set(cfg, keys[i].name, d, &err) != 0) {
-            /* A table row whose default its own parser refuses: a bug that
-             * every test run hits at once. */
-            fprintf(stderr, "hookd: default of %s: %s\n", keys[i].name, err.msg);
-            abort();
-        }
-    }
-    cfg->workers = cpus > 0 ? (int)(cpus > 256 ? 256 : cpus) : 1;
-}
-
-void config_free(struct config *cfg)
-{
-    for (size_t i = 0; i < NKEYS; i++) {
-        enum kind k = keys[i].kind;
-        if (k == K_STRING || k == K_REDIS || k == K_SECRET || k == K_PREFIX ||
-            k == K_RESOLVE) {
-            char **p = (char **)((char *)cfg + keys[i].offset);
-            free(*p);
-            *p = NULL;
-        }
-    }
-    redis_addr_free(&cfg->addr);
-    free(cfg->dest.allow);
-    free(cfg->dest.deny);
-    cfg->dest.allow = cfg->dest.deny = NULL;
-}
-
 static const struct key *find_key(const char *name)
 {
     char norm[64];
@@ -181,6 +140,35 @@ static int err_prefix(struct hk_err *err, const char *context)
     return hk_err_set(err, HK_ECONFIG, "config", "%s: %s", context, why);
 }
 
+/* The setters, one per kind of key. Each parses value, checks it against
+ * its row's bounds and stores it in the row's field, or returns HK_ECONFIG
+ * with err naming the key. Their messages are part of the interface: tests
+ * and operators' scripts match them, so a setter's wording changes only on
+ * purpose. */
+
+static void *field_of(struct config *cfg, const struct key *k)
+{
+    return (char *)cfg + k->offset;
+}
+
+/* Replace an owned string field with a copy of value. */
+static int store_string(struct config *cfg, const struct key *k, const char *value)
+{
+    char **p = field_of(cfg, k);
+
+    free(*p);
+    *p = xstrdup(value);
+    return 0;
+}
+
+static int set_string(const struct key *k, const char *value, struct config *cfg,
+                      struct hk_err *err)
+{
+    if (value[0] == '\0')
+        return hk_err_set(err, HK_ECONFIG, "config", "key '%s': empty value", k->name);
+    return store_string(cfg, k, value);
+}
+
 static int valid_prefix(const char *s)
 {
     size_t n = strlen(s);
@@ -193,161 +181,286 @@ static int valid_prefix(const char *s)
     return 1;
 }
 
+static int set_prefix(const struct key *k, const char *value, struct config *cfg,
+                      struct hk_err *err)
+{
+    if (!valid_prefix(value))
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key 'prefix': 1-64 characters of [A-Za-z0-9:_.-]");
+    return store_string(cfg, k, value);
+}
+
+/* Both secret keys say "key 'secret'" in their messages, as they always
+ * have: the wording is matched by tests, so it stays. */
+static int set_secret(const struct key *k, const char *value, struct config *cfg,
+                      struct hk_err *err)
+{
+    if (value[0] == '\0' || strlen(value) > SIGN_SECRET_MAX)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key 'secret': must be 1..%d bytes", SIGN_SECRET_MAX);
+    if (strncmp(value, "whsec_", 6) == 0) {
+        unsigned char tmp[SIGN_SECRET_MAX];
+        if (sign_base64_decode(value + 6, strlen(value) - 6, tmp, sizeof(tmp)) <= 0)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key 'secret': text after whsec_ is not valid base64");
+    }
+    return store_string(cfg, k, value);
+}
+
+/* The URL as given and its parsed form (cfg->addr) change together. */
+static int set_redis(const struct key *k, const char *value, struct config *cfg,
+                     struct hk_err *err)
+{
+    char **url = field_of(cfg, k);
+
+    if (value[0] == '\0') {     /* explicit empty = embedded */
+        free(*url);
+        *url = NULL;
+        redis_addr_free(&cfg->addr);
+        return 0;
+    }
+    if (redis_addr_parse(value, &cfg->addr, err) < 0)
+        return err_prefix(err, "key 'redis'");
+    return store_string(cfg, k, value);
+}
+
+static int set_level(const struct key *k, const char *value, struct config *cfg,
+                     struct hk_err *err)
+{
+    if (log_parse_level(value, field_of(cfg, k)) < 0)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key 'log_level': '%s' is not debug, info, warn or error", value);
+    return 0;
+}
+
+static int set_duration(const struct key *k, const char *value, struct config *cfg,
+                        struct hk_err *err)
+{
+    long v;
+
+    if (parse_duration(value, &v) < 0 || v < k->min || v > k->max)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key '%s': '%s' is not a duration between %ldms and %lds "
+                          "(e.g. 30s, 500ms)", k->name, value, k->min, k->max / 1000);
+    *(long *)field_of(cfg, k) = v;
+    return 0;
+}
+
+static int set_bool(const struct key *k, const char *value, struct config *cfg,
+                    struct hk_err *err)
+{
+    int *field = field_of(cfg, k);
+
+    if (strcasecmp(value, "true") == 0 || strcasecmp(value, "yes") == 0 ||
+        strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0)
+        *field = 1;
+    else if (strcasecmp(value, "false") == 0 || strcasecmp(value, "no") == 0 ||
+             strcasecmp(value, "off") == 0 || strcmp(value, "0") == 0)
+        *field = 0;
+    else
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key '%s': '%s' is not true or false", k->name, value);
+    return 0;
+}
+
+static int set_fraction(const struct key *k, const char *value, struct config *cfg,
+                        struct hk_err *err)
+{
+    char *end;
+    double d = strtod(value, &end);
+
+    if (end == value || *end != '\0' || !(d >= 0 && d <= 1))
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key '%s': '%s' is not a number between 0 and 1", k->name, value);
+    *(double *)field_of(cfg, k) = d;
+    return 0;
+}
+
+static int set_schedule(const struct key *k, const char *value, struct config *cfg,
+                        struct hk_err *err)
+{
+    if (backoff_parse_schedule(value, field_of(cfg, k)) < 0)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key '%s': '%s' is not a list of up to %d durations "
+                          "(e.g. 1s,5s,25s; none for no retries)", k->name, value,
+                          BACKOFF_SCHEDULE_MAX);
+    return 0;
+}
+
+static int set_attempt_log(const struct key *k, const char *value, struct config *cfg,
+                           struct hk_err *err)
+{
+    int *field = field_of(cfg, k);
+
+    if (strcmp(value, "off") == 0)
+        *field = ATTEMPT_LOG_OFF;
+    else if (strcmp(value, "failures") == 0)
+        *field = ATTEMPT_LOG_FAILURES;
+    else if (strcmp(value, "all") == 0)
+        *field = ATTEMPT_LOG_ALL;
+    else
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key 'attempt_log': '%s' is not failures, all or off", value);
+    return 0;
+}
+
+static int set_time(const struct key *k, const char *value, struct config *cfg,
+                    struct hk_err *err)
+{
+    long long t;
+
+    if (parse_time(value, &t) < 0)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key '%s': '%s' is not unix seconds nor YYYY-MM-DDTHH:MM:SSZ",
+                          k->name, value);
+    *(long long *)field_of(cfg, k) = t;
+    return 0;
+}
+
+/* A list of nets and its length, which lives beside it in cfg->dest. */
+static int set_cidrs(const struct key *k, const char *value, struct config *cfg,
+                     struct hk_err *err)
+{
+    struct policy_net **list = field_of(cfg, k), *nets;
+    size_t n;
+
+    if (policy_parse_cidrs(value, &nets, &n) < 0)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key '%s': '%s' is not a list of addresses or CIDRs", k->name,
+                          value);
+    free(*list);
+    *list = nets;
+    if (list == &cfg->dest.allow)
+        cfg->dest.nallow = n;
+    else
+        cfg->dest.ndeny = n;
+    return 0;
+}
+
+/* host:port:address[,...]; the address may be [v6]. Only the shape is
+ * checked here: the string is handed to libcurl as it is. */
+static int valid_resolve(const char *value)
+{
+    char *copy = xstrdup(value), *tok, *save = NULL;
+    int ok = 1;
+
+    for (tok = strtok_r(copy, ", ", &save); tok != NULL && ok; tok = strtok_r(NULL, ", ", &save)) {
+        char *c1 = strchr(tok, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        long port = c1 ? strtol(c1 + 1, NULL, 10) : 0;
+        ok = c1 != NULL && c1 != tok && c2 != NULL && c2[1] != '\0' && port > 0 &&
+             port < 65536;
+    }
+    free(copy);
+    return ok;
+}
+
+static int set_resolve(const struct key *k, const char *value, struct config *cfg,
+                       struct hk_err *err)
+{
+    if (!valid_resolve(value))
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key 'resolve': '%s' is not host:port:address[,...]", value);
+    return store_string(cfg, k, value);
+}
+
+/* K_INT and K_SIZE: a whole number within the row's bounds. */
+static int parse_bounded(const struct key *k, const char *value, long *v, struct hk_err *err)
+{
+    if (parse_long(value, v) < 0 || *v < k->min || *v > k->max)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key '%s': '%s' is not an integer in [%ld, %ld]", k->name,
+                          value, k->min, k->max);
+    return 0;
+}
+
+static int set_int(const struct key *k, const char *value, struct config *cfg,
+                   struct hk_err *err)
+{
+    long v;
+
+    if (parse_bounded(k, value, &v, err) < 0)
+        return HK_ECONFIG;
+    *(int *)field_of(cfg, k) = (int)v;
+    return 0;
+}
+
+static int set_size(const struct key *k, const char *value, struct config *cfg,
+                    struct hk_err *err)
+{
+    long v;
+
+    if (parse_bounded(k, value, &v, err) < 0)
+        return HK_ECONFIG;
+    *(size_t *)field_of(cfg, k) = (size_t)v;
+    return 0;
+}
+
+/* What each kind of key does: its setter, and whether its field is a
+ * string the config owns (config_free releases those). Indexed by kind;
+ * a kind added without a row here fails the check below, or (in the
+ * middle of the enum) crashes config_init in every test run. */
+static const struct kind_ops {
+    int (*set)(const struct key *k, const char *value, struct config *cfg, struct hk_err *err);
+    int owns_string;
+} kinds[] = {
+    [K_STRING] = { set_string, 1 },     [K_INT] = { set_int, 0 },
+    [K_DURATION] = { set_duration, 0 }, [K_SIZE] = { set_size, 0 },
+    [K_LEVEL] = { set_level, 0 },       [K_REDIS] = { set_redis, 1 },
+    [K_SECRET] = { set_secret, 1 },     [K_PREFIX] = { set_prefix, 1 },
+    [K_BOOL] = { set_bool, 0 },         [K_FRACTION] = { set_fraction, 0 },
+    [K_SCHEDULE] = { set_schedule, 0 }, [K_ATTEMPT_LOG] = { set_attempt_log, 0 },
+    [K_CIDRS] = { set_cidrs, 0 },       [K_RESOLVE] = { set_resolve, 1 },
+    [K_TIME] = { set_time, 0 },
+};
+_Static_assert(sizeof(kinds) / sizeof(*kinds) == K_COUNT, "a kind without its setter");
+
 int config_set(struct config *cfg, const char *name, const char *value, struct hk_err *err)
 {
     const struct key *k = find_key(name);
-    void *field;
-    long v;
 
     if (k == NULL)
         return hk_err_set(err, HK_ECONFIG, "config", "unknown key '%s'", name);
-    field = (char *)cfg + k->offset;
-    switch (k->kind) {
-    case K_STRING:
-        if (value[0] == '\0')
-            return hk_err_set(err, HK_ECONFIG, "config", "key '%s': empty value", k->name);
-        free(*(char **)field);
-        *(char **)field = xstrdup(value);
-        return 0;
-    case K_PREFIX:
-        if (!valid_prefix(value))
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key 'prefix': 1-64 characters of [A-Za-z0-9:_.-]");
-        free(*(char **)field);
-        *(char **)field = xstrdup(value);
-        return 0;
-    case K_SECRET:
-        if (value[0] == '\0' || strlen(value) > SIGN_SECRET_MAX)
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key 'secret': must be 1..%d bytes", SIGN_SECRET_MAX);
-        if (strncmp(value, "whsec_", 6) == 0) {
-            unsigned char tmp[SIGN_SECRET_MAX];
-            if (sign_base64_decode(value + 6, strlen(value) - 6, tmp, sizeof(tmp)) <= 0)
-                return hk_err_set(err, HK_ECONFIG, "config",
-                                  "key 'secret': text after whsec_ is not valid base64");
+    return kinds[k->kind].set(k, value, cfg, err);
+}
+
+/* Every default is the table's dflt, parsed by config_set: the value --help
+ * and the README show is the value hookd runs with, and the two cannot drift
+ * (they once did, silently, for retry_schedule). A dflt in parentheses or
+ * "-" means unset; the worker count is the machine's. */
+void config_init(struct config *cfg)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    struct hk_err err;
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *d = keys[i].dflt;
+
+        if (d[0] == '(' || strcmp(d, "-") == 0 || strcmp(keys[i].name, "workers") == 0)
+            continue;
+        if (config_set(cfg, keys[i].name, d, &err) != 0) {
+            /* A table row whose default its own parser refuses: a bug that
+             * every test run hits at once. */
+            fprintf(stderr, "hookd: default of %s: %s\n", keys[i].name, err.msg);
+            abort();
         }
-        free(*(char **)field);
-        *(char **)field = xstrdup(value);
-        return 0;
-    case K_REDIS:
-        if (value[0] == '\0') {     /* explicit empty = embedded */
-            free(cfg->redis);
-            cfg->redis = NULL;
-            redis_addr_free(&cfg->addr);
-            return 0;
+    }
+    cfg->workers = cpus > 0 ? (int)(cpus > 256 ? 256 : cpus) : 1;
+}
+
+void config_free(struct config *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (kinds[keys[i].kind].owns_string) {
+            char **p = field_of(cfg, &keys[i]);
+            free(*p);
+            *p = NULL;
         }
-        if (redis_addr_parse(value, &cfg->addr, err) < 0)
-            return err_prefix(err, "key 'redis'");
-        free(cfg->redis);
-        cfg->redis = xstrdup(value);
-        return 0;
-    case K_LEVEL:
-        if (log_parse_level(value, (enum log_level *)field) < 0)
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key 'log_level': '%s' is not debug, info, warn or error",
-                              value);
-        return 0;
-    case K_DURATION:
-        if (parse_duration(value, &v) < 0 || v < k->min || v > k->max)
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key '%s': '%s' is not a duration between %ldms and %lds "
-                              "(e.g. 30s, 500ms)", k->name, value, k->min, k->max / 1000);
-        *(long *)field = v;
-        return 0;
-    case K_BOOL:
-        if (strcasecmp(value, "true") == 0 || strcasecmp(value, "yes") == 0 ||
-            strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0)
-            *(int *)field = 1;
-        else if (strcasecmp(value, "false") == 0 || strcasecmp(value, "no") == 0 ||
-                 strcasecmp(value, "off") == 0 || strcmp(value, "0") == 0)
-            *(int *)field = 0;
-        else
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key '%s': '%s' is not true or false", k->name, value);
-        return 0;
-    case K_FRACTION: {
-        char *end;
-        double d = strtod(value, &end);
-        if (end == value || *end != '\0' || !(d >= 0 && d <= 1))
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key '%s': '%s' is not a number between 0 and 1", k->name, value);
-        *(double *)field = d;
-        return 0;
     }
-    case K_SCHEDULE:
-        if (backoff_parse_schedule(value, (struct backoff_policy *)field) < 0)
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key '%s': '%s' is not a list of up to %d durations "
-                              "(e.g. 1s,5s,25s; none for no retries)", k->name, value,
-                              BACKOFF_SCHEDULE_MAX);
-        return 0;
-    case K_ATTEMPT_LOG:
-        if (strcmp(value, "off") == 0)
-            *(int *)field = ATTEMPT_LOG_OFF;
-        else if (strcmp(value, "failures") == 0)
-            *(int *)field = ATTEMPT_LOG_FAILURES;
-        else if (strcmp(value, "all") == 0)
-            *(int *)field = ATTEMPT_LOG_ALL;
-        else
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key 'attempt_log': '%s' is not failures, all or off", value);
-        return 0;
-    case K_TIME: {
-        long long t;
-        if (parse_time(value, &t) < 0)
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key '%s': '%s' is not unix seconds nor YYYY-MM-DDTHH:MM:SSZ",
-                              k->name, value);
-        *(long long *)field = t;
-        return 0;
-    }
-    case K_CIDRS: {
-        struct policy_net *nets;
-        size_t n;
-        if (policy_parse_cidrs(value, &nets, &n) < 0)
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key '%s': '%s' is not a list of addresses or CIDRs", k->name,
-                              value);
-        struct policy_net **list = field;
-        free(*list);
-        *list = nets;
-        if (list == &cfg->dest.allow)
-            cfg->dest.nallow = n;
-        else
-            cfg->dest.ndeny = n;
-        return 0;
-    }
-    case K_RESOLVE: {
-        /* host:port:address[,...]; the address may be [v6] */
-        char *copy = xstrdup(value), *tok, *save = NULL;
-        int ok = 1;
-        for (tok = strtok_r(copy, ", ", &save); tok != NULL && ok; tok = strtok_r(NULL, ", ", &save)) {
-            char *c1 = strchr(tok, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-            long port = c1 ? strtol(c1 + 1, NULL, 10) : 0;
-            ok = c1 != NULL && c1 != tok && c2 != NULL && c2[1] != '\0' && port > 0 &&
-                 port < 65536;
-        }
-        free(copy);
-        if (!ok)
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key 'resolve': '%s' is not host:port:address[,...]", value);
-        free(*(char **)field);
-        *(char **)field = xstrdup(value);
-        return 0;
-    }
-    case K_INT:
-    case K_SIZE:
-        if (parse_long(value, &v) < 0 || v < k->min || v > k->max)
-            return hk_err_set(err, HK_ECONFIG, "config",
-                              "key '%s': '%s' is not an integer in [%ld, %ld]", k->name,
-                              value, k->min, k->max);
-        if (k->kind == K_INT)
-            *(int *)field = (int)v;
-        else
-            *(size_t *)field = (size_t)v;
-        return 0;
-    }
-    return HK_ECONFIG;
+    redis_addr_free(&cfg->addr);
+    free(cfg->dest.allow);
+    free(cfg->dest.deny);
+    cfg->dest.allow = cfg->dest.deny = NULL;
 }
 
 struct ini_state {

@@ -193,7 +193,7 @@ static void log_attempt(struct delivery *d, const struct http_result *res)
 /* The failure path of an attempt: retry per the policy, or give up. */
 static void deliver_fail(struct delivery *d, const struct http_result *res)
 {
-    const struct backoff_policy *p = &d->env->cfg->retry;
+    const struct backoff_policy *p = &d->env->opts.retry;
     char error[512];
 
     snprintf(error, sizeof(error), "%s", res->error[0] ? res->error : res->reason);
@@ -239,7 +239,6 @@ static void on_response(const struct http_result *res, void *arg)
 {
     struct delivery *d = arg;
     struct deliver_env *env = d->env;
-    int mode = env->cfg->attempt_log;
     long latency = res->aborted ? -1 : res->latency_ms;
     struct delivery *next = of_waiter(hosts_done(env->hosts, d->host, latency, res->h2,
                                                  time_mono_ms()));
@@ -250,7 +249,7 @@ static void on_response(const struct http_result *res, void *arg)
             drop(next, "shutting down before its attempt");
         return;
     }
-    if (mode == ATTEMPT_LOG_ALL || (mode == ATTEMPT_LOG_FAILURES && !res->ok))
+    if (res->ok ? env->opts.log_successes : env->opts.log_failures)
         log_attempt(d, res);
     if (res->ok) {
         log_emit(LOG_DEBUG, d->job->id, "delivered to %s: %ld in %ld ms (attempt %d)",
@@ -274,7 +273,7 @@ static int build_headers(struct delivery *d, struct buf *store, size_t *offs, si
                          struct hk_err *err)
 {
     const struct job *job = d->job;
-    const char *secret = job->secret ? job->secret : d->env->cfg->secret;
+    const char *secret = job->secret ? job->secret : d->env->opts.secret;
     char hex[SIGN_HEX_LEN + 1], v1[SIGN_V1_LEN + 1];
     long long ts = (long long)(time_now_ms() / 1000);
 
@@ -287,8 +286,8 @@ static int build_headers(struct delivery *d, struct buf *store, size_t *offs, si
     const char *prev = job->secret_previous;
     long long until = job->secret_previous_until;
     if (prev == NULL && job->secret == NULL) {
-        prev = d->env->cfg->secret_previous;
-        until = d->env->cfg->secret_previous_until;
+        prev = d->env->opts.secret_previous;
+        until = d->env->opts.secret_previous_until;
     }
     if (prev != NULL && until != 0 && ts >= until)
         prev = NULL;
@@ -355,8 +354,8 @@ static void send_request(struct delivery *d)
         .body_len = d->job->body_len,
         .headers = hdrs,
         .nheaders = n,
-        .user_agent = env->cfg->user_agent,
-        .timeout_ms = d->job->timeout_ms ? d->job->timeout_ms : env->cfg->timeout_ms,
+        .user_agent = env->opts.user_agent,
+        .timeout_ms = d->job->timeout_ms ? d->job->timeout_ms : env->opts.timeout_ms,
     };
     if (http_post(env->http, &spec, on_response, d) < 0) {
         /* libcurl could not even start: treat it as a failed attempt, so
@@ -394,15 +393,15 @@ static long unknown_batch_delay(int attempt, long remaining_ms)
  * while unknown_batch_wait lasts, then a dead-letter entry. */
 static void apply_event(struct delivery *d)
 {
-    const struct config *cfg = d->env->cfg;
+    const struct deliver_opts *opts = &d->env->opts;
     const struct event *ev = d->job->typed;
     struct buf args = BUF_INIT, fallback = BUF_INIT;
     char label[2 * EVENT_ID_MAX + 32];
     int64_t now = time_now_ms();
     long waited = (long)(now - d->first_attempt_ms);
     struct event_apply ap = {
-        .id = d->job->id, .now_ms = now, .batch_ttl_ms = cfg->batch_ttl_ms,
-        .dedupe_window_ms = cfg->dedupe_window_ms, .fallback = 'D', .delay_ms = -1,
+        .id = d->job->id, .now_ms = now, .batch_ttl_ms = opts->batch_ttl_ms,
+        .dedupe_window_ms = opts->dedupe_window_ms, .fallback = 'D', .delay_ms = -1,
     };
 
     /* Logs name the job by its id, or else by what it reports. */
@@ -412,9 +411,9 @@ static void apply_event(struct delivery *d)
         snprintf(label, sizeof(label), "%s:%s%s%s", event_type_name(ev->type), ev->batch_id,
                  ev->call_id ? ":" : "", ev->call_id ? ev->call_id : "");
     if (ev->type != EVENT_BATCH_CREATE) {
-        if (waited < cfg->unknown_batch_wait_ms) {
+        if (waited < opts->unknown_batch_wait_ms) {
             ap.fallback = 'R';
-            ap.delay_ms = unknown_batch_delay(d->attempt, cfg->unknown_batch_wait_ms - waited);
+            ap.delay_ms = unknown_batch_delay(d->attempt, opts->unknown_batch_wait_ms - waited);
             envelope(d, 0, "unknown_batch", &fallback);
         } else {
             char error[256];
@@ -451,7 +450,7 @@ void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_
     rc = job_decode(raw, len, &env->limits, &d->job, &err);
     d->attempt = d->job->attempts + 1;
     d->first_attempt_ms = d->job->first_attempt_ms ? d->job->first_attempt_ms : d->started_ms;
-    d->max_attempts = d->job->max_attempts ? d->job->max_attempts : env->cfg->retry.nschedule + 1;
+    d->max_attempts = d->job->max_attempts ? d->job->max_attempts : env->opts.retry.nschedule + 1;
     if (rc < 0) {
         log_emit(LOG_WARN, d->job->id ? d->job->id : "-", "invalid job: %s: %s; dead-lettered",
                  err.code, err.msg);

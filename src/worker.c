@@ -793,6 +793,23 @@ static void on_outbox_confirmed(void *arg)
 
 /* ---- setup ------------------------------------------------------------------- */
 
+/* What deliver reads of the settings. The strings stay cfg's: it outlives
+ * the worker's loop, and so every delivery. */
+static void deliver_opts_from_config(struct deliver_opts *o, const struct config *cfg)
+{
+    o->retry = cfg->retry;
+    o->log_failures = cfg->attempt_log != ATTEMPT_LOG_OFF;
+    o->log_successes = cfg->attempt_log == ATTEMPT_LOG_ALL;
+    o->secret = cfg->secret;
+    o->secret_previous = cfg->secret_previous;
+    o->secret_previous_until = cfg->secret_previous_until;
+    o->user_agent = cfg->user_agent;
+    o->timeout_ms = cfg->timeout_ms;
+    o->batch_ttl_ms = cfg->batch_ttl_ms;
+    o->unknown_batch_wait_ms = cfg->unknown_batch_wait_ms;
+    o->dedupe_window_ms = cfg->dedupe_window_ms;
+}
+
 /* The worker's modules, on its loop and its ack connection. */
 static void wire_modules(struct worker *w)
 {
@@ -804,7 +821,7 @@ static void wire_modules(struct worker *w)
     w->outbox.arg = w;
     dedupe_init(&w->dedupe, &w->loop, &w->ack, &w->keys, cfg->dedupe_window_ms);
     w->env.dedupe = cfg->dedupe_window_ms > 0 ? &w->dedupe : NULL;
-    w->env.cfg = cfg;
+    deliver_opts_from_config(&w->env.opts, cfg);
     w->env.http = w->http;
     w->env.outbox = &w->outbox;
     w->env.hosts = w->hosts;

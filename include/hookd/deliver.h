@@ -17,15 +17,32 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "hookd/config.h"
+#include "hookd/backoff.h"
 #include "hookd/dedupe.h"
 #include "hookd/hosts.h"
 #include "hookd/http.h"
 #include "hookd/job.h"
 #include "hookd/outbox.h"
 
+/* The settings deliver reads, filled by its owner (libcurl's style: the
+ * module states what it needs instead of reading the whole config). The
+ * strings are borrowed and must outlive every delivery started with them. */
+struct deliver_opts {
+    struct backoff_policy retry;    /* retry_schedule, retry_jitter, ... (copied) */
+    int log_failures;               /* failed attempts go to the attempts stream */
+    int log_successes;              /* and so do successful ones */
+    const char *secret;             /* borrowed; default signing secret */
+    const char *secret_previous;    /* borrowed; the secret rotated out, or NULL */
+    long long secret_previous_until;    /* unix seconds it stays valid; 0 = forever */
+    const char *user_agent;         /* borrowed */
+    long timeout_ms;                /* per attempt, unless the job sets its own */
+    long batch_ttl_ms;              /* lifetime of a Dialgen batch's records */
+    long unknown_batch_wait_ms;     /* retry events for unknown batches this long */
+    long dedupe_window_ms;          /* typed jobs' ids are remembered this long */
+};
+
 struct deliver_env {
-    const struct config *cfg;       /* borrowed */
+    struct deliver_opts opts;
     struct http_client *http;       /* borrowed; NULL once a shutdown closed it */
     struct outbox *outbox;          /* borrowed */
     struct hosts *hosts;            /* borrowed; per-origin admission */

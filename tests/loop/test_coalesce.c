@@ -23,7 +23,6 @@
 #include <uv.h>
 
 #include "hookd/coalesce.h"
-#include "hookd/config.h"
 #include "hookd/err.h"
 #include "hookd/redis.h"
 
