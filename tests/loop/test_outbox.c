@@ -26,9 +26,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-/* Only to lose a reply on purpose (test_replay_after_lost_reply): the test
- * reads the connection's socket and output buffer, which hookd leaves to
- * redis.c. */
+/* Only to know when a call has left for Redis, and to lose a reply on
+ * purpose (test_replay_after_lost_reply): the test reads the connection's
+ * output buffer and socket, which hookd leaves to redis.c. */
 #include <hiredis/async.h>
 
 #include "hookd/err.h"
@@ -494,6 +494,7 @@ static void test_held_then_fixed(void **state)
 static void test_redis_restart(void **state)
 {
     struct t *t = start();
+    redisAsyncContext *ac;
     struct hk_err err;
 
     (void)state;
@@ -501,7 +502,8 @@ static void test_redis_restart(void **state)
     cmd(t, "CLIENT", "PAUSE", "20000", "WRITE");
     outbox_ack(&t->o, 1, "id-1");
     outbox_retry(&t->o, 2, "id-2", "env-2", 5, 1000);
-    while (t->o.outcomes.in_flight == 0)
+    ac = t->conn.ctx;
+    while (t->o.outcomes.in_flight == 0 || sdslen(ac->c.obuf) > 0)
         uv_run(&t->loop, UV_RUN_NOWAIT);
     kill(server_pid, SIGKILL);
     waitpid(server_pid, NULL, 0);
