@@ -220,12 +220,13 @@ static void on_retry_recorded(void *arg, long delay_ms)
     t->retry_delay = delay_ms;
 }
 
-static void on_state(struct redis_conn *c, int up, void *arg)
+static void on_state(struct redis_conn *c, enum redis_state state, const char *why, void *arg)
 {
     struct t *t = arg;
 
     (void)c;
-    if (!up)
+    (void)why;
+    if (state != REDIS_UP)
         return;
     t->up++;
     outbox_flush(&t->o);
