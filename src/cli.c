@@ -170,6 +170,98 @@ static int wanted(const struct cli_args *a, const char *id)
     return 0;
 }
 
+/* One DLQ_MOVE call's worth of dead entries, as triples (queue.h): the
+ * entry's exact bytes, the job to push back ('' = purge), its dead_id. */
+struct move_chunk {
+    const char **trip;          /* owned array; the strings point into the
+                                   LRANGE reply, jobs and docs */
+    size_t *lens;               /* owned */
+    struct buf *jobs;           /* owned, MOVE_CHUNK; the rebuilt jobs */
+    struct json_doc **docs;     /* owned, MOVE_CHUNK; the entries parsed */
+    size_t n;                   /* triples filled */
+};
+
+static void chunk_init(struct move_chunk *c)
+{
+    c->trip = xmalloc(3 * MOVE_CHUNK * sizeof(char *));
+    c->lens = xmalloc(3 * MOVE_CHUNK * sizeof(size_t));
+    c->jobs = xcalloc(MOVE_CHUNK, sizeof(struct buf));
+    c->docs = xcalloc(MOVE_CHUNK, sizeof(struct json_doc *));
+    c->n = 0;
+}
+
+static void chunk_free(struct move_chunk *c)
+{
+    for (size_t j = 0; j < MOVE_CHUNK; j++) {
+        json_doc_free(c->docs[j]);
+        buf_free(&c->jobs[j]);
+    }
+    free(c->docs);
+    free(c->jobs);
+    free(c->trip);
+    free(c->lens);
+}
+
+/* Add the dead entry etext to c when the command names it and, for a
+ * replay, something of its job is left to push back. *matched counts the
+ * entries named. Returns 0, or -1 with err filled when the job could not
+ * be rebuilt. */
+static int chunk_add(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
+                     int replay, struct move_chunk *c, const char *etext, size_t elen,
+                     long long *matched, struct hk_err *err)
+{
+    size_t n = c->n;
+    struct json_value *e;
+    const char *dead_id;
+
+    c->docs[n] = json_doc_new();
+    if (json_parse(c->docs[n], etext, elen, 64, &e, NULL) < 0 ||
+        !wanted(a, member_str(e, "id"))) {
+        json_doc_free(c->docs[n]);
+        c->docs[n] = NULL;
+        return 0;
+    }
+    dead_id = member_str(e, "dead_id");
+    buf_reset(&c->jobs[n]);
+    if (replay && rebuild_job(s, k, e, &c->jobs[n], err) < 0)
+        return -1;
+    (*matched)++;
+    if (replay && c->jobs[n].len == 0) {
+        /* Nothing of the job is left to push (what was kept aside for it
+         * deleted by hand): an empty job would tell DLQ_MOVE to purge the
+         * entry. It stays dead. */
+        fprintf(stderr, "hookd: dead entry %s not replayed: nothing of its job is "
+                "left (%s has nothing for it)\n", dead_id ? dead_id : "-", k->dead_aside);
+        json_doc_free(c->docs[n]);
+        c->docs[n] = NULL;
+        return 0;
+    }
+    c->trip[3 * n] = etext;
+    c->lens[3 * n] = elen;
+    c->trip[3 * n + 1] = replay ? (c->jobs[n].data ? c->jobs[n].data : "") : "";
+    c->lens[3 * n + 1] = replay ? c->jobs[n].len : 0;
+    c->trip[3 * n + 2] = dead_id ? dead_id : "";
+    c->lens[3 * n + 2] = strlen(c->trip[3 * n + 2]);
+    c->n++;
+    return 0;
+}
+
+/* Move the chunk's entries in one atomic DLQ_MOVE and empty it. Returns
+ * how many entries moved, or a negative code with err filled. */
+static long long chunk_send(struct redis_sync *s, const struct keys *k, int replay,
+                            struct move_chunk *c, struct hk_err *err)
+{
+    long long m = queue_dlq_move(s, k, replay ? "replayed" : "purged", c->trip, c->lens,
+                                 c->n, err);
+
+    for (size_t j = 0; j < c->n; j++) {
+        json_doc_free(c->docs[j]);
+        c->docs[j] = NULL;
+    }
+    c->n = 0;
+    return m;
+}
+
 /* Walk the dead list from the oldest entry, in chunks; each chunk is one
  * atomic script call, so an interruption loses nothing: an entry is either
  * still dead or already back on the queue. */
@@ -177,7 +269,9 @@ static int dlq_move(struct redis_sync *s, const struct keys *k, const struct cli
                     int replay, struct hk_err *err)
 {
     struct redisReply *r;
+    struct move_chunk c;
     long long moved = 0, matched = 0;
+    int rc = 0;
 
     if (!replay && a->all) {
         long long n = queue_dlq_purge_all(s, k, err);
@@ -188,71 +282,23 @@ static int dlq_move(struct redis_sync *s, const struct keys *k, const struct cli
     }
     if ((r = cmd(s, err, 4, "LRANGE", k->dead, "0", "-1")) == NULL)
         return 1;
-    const char **trip = xmalloc(3 * MOVE_CHUNK * sizeof(char *));
-    size_t *lens = xmalloc(3 * MOVE_CHUNK * sizeof(size_t));
-    struct buf *jobs = xcalloc(MOVE_CHUNK, sizeof(struct buf));
-    struct json_doc **docs = xcalloc(MOVE_CHUNK, sizeof(struct json_doc *));
-    size_t n = 0;
-    int rc = 0;
-
+    chunk_init(&c);
     for (size_t i = redis_reply_elements(r); i-- > 0 && rc == 0;) {
         size_t elen;
         const char *etext = el(r, i, &elen);
-        struct json_value *e;
-        docs[n] = json_doc_new();
-        if (json_parse(docs[n], etext, elen, 64, &e, NULL) < 0 ||
-            !wanted(a, member_str(e, "id"))) {
-            json_doc_free(docs[n]);
-            docs[n] = NULL;
-        } else {
-            const char *dead_id = member_str(e, "dead_id");
-            buf_reset(&jobs[n]);
-            if (replay && rebuild_job(s, k, e, &jobs[n], err) < 0) {
-                rc = 1;
-                break;
-            }
-            matched++;
-            if (replay && jobs[n].len == 0) {
-                /* Nothing of the job is left to push (what was kept aside
-                 * for it deleted by hand): an empty job would tell
-                 * DLQ_MOVE to purge the entry. It stays dead. */
-                fprintf(stderr, "hookd: dead entry %s not replayed: nothing of its job is "
-                        "left (%s has nothing for it)\n", dead_id ? dead_id : "-",
-                        k->dead_aside);
-                json_doc_free(docs[n]);
-                docs[n] = NULL;
-            } else {
-                trip[3 * n] = etext;
-                lens[3 * n] = elen;
-                trip[3 * n + 1] = replay ? (jobs[n].data ? jobs[n].data : "") : "";
-                lens[3 * n + 1] = replay ? jobs[n].len : 0;
-                trip[3 * n + 2] = dead_id ? dead_id : "";
-                lens[3 * n + 2] = strlen(trip[3 * n + 2]);
-                n++;
-            }
+        if (chunk_add(s, k, a, replay, &c, etext, elen, &matched, err) < 0) {
+            rc = 1;
+            break;
         }
-        if (n == MOVE_CHUNK || (i == 0 && n > 0)) {
-            long long m = queue_dlq_move(s, k, replay ? "replayed" : "purged", trip, lens, n,
-                                         err);
+        if (c.n == MOVE_CHUNK || (i == 0 && c.n > 0)) {
+            long long m = chunk_send(s, k, replay, &c, err);
             if (m < 0)
                 rc = 1;
             else
                 moved += m;
-            for (size_t j = 0; j < n; j++) {
-                json_doc_free(docs[j]);
-                docs[j] = NULL;
-            }
-            n = 0;
         }
     }
-    for (size_t j = 0; j < MOVE_CHUNK; j++) {
-        json_doc_free(docs[j]);
-        buf_free(&jobs[j]);
-    }
-    free(docs);
-    free(jobs);
-    free(trip);
-    free(lens);
+    chunk_free(&c);
     redis_sync_reply_free(r);
     if (rc != 0)
         return rc;

@@ -503,6 +503,69 @@ static int prepare(struct supervisor *sv, struct hk_err *err)
     return 0;
 }
 
+/* Act on the signal sigtimedwait returned (or on none: a timeout, EINTR). */
+static void on_signal(struct supervisor *sv, int sig)
+{
+    switch (sig) {
+    case SIGCHLD:
+        reap(sv);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        begin_stop(sv, SIGTERM);
+        break;
+    case SIGQUIT:
+        begin_stop(sv, SIGQUIT);
+        break;
+    case SIGHUP:
+        if (!sv->stopping)
+            reload(sv);
+        break;
+    case SIGTTIN:
+    case SIGTTOU:
+        if (!sv->stopping) {
+            resize(sv, sv->nslots + (sig == SIGTTIN ? 1 : -1));
+            log_info("%s: now %d workers", sig == SIGTTIN ? "SIGTTIN" : "SIGTTOU",
+                     sv->nslots);
+        }
+        break;
+    default:
+        break;      /* timeout or EINTR: only the housekeeping */
+    }
+}
+
+/* What every tick does, after the signal if any: reap, expire helpers, and
+ * either push a stop along or restart what is due (the embedded Redis,
+ * workers whose respawn delay is over). Returns 1 once a stop is complete. */
+static int housekeeping(struct supervisor *sv)
+{
+    reap(sv);   /* SIGCHLDs coalesce; reaping on every tick misses none */
+    expire_helpers(sv);
+    if (sv->stopping) {
+        /* Helpers too: a SIGTERM right after a worker died still
+         * requeues its jobs before hookd exits (and before the
+         * embedded Redis, which they may need, is stopped). */
+        if (running(sv) == 0 && sv->nhelpers == 0)
+            return 1;
+        /* Only workers: helpers have deadlines of their own, and with
+         * no worker left there is nobody to blame or kill here. */
+        if (running(sv) > 0 && time_mono_ms() > sv->kill_at) {
+            log_error("workers did not stop in time; sending SIGKILL");
+            signal_all(sv, SIGKILL);
+            sv->kill_at = time_mono_ms() + 60000;
+        }
+        return 0;
+    }
+    if (sv->embedded && sv->redis.pid == 0 && time_mono_ms() >= sv->redis_restart_at)
+        restart_redis(sv);
+    for (int i = 0; i < sv->nslots; i++) {
+        struct slot *s = &sv->slots[i];
+        if (s->pid == 0 && s->respawn_at != 0 && time_mono_ms() >= s->respawn_at)
+            spawn(sv, s);
+    }
+    return 0;
+}
+
 int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
 {
     struct supervisor sv;
@@ -532,57 +595,9 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
 
     for (;;) {
         struct timespec tick = { 0, 200 * 1000000 };
-        int sig = sigtimedwait(&set, NULL, &tick);
-        switch (sig) {
-        case SIGCHLD:
-            reap(&sv);
+        on_signal(&sv, sigtimedwait(&set, NULL, &tick));
+        if (housekeeping(&sv))
             break;
-        case SIGTERM:
-        case SIGINT:
-            begin_stop(&sv, SIGTERM);
-            break;
-        case SIGQUIT:
-            begin_stop(&sv, SIGQUIT);
-            break;
-        case SIGHUP:
-            if (!sv.stopping)
-                reload(&sv);
-            break;
-        case SIGTTIN:
-        case SIGTTOU:
-            if (!sv.stopping) {
-                resize(&sv, sv.nslots + (sig == SIGTTIN ? 1 : -1));
-                log_info("%s: now %d workers", sig == SIGTTIN ? "SIGTTIN" : "SIGTTOU",
-                         sv.nslots);
-            }
-            break;
-        default:
-            break;      /* timeout or EINTR: housekeeping below */
-        }
-        reap(&sv);  /* SIGCHLDs coalesce; reaping on every tick misses none */
-        expire_helpers(&sv);
-        if (sv.stopping) {
-            /* Helpers too: a SIGTERM right after a worker died still
-             * requeues its jobs before hookd exits (and before the
-             * embedded Redis, which they may need, is stopped). */
-            if (running(&sv) == 0 && sv.nhelpers == 0)
-                break;
-            /* Only workers: helpers have deadlines of their own, and with
-             * no worker left there is nobody to blame or kill here. */
-            if (running(&sv) > 0 && time_mono_ms() > sv.kill_at) {
-                log_error("workers did not stop in time; sending SIGKILL");
-                signal_all(&sv, SIGKILL);
-                sv.kill_at = time_mono_ms() + 60000;
-            }
-            continue;
-        }
-        if (sv.embedded && sv.redis.pid == 0 && time_mono_ms() >= sv.redis_restart_at)
-            restart_redis(&sv);
-        for (int i = 0; i < sv.nslots; i++) {
-            struct slot *s = &sv.slots[i];
-            if (s->pid == 0 && s->respawn_at != 0 && time_mono_ms() >= s->respawn_at)
-                spawn(&sv, s);
-        }
     }
     embed_stop(&sv.redis, 10000);
     free(sv.slots);
