@@ -202,10 +202,8 @@ static void start_jobs(struct worker *w, const struct fetch_op *op,
     const struct redisReply *jobs = redis_reply_element(reply, 0);
     size_t n = redis_reply_elements(jobs);
 
-    if (w->fetch_error[0] != '\0') {
+    if (log_recovered(w->fetch_error))
         log_info("fetching works again");
-        w->fetch_error[0] = '\0';
-    }
     if (!op->pull)
         w->queue_empty = n < (size_t)op->max;
     note_parked(w, redis_reply_element(reply, 1));
@@ -509,10 +507,8 @@ static void on_promote_reply(struct redis_conn *c, struct redisReply *reply, voi
         arm_promote(w, PROMOTE_IDLE_MS);
         return;
     }
-    if (w->promote_error[0] != '\0') {
+    if (log_recovered(w->promote_error))
         log_info("promoting retries works again");
-        w->promote_error[0] = '\0';
-    }
     long long moved = redis_reply_integer(redis_reply_element(reply, 0));
     long long wait = redis_reply_integer(redis_reply_element(reply, 1));
     if (moved >= PROMOTE_BATCH)
@@ -554,10 +550,8 @@ static void on_heartbeat_reply(struct redis_conn *c, struct redisReply *reply, v
             log_error("heartbeat failed: %s", msg);
         return;
     }
-    if (w->hb_error[0] != '\0') {
+    if (log_recovered(w->hb_error))
         log_info("heartbeat works again");
-        w->hb_error[0] = '\0';
-    }
     if (!w->registered) {
         w->registered = 1;
         log_info("registered; taking jobs from %s", w->keys.queue);
@@ -599,7 +593,7 @@ static void on_reap_reply(struct redis_conn *c, struct redisReply *reply, void *
               ? redis_reply_str(reply, NULL)
               : redis_reply_str(redis_reply_element(redis_reply_element(reply, 2), 0), NULL);
     if (why == NULL)
-        w->reap_error[0] = '\0';       /* fine again: a recurrence is said anew */
+        log_recovered(w->reap_error);  /* fine again: a recurrence is said anew */
     else if (log_changed(w->reap_error, sizeof(w->reap_error), why))
         log_error("reaper: %s", why);
     if (redis_reply_is_error(reply))
