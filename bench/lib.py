@@ -211,12 +211,13 @@ class Peers:
         return out
 
     def run_hookd(self, jobs, workers=2, in_flight=1000, settings=(), url_of=None,
-                  healthy=None, prepare=None, log_latency=True):
+                  healthy=None, prepare=None, log_latency=True, binary=None):
         """One measured drain of `jobs` jobs (see the module comment).
         url_of(i) picks each job's URL (default: nginx); healthy(i) says
         which ones the clock waits for (default: all); prepare(prefix) runs
         before hookd starts (e.g. to fill its retry set); log_latency=False
-        when the jobs do not go to this nginx."""
+        when the jobs do not go to this nginx; binary: another hookd build
+        (default: HOOKD_BIN or build/hookd)."""
         r = self.r
         url_of = url_of or (lambda i: self.url)
         target = jobs if healthy is None else sum(1 for i in range(jobs) if healthy(i))
@@ -226,7 +227,7 @@ class Peers:
             prepare(prefix)
         conf = {"workers": workers, "max_in_flight": in_flight, "shutdown_timeout": "3s"}
         conf.update(kv.split("=", 1) for kv in settings)
-        h = self.start_hookd(prefix, conf)
+        h = self.start_hookd(prefix, conf, binary)
         pids = children(h.pid)
         calls0 = redis_calls(r)
         c0 = (cpu_seconds(pids), cpu_seconds([self.redis_proc.pid]),
@@ -257,7 +258,7 @@ class Peers:
         self.clean(prefix)
         return res
 
-    def start_hookd(self, prefix, settings):
+    def start_hookd(self, prefix, settings, binary=None):
         """Start hookd on this Redis with key prefix and settings (a dict:
         workers, max_in_flight, ...); return once its workers registered."""
         conf = os.path.join(self.dir, prefix + ".conf")
@@ -267,7 +268,7 @@ class Peers:
             for k, v in settings.items():
                 f.write("%s = %s\n" % (k, v))
         with open(os.path.join(self.dir, "hookd.log"), "a") as log:
-            h = subprocess.Popen([HOOKD, "-c", conf], stderr=log)
+            h = subprocess.Popen([binary or HOOKD, "-c", conf], stderr=log)
         workers = int(settings.get("workers", 1))
         wait_for(lambda: self.r.hlen(prefix + ":workers") == workers, 20, "workers")
         return h

@@ -55,6 +55,7 @@ long backoff_restart_ms(int failures)
 
 int backoff_parse_schedule(const char *s, struct backoff_policy *p)
 {
+    long ms_list[BACKOFF_SCHEDULE_MAX];    /* p is changed only when all parse */
     char *copy, *tok, *save = NULL;
     int n = 0, rc = 0;
 
@@ -77,12 +78,14 @@ int backoff_parse_schedule(const char *s, struct backoff_policy *p)
             rc = HK_EINVAL;
             break;
         }
-        p->schedule_ms[n++] = ms;
+        ms_list[n++] = ms;
     }
     free(copy);
     if (rc == 0 && n == 0)
         rc = HK_EINVAL;
-    if (rc == 0)
+    if (rc == 0) {
+        memcpy(p->schedule_ms, ms_list, (size_t)n * sizeof(*ms_list));
         p->nschedule = n;
+    }
     return rc;
 }

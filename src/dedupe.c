@@ -71,10 +71,8 @@ static enum coalesce_verdict on_checked(void *arg, struct redisReply *reply,
                       msg ? msg : "bad reply", RETRY_PAUSE_MS);
         return COALESCE_RETRY;
     }
-    if (d->last_error[0] != '\0') {
+    if (log_recovered(d->last_error))
         log_info("dedupe checks work again");
-        d->last_error[0] = '\0';
-    }
     for (size_t i = 0; first != NULL; i++) {
         struct dedupe_req *r = req_of(first);
         long long v = redis_reply_integer(redis_reply_element(reply, i));

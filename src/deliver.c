@@ -76,13 +76,44 @@ void deliver_dead_entry(struct buf *out, const struct dead_info *in, const char 
     buf_append_char(out, '}');
 }
 
+static void on_notify(uv_timer_t *t)
+{
+    struct deliver_env *env = t->data;
+    unsigned n = env->nfinished;
+
+    env->nfinished = 0;
+    env->on_finished(env->arg, n);
+}
+
+void deliver_env_init(struct deliver_env *env, uv_loop_t *loop)
+{
+    uv_timer_init(loop, &env->notify);
+    env->notify.data = env;
+    env->nfinished = 0;
+    env->closed = 0;
+}
+
+void deliver_env_close(struct deliver_env *env, uv_close_cb cb)
+{
+    env->closed = 1;
+    uv_close((uv_handle_t *)&env->notify, cb);
+}
+
+/* The delivery is over: free it, and report it from the loop rather than
+ * from here, which may be deep inside deliver_start or a callback of the
+ * owner's (a zero timer runs after the current callback returns, in this
+ * loop iteration or the next). Deliveries finishing meanwhile share one
+ * report. */
 static void finished(struct delivery *d)
 {
     struct deliver_env *env = d->env;
 
     job_free(d->job);
     free(d);
-    env->on_finished(env->arg);
+    if (env->closed)
+        return;
+    if (env->nfinished++ == 0)
+        uv_timer_start(&env->notify, on_notify, 0, 0);
 }
 
 /* The dead-letter entry for this delivery, appended to entry. */

@@ -89,3 +89,11 @@ int log_changed(char *memo, size_t cap, const char *msg)
     snprintf(memo, cap, "%s", msg);
     return 1;
 }
+
+int log_recovered(char *memo)
+{
+    if (memo[0] == '\0')
+        return 0;
+    memo[0] = '\0';
+    return 1;
+}

@@ -223,16 +223,12 @@ static enum coalesce_verdict on_recorded(void *arg, struct redisReply *reply,
                       OUTBOX_RETRY_MS);
         return COALESCE_RETRY;
     }
-    if (o->last_error[0] != '\0') {
+    if (log_recovered(o->last_error))
         log_info("recording outcomes works again");
-        o->last_error[0] = '\0';
-    }
     delay = min_delay(first);
     hold_refused(o, &first, &n, refused);
-    if (redis_reply_elements(refused) == 0 && o->nheld == 0 && o->last_refusal[0] != '\0') {
+    if (redis_reply_elements(refused) == 0 && o->nheld == 0 && log_recovered(o->last_refusal))
         log_info("outcomes Redis refused earlier are recorded now");
-        o->last_refusal[0] = '\0';
-    }
     o->records -= n;
     free_records(first);
     if (delay >= 0 && o->on_retry_recorded != NULL)
@@ -257,9 +253,8 @@ static enum coalesce_verdict on_logged(void *arg, struct redisReply *reply,
         if (log_changed(o->last_log_error, sizeof(o->last_log_error), msg))
             log_error("attempt log write failed: %s; attempt-log entries are dropped until "
                       "it works again", msg);
-    } else if (o->last_log_error[0] != '\0') {
+    } else if (log_recovered(o->last_log_error)) {
         log_info("attempt log writes work again");
-        o->last_log_error[0] = '\0';
     }
     free_logs(first);
     return COALESCE_DONE;

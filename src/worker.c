@@ -1,8 +1,41 @@
 /* worker.c -- the worker's event loop: fetch, deliver, record, heartbeat.
  *
  * Two Redis connections, because a blocking BLMOVE on the fetch connection
- * holds up every command queued behind it: "fetch" carries only FETCH and
- * BLMOVE; "ack" carries outcomes, heartbeats and the reaper. */
+ * holds up every command queued behind it: "fetch" carries only FETCH,
+ * BLMOVE and RELEASE; "ack" carries outcomes, heartbeats, the reaper,
+ * PROMOTE and pulls of parked jobs.
+ *
+ * The contract of this file: every event handler (a reply, a timer, a
+ * signal, a connection coming up, deliveries finished, outcomes confirmed)
+ * updates the state it owns and then calls progress(), which lets the two
+ * machines below take their next step. Nothing else sends a fetch or ends a
+ * stop. deliver.c and outbox.c report back only from the loop, never from
+ * inside a call of ours, so no handler runs inside another.
+ *
+ * The fetch side (fetch_state; fetch_next() is its only decision point):
+ *
+ *   IDLE --lost seq range to give back-----------------> RELEASING --reply--> IDLE
+ *   IDLE --queue seen empty, no parked job to pull------> WAITING (BLMOVE, 1 s) --reply--> IDLE
+ *   IDLE --free slots >= refill_at, or none in flight---> FETCHING --reply--> IDLE
+ *   IDLE --0 < free slots < refill_at-------------------> REFILL
+ *   REFILL --REFILL_WAIT_MS, or refill_at slots free----> FETCHING (or WAITING)
+ *   FETCHING, WAITING, RELEASING --error reply----------> PAUSED --ERROR_PAUSE_MS--> IDLE
+ *   FETCHING --reply lost (connection cut)--------------> IDLE, its seq range on the lost list
+ *
+ * IDLE and REFILL stay put while the fetch connection is down, and (except
+ * for RELEASING) while the worker takes no jobs: stopping, not registered,
+ * or outcomes failing to record. In WAITING, parked jobs of an origin with
+ * room again come over the ack connection (pull: IDLE -> BUSY -> IDLE, or
+ * PAUSED after an error reply), since the fetch connection is blocked.
+ *
+ * The stop side (mode):
+ *
+ *   RUNNING --SIGTERM/SIGINT--> DRAINING --nothing in flight, no FETCH or
+ *     RELEASE outstanding, outcomes confirmed, ack up--> FINISHING (RECLAIM
+ *     sent) --reply--> CLOSING (handles closed, the loop ends)
+ *   DRAINING, FINISHING --stop timer: shutdown_timeout less a margin, at
+ *     once on SIGQUIT--> requests cut (cut = 1), QUIT_GRACE_MS more to
+ *     record and requeue --grace over--> CLOSING, exit status 1 */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +69,8 @@
 #define PROMOTE_JITTER_MS 5         /* spread workers promoting the same entry */
 
 enum stop_mode { RUNNING, DRAINING, FINISHING, CLOSING };
+enum fetch_state { F_IDLE, F_REFILL, F_FETCHING, F_WAITING, F_RELEASING, F_PAUSED };
+enum pull_state { PULL_IDLE, PULL_BUSY, PULL_PAUSED };
 
 struct lost_range {
     uint64_t lo, hi;
@@ -57,13 +92,9 @@ struct worker {
     int in_flight;                  /* deliveries started, not finished */
     int reserved;                   /* jobs asked for by fetches not yet answered */
     int refill_at;                  /* fetch once this many slots are free */
-    int fetch_busy;                 /* a command is outstanding on fetch */
-    int blocked;                    /* ... and it is the blocking BLMOVE */
-    int pull_busy;                  /* a pull of parked jobs is outstanding on ack */
-    int fetch_paused;               /* after an error reply */
-    int starting;                   /* inside a batch of deliver_start */
+    enum fetch_state fetch_state;   /* what the fetch connection is doing */
+    enum pull_state pull;           /* pulls of parked jobs, on the ack connection */
     int queue_empty;                /* last fetch found nothing: BLMOVE next */
-    int refill_due;                 /* REFILL_WAIT_MS passed: fetch any free slots */
     char fetch_error[256];          /* last fetch error logged, "" when fine */
     char parked_error[256];         /* last parked list FETCH left untouched */
     char promote_error[256];        /* last PROMOTE error logged */
@@ -83,7 +114,7 @@ struct worker {
     int promote_busy;               /* a PROMOTE is outstanding */
 };
 
-static void maybe_fetch(struct worker *w);
+static void fetch_next(struct worker *w, int refill_over);
 static void maybe_finish(struct worker *w);
 static void send_heartbeat(struct worker *w);
 
@@ -106,22 +137,34 @@ struct fetch_op {
     int max;
 };
 
+/* After any event: let the fetch side and the stop side move. */
+static void progress(struct worker *w)
+{
+    if (w->mode == CLOSING)
+        return;
+    fetch_next(w, 0);
+    maybe_finish(w);
+}
+
 static void on_pause_timer(uv_timer_t *t)
 {
     struct worker *w = t->data;
 
-    w->fetch_paused = 0;
-    maybe_fetch(w);
+    if (w->fetch_state == F_PAUSED)
+        w->fetch_state = F_IDLE;
+    if (w->pull == PULL_PAUSED)
+        w->pull = PULL_IDLE;
+    progress(w);
 }
 
-static void pause_fetching(struct worker *w, const char *what, struct redisReply *reply)
+/* An error reply: say it (once per distinct text, not once a second while
+ * it lasts) and start the pause after which the caller asks again. */
+static void pause_after(struct worker *w, const char *what, struct redisReply *reply)
 {
     const char *msg = redis_reply_str(reply, NULL);
 
-    /* Logged once per distinct error, not once a second while it lasts. */
     if (log_changed(w->fetch_error, sizeof(w->fetch_error), msg))
         log_error("%s failed: %s; retrying every %d ms", what, msg ? msg : "?", ERROR_PAUSE_MS);
-    w->fetch_paused = 1;
     uv_timer_start(&w->pause_timer, on_pause_timer, ERROR_PAUSE_MS, 0);
 }
 
@@ -150,18 +193,39 @@ static void note_parked(struct worker *w, const struct redisReply *list)
     hosts_set_parked(w->hosts, origins, lens, n);
 }
 
+/* A FETCH's jobs: start a delivery for each. deliver_start never reports a
+ * delivery finished before it returns, so nothing here changes under the
+ * loop. */
+static void start_jobs(struct worker *w, const struct fetch_op *op,
+                       const struct redisReply *reply)
+{
+    const struct redisReply *jobs = redis_reply_element(reply, 0);
+    size_t n = redis_reply_elements(jobs);
+
+    if (log_recovered(w->fetch_error))
+        log_info("fetching works again");
+    if (!op->pull)
+        w->queue_empty = n < (size_t)op->max;
+    note_parked(w, redis_reply_element(reply, 1));
+    note_refused(w, redis_reply_element(reply, 2));
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        const char *job = redis_reply_str(redis_reply_element(jobs, i), &len);
+        w->in_flight++;
+        deliver_start(&w->env, op->base + i + 1, job ? job : "", job ? len : 0);
+    }
+}
+
 static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
 {
     struct fetch_op *op = arg;
     struct worker *w = op->w;
-    const struct redisReply *jobs = redis_reply_element(reply, 0);
-    size_t n = redis_reply_elements(jobs);
 
     (void)c;
     if (op->pull)
-        w->pull_busy = 0;
+        w->pull = PULL_IDLE;
     else
-        w->fetch_busy = 0;
+        w->fetch_state = F_IDLE;
     w->reserved -= op->max;
     if (reply == NULL) {
         /* The script may have run: its jobs would sit in our in-flight hash
@@ -181,31 +245,18 @@ static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void 
         w->registered = 0;
         send_heartbeat(w);
     } else if (redis_reply_is_error(reply)) {
-        pause_fetching(w, "fetch", reply);
-    } else if (w->mode != RUNNING) {
-        /* Stopping: these jobs stay in the in-flight hash and go back to
-         * the queue with the final reclaim. */
-    } else {
-        if (w->fetch_error[0] != '\0') {
-            log_info("fetching works again");
-            w->fetch_error[0] = '\0';
-        }
-        if (!op->pull)
-            w->queue_empty = n < (size_t)op->max;
-        note_parked(w, redis_reply_element(reply, 1));
-        note_refused(w, redis_reply_element(reply, 2));
-        w->starting = 1;
-        for (size_t i = 0; i < n; i++) {
-            size_t len = 0;
-            const char *job = redis_reply_str(redis_reply_element(jobs, i), &len);
-            w->in_flight++;
-            deliver_start(&w->env, op->base + i + 1, job ? job : "", job ? len : 0);
-        }
-        w->starting = 0;
+        if (op->pull)
+            w->pull = PULL_PAUSED;
+        else
+            w->fetch_state = F_PAUSED;
+        pause_after(w, "fetch", reply);
+    } else if (w->mode == RUNNING) {
+        start_jobs(w, op, reply);
     }
+    /* else stopping: these jobs stay in the in-flight hash and go back to
+     * the queue with the final reclaim. */
     free(op);
-    maybe_fetch(w);
-    maybe_finish(w);
+    progress(w);
 }
 
 static void on_wait_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
@@ -213,20 +264,17 @@ static void on_wait_reply(struct redis_conn *c, struct redisReply *reply, void *
     struct worker *w = arg;
 
     (void)c;
-    w->fetch_busy = 0;
-    w->blocked = 0;
-    if (reply != NULL && redis_reply_is_error(reply)) {
-        /* Let FETCH try next: its type guard explains what is wrong. */
+    w->fetch_state = F_IDLE;
+    /* The queue has a job (fetch takes it and more), or a second passed
+     * with none: fetch anyway, to hear which origins have parked jobs. An
+     * error: let FETCH try next, its type guard explains what is wrong. */
+    if (reply != NULL)
         w->queue_empty = 0;
-        pause_fetching(w, "BLMOVE", reply);
+    if (redis_reply_is_error(reply)) {
+        w->fetch_state = F_PAUSED;
+        pause_after(w, "BLMOVE", reply);
     }
-    else if (reply != NULL)
-        /* The queue has a job (fetch takes it and more), or a second
-         * passed with none: fetch anyway, to hear which origins have
-         * parked jobs. */
-        w->queue_empty = 0;
-    maybe_fetch(w);
-    maybe_finish(w);
+    progress(w);
 }
 
 static void on_release_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
@@ -234,12 +282,13 @@ static void on_release_reply(struct redis_conn *c, struct redisReply *reply, voi
     struct worker *w = arg;
 
     (void)c;
-    w->fetch_busy = 0;
-    if (reply != NULL && redis_reply_is_error(reply)) {
+    w->fetch_state = F_IDLE;
+    if (redis_reply_is_error(reply)) {
         /* Refused (a clobbered key, Redis at maxmemory): ask again after a
          * pause, not at once in a loop. A lost reply (NULL) is asked again
          * when the connection is back. */
-        pause_fetching(w, "requeueing the jobs of a lost fetch", reply);
+        w->fetch_state = F_PAUSED;
+        pause_after(w, "requeueing the jobs of a lost fetch", reply);
     } else if (reply != NULL) {
         if (redis_reply_integer(reply) > 0)
             log_info("requeued %lld jobs of a fetch whose reply was lost",
@@ -247,16 +296,17 @@ static void on_release_reply(struct redis_conn *c, struct redisReply *reply, voi
         w->nlost--;
         memmove(w->lost, w->lost + 1, w->nlost * sizeof(*w->lost));
     }
-    maybe_fetch(w);
-    maybe_finish(w);
+    progress(w);
 }
 
 static void on_refill_timer(uv_timer_t *t)
 {
     struct worker *w = t->data;
 
-    w->refill_due = 1;
-    maybe_fetch(w);
+    if (w->fetch_state != F_REFILL)
+        return;
+    w->fetch_state = F_IDLE;
+    fetch_next(w, 1);
 }
 
 /* Send FETCH for up to max jobs (the parked ones planned in origins/counts
@@ -280,9 +330,9 @@ static void send_fetch(struct worker *w, int pull, int max, const char **origins
     w->next_seq += (uint64_t)max;
     w->reserved += max;
     if (pull)
-        w->pull_busy = 1;
+        w->pull = PULL_BUSY;
     else
-        w->fetch_busy = 1;
+        w->fetch_state = F_FETCHING;
 }
 
 /* Slots free: max_in_flight less the jobs this worker holds, or may hold,
@@ -322,7 +372,7 @@ static void maybe_pull(struct worker *w)
     int counts[QUEUE_PULL_MAX], max = 0;
     size_t npull;
 
-    if (w->pull_busy || !taking_jobs(w) || !w->ack.up || fetch_size(w) <= 0)
+    if (w->pull != PULL_IDLE || !taking_jobs(w) || !w->ack.up || fetch_size(w) <= 0)
         return;
     npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
                             QUEUE_PULL_MAX);
@@ -332,45 +382,47 @@ static void maybe_pull(struct worker *w)
         send_fetch(w, 1, max, origins, counts, npull);
 }
 
-static void maybe_fetch(struct worker *w)
+/* The one place that decides what the fetch connection does next (the
+ * state machine at the top of this file). refill_over: REFILL_WAIT_MS has
+ * passed, fetch whatever slots are free. */
+static void fetch_next(struct worker *w, int refill_over)
 {
-    int slots = free_slots(w);
+    const char *origins[QUEUE_PULL_MAX];
+    int counts[QUEUE_PULL_MAX], slots = free_slots(w);
+    size_t npull;
 
-    if (w->fetch_paused || w->starting || !w->fetch.up)
+    if (w->fetch_state == F_WAITING)
+        maybe_pull(w);
+    if ((w->fetch_state != F_IDLE && w->fetch_state != F_REFILL) || !w->fetch.up)
         return;
-    if (w->fetch_busy) {
-        if (w->blocked)
-            maybe_pull(w);
-        return;
-    }
     if (w->nlost > 0) {
+        uv_timer_stop(&w->refill_timer);
+        w->fetch_state = F_IDLE;
         if (queue_release_range(&w->fetch, &w->keys, w->lost[0].lo, w->lost[0].hi,
                                 on_release_reply, w) == 0)
-            w->fetch_busy = 1;
+            w->fetch_state = F_RELEASING;
         return;
     }
-    if (!taking_jobs(w))
+    if (!taking_jobs(w) || slots <= 0)
         return;
     /* Wait for refill_at free slots so that a round trip brings a
      * worthwhile batch, but never longer than REFILL_WAIT_MS: with slow
      * endpoints slots free up rarely, and jobs must not sit in the queue
      * while a slot is free. */
-    if (slots <= 0)
-        return;
-    if (slots < w->refill_at && w->in_flight > 0 && !w->refill_due) {
-        if (!uv_is_active((uv_handle_t *)&w->refill_timer))
+    if (slots < w->refill_at && w->in_flight > 0 && !refill_over) {
+        if (w->fetch_state == F_IDLE) {
             uv_timer_start(&w->refill_timer, on_refill_timer, REFILL_WAIT_MS, 0);
+            w->fetch_state = F_REFILL;
+        }
         return;
     }
-    w->refill_due = 0;
     uv_timer_stop(&w->refill_timer);
-    const char *origins[QUEUE_PULL_MAX];
-    int counts[QUEUE_PULL_MAX];
-    size_t npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
-                                   QUEUE_PULL_MAX);
+    w->fetch_state = F_IDLE;
+    npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
+                            QUEUE_PULL_MAX);
     if (w->queue_empty && npull == 0) {
         if (queue_wait(&w->fetch, &w->keys, WAIT_TIMEOUT_S, on_wait_reply, w) == 0)
-            w->fetch_busy = w->blocked = 1;
+            w->fetch_state = F_WAITING;
         return;
     }
     send_fetch(w, 0, fetch_size(w), origins, counts, npull);
@@ -384,13 +436,12 @@ static void on_sweep_timer(uv_timer_t *t)
         deliver_park_stalled(&w->env);
 }
 
-static void on_delivery_finished(void *arg)
+static void on_delivery_finished(void *arg, unsigned n)
 {
     struct worker *w = arg;
 
-    w->in_flight--;
-    maybe_fetch(w);
-    maybe_finish(w);
+    w->in_flight -= (int)n;
+    progress(w);
 }
 
 /* redis.c reports each change of a connection's state once; saying it is
@@ -414,7 +465,7 @@ static void on_fetch_state(struct redis_conn *c, enum redis_state state, const c
     say_redis_state(c, state, why);
     if (state == REDIS_UP) {
         w->queue_empty = 0;     /* jobs may have come meanwhile */
-        maybe_fetch(w);
+        progress(w);
     }
 }
 
@@ -456,10 +507,8 @@ static void on_promote_reply(struct redis_conn *c, struct redisReply *reply, voi
         arm_promote(w, PROMOTE_IDLE_MS);
         return;
     }
-    if (w->promote_error[0] != '\0') {
+    if (log_recovered(w->promote_error))
         log_info("promoting retries works again");
-        w->promote_error[0] = '\0';
-    }
     long long moved = redis_reply_integer(redis_reply_element(reply, 0));
     long long wait = redis_reply_integer(redis_reply_element(reply, 1));
     if (moved >= PROMOTE_BATCH)
@@ -501,14 +550,12 @@ static void on_heartbeat_reply(struct redis_conn *c, struct redisReply *reply, v
             log_error("heartbeat failed: %s", msg);
         return;
     }
-    if (w->hb_error[0] != '\0') {
+    if (log_recovered(w->hb_error))
         log_info("heartbeat works again");
-        w->hb_error[0] = '\0';
-    }
     if (!w->registered) {
         w->registered = 1;
         log_info("registered; taking jobs from %s", w->keys.queue);
-        maybe_fetch(w);
+        progress(w);
     }
 }
 
@@ -546,7 +593,7 @@ static void on_reap_reply(struct redis_conn *c, struct redisReply *reply, void *
               ? redis_reply_str(reply, NULL)
               : redis_reply_str(redis_reply_element(redis_reply_element(reply, 2), 0), NULL);
     if (why == NULL)
-        w->reap_error[0] = '\0';       /* fine again: a recurrence is said anew */
+        log_recovered(w->reap_error);  /* fine again: a recurrence is said anew */
     else if (log_changed(w->reap_error, sizeof(w->reap_error), why))
         log_error("reaper: %s", why);
     if (redis_reply_is_error(reply))
@@ -587,7 +634,7 @@ static void on_ack_state(struct redis_conn *c, enum redis_state state, const cha
     outbox_flush(&w->outbox);
     dedupe_flush(&w->dedupe);
     arm_promote(w, 0);
-    maybe_finish(w);
+    progress(w);
 }
 
 /* ---- stopping --------------------------------------------------------------- */
@@ -621,6 +668,9 @@ static void close_all(struct worker *w)
     uv_close((uv_handle_t *)&w->promote_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->refill_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->sweep_timer, on_handle_closed);
+    /* Before the http client: the requests it cuts finish deliveries, and
+     * nobody counts them any more. */
+    deliver_env_close(&w->env, on_handle_closed);
     if (w->http != NULL) {
         http_client_close(w->http);
         w->http = NULL;
@@ -658,9 +708,8 @@ static void maybe_finish(struct worker *w)
     struct queue_reclaim r = reclaim_opts(w, 0);
     size_t held;
 
-    if (w->mode != DRAINING || w->in_flight > 0 || (w->fetch_busy && !w->blocked) ||
-        w->pull_busy ||
-        w->nlost > 0 ||
+    if (w->mode != DRAINING || w->in_flight > 0 || w->fetch_state == F_FETCHING ||
+        w->fetch_state == F_RELEASING || w->pull == PULL_BUSY || w->nlost > 0 ||
         outbox_pending(&w->outbox) > 0 || !w->ack.up)
         return;
     /* Outcomes Redis keeps refusing are not waited for: their jobs are
@@ -694,7 +743,7 @@ static void on_stop_timer(uv_timer_t *t)
             w->env.http = NULL; /* deliveries still being accepted do not start */
         }
         uv_timer_start(&w->stop_timer, on_stop_timer, QUIT_GRACE_MS, 0);
-        maybe_finish(w);
+        progress(w);
         return;
     }
     log_error("could not record outcomes or requeue before the deadline (redis down?); "
@@ -722,7 +771,7 @@ static void begin_stop(struct worker *w, int immediate)
      * shutdown_timeout as promised. */
     long drain = w->cfg->shutdown_timeout_ms - STOP_MARGIN_MS(w->cfg->shutdown_timeout_ms);
     uv_timer_start(&w->stop_timer, on_stop_timer, immediate ? 0 : (uint64_t)drain, 0);
-    maybe_finish(w);
+    progress(w);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -733,8 +782,7 @@ static void on_signal(uv_signal_t *h, int signum)
 /* Outcomes confirmed: their slots are free, and a stop may be done. */
 static void on_outbox_confirmed(void *arg)
 {
-    maybe_fetch(arg);
-    maybe_finish(arg);
+    progress(arg);
 }
 
 /* ---- setup ------------------------------------------------------------------- */
@@ -754,6 +802,56 @@ static void deliver_opts_from_config(struct deliver_opts *o, const struct config
     o->batch_ttl_ms = cfg->batch_ttl_ms;
     o->unknown_batch_wait_ms = cfg->unknown_batch_wait_ms;
     o->dedupe_window_ms = cfg->dedupe_window_ms;
+}
+
+/* The worker's modules, on its loop and its ack connection. */
+static void wire_modules(struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+
+    outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max, cfg->attempt_log_max);
+    w->outbox.on_confirmed = on_outbox_confirmed;
+    w->outbox.on_retry_recorded = on_retry_recorded;
+    w->outbox.arg = w;
+    dedupe_init(&w->dedupe, &w->loop, &w->ack, &w->keys, cfg->dedupe_window_ms);
+    w->env.dedupe = cfg->dedupe_window_ms > 0 ? &w->dedupe : NULL;
+    deliver_opts_from_config(&w->env.opts, cfg);
+    w->env.http = w->http;
+    w->env.outbox = &w->outbox;
+    w->env.hosts = w->hosts;
+    w->env.wid = w->wid;
+    w->env.limits.max_job_bytes = cfg->max_job_bytes;
+    w->env.limits.max_depth = 64;
+    w->env.on_finished = on_delivery_finished;
+    w->env.arg = w;
+    deliver_env_init(&w->env, &w->loop);
+}
+
+/* Timers and signal handlers; every one is closed by close_all. */
+static void start_handles(struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+    uv_timer_t *timers[] = { &w->hb_timer, &w->reap_timer, &w->pause_timer, &w->stop_timer,
+                             &w->promote_timer, &w->refill_timer, &w->sweep_timer };
+    uv_signal_t *sigs[] = { &w->sig_term, &w->sig_int, &w->sig_quit };
+    const int signums[] = { SIGTERM, SIGINT, SIGQUIT };
+
+    for (size_t i = 0; i < sizeof(timers) / sizeof(*timers); i++) {
+        uv_timer_init(&w->loop, timers[i]);
+        timers[i]->data = w;
+    }
+    uv_timer_start(&w->hb_timer, on_hb_timer, (uint64_t)cfg->heartbeat_ttl_ms / 3,
+                   (uint64_t)cfg->heartbeat_ttl_ms / 3);
+    /* Reapers on every worker, spread by pid, so no single process's death
+     * stops recovery. */
+    uint64_t reap_every = (uint64_t)cfg->heartbeat_ttl_ms / 2 + (uint64_t)(getpid() % 997);
+    uv_timer_start(&w->reap_timer, on_reap_timer, reap_every, reap_every);
+    uv_timer_start(&w->sweep_timer, on_sweep_timer, HOSTS_STALL_MS / 4, HOSTS_STALL_MS / 4);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++) {
+        uv_signal_init(&w->loop, sigs[i]);
+        sigs[i]->data = w;
+        uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
 }
 
 int worker_run(const struct config *cfg, const char *wid)
@@ -806,48 +904,9 @@ int worker_run(const struct config *cfg, const char *wid)
         free(w);
         return 1;
     }
-    outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max, cfg->attempt_log_max);
-    w->outbox.on_confirmed = on_outbox_confirmed;
-    w->outbox.on_retry_recorded = on_retry_recorded;
-    w->outbox.arg = w;
-    dedupe_init(&w->dedupe, &w->loop, &w->ack, &w->keys, cfg->dedupe_window_ms);
-    w->env.dedupe = cfg->dedupe_window_ms > 0 ? &w->dedupe : NULL;
-    deliver_opts_from_config(&w->env.opts, cfg);
-    w->env.http = w->http;
-    w->env.outbox = &w->outbox;
-    w->env.hosts = w->hosts;
-    w->env.wid = w->wid;
-    w->env.limits.max_job_bytes = cfg->max_job_bytes;
-    w->env.limits.max_depth = 64;
-    w->env.on_finished = on_delivery_finished;
-    w->env.arg = w;
-
-    uv_timer_init(&w->loop, &w->hb_timer);
-    uv_timer_init(&w->loop, &w->reap_timer);
-    uv_timer_init(&w->loop, &w->pause_timer);
-    uv_timer_init(&w->loop, &w->stop_timer);
-    uv_timer_init(&w->loop, &w->promote_timer);
-    uv_timer_init(&w->loop, &w->refill_timer);
-    uv_timer_init(&w->loop, &w->sweep_timer);
-    w->hb_timer.data = w->reap_timer.data = w->pause_timer.data = w->stop_timer.data = w;
-    w->promote_timer.data = w->refill_timer.data = w->sweep_timer.data = w;
+    wire_modules(w);
     srandom((unsigned)getpid() ^ (unsigned)time_now_ms());
-    uv_timer_start(&w->hb_timer, on_hb_timer, (uint64_t)cfg->heartbeat_ttl_ms / 3,
-                   (uint64_t)cfg->heartbeat_ttl_ms / 3);
-    /* Reapers on every worker, spread by pid, so no single process's death
-     * stops recovery. */
-    uint64_t reap_every = (uint64_t)cfg->heartbeat_ttl_ms / 2 + (uint64_t)(getpid() % 997);
-    uv_timer_start(&w->reap_timer, on_reap_timer, reap_every, reap_every);
-    uv_timer_start(&w->sweep_timer, on_sweep_timer, HOSTS_STALL_MS / 4, HOSTS_STALL_MS / 4);
-
-    uv_signal_init(&w->loop, &w->sig_term);
-    uv_signal_init(&w->loop, &w->sig_int);
-    uv_signal_init(&w->loop, &w->sig_quit);
-    w->sig_term.data = w->sig_int.data = w->sig_quit.data = w;
-    uv_signal_start(&w->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&w->sig_int, on_signal, SIGINT);
-    uv_signal_start(&w->sig_quit, on_signal, SIGQUIT);
-
+    start_handles(w);
     redis_init(&w->ack, &w->loop, &cfg->addr, "ack", CMD_TIMEOUT_MS, on_ack_state, w);
     /* The fetch connection's blocking BLMOVE legitimately waits
      * WAIT_TIMEOUT_S; its watchdog allows for that. */

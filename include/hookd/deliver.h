@@ -1,14 +1,21 @@
 /* deliver.h -- one delivery attempt: decode, sign, POST, classify, record.
  *
  * deliver.c decides each job's fate and is where that fate is logged, with
- * the job id. Outcomes are recorded through the outbox; a finished delivery
- * (whatever the outcome) is reported to the owner through on_finished so it
- * can take more work. */
+ * the job id. Outcomes are recorded through the outbox; finished deliveries
+ * (whatever the outcome) are reported to the owner through on_finished so it
+ * can take more work.
+ *
+ * Callback rule: on_finished is never called from inside a deliver_* call
+ * (an invalid job finishes at once, but is reported from the loop, after
+ * the call returned), so the owner may start deliveries in a loop without
+ * its own state changing underneath it. Each delivery is counted in exactly
+ * one on_finished call, unless deliver_env_close came first. */
 #ifndef HOOKD_DELIVER_H
 #define HOOKD_DELIVER_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "hookd/backoff.h"
 #include "hookd/dedupe.h"
@@ -42,13 +49,26 @@ struct deliver_env {
     struct dedupe *dedupe;          /* borrowed; NULL when dedupe_window is 0 */
     const char *wid;                /* borrowed */
     struct job_limits limits;
-    void (*on_finished)(void *arg); /* one delivery done; a slot is free */
+    /* n deliveries done since the last call: n slots are free. */
+    void (*on_finished)(void *arg, unsigned n);
     void *arg;
+    /* Private (deliver_env_init): reports finished deliveries from the loop. */
+    uv_timer_t notify;
+    unsigned nfinished;             /* finished, not reported yet */
+    int closed;
 };
 
+/* Set up env's handle on loop, once the fields above are filled. */
+void deliver_env_init(struct deliver_env *env, uv_loop_t *loop);
+
+/* Close env's handle (closed with cb): deliveries finishing from now on
+ * are freed but not reported. Call before closing the http client, whose
+ * cut requests finish deliveries. */
+void deliver_env_close(struct deliver_env *env, uv_close_cb cb);
+
 /* Deliver the job stored under seq in the worker's in-flight hash. raw is
- * copied. env->on_finished fires exactly once for every call, possibly
- * before deliver_start returns (an invalid job). */
+ * copied. The delivery is reported through env->on_finished, later, from
+ * the loop (see the callback rule above). */
 void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_t len);
 
 /* Park the jobs waiting for an origin that has stopped answering (call

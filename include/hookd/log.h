@@ -27,6 +27,11 @@ void log_emit(enum log_level level, const char *job_id, const char *fmt, ...)
  * longer than memo holds is compared on what memo keeps of it. */
 int log_changed(char *memo, size_t cap, const char *msg);
 
+/* The other half: returns 1 when memo held an error (said with
+ * log_changed), and empties it, so the caller says once that things work
+ * again and a recurrence is said anew. */
+int log_recovered(char *memo);
+
 #define log_debug(...) log_emit(LOG_DEBUG, NULL, __VA_ARGS__)
 #define log_info(...)  log_emit(LOG_INFO, NULL, __VA_ARGS__)
 #define log_warn(...)  log_emit(LOG_WARN, NULL, __VA_ARGS__)

@@ -112,11 +112,14 @@ class EmbeddedTest(unittest.TestCase):
 
 
 def _server_pid(r):
-    """The pid of the redis-server r reaches, None while there is none."""
+    """The pid of the redis-server r reaches, None while there is none or
+    while it is still loading its AOF (INFO answers then, but LPUSH is
+    refused with LOADING)."""
     try:
-        return r.info("server")["process_id"]
+        info = r.info()
     except redis.exceptions.ConnectionError:
         return None
+    return None if info.get("loading") else info["process_id"]
 
 
 def clean_env(**extra):

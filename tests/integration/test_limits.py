@@ -203,16 +203,18 @@ class LostFetch(unittest.TestCase):
         # RELEASE counts in requeued; a counter that is no number makes Redis
         # refuse it (and nothing else the worker sends uses that counter).
         self.r.hset("hookd:stats", "requeued", "oops")
-        # One job per FETCH, a slot freed by each delivery (1,000 at a time,
-        # answered after 200 ms: about 5,000 a second), so the fetch
-        # connection always has a FETCH outstanding.
+        # One job per FETCH, answered at once, so slots are always free and
+        # the fetch connection always has a FETCH outstanding, or sends one
+        # into the sleep below. (Answers after 200 ms, 1,000 at a time, let
+        # a fast FETCH use up every slot: nothing was then outstanding or
+        # sent during the sleep, no reply was lost, and the test failed.)
         h = self.p.hookd({"redis": "redis://127.0.0.1:%d" % self.port, "workers": 1,
                           "secret": SECRET, "max_in_flight": 1000, "max_per_host": 1000,
                           "fetch_batch": 1})
         wait_for(lambda: self.r.hlen("hookd:workers") == 1, 20, "worker")
         n = 20000
-        push(self.r, "hookd:queue", [{"id": "j%d" % i, "url": self.rc.url + "?delay=200",
-                                      "body": "x"} for i in range(n)])
+        push(self.r, "hookd:queue", [{"id": "j%d" % i, "url": self.rc.url, "body": "x"}
+                                     for i in range(n)])
         wait_for(lambda: stats(self.r).get("delivered", 0) > 1000, 30, "deliveries under way")
         # Redis sleeps with that FETCH outstanding; the worker's watchdog
         # (6 s) cuts the connection, so its reply is lost.

@@ -92,6 +92,14 @@ static void test_parse(void **state)
     assert_int_equal(backoff_parse_schedule("1s,soon", &p), HK_EINVAL);
     assert_int_equal(backoff_parse_schedule(",", &p), HK_EINVAL);
     assert_int_equal(p.nschedule, 0);       /* unchanged on error */
+    /* A refused list leaves the schedule as it was, delays included: a
+     * config kept after a failed set must not run a mix of two lists. */
+    assert_int_equal(backoff_parse_schedule("1s,5s,25s", &p), 0);
+    assert_int_equal(backoff_parse_schedule("7s,8s,soon", &p), HK_EINVAL);
+    assert_int_equal(p.nschedule, 3);
+    assert_int_equal(p.schedule_ms[0], 1000);
+    assert_int_equal(p.schedule_ms[1], 5000);
+    assert_int_equal(p.schedule_ms[2], 25000);
 }
 
 /* README: a worker (or the embedded redis-server) that keeps dying right
