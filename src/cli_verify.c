@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "hookd/cli_verify.h"
 #include "hookd/job.h"
@@ -365,6 +366,8 @@ int cli_verify_run(const struct config *cfg, const struct cli_verify_args *a)
         fprintf(stderr, "hookd: the secret starts with whsec_ but is not valid base64\n");
         goto out;
     }
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "hookd: reading the body from stdin (end it with Ctrl-D)\n");
     if (read_stdin(&in) < 0) {
         fprintf(stderr, "hookd: cannot read the body from stdin (at most %ld bytes)\n",
                 BODY_MAX);
