@@ -105,10 +105,11 @@ static int read_all(const char *path, size_t max, struct buf *out)
 static int job_text(const struct cli_send_args *a, const struct config *cfg, struct buf *out,
                     struct hk_err *err)
 {
-    const struct sample *s = a->sample ? find_sample(a->sample) : NULL;
+    /* Neither --sample nor --payload: the call.completed sample, event and all. */
+    const struct sample *s = a->sample ? find_sample(a->sample) : a->payload ? NULL : samples;
     const char *event = a->event ? a->event : s ? s->name : NULL;
     struct buf file = BUF_INIT;
-    const char *text = s ? s->json : a->payload ? a->payload : samples[0].json;
+    const char *text = s ? s->json : a->payload;
     size_t len = strlen(text);
     struct json_doc *doc = json_doc_new();
     struct json_value *v;

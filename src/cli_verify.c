@@ -155,6 +155,9 @@ struct ctx {
     char dbuf[256], idbuf[JOB_ID_MAX + 2], tsbuf[32], sbuf[4096];
 };
 
+/* A signature check of one scheme against one form of the body. */
+typedef int (*match_fn)(const struct ctx *c, enum form f);
+
 static int dialgen_match(const struct ctx *c, enum form f)
 {
     char hex[SIGN_HEX_LEN + 1];
@@ -184,7 +187,7 @@ static int standard_match(const struct ctx *c, enum form f)
 }
 
 /* The first form of the body the signature matches, or -1. */
-static int matching_form(const struct ctx *c, int (*match)(const struct ctx *, enum form))
+static int matching_form(const struct ctx *c, match_fn match)
 {
     for (int f = RAW; f < NFORMS; f++)
         if (c->body.have[f] && match(c, (enum form)f))
@@ -192,10 +195,28 @@ static int matching_form(const struct ctx *c, int (*match)(const struct ctx *, e
     return -1;
 }
 
+/* 1 when match holds for the body as received under the secret with
+ * "whsec_" in front: a receiver configured with the base64 part only,
+ * where hookd signs with the whole string. */
+static int matches_prefixed(struct ctx *c, match_fn match)
+{
+    char alt[SIGN_SECRET_MAX + 8];
+    const char *given = c->secret;
+    int ok;
+
+    if (strncmp(given, "whsec_", 6) == 0 || strlen(given) + 7 > sizeof(alt))
+        return 0;
+    snprintf(alt, sizeof(alt), "whsec_%s", given);
+    c->secret = alt;
+    ok = match(c, RAW);
+    c->secret = given;
+    return ok;
+}
+
 /* Why a signature of scheme did not match the body as received. form is
  * what matched instead (-1: nothing); other_ok: the other scheme verifies
  * the body as received with this secret. */
-static void explain(const char *scheme, int form, int other_ok, const struct ctx *c)
+static void explain(const char *scheme, int form, int other_ok, struct ctx *c, match_fn match)
 {
     if (form == CANON)
         printf("%s: FAIL: the body is not the bytes that were signed: it was re-serialised; "
@@ -211,6 +232,9 @@ static void explain(const char *scheme, int form, int other_ok, const struct ctx
         printf("%s: FAIL: the body and the secret are right (x-dialgen-signature verifies "
                "them): webhook-id or webhook-timestamp is not what was signed, or the "
                "signature belongs to another request\n", scheme);
+    else if (matches_prefixed(c, match))
+        printf("%s: FAIL: wrong secret: it verifies with \"whsec_\" in front of the secret "
+               "given; the secret is the whole string, prefix included\n", scheme);
     else
         printf("%s: FAIL: no match: the secret is not the one that signed it, or the body "
                "was changed after signing%s\n", scheme, c->body.json
@@ -219,7 +243,7 @@ static void explain(const char *scheme, int form, int other_ok, const struct ctx
 }
 
 /* x-dialgen-signature: 1 verified, 0 failed, -1 absent. */
-static int check_dialgen(const struct ctx *c, int standard_ok)
+static int check_dialgen(struct ctx *c, int standard_ok)
 {
     size_t n = c->dsig ? strlen(c->dsig) : 0;
 
@@ -236,7 +260,8 @@ static int check_dialgen(const struct ctx *c, int standard_ok)
         printf("x-dialgen-signature: ok\n");
         return 1;
     }
-    explain("x-dialgen-signature", matching_form(c, dialgen_match), standard_ok, c);
+    explain("x-dialgen-signature", matching_form(c, dialgen_match), standard_ok, c,
+            dialgen_match);
     return 0;
 }
 
@@ -298,7 +323,7 @@ static int check_standard(struct ctx *c, int dialgen_ok, long tolerance_ms)
                    "s)\n", c->id, age, tol);
         return in_time;
     }
-    explain("webhook-signature", form, dialgen_ok, c);
+    explain("webhook-signature", form, dialgen_ok, c, standard_match);
     return 0;
 }
 

@@ -6,11 +6,13 @@ other than 2xx exits 1; usage errors exit 2. No Redis runs in this file:
 send needs none.
 
 verify: on requests captured by receiver.js (raw body and headers as they
-arrived): the untouched capture verifies; a tampered body, a tampered
-header, a re-serialised body (whitespace, key order), a trailing newline and
-the wrong secret each fail with their own reason; a timestamp outside the
-tolerance fails, inside a wider --tolerance it passes. The too-old and
-re-serialised requests are signed here, in Python, independently of hookd.
+arrived): the untouched capture verifies; a body re-serialised with other
+whitespace, a trailing newline, a tampered header and the secret without its
+whsec_ prefix fail, each with its own reason; a tampered body, the wrong
+secret and reordered keys fail with the one reason an HMAC allows for them
+all; a timestamp outside the tolerance fails, inside a wider --tolerance it
+passes. The too-old and
+raw-body requests are signed here, in Python, independently of hookd.
 """
 import base64
 import hashlib
@@ -41,7 +43,7 @@ def hookd(args, stdin=b""):
     for m in SANITIZER_MARKERS:
         if m in err:
             raise AssertionError("sanitizer report:\n" + err)
-    if SECRET in out or SECRET in err:
+    if SECRET[6:] in out or SECRET[6:] in err:
         raise AssertionError("the secret was printed:\n" + out + err)
     return p.returncode, out, err
 
@@ -125,6 +127,13 @@ class SendVerify(unittest.TestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertEqual(base64.b64decode(self.recv.stats()["bodies"][wid + "_file"]),
                          b'{"from":"file"}')
+        # Neither --payload nor --sample: the call.completed sample.
+        rc, out, err = hookd(["send", self.base + "/hook?keep=1", "--id", wid + "_default",
+                              "--secret", SECRET])
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("> x-dialgen-event: call.completed\n", out)
+        body = json.loads(base64.b64decode(self.recv.stats()["bodies"][wid + "_default"]))
+        self.assertEqual(body["callData"]["id"], "call_123")
 
     def test_non_2xx_exits_1(self):
         rc, out, err = hookd(["send", self.base + "/hook?status=500", "--secret", SECRET])
@@ -208,6 +217,12 @@ class SendVerify(unittest.TestCase):
         self.assertEqual(rc, 1, out + err)
         self.assertIn("x-dialgen-signature: FAIL: " + NO_MATCH, out)
         self.assertIn("webhook-signature: FAIL: " + NO_MATCH, out)
+        # The secret without its whsec_ prefix: a mistake worth naming.
+        rc, out, err = verify(body, headers, secret=SECRET[6:])
+        self.assertEqual(rc, 1, out + err)
+        prefix = 'FAIL: wrong secret: it verifies with "whsec_" in front of the secret given'
+        self.assertIn("x-dialgen-signature: " + prefix, out)
+        self.assertIn("webhook-signature: " + prefix, out)
 
     def test_reserialised_body_fails_and_says_where(self):
         body, headers = self.capture("sv_reser")
