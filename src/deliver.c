@@ -7,6 +7,7 @@
 
 #include "hookd/backoff.h"
 #include "hookd/deliver.h"
+#include "hookd/deliver_headers.h"
 #include "hookd/event.h"
 #include "hookd/hosts.h"
 #include "hookd/json.h"
@@ -263,58 +264,6 @@ static void on_response(const struct http_result *res, void *arg)
         send_request(next);
 }
 
-/* Room for the headers build_headers sets itself (six today, before the
- * job's own, of which job.c admits at most JOB_HEADERS_MAX). */
-#define OWN_HEADERS_MAX 8
-
-/* Headers hookd sets on every POST, then the job's own: at most
- * OWN_HEADERS_MAX + JOB_HEADERS_MAX entries in offs. */
-static int build_headers(struct delivery *d, struct buf *store, size_t *offs, size_t *n,
-                         struct hk_err *err)
-{
-    const struct job *job = d->job;
-    const char *secret = job->secret ? job->secret : d->env->opts.secret;
-    char hex[SIGN_HEX_LEN + 1], v1[SIGN_V1_LEN + 1];
-    long long ts = (long long)(time_now_ms() / 1000);
-
-    if (sign_hex(secret, strlen(secret), job->body, job->body_len, hex) < 0)
-        return hk_err_set(err, HK_ECRYPTO, "sign_failed", "HMAC computation failed");
-    /* During a rotation webhook-signature carries one "v1,..." per valid
-     * secret, space-separated (Standard Webhooks), so receivers holding
-     * either the old or the new secret verify; x-dialgen-signature has room
-     * for one and uses the current secret. */
-    const char *prev = job->secret_previous;
-    long long until = job->secret_previous_until;
-    if (prev == NULL && job->secret == NULL) {
-        prev = d->env->opts.secret_previous;
-        until = d->env->opts.secret_previous_until;
-    }
-    if (prev != NULL && until != 0 && ts >= until)
-        prev = NULL;
-    char v1prev[SIGN_V1_LEN + 1] = "";
-    int rc = sign_standard(secret, strlen(secret), job->id, ts, job->body, job->body_len, v1);
-    if (rc == 0 && prev != NULL)
-        rc = sign_standard(prev, strlen(prev), job->id, ts, job->body, job->body_len, v1prev);
-    if (rc == HK_EINVAL)
-        return hk_err_set(err, HK_EINVAL, "invalid_secret",
-                          "secret starts with whsec_ but is not valid base64");
-    if (rc < 0)
-        return hk_err_set(err, HK_ECRYPTO, "sign_failed", "HMAC computation failed");
-#define ADD(...) do { offs[(*n)++] = store->len; buf_printf(store, __VA_ARGS__); \
-                      buf_append_char(store, '\0'); } while (0)
-    ADD("content-type: %s", job->content_type ? job->content_type : "application/json");
-    ADD("x-dialgen-signature: %s", hex);
-    ADD("webhook-id: %s", job->id);
-    ADD("webhook-timestamp: %lld", ts);
-    ADD("webhook-signature: %s%s%s", v1, v1prev[0] ? " " : "", v1prev);
-    if (job->event != NULL)
-        ADD("x-dialgen-event: %s", job->event);
-    for (size_t i = 0; i < job->nheaders; i++)
-        ADD("%s: %s", job->headers[i].name, job->headers[i].value);
-#undef ADD
-    return 0;
-}
-
 /* An admitted delivery ended without a response: free its origin's slot
  * (starting the next waiter), then finish. */
 static void release_and_finish(struct delivery *d)
@@ -332,12 +281,16 @@ static void send_request(struct delivery *d)
     struct deliver_env *env = d->env;
     struct hk_err err = { "", "" };
     struct buf store = BUF_INIT;
-    size_t offs[OWN_HEADERS_MAX + JOB_HEADERS_MAX], n = 0;
-    const char *hdrs[OWN_HEADERS_MAX + JOB_HEADERS_MAX];
+    size_t offs[DELIVER_HEADERS_MAX], n = 0;
+    const char *hdrs[DELIVER_HEADERS_MAX];
+    const struct deliver_secrets sec = {
+        env->opts.secret, env->opts.secret_previous, env->opts.secret_previous_until,
+    };
     int rc;
 
     d->started_ms = time_now_ms();
-    rc = build_headers(d, &store, offs, &n, &err);
+    rc = deliver_headers_build(d->job, &sec, (long long)(d->started_ms / 1000), &store, offs,
+                               &n, &err);
     if (rc < 0) {
         log_emit(LOG_WARN, d->job->id, "cannot sign: %s: %s; dead-lettered", err.code, err.msg);
         dead_letter(d, rc == HK_EINVAL ? 'I' : 'E', err.code, err.msg,

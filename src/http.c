@@ -58,6 +58,9 @@ struct http_request {
     size_t capture_len;
     size_t body_seen;               /* response bytes read so far */
     int cut;                        /* stopped reading at max_response_bytes */
+    char *head;                     /* owned; with capture_headers, the latest
+                                       response's header lines */
+    size_t head_len, head_cap;
     struct http_request *prev, *next;  /* the client's running list */
     int forbidden;                  /* the destination policy refused an address */
     char forbid_why[128];           /* which address, which rule */
@@ -349,6 +352,22 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
     return len;     /* read and discarded beyond the capture, connection kept */
 }
 
+/* Append one header line to r->head; what a receiver sends beyond
+ * HEAD_CAPTURE_MAX is not kept (its status still counts). */
+#define HEAD_CAPTURE_MAX 16384
+
+static void keep_header(struct http_request *r, const char *data, size_t len)
+{
+    if (r->head_len + len > HEAD_CAPTURE_MAX)
+        return;
+    if (r->head_len + len > r->head_cap) {
+        r->head_cap = r->head_len + len > 1024 ? HEAD_CAPTURE_MAX : 1024;
+        r->head = xrealloc(r->head, r->head_cap);
+    }
+    memcpy(r->head + r->head_len, data, len);
+    r->head_len += len;
+}
+
 /* libcurl passes the header lines of every response it reads, 1xx interim
  * responses (103 Early Hints, a 100 Continue) included, each after its own
  * status line. What a header says belongs to its response only: a
@@ -361,8 +380,12 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
 
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         r->retry_after_s = -1;
-        return len;
+        r->head_len = 0;
     }
+    if (r->client->opt.capture_headers)
+        keep_header(r, data, len);
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        return len;
     if (len > 12 && strncasecmp(data, "retry-after:", 12) == 0) {
         char tmp[64];
         size_t vl = len - 12 < sizeof(tmp) - 1 ? len - 12 : sizeof(tmp) - 1;
@@ -501,6 +524,8 @@ static void finish(struct http_client *c, struct http_request *r, CURLcode code)
     res.h2 = version == CURL_HTTP_VERSION_2_0;
     res.body = r->capture;
     res.body_len = r->capture_len;
+    res.headers = r->head;
+    res.headers_len = r->head_len;
 
     curl_multi_remove_handle(c->multi, r->easy);
     c->running--;
@@ -519,6 +544,7 @@ static void finish(struct http_client *c, struct http_request *r, CURLcode code)
     }
     c->free_easy[c->nfree++] = r->easy;
     free(r->capture);
+    free(r->head);
     free(r);
 }
 

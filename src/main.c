@@ -9,6 +9,8 @@
 #endif
 
 #include "hookd/cli.h"
+#include "hookd/cli_send.h"
+#include "hookd/cli_verify.h"
 #include "hookd/config.h"
 #include "hookd/log.h"
 #include "hookd/mem.h"
@@ -22,6 +24,9 @@ struct args {
     const char *file;           /* -c FILE */
     int check_only;             /* --check-config */
     struct cli_args cli;        /* when a subcommand was given */
+    const char *tool;           /* "send" or "verify", which parse their own flags */
+    struct cli_send_args send;
+    struct cli_verify_args verify;
 };
 
 static void usage(void)
@@ -34,6 +39,21 @@ static void usage(void)
            "       hookd retry list [--limit N] [--json]    pending retries, earliest first\n"
            "       hookd stats [--json]                     depths, in flight, counters\n"
            "       hookd batch show ID [--json]             a Dialgen batch: state, statistics\n"
+           "       hookd send URL [--sample NAME | --payload JSON|@FILE] [--event NAME]\n"
+           "                  [--id ID] [--secret S]    POST one signed webhook now, print the\n"
+           "                  exchange; exit 0 on 2xx, 1 otherwise. NAME: call.completed\n"
+           "                  (default), batch.completed, batch.failed (the Dialgen\n"
+           "                  documentation's payloads). Signed and sent as a worker would,\n"
+           "                  with the same settings: secret (else <data_dir>/secret),\n"
+           "                  user_agent, timeout, TLS files, resolve, and the destination\n"
+           "                  policy (deny_private, allow_cidrs, deny_cidrs): a refused\n"
+           "                  address fails as destination_forbidden. No Redis, no retry.\n"
+           "       hookd verify --secret S [-H|--header 'name: value']... [--tolerance 5m]\n"
+           "                  < BODY    does a received request (raw body on stdin, its\n"
+           "                  headers) verify under x-dialgen-signature and Standard\n"
+           "                  Webhooks? if not, why: re-serialised body, timestamp outside\n"
+           "                  the tolerance (5m), wrong secret or changed body, ...;\n"
+           "                  exit 0 verified, 1 not\n"
            "       hookd --help | --version\n"
            "(the commands take the same -c / --redis / --prefix / HOOKD_* settings)\n"
            "\n"
@@ -49,6 +69,15 @@ static void usage(void)
     config_print_keys();
 }
 
+/* One of send's or verify's own arguments at argv[i]: how many were
+ * taken (0 = none, a setting), or HK_ECONFIG. */
+static int tool_arg(struct args *a, int i, struct hk_err *err)
+{
+    if (strcmp(a->tool, "send") == 0)
+        return cli_send_arg(&a->send, a->argc - i, a->argv + i, err);
+    return cli_verify_arg(&a->verify, a->argc - i, a->argv + i, err);
+}
+
 /* Defaults, then the file, the environment and the command line, into cfg
  * (initialised here; the caller frees it even on error). Also collects the
  * subcommand flags. The same function serves start-up and SIGHUP. */
@@ -60,6 +89,8 @@ static int build_config(struct config *cfg, struct args *a, struct hk_err *err)
     if (config_load_env(cfg, err) < 0)
         return HK_ECONFIG;
     a->cli.nids = 0;
+    a->verify.nheaders = 0;
+    memset(&a->send, 0, sizeof(a->send));
     for (int i = a->first; i < a->argc; i++) {
         const char *arg = a->argv[i];
         char key[64];
@@ -71,6 +102,15 @@ static int build_config(struct config *cfg, struct args *a, struct hk_err *err)
         }
         if (strncmp(arg, "--config=", 9) == 0)
             continue;
+        if (a->tool != NULL) {
+            int used = tool_arg(a, i, err);
+            if (used < 0)
+                return used;
+            if (used > 0) {
+                i += used - 1;
+                continue;
+            }
+        }
         if (strcmp(arg, "--check-config") == 0) {
             a->check_only = 1;
             continue;
@@ -136,7 +176,10 @@ int main(int argc, char **argv)
     struct hk_err err;
     int rc;
 
-    if (argc > 1 && cli_is_command(argv[1])) {
+    if (argc > 1 && (strcmp(argv[1], "send") == 0 || strcmp(argv[1], "verify") == 0)) {
+        a.tool = argv[1];
+        a.first = 2;
+    } else if (argc > 1 && cli_is_command(argv[1])) {
         a.cli.command = argv[1];
         a.first = 2;
         if (argc > 2 && argv[2][0] != '-' && strcmp(a.cli.command, "stats") != 0) {
@@ -145,6 +188,9 @@ int main(int argc, char **argv)
         }
     }
     a.cli.ids = xcalloc((size_t)argc, sizeof(char *));
+    a.verify.headers = xcalloc((size_t)argc, sizeof(char *));
+    a.verify.cap = argc;
+    a.verify.tolerance_ms = CLI_VERIFY_TOLERANCE_MS;
     for (int i = a.first; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             a.file = argv[++i];
@@ -153,10 +199,12 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage();
             free(a.cli.ids);
+            free(a.verify.headers);
             return 0;
         } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
             printf("hookd %s\n", HOOKD_VERSION);
             free(a.cli.ids);
+            free(a.verify.headers);
             return 0;
         }
     }
@@ -164,10 +212,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "hookd: %s\n", err.msg);
         config_free(&cfg);
         free(a.cli.ids);
+        free(a.verify.headers);
         return 2;
     }
     log_set_level(cfg.log_level);
-    if (a.cli.command != NULL) {
+    if (a.tool != NULL && strcmp(a.tool, "send") == 0) {
+        rc = cli_send_run(&cfg, &a.send);
+    } else if (a.tool != NULL) {
+        rc = cli_verify_run(&cfg, &a.verify);
+    } else if (a.cli.command != NULL) {
         rc = cli_run(&cfg, &a.cli);
     } else if (rlimit_ensure_files(cfg.max_in_flight, &err) < 0) {
         fprintf(stderr, "hookd: %s\n", err.msg);
@@ -187,5 +240,6 @@ int main(int argc, char **argv)
     }
     config_free(&cfg);
     free(a.cli.ids);
+    free(a.verify.headers);
     return rc;
 }

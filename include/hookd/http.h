@@ -27,6 +27,10 @@ struct http_result {
     int h2;                     /* the answer came over HTTP/2 */
     const char *body;           /* first bytes of the response; borrowed */
     size_t body_len;
+    const char *headers;        /* with capture_headers: the final response's
+                                   status and header lines as received (CRLF
+                                   ends each), else NULL; borrowed */
+    size_t headers_len;
 };
 
 /* cb runs exactly once per successful http_post, with a result borrowed for
@@ -56,6 +60,8 @@ struct http_options {
     const char *resolve;        /* borrowed; "host:port:addr,..." or NULL */
     int max_host_connections;   /* per origin; 0 = unlimited */
     int max_connections;        /* idle connections kept; 0 = libcurl's default */
+    int capture_headers;        /* keep the response's header lines for the
+                                   result (hookd send; up to 16 KiB) */
 };
 
 /* New client on loop. Caller frees with http_client_close; cb of requests
