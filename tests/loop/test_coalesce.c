@@ -13,18 +13,17 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "hookd/coalesce.h"
 #include "hookd/err.h"
 #include "hookd/redis.h"
+#include "server.h"
 
 #define DEADLINE_MS 20000   /* a test that has not finished by then fails */
 #define RETRY_MS 200        /* the pause after an error reply, short for the test */
@@ -34,10 +33,7 @@ static const char SCRIPT[] =
     "if redis.call('exists', KEYS[2]) == 1 then return redis.error_reply('GATED') end "
     "return redis.call('rpush', KEYS[1], unpack(ARGV))";
 
-static char dir[64];
-static char sock[128];
-static pid_t server_pid;
-static struct redis_addr addr;
+static struct test_server srv;
 
 struct item {
     struct coalesce_item link;
@@ -237,7 +233,7 @@ static struct t *start(void)
     struct hk_err err;
 
     assert_non_null(t);
-    t->sync = redis_sync_connect(&addr, 5000, &err);
+    t->sync = redis_sync_connect(&srv.addr, 5000, &err);
     assert_non_null(t->sync);
     sync_cmd(t, "FLUSHALL", NULL, NULL, NULL);
     assert_int_equal(uv_loop_init(&t->loop), 0);
@@ -246,7 +242,7 @@ static struct t *start(void)
     uv_timer_start(&t->deadline, on_deadline, DEADLINE_MS, 0);
     uv_unref((uv_handle_t *)&t->deadline);      /* it cuts a hang, it keeps nothing alive */
     assert_int_equal(coalesce_init(&t->q, &t->loop, &t->conn, &ops, t, RETRY_MS), 0);
-    assert_int_equal(redis_init(&t->conn, &t->loop, &addr, "test", 5000, on_state, t), 0);
+    assert_int_equal(redis_init(&t->conn, &t->loop, &srv.addr, "test", 5000, on_state, t), 0);
     run(t);
     assert_int_equal(t->up, 1);
     return t;
@@ -405,44 +401,16 @@ static void test_close(void **state)
 
 static int start_redis(void **state)
 {
-    struct hk_err err;
-    struct redis_sync *s = NULL;
-
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test_coalesce.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
-    server_pid = fork();
-    assert_true(server_pid >= 0);
-    if (server_pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);  /* its banner */
-        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock,
-               "--dir", dir, "--save", "", "--appendonly", "no", "--loglevel", "warning",
-               (char *)NULL);
-        _exit(127);
-    }
-    addr.path = sock;
-    for (int i = 0; i < 500 && s == NULL; i++) {
-        s = redis_sync_connect(&addr, 1000, &err);
-        if (s == NULL)
-            usleep(10000);
-    }
-    assert_non_null(s);
-    redis_sync_free(s);
+    test_server_init(&srv, "test_coalesce", 0, 0);
+    test_server_start(&srv);
     return 0;
 }
 
 static int stop_redis(void **state)
 {
-    char path[192];
-
     (void)state;
-    kill(server_pid, SIGTERM);
-    waitpid(server_pid, NULL, 0);
-    snprintf(path, sizeof(path), "%s/redis.sock", dir);
-    unlink(path);
-    rmdir(dir);
+    test_server_remove(&srv);
     return 0;
 }
 

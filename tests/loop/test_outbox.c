@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -35,17 +34,14 @@
 #include "hookd/keys.h"
 #include "hookd/outbox.h"
 #include "hookd/redis.h"
+#include "server.h"
 
 #define DEADLINE_MS 8000    /* a test that has not finished by then fails */
 #define DEAD_MAX 1000
 #define LOG_MAX 100
 
-static char dir[64];
-static char sock[128];
-static pid_t server_pid;
-static struct redis_addr addr;
+static struct test_server srv;
 
-static void spawn_redis(void);
 
 struct t {
     uv_loop_t loop;
@@ -155,7 +151,7 @@ static void capture_log(struct t *t)
 {
     int fd;
 
-    snprintf(t->log_path, sizeof(t->log_path), "%s/log.XXXXXX", dir);
+    snprintf(t->log_path, sizeof(t->log_path), "%s/log.XXXXXX", srv.dir);
     fd = mkstemp(t->log_path);
     assert_true(fd >= 0);
     t->log_fd = dup(2);
@@ -263,7 +259,7 @@ static struct t *start(void)
     assert_non_null(t);
     t->log_fd = -1;
     keys_init(&t->k, "t", "w1");
-    t->sync = redis_sync_connect(&addr, 5000, &err);
+    t->sync = redis_sync_connect(&srv.addr, 5000, &err);
     assert_non_null(t->sync);
     cmd(t, "FLUSHALL", NULL, NULL, NULL);
     assert_int_equal(uv_loop_init(&t->loop), 0);
@@ -275,7 +271,7 @@ static struct t *start(void)
     t->o.on_confirmed = on_confirmed;
     t->o.on_retry_recorded = on_retry_recorded;
     t->o.arg = t;
-    assert_int_equal(redis_init(&t->conn, &t->loop, &addr, "test", 5000, on_state, t), 0);
+    assert_int_equal(redis_init(&t->conn, &t->loop, &srv.addr, "test", 5000, on_state, t), 0);
     run(t);
     assert_int_equal(t->up, 1);
     return t;
@@ -506,11 +502,10 @@ static void test_redis_restart(void **state)
     ac = t->conn.ctx;
     while (t->o.outcomes.in_flight == 0 || sdslen(ac->c.obuf) > 0)
         uv_run(&t->loop, UV_RUN_NOWAIT);
-    kill(server_pid, SIGKILL);
-    waitpid(server_pid, NULL, 0);
+    test_server_kill(&srv, SIGKILL);
     redis_sync_free(t->sync);
-    spawn_redis();
-    t->sync = redis_sync_connect(&addr, 5000, &err);
+    test_server_start(&srv);
+    t->sync = redis_sync_connect(&srv.addr, 5000, &err);
     assert_non_null(t->sync);
     assert_int_equal(inflight(t), 2);           /* nothing of the call ran */
     run_settled(t);
@@ -560,65 +555,18 @@ static void test_close_with_pending(void **state)
 
 /* ---- the redis-server ----------------------------------------------------------- */
 
-/* Start redis-server on sock and wait until it answers. Appends every
- * write to disk at once, so a server killed and started again (test_
- * redis_restart) holds what it had acknowledged. */
-static void spawn_redis(void)
-{
-    struct hk_err err;
-    struct redis_sync *s = NULL;
-
-    server_pid = fork();
-    assert_true(server_pid >= 0);
-    if (server_pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);  /* its banner */
-        execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock,
-               "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-               "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500 && s == NULL; i++) {
-        s = redis_sync_connect(&addr, 1000, &err);
-        if (s == NULL)
-            usleep(10000);
-    }
-    assert_non_null(s);
-    /* up once it answers: while it loads its file it refuses with LOADING */
-    for (int i = 0; i < 500; i++) {
-        const char *ping = "PING";
-        size_t len = 4;
-        struct redisReply *r = redis_sync_command(s, 1, &ping, &len, &err);
-        if (r != NULL) {
-            redis_sync_reply_free(r);
-            break;
-        }
-        usleep(10000);
-    }
-    redis_sync_free(s);
-}
-
 static int start_redis(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test_outbox.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
-    addr.path = sock;
-    spawn_redis();
+    test_server_init(&srv, "test_outbox", 0, 1);
+    test_server_start(&srv);
     return 0;
 }
 
 static int stop_redis(void **state)
 {
-    char cmdline[160];
-
     (void)state;
-    kill(server_pid, SIGTERM);
-    waitpid(server_pid, NULL, 0);
-    /* the socket and the append-only files; dir is ours, made by mkdtemp */
-    snprintf(cmdline, sizeof(cmdline), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmdline), 0);
+    test_server_remove(&srv);
     return 0;
 }
 

@@ -12,29 +12,22 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "hookd/err.h"
 #include "hookd/redis.h"
+#include "server.h"
 
 #define DEADLINE_MS 10000   /* a test that has not finished by then fails */
 #define CMD_TIMEOUT_MS 500  /* the watchdog test's command timeout */
 #define LONG_TIMEOUT_MS 60000   /* tests where the watchdog must not cut */
 
-static char dir[64];
-static int port;
-static pid_t server_pid;
-static struct redis_addr addr;
+static struct test_server srv;    /* a fresh one for each test */
 
 struct t {
     uv_loop_t loop;
@@ -53,76 +46,18 @@ struct t {
 
 /* ---- the redis-server ------------------------------------------------------------ */
 
-static int free_port(void)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-/* Start redis-server on addr (the same port every time within a test) and
- * wait until it answers. */
-static void server_start(void)
-{
-    char p[16];
-    struct hk_err err;
-    struct redis_sync *s = NULL;
-
-    snprintf(p, sizeof(p), "%d", port);
-    server_pid = fork();
-    assert_true(server_pid >= 0);
-    if (server_pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);  /* its banner */
-        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1",
-               "--dir", dir, "--save", "", "--appendonly", "no", "--loglevel", "warning",
-               (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500 && s == NULL; i++) {
-        s = redis_sync_connect(&addr, 1000, &err);
-        if (s == NULL)
-            usleep(10000);
-    }
-    assert_non_null(s);
-    redis_sync_free(s);
-}
-
-static void server_kill(void)
-{
-    if (server_pid <= 0)
-        return;
-    kill(server_pid, SIGCONT);  /* in case a test left it stopped */
-    kill(server_pid, SIGKILL);
-    waitpid(server_pid, NULL, 0);
-    server_pid = 0;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/test_redis.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    port = free_port();
-    addr.host = "127.0.0.1";
-    addr.port = port;
-    addr.path = NULL;
-    server_start();
+    test_server_init(&srv, "test_redis", 1, 0);
+    test_server_start(&srv);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    server_kill();
-    rmdir(dir);
+    test_server_remove(&srv);
     return 0;
 }
 
@@ -237,7 +172,7 @@ static struct t *start(long cmd_timeout_ms)
     t->pause.data = t;
     uv_timer_start(&t->deadline, on_deadline, DEADLINE_MS, 0);
     uv_unref((uv_handle_t *)&t->deadline);      /* it cuts a hang, it keeps nothing alive */
-    assert_int_equal(redis_init(&t->conn, &t->loop, &addr, "test", cmd_timeout_ms,
+    assert_int_equal(redis_init(&t->conn, &t->loop, &srv.addr, "test", cmd_timeout_ms,
                                 on_state, t), 0);
     /* redis_init calls nothing back from inside itself */
     assert_int_equal(t->up + t->lost + t->failed, 0);
@@ -310,7 +245,7 @@ static void test_reconnect(void **state)
     (void)state;
     send_cmd(t, "BLPOP", "nothing", "0");
     send_cmd(t, "BLPOP", "nothing", "0");
-    server_kill();
+    test_server_kill(&srv, SIGKILL);
     run(t);                             /* stops on the loss */
     assert_int_equal(t->lost, 1);
     assert_int_equal(t->nulls, 2);
@@ -321,7 +256,7 @@ static void test_reconnect(void **state)
     assert_int_equal(t->failed, 1);
     assert_string_equal(t->why, "Connection refused");
     assert_int_equal(t->lost, 1);
-    server_start();
+    test_server_start(&srv);
     run(t);                             /* stops on the reconnection */
     assert_int_equal(t->up, 2);
     ping(t);
@@ -342,7 +277,7 @@ static void test_watchdog(void **state)
 
     (void)state;
     ping(t);
-    kill(server_pid, SIGSTOP);
+    kill(srv.pid, SIGSTOP);
     uv_update_time(&t->loop);
     sent_at = uv_now(&t->loop);
     send_cmd(t, "PING", NULL, NULL);
@@ -353,7 +288,7 @@ static void test_watchdog(void **state)
     assert_non_null(strstr(t->why, "nothing received"));
     assert_true(t->down_at >= sent_at + CMD_TIMEOUT_MS);
     assert_true(t->down_at < sent_at + CMD_TIMEOUT_MS + 2000);
-    kill(server_pid, SIGCONT);
+    kill(srv.pid, SIGCONT);
     run(t);                             /* stops on the reconnection */
     assert_int_equal(t->up, 2);
     ping(t);
@@ -373,18 +308,18 @@ static void test_error_once(void **state)
     struct t *t;
 
     (void)state;
-    server_kill();
-    addr.path = "/nonexistent/redis.sock";  /* redis.c reads addr at each try */
+    test_server_kill(&srv, SIGKILL);
+    srv.addr.path = "/nonexistent/redis.sock";  /* redis.c reads addr at each try */
     t = start(LONG_TIMEOUT_MS);
     run_for(t, 1000);                   /* tries at 0, 100, 300, 700 ms */
     assert_true(t->conn.backoff_ms >= 1600);
     assert_int_equal(t->failed, 1);
     assert_string_equal(t->why, "No such file or directory");
-    addr.path = NULL;                   /* 127.0.0.1, where nothing listens now */
+    srv.addr.path = NULL;                   /* 127.0.0.1, where nothing listens now */
     run(t);                             /* stops at the next failure reported */
     assert_int_equal(t->failed, 2);
     assert_string_equal(t->why, "Connection refused");
-    addr.path = "/nonexistent/redis.sock";
+    srv.addr.path = "/nonexistent/redis.sock";
     run(t);
     assert_int_equal(t->failed, 3);
     assert_string_equal(t->why, "No such file or directory");
