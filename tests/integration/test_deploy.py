@@ -35,7 +35,7 @@ import unittest
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HOOKD, SECRET, Procs, push, wait_for  # noqa: E402
+from harness import HOOKD, SANITIZER_MARKERS, SECRET, Procs, push, wait_for  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEPLOY = os.path.join(ROOT, "deploy")
@@ -342,7 +342,10 @@ class Image(unittest.TestCase):
             os.kill(pid, signal.SIGTERM)
             self.assertEqual(ns.wait(timeout=60), 0)
             with open(log_path) as f:
-                lines = [json.loads(line) for line in f]
+                text = f.read()
+            for m in SANITIZER_MARKERS:
+                self.assertNotIn(m, text)
+            lines = [json.loads(line) for line in text.splitlines()]
             self.assertIn("stopped", [o["msg"] for o in lines if o["worker"] == "supervisor"])
         finally:
             if ns is not None and ns.poll() is None:
