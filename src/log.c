@@ -70,15 +70,21 @@ int log_enabled(enum log_level level)
  * line stays one write(2) below PIPE_BUF however the message was built. */
 #define MSG_MAX 1800
 
-/* fmt formatted into msg (MSG_MAX + 1 bytes); returns its length. A cut
+/* Room for a message: MSG_MAX bytes, the NUL, and the rest of a
+ * character the cut would split, so the cut can see where it ends. */
+#define MSG_ROOM (MSG_MAX + 4)
+
+/* fmt formatted into msg (MSG_ROOM bytes); returns its length. A cut
  * never leaves half a UTF-8 character behind (a json line would carry it). */
 static size_t format_message(char *msg, const char *fmt, va_list ap)
 {
-    int w = vsnprintf(msg, MSG_MAX + 1, fmt, ap);
+    int w = vsnprintf(msg, MSG_ROOM, fmt, ap);
     size_t n = w < 0 ? 0 : (size_t)w;
 
     if (n > MSG_MAX) {
         n = MSG_MAX;
+        /* msg[n] is the first byte cut off: while it continues a character,
+         * that character started before the cut and goes too. */
         while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
             n--;
         msg[n] = '\0';
@@ -169,7 +175,7 @@ static void emit_json(enum log_level level, const struct log_fields *f, const ch
 static void emit(enum log_level level, const struct log_fields *f, const char *fmt, va_list ap)
 {
     static const struct log_fields none = LOG_FIELDS_INIT;
-    char msg[MSG_MAX + 1], ts[32];
+    char msg[MSG_ROOM], ts[32];
 
     if (level < min_level)
         return;
