@@ -18,7 +18,7 @@
 
 enum kind {
     K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX,
-    K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG, K_CIDRS, K_RESOLVE, K_TIME,
+    K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG, K_CIDRS, K_RESOLVE, K_TIME, K_LOG_FORMAT,
     K_COUNT                 /* number of kinds, not a kind */
 };
 
@@ -57,6 +57,8 @@ static const struct key keys[] = {
     { "redis_server", K_STRING, OFF(redis_server), 0, 0, "redis-server",
       "redis-server binary for the embedded mode" },
     { "log_level", K_LEVEL, OFF(log_level), 0, 0, "info", "debug, info, warn or error" },
+    { "log_format", K_LOG_FORMAT, OFF(log_format), 0, 0, "text",
+      "text, or json: one JSON object per line (ts, level, worker, msg, job, ...)" },
     { "max_job_bytes", K_SIZE, OFF(max_job_bytes), 64, 64L * 1024 * 1024, "1048576",
       "largest job accepted" },
     { "heartbeat_ttl", K_DURATION, OFF(heartbeat_ttl_ms), 1000, 3600000, "30s",
@@ -230,6 +232,15 @@ static int set_level(const struct key *k, const char *value, struct config *cfg,
     if (log_parse_level(value, field_of(cfg, k)) < 0)
         return hk_err_set(err, HK_ECONFIG, "config",
                           "key 'log_level': '%s' is not debug, info, warn or error", value);
+    return 0;
+}
+
+static int set_log_format(const struct key *k, const char *value, struct config *cfg,
+                          struct hk_err *err)
+{
+    if (log_parse_format(value, field_of(cfg, k)) < 0)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key 'log_format': '%s' is not text or json", value);
     return 0;
 }
 
@@ -410,7 +421,7 @@ static const struct kind_ops {
     [K_BOOL] = { set_bool, 0 },         [K_FRACTION] = { set_fraction, 0 },
     [K_SCHEDULE] = { set_schedule, 0 }, [K_ATTEMPT_LOG] = { set_attempt_log, 0 },
     [K_CIDRS] = { set_cidrs, 0 },       [K_RESOLVE] = { set_resolve, 1 },
-    [K_TIME] = { set_time, 0 },
+    [K_TIME] = { set_time, 0 },         [K_LOG_FORMAT] = { set_log_format, 0 },
 };
 _Static_assert(sizeof(kinds) / sizeof(*kinds) == K_COUNT, "a kind without its setter");
 

@@ -191,6 +191,21 @@ static void log_attempt(struct delivery *d, const struct http_result *res)
     buf_free(&body);
 }
 
+/* The structured side of an attempt's log line (log_format = json). */
+static struct log_fields attempt_fields(const struct delivery *d, const struct http_result *res,
+                                        const char *error)
+{
+    struct log_fields f = LOG_FIELDS_INIT;
+
+    f.job = d->job->id;
+    f.origin = d->job->origin;
+    f.attempt = d->attempt;
+    f.status = res->status;
+    f.error = error;
+    f.latency_ms = res->latency_ms;
+    return f;
+}
+
 /* The failure path of an attempt: retry per the policy, or give up. */
 static void deliver_fail(struct delivery *d, const struct http_result *res)
 {
@@ -205,7 +220,8 @@ static void deliver_fail(struct delivery *d, const struct http_result *res)
         struct buf env = BUF_INIT;
         snprintf(last_error, sizeof(last_error), "%s: %s", res->reason, error);
         envelope(d, res->status, last_error, &env);
-        log_emit(LOG_WARN, d->job->id, "attempt %d/%d to %s failed: %s (status %ld, %ld ms); "
+        struct log_fields f = attempt_fields(d, res, last_error);
+        log_emit_fields(LOG_WARN, &f, "attempt %d/%d to %s failed: %s (status %ld, %ld ms); "
                  "retry in %ld ms", d->attempt, d->max_attempts, d->job->url, last_error,
                  res->status, res->latency_ms, delay);
         outbox_retry(d->env->outbox, d->seq, d->job->id, env.data, env.len, delay);
@@ -215,7 +231,10 @@ static void deliver_fail(struct delivery *d, const struct http_result *res)
     const char *gave_up = d->attempt >= d->max_attempts &&
                                   backoff_retryable(p, res->status, res->reason)
                               ? "attempts_exhausted" : "not_retryable";
-    log_emit(LOG_WARN, d->job->id, "attempt %d/%d to %s failed: %s: %s (status %ld, %ld ms); "
+    char dead_error[600];
+    snprintf(dead_error, sizeof(dead_error), "%s: %s", res->reason, error);
+    struct log_fields f = attempt_fields(d, res, dead_error);
+    log_emit_fields(LOG_WARN, &f, "attempt %d/%d to %s failed: %s: %s (status %ld, %ld ms); "
              "dead-lettered (%s)", d->attempt, d->max_attempts, d->job->url, res->reason,
              error, res->status, res->latency_ms, gave_up);
     dead_letter(d, 'D', res->reason, error, gave_up, res->status);
@@ -253,7 +272,8 @@ static void on_response(const struct http_result *res, void *arg)
     if (res->ok ? env->opts.log_successes : env->opts.log_failures)
         log_attempt(d, res);
     if (res->ok) {
-        log_emit(LOG_DEBUG, d->job->id, "delivered to %s: %ld in %ld ms (attempt %d)",
+        struct log_fields f = attempt_fields(d, res, NULL);
+        log_emit_fields(LOG_DEBUG, &f, "delivered to %s: %ld in %ld ms (attempt %d)",
                  d->job->url, res->status, res->latency_ms, d->attempt);
         outbox_ack(d->env->outbox, d->seq, d->job->id);
     } else {
@@ -292,7 +312,12 @@ static void send_request(struct delivery *d)
     rc = deliver_headers_build(d->job, &sec, (long long)(d->started_ms / 1000), &store, offs,
                                &n, &err);
     if (rc < 0) {
-        log_emit(LOG_WARN, d->job->id, "cannot sign: %s: %s; dead-lettered", err.code, err.msg);
+        struct log_fields f = LOG_FIELDS_INIT;
+        f.job = d->job->id;
+        f.origin = d->job->origin;
+        f.attempt = d->attempt;
+        f.error = err.code;
+        log_emit_fields(LOG_WARN, &f, "cannot sign: %s: %s; dead-lettered", err.code, err.msg);
         dead_letter(d, rc == HK_EINVAL ? 'I' : 'E', err.code, err.msg,
                     rc == HK_EINVAL ? "invalid" : "not_retryable", 0);
         buf_free(&store);
@@ -324,7 +349,10 @@ static void send_request(struct delivery *d)
 /* Back to Redis, on its origin's parked list, without an attempt. */
 static void park(struct delivery *d)
 {
-    log_emit(LOG_DEBUG, d->job->id, "%s is saturated; job parked", d->job->origin);
+    struct log_fields f = LOG_FIELDS_INIT;
+    f.job = d->job->id;
+    f.origin = d->job->origin;
+    log_emit_fields(LOG_DEBUG, &f, "%s is saturated; job parked", d->job->origin);
     outbox_park(d->env->outbox, d->seq, d->job->id, d->job->origin);
     finished(d);
 }

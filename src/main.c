@@ -216,6 +216,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
     if (a.tool != NULL && strcmp(a.tool, "send") == 0) {
         rc = cli_send_run(&cfg, &a.send);
     } else if (a.tool != NULL) {

@@ -446,6 +446,7 @@ static void reload(struct supervisor *sv)
     config_free(sv->cfg);
     *sv->cfg = next;
     log_set_level(sv->cfg->log_level);
+    log_set_format(sv->cfg->log_format);
     log_info("SIGHUP: config reloaded; replacing %d workers with %d (max_in_flight %d)",
              sv->nslots, sv->cfg->workers, sv->cfg->max_in_flight);
     int old = sv->nslots;

@@ -3,7 +3,7 @@
 // check over JSON.stringify(req.body), idempotency by id, respond first and
 // process afterwards. hookd's deliveries must satisfy it unmodified.
 //
-//   WEBHOOK_SECRET=whsec_... PORT=3000 [FAIL_RATE=0.3] node express.js
+//   WEBHOOK_SECRET=whsec_... PORT=3000 [HOST=0.0.0.0] [FAIL_RATE=0.3] node express.js
 'use strict';
 const crypto = require('crypto');
 const express = require('express');
@@ -81,6 +81,8 @@ app.post('/webhooks/batch-failed', (req, res) => {
   console.log(`Batch ${req.body.batchId} failed: ${req.body.error} (${req.body.code})`);
 });
 
-const server = app.listen(Number(process.env.PORT || 3000), '127.0.0.1', () => {
+// HOST=0.0.0.0 in a container (deploy/docker-compose.yml), where hookd
+// connects from another address; loopback only otherwise.
+const server = app.listen(Number(process.env.PORT || 3000), process.env.HOST || '127.0.0.1', () => {
   console.log(`listening on ${server.address().port}`);
 });

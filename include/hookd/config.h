@@ -34,6 +34,7 @@ struct config {
     char *data_dir;         /* owned; embedded Redis and generated secret */
     char *redis_server;     /* owned; redis-server binary for the embedded mode */
     enum log_level log_level;
+    enum log_format log_format;     /* text or json lines */
     size_t max_job_bytes;
     long heartbeat_ttl_ms;
     long shutdown_timeout_ms;
