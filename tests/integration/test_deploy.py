@@ -317,8 +317,12 @@ class Image(unittest.TestCase):
             log_path = os.path.join(p.dir, "pid1.log")
             with open(log_path, "w") as log:
                 # A new user namespace too, so this needs no privilege.
+                # --mount-proc: a /proc of the new PID namespace. Sanitizer
+                # builds run LeakSanitizer at every process's exit, which
+                # reads /proc/<its own pid>/task: in the host's /proc that is
+                # another process, or none (a fatal LeakSanitizer error).
                 # --kill-child: a failed test leaves no hookd behind.
-                ns = subprocess.Popen(["unshare", "--user", "--map-root-user", "--pid",
+                ns = subprocess.Popen(["unshare", "--user", "--map-root-user", "--pid", "--mount-proc",
                                        "--fork", "--kill-child", *self.entrypoint()], env=env, stderr=log,
                                       cwd=p.dir)
             pid = wait_for(lambda: child_of(ns.pid), 10, "hookd under unshare")
