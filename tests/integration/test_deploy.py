@@ -40,8 +40,8 @@ from harness import HOOKD, SANITIZER_MARKERS, SECRET, Procs, push, wait_for  # n
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEPLOY = os.path.join(ROOT, "deploy")
 K8S = os.path.join(DEPLOY, "kubernetes")
-# metrics_listen: issue 15 section 1 (served by the metrics helper's work).
-PENDING_KEYS = {"metrics_listen"}
+# None now: metrics_listen, the one there was, is a key of this hookd.
+PENDING_KEYS = set()
 # hookd SIGKILLs workers still running shutdown_timeout + this after SIGTERM.
 KILL_MARGIN_S = 5
 
