@@ -162,8 +162,6 @@ class Metrics(unittest.TestCase):
                       "--storage.tsdb.path=" + os.path.join(d, "tsdb"),
                       "--web.listen-address=127.0.0.1:%d" % port], stdout=log, stderr=log)
         log.close()
-        want = len(self.recv.stats()["succeeded"])
-        self.assertGreater(want, 0)
         q = urllib.parse.quote('hookd_deliveries_total{outcome="delivered"}')
 
         def result():
@@ -173,10 +171,18 @@ class Metrics(unittest.TestCase):
                 return None
             r = json.loads(b)["data"]["result"] if s == 200 else []
             return r or None
-        r = wait_for(result, 30, "prometheus to have scraped hookd", interval=0.2)
+        wait_for(result, 30, "prometheus to have scraped hookd", interval=0.2)
+        # deliveries while it scrapes
+        push(self.r, "mt:queue", [{"url": self.recv.url, "body": "x"} for _ in range(30)])
+        wait_for(lambda: self.r.llen("mt:queue") == 0 and self.value("hookd_in_flight") == 0,
+                 20, "the 30 jobs done")
+        want = sum(self.recv.stats()["succeeded"].values())
+        self.assertGreaterEqual(want, 30)
+        r = wait_for(lambda: (lambda r: r if r and float(r[0]["value"][1]) == want else None)(
+            result()), 10, "prometheus to report %d deliveries" % want, interval=0.2)
         self.assertEqual(len(r), 1)
         self.assertEqual(r[0]["metric"]["job"], "hookd")
-        self.assertEqual(float(r[0]["value"][1]), want)
+        self.assertEqual(r[0]["metric"]["instance"], "127.0.0.1:%d" % self.mport)
 
     def test_4_ready_follows_redis(self):
         """/readyz is 503 within 5 s of Redis stopping, with a one-line
@@ -201,21 +207,29 @@ class Metrics(unittest.TestCase):
         self.assertEqual(self.value("hookd_redis_up"), 1)
         self.assertGreaterEqual(self.value("hookd_redis_errors_total"), 1)
 
-    def test_5_worker_killed(self):
-        """A worker killed -9 is counted as a restart; the counters it wrote
-        stay (Prometheus counters never go down), and its replacement adds
-        to them."""
-        before = self.value("hookd_deliveries_total", outcome="delivered")
+    def test_5_workers_killed(self):
+        """Workers killed -9 are counted as restarts; the counters they wrote
+        stay (Prometheus counters never go down), and their replacements
+        add to them. Both are killed: one worker may have taken every job."""
+        jobs = [{"url": self.recv.url, "body": "x"} for _ in range(20)]
+        start = self.value("hookd_deliveries_total", outcome="delivered")
+        push(self.r, "mt:queue", jobs)
+        wait_for(lambda: self.value("hookd_deliveries_total", outcome="delivered") ==
+                 start + 20, 20, "20 deliveries counted")
+        restarts = self.value("hookd_worker_restarts_total")
+        ok_attempts = self.value("hookd_attempts_total", result="2xx")
         pids = [json.loads(v)["pid"] for v in self.r.hvals("mt:workers")]
         self.assertEqual(len(pids), 2)
-        os.kill(pids[0], signal.SIGKILL)
-        wait_for(lambda: self.value("hookd_worker_restarts_total") == 1 and
-                 self.value("hookd_workers") == 2, 10, "the worker to be replaced")
-        self.assertEqual(self.value("hookd_deliveries_total", outcome="delivered"), before)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: self.value("hookd_worker_restarts_total") == restarts + 2 and
+                 self.value("hookd_workers") == 2, 10, "both workers to be replaced")
+        self.assertEqual(self.value("hookd_deliveries_total", outcome="delivered"), start + 20)
+        self.assertEqual(self.value("hookd_attempts_total", result="2xx"), ok_attempts)
         wait_for(lambda: get(self.base + "/readyz")[0] == 200, 10, "ready again")
-        push(self.r, "mt:queue", [{"url": self.recv.url, "body": "x"} for _ in range(20)])
+        push(self.r, "mt:queue", jobs)
         wait_for(lambda: self.value("hookd_deliveries_total", outcome="delivered") ==
-                 before + 20, 20, "20 more deliveries counted")
+                 start + 40, 20, "20 more deliveries counted")
 
     def test_6_port_taken(self):
         """A second hookd on the same metrics port says why it cannot serve
