@@ -364,8 +364,18 @@ static void metrics_exited(struct supervisor *sv, int status)
     long delay = 0;
 
     sv->metrics = 0;
-    if (sv->stopping || !metrics_wanted(sv))
+    if (sv->stopping)
         return;
+    if (!metrics_wanted(sv)) {
+        log_info("metrics_listen is off: metrics process stopped");
+        return;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        /* Stopped by a SIGHUP that moved metrics_listen: no crash. */
+        log_info("metrics process moving to %s", sv->cfg->metrics_listen);
+        sv->metrics_restart_at = time_mono_ms();
+        return;
+    }
     if (time_mono_ms() - sv->metrics_started < CRASH_WINDOW_MS)
         delay = crash_delay(&sv->metrics_failures);
     else
