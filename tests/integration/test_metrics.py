@@ -247,6 +247,38 @@ class Metrics(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("key 'metrics_listen': '[::1]9464' is not off, host:port", p.stderr)
 
+    def test_7_sighup_moves_it(self):
+        """SIGHUP with a new metrics_listen moves the endpoint (at once,
+        not as a crash); with off, it is gone."""
+        old, new = free_port(), free_port()
+        conf = {"redis": "redis://127.0.0.1:%d" % self.rport, "prefix": "mt3", "workers": 1,
+                "metrics_listen": "127.0.0.1:%d" % old}
+        h = self.p.hookd(conf, name="moving")
+        wait_for(lambda: self.serves(old), 10, "the first address to serve")
+        with open(os.path.join(self.p.dir, "moving.conf"), "w") as f:
+            f.write("".join("%s = %s\n" % kv for kv in dict(
+                conf, metrics_listen="[::1]:%d" % new).items()))
+        h.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.serves(new, "[::1]"), 10, "the new address to serve")
+        self.assertFalse(self.serves(old))
+        self.assertIn("metrics process moving to [::1]:%d" % new, log_of(h))
+        self.assertNotIn("metrics process exited", log_of(h))
+        with open(os.path.join(self.p.dir, "moving.conf"), "w") as f:
+            f.write("".join("%s = %s\n" % kv for kv in dict(
+                conf, metrics_listen="off").items()))
+        h.send_signal(signal.SIGHUP)
+        wait_for(lambda: "metrics_listen is off" in log_of(h), 10, "the endpoint to stop")
+        self.assertFalse(self.serves(new, "[::1]"))
+        h.send_signal(signal.SIGTERM)
+        self.assertEqual(h.wait(30), 0)
+
+    @staticmethod
+    def serves(port, host="127.0.0.1"):
+        try:
+            return get("http://%s:%d/livez" % (host, port), timeout=2)[0] == 200
+        except OSError:
+            return False
+
 
 if __name__ == "__main__":
     unittest.main()
