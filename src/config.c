@@ -19,6 +19,7 @@
 enum kind {
     K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX,
     K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG, K_CIDRS, K_RESOLVE, K_TIME, K_LOG_FORMAT,
+    K_LISTEN,
     K_COUNT                 /* number of kinds, not a kind */
 };
 
@@ -105,6 +106,8 @@ static const struct key keys[] = {
       "response bytes read; a longer answer is cut there (its status still counts)" },
     { "response_capture_bytes", K_SIZE, OFF(response_capture_bytes), 0, 1 << 20, "4096",
       "response body bytes kept in the attempt log" },
+    { "metrics_listen", K_LISTEN, OFF(metrics_listen), 0, 0, "127.0.0.1:9464",
+      "host:port serving /metrics, /livez, /readyz; off = none" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(*keys))
@@ -223,6 +226,20 @@ static int set_redis(const struct key *k, const char *value, struct config *cfg,
     }
     if (redis_addr_parse(value, &cfg->addr, err) < 0)
         return err_prefix(err, "key 'redis'");
+    return store_string(cfg, k, value);
+}
+
+/* "off", or host:port / [v6]:port: checked here so that a typo is refused
+ * at start (and by --check-config), not found by the metrics process. */
+static int set_listen(const struct key *k, const char *value, struct config *cfg,
+                      struct hk_err *err)
+{
+    char host[256];
+    int port;
+
+    if (strcmp(value, "off") != 0 && parse_host_port(value, host, sizeof(host), &port) < 0)
+        return hk_err_set(err, HK_ECONFIG, "config", "key '%s': '%s' is not off, host:port "
+                          "or [ipv6]:port with a port of 1..65535", k->name, value);
     return store_string(cfg, k, value);
 }
 
@@ -422,6 +439,7 @@ static const struct kind_ops {
     [K_SCHEDULE] = { set_schedule, 0 }, [K_ATTEMPT_LOG] = { set_attempt_log, 0 },
     [K_CIDRS] = { set_cidrs, 0 },       [K_RESOLVE] = { set_resolve, 1 },
     [K_TIME] = { set_time, 0 },         [K_LOG_FORMAT] = { set_log_format, 0 },
+    [K_LISTEN] = { set_listen, 1 },
 };
 _Static_assert(sizeof(kinds) / sizeof(*kinds) == K_COUNT, "a kind without its setter");
 

@@ -142,6 +142,7 @@ static void dead_letter(struct delivery *d, char kind, const char *reason, const
     job_aside_encode(d->job, &aside);
     outbox_dead(d->env->outbox, d->seq, d->job->id, kind, entry.data, entry.len, aside.data,
                 aside.len);
+    stats_outcome(d->env->stats, kind == 'I' ? STATS_INVALID : STATS_DEAD);
     buf_free(&entry);
     buf_free(&aside);
 }
@@ -225,6 +226,7 @@ static void deliver_fail(struct delivery *d, const struct http_result *res)
                  "retry in %ld ms", d->attempt, d->max_attempts, d->job->url, last_error,
                  res->status, res->latency_ms, delay);
         outbox_retry(d->env->outbox, d->seq, d->job->id, env.data, env.len, delay);
+        stats_outcome(d->env->stats, STATS_RETRIED);
         buf_free(&env);
         return;
     }
@@ -269,6 +271,7 @@ static void on_response(const struct http_result *res, void *arg)
             drop(next, "shutting down before its attempt");
         return;
     }
+    stats_attempt(env->stats, stats_classify(res->status, res->reason), res->latency_ms);
     if (res->ok ? env->opts.log_successes : env->opts.log_failures)
         log_attempt(d, res);
     if (res->ok) {
@@ -276,6 +279,7 @@ static void on_response(const struct http_result *res, void *arg)
         log_emit_fields(LOG_DEBUG, &f, "delivered to %s: %ld in %ld ms (attempt %d)",
                  d->job->url, res->status, res->latency_ms, d->attempt);
         outbox_ack(d->env->outbox, d->seq, d->job->id);
+        stats_outcome(d->env->stats, STATS_DELIVERED);
     } else {
         deliver_fail(d, res);
     }
@@ -340,6 +344,7 @@ static void send_request(struct delivery *d)
          * the retry policy applies. */
         struct http_result res = { .reason = "http_error", .error = "could not start the request",
                                    .retry_after_s = -1 };
+        stats_attempt(env->stats, STATS_OTHER, 0);
         deliver_fail(d, &res);
         release_and_finish(d);
     }
@@ -354,6 +359,7 @@ static void park(struct delivery *d)
     f.origin = d->job->origin;
     log_emit_fields(LOG_DEBUG, &f, "%s is saturated; job parked", d->job->origin);
     outbox_park(d->env->outbox, d->seq, d->job->id, d->job->origin);
+    stats_outcome(d->env->stats, STATS_PARKED);
     finished(d);
 }
 
@@ -474,6 +480,7 @@ static void on_accepted(struct dedupe_req *req, enum dedupe_verdict v)
     case DEDUPE_DUPLICATE:
         log_emit(LOG_INFO, d->job->id, "id already accepted for %s within dedupe_window; "
                  "counted as duplicate, not delivered", d->job->url);
+        stats_outcome(d->env->stats, STATS_DUPLICATE);
         break;
     case DEDUPE_GONE:
         log_emit(LOG_INFO, d->job->id, "requeued while its id was checked; left to the "

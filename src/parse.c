@@ -66,3 +66,30 @@ int parse_long(const char *s, long *out)
     *out = v;
     return 0;
 }
+
+int parse_host_port(const char *s, char *host, size_t cap, int *port)
+{
+    const char *colon, *h = s;
+    size_t n;
+    long p;
+
+    if (s[0] == '[') {          /* [v6]:port */
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return HK_EINVAL;
+        h = s + 1;
+        n = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+            return HK_EINVAL;   /* no port, or an IPv6 address without [] */
+        n = (size_t)(colon - s);
+    }
+    if (n == 0 || n >= cap || parse_long(colon + 1, &p) < 0 || p < 1 || p > 65535)
+        return HK_EINVAL;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return 0;
+}

@@ -30,9 +30,11 @@
 #include "hookd/embed.h"
 #include "hookd/log.h"
 #include "hookd/mem.h"
+#include "hookd/metrics.h"
 #include "hookd/queue.h"
 #include "hookd/redis.h"
 #include "hookd/rlimit.h"
+#include "hookd/stats_shm.h"
 #include "hookd/supervisor.h"
 #include "hookd/timeutil.h"
 #include "hookd/worker.h"
@@ -55,12 +57,14 @@ struct slot {
     int64_t started_ms;            /* monotonic, for the crash window */
     int64_t respawn_at;            /* monotonic; when to start a worker in this slot */
     int failures;                  /* consecutive quick deaths */
+    int stat;                      /* its slot of the shared counters */
 };
 
 /* A worker of an older generation (before SIGHUP or SIGTTOU), draining. */
 struct retiree {
     pid_t pid;
     char wid[WORKER_ID_MAX];
+    int stat;                      /* its slot of the shared counters */
 };
 
 /* A reclaim helper: a child requeueing one dead worker's jobs. */
@@ -87,6 +91,12 @@ struct supervisor {
     int stopping;                  /* 0, SIGTERM or SIGQUIT */
     int64_t kill_at;               /* monotonic; SIGKILL stragglers after this */
     pid_t self;
+    struct stats_shm *shm;         /* shared counters (stats_shm.h), mapped before any fork */
+    pid_t stat_owner[STATS_SLOTS]; /* the worker writing each slot, 0 = free */
+    pid_t metrics;                 /* the metrics process, 0 = not running */
+    int64_t metrics_started;       /* monotonic, for the crash window */
+    int64_t metrics_restart_at;    /* monotonic; when to start it (again) */
+    int metrics_failures;          /* consecutive quick deaths */
 };
 
 static int mkdir_p(const char *path)
@@ -118,8 +128,30 @@ static long crash_delay(int *failures)
     return backoff_restart_ms((*failures)++);
 }
 
+/* A counters slot for a worker about to be forked: a free one, or, with
+ * STATS_SLOTS processes still running (SIGHUPs in a row while old
+ * generations drain), a shared one: its adds stay exact, being atomic. */
+static int take_stat(struct supervisor *sv)
+{
+    for (int i = 0; i < STATS_SLOTS; i++)
+        if (sv->stat_owner[i] == 0)
+            return i;
+    return sv->nslots % STATS_SLOTS;
+}
+
+/* A worker exited: its slot's gauges describe nobody now. Its counters
+ * stay, for the next owner to add to (stats_shm.h). */
+static void release_stat(struct supervisor *sv, int i, pid_t pid)
+{
+    if (sv->stat_owner[i] == pid)
+        sv->stat_owner[i] = 0;
+    stats_set_in_flight(&sv->shm->slots[i], 0);
+    stats_set_state(&sv->shm->slots[i], STATS_REGISTERED | STATS_FETCH_UP, 0);
+}
+
 static void spawn(struct supervisor *sv, struct slot *s)
 {
+    int stat = take_stat(sv);
     /* Wall clock: part of the worker's id, a name that must not repeat
      * across restarts and hosts, computed once and used by both sides. */
     long long start = (long long)time_now_ms();
@@ -144,9 +176,11 @@ static void spawn(struct supervisor *sv, struct slot *s)
         worker_make_id(wid, (int)getpid(), start);
         /* exit(), not _exit(): the worker owns this process now, and exit
          * handlers (LeakSanitizer's among them in test builds) should run. */
-        exit(worker_run(sv->cfg, wid));
+        exit(worker_run(sv->cfg, wid, &sv->shm->slots[stat]));
     }
     s->pid = pid;
+    s->stat = stat;
+    sv->stat_owner[stat] = pid;
     s->started_ms = time_mono_ms();
     s->respawn_at = 0;
     worker_make_id(s->wid, (int)pid, start);
@@ -288,6 +322,94 @@ static void restart_redis(struct supervisor *sv)
     log_info("embedded redis-server restarted (pid %d)", (int)sv->redis.pid);
 }
 
+static int metrics_wanted(const struct supervisor *sv)
+{
+    return strcmp(sv->cfg->metrics_listen, "off") != 0;
+}
+
+/* Fork the metrics process (metrics.h). It keeps the supervisor's signal
+ * mask (metrics_run takes SIGTERM/SIGINT/SIGQUIT with sigtimedwait; the
+ * rest stay blocked) and dies with the supervisor. */
+static void spawn_metrics(struct supervisor *sv)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        log_error("fork() failed while spawning the metrics process: %s; retrying in 1 s",
+                  strerror(errno));
+        sv->metrics_restart_at = time_mono_ms() + 1000;
+        return;
+    }
+    if (pid == 0) {
+        struct metrics_opts o = {
+            .listen = sv->cfg->metrics_listen, .redis = &sv->cfg->addr,
+            .prefix = sv->cfg->prefix, .shm = sv->shm, .supervisor = sv->self,
+        };
+        prctl(PR_SET_NAME, "hookd-metrics");
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        log_set_process("metrics");
+        if (getppid() != sv->self)
+            _exit(1);
+        exit(metrics_run(&o));
+    }
+    sv->metrics = pid;
+    sv->metrics_started = time_mono_ms();
+}
+
+/* The metrics process exited: start it again, with the workers' crash
+ * backoff if it died right after starting (a port in use, most often;
+ * it has said why). Not while stopping or with metrics_listen off. */
+static void metrics_exited(struct supervisor *sv, int status)
+{
+    long delay = 0;
+
+    sv->metrics = 0;
+    if (sv->stopping)
+        return;
+    if (!metrics_wanted(sv)) {
+        log_info("metrics_listen is off: metrics process stopped");
+        return;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        /* Stopped by a SIGHUP that moved metrics_listen: no crash. */
+        log_info("metrics process moving to %s", sv->cfg->metrics_listen);
+        sv->metrics_restart_at = time_mono_ms();
+        return;
+    }
+    if (time_mono_ms() - sv->metrics_started < CRASH_WINDOW_MS)
+        delay = crash_delay(&sv->metrics_failures);
+    else
+        sv->metrics_failures = 0;
+    if (WIFSIGNALED(status))
+        log_warn("metrics process killed by signal %d; restarting in %ld ms", WTERMSIG(status),
+                 delay);
+    else
+        log_warn("metrics process exited with status %d; restarting in %ld ms",
+                 WEXITSTATUS(status), delay);
+    sv->metrics_restart_at = time_mono_ms() + delay;
+}
+
+/* Stop the metrics process last, so /livez answers through a drain:
+ * SIGTERM, then SIGKILL if it has not exited within 2 s. */
+static void stop_metrics(struct supervisor *sv)
+{
+    int64_t deadline = time_mono_ms() + 2000;
+
+    if (sv->metrics <= 0)
+        return;
+    kill(sv->metrics, SIGTERM);
+    while (waitpid(sv->metrics, NULL, WNOHANG) == 0) {
+        struct timespec ms10 = { 0, 10 * 1000000 };
+        if (time_mono_ms() > deadline) {
+            kill(sv->metrics, SIGKILL);
+            waitpid(sv->metrics, NULL, 0);
+            break;
+        }
+        nanosleep(&ms10, NULL);
+    }
+    sv->metrics = 0;
+}
+
 static void reap(struct supervisor *sv)
 {
     int status;
@@ -300,10 +422,15 @@ static void reap(struct supervisor *sv)
             redis_exited(sv, status);
             continue;
         }
+        if (pid == sv->metrics) {
+            metrics_exited(sv, status);
+            continue;
+        }
         for (int i = 0; i < sv->nretiring; i++) {
             if (sv->retiring[i].pid != pid)
                 continue;
             log_info("retired worker %s exited (status %d)", sv->retiring[i].wid, status);
+            release_stat(sv, sv->retiring[i].stat, pid);
             reclaim(sv, sv->retiring[i].wid, WIFSIGNALED(status));
             sv->retiring[i] = sv->retiring[--sv->nretiring];
             break;
@@ -313,6 +440,7 @@ static void reap(struct supervisor *sv)
             if (s->pid != pid)
                 continue;
             s->pid = 0;
+            release_stat(sv, s->stat, pid);
             int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
             if (WIFSIGNALED(status))
                 log_warn("worker %s killed by signal %d", s->wid, WTERMSIG(status));
@@ -323,6 +451,7 @@ static void reap(struct supervisor *sv)
             reclaim(sv, s->wid, WIFSIGNALED(status));
             if (sv->stopping)
                 break;
+            atomic_fetch_add(&sv->shm->worker_restarts, 1);
             if (time_mono_ms() - s->started_ms < CRASH_WINDOW_MS && !clean) {
                 long delay = crash_delay(&s->failures);
                 log_warn("worker crashed %d times in a row; restarting in %ld ms",
@@ -362,6 +491,7 @@ static void retire(struct supervisor *sv, struct slot *s)
         return;
     sv->retiring = xrealloc(sv->retiring, (size_t)(sv->nretiring + 1) * sizeof(*sv->retiring));
     sv->retiring[sv->nretiring].pid = s->pid;
+    sv->retiring[sv->nretiring].stat = s->stat;
     memcpy(sv->retiring[sv->nretiring].wid, s->wid, sizeof(s->wid));
     sv->nretiring++;
     s->pid = 0;
@@ -443,6 +573,8 @@ static void reload(struct supervisor *sv)
     redis_addr_free(&next.addr);
     next.addr = sv->cfg->addr;
     memset(&sv->cfg->addr, 0, sizeof(sv->cfg->addr));
+    if (strcmp(next.metrics_listen, sv->cfg->metrics_listen) != 0 && sv->metrics > 0)
+        kill(sv->metrics, SIGTERM);     /* reaped, then started on the new address */
     config_free(sv->cfg);
     *sv->cfg = next;
     log_set_level(sv->cfg->log_level);
@@ -481,6 +613,9 @@ static int prepare(struct supervisor *sv, struct hk_err *err)
     struct config *cfg = sv->cfg;
     int created, rc;
 
+    if ((sv->shm = stats_shm_create()) == NULL)
+        return hk_err_set(err, HK_ESPAWN, "metrics", "mmap() of the shared counters failed: %s",
+                          strerror(errno));
     if ((rc = mkdir_p(cfg->data_dir)) < 0)
         return hk_err_set(err, HK_ECONFIG, "config", "cannot create data dir %s: %s",
                           cfg->data_dir, strerror(-rc));
@@ -540,7 +675,14 @@ static void on_signal(struct supervisor *sv, int sig)
  * workers whose respawn delay is over). Returns 1 once a stop is complete. */
 static int housekeeping(struct supervisor *sv)
 {
+    int n = 0;
+
     reap(sv);   /* SIGCHLDs coalesce; reaping on every tick misses none */
+    /* What /livez and hookd_workers read (stats_shm.h). */
+    for (int i = 0; i < sv->nslots; i++)
+        n += sv->slots[i].pid > 0;
+    atomic_store(&sv->shm->workers, n);
+    atomic_store(&sv->shm->supervisor_tick_ms, time_mono_ms());
     expire_helpers(sv);
     if (sv->stopping) {
         /* Helpers too: a SIGTERM right after a worker died still
@@ -559,6 +701,8 @@ static int housekeeping(struct supervisor *sv)
     }
     if (sv->embedded && sv->redis.pid == 0 && time_mono_ms() >= sv->redis_restart_at)
         restart_redis(sv);
+    if (metrics_wanted(sv) && sv->metrics == 0 && time_mono_ms() >= sv->metrics_restart_at)
+        spawn_metrics(sv);
     for (int i = 0; i < sv->nslots; i++) {
         struct slot *s = &sv->slots[i];
         if (s->pid == 0 && s->respawn_at != 0 && time_mono_ms() >= s->respawn_at)
@@ -600,6 +744,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
         if (housekeeping(&sv))
             break;
     }
+    stop_metrics(&sv);
     embed_stop(&sv.redis, 10000);
     free(sv.slots);
     free(sv.retiring);

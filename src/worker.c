@@ -54,6 +54,7 @@
 #include "hookd/queue.h"
 #include "hookd/redis.h"
 #include "hookd/rlimit.h"
+#include "hookd/stats_shm.h"
 #include "hookd/timeutil.h"
 #include "hookd/worker.h"
 
@@ -112,6 +113,7 @@ struct worker {
     uint64_t promote_at;            /* uv_now() the promote timer fires, 0 = idle */
     uint64_t ack_up_since;          /* uv_now() the ack connection came up */
     int promote_busy;               /* a PROMOTE is outstanding */
+    struct stats_slot *stats;       /* this process's shared counters, or NULL */
 };
 
 static void fetch_next(struct worker *w, int refill_over);
@@ -165,6 +167,7 @@ static void pause_after(struct worker *w, const char *what, struct redisReply *r
 
     if (log_changed(w->fetch_error, sizeof(w->fetch_error), msg))
         log_error("%s failed: %s; retrying every %d ms", what, msg ? msg : "?", ERROR_PAUSE_MS);
+    stats_redis_error(w->stats);
     uv_timer_start(&w->pause_timer, on_pause_timer, ERROR_PAUSE_MS, 0);
 }
 
@@ -212,6 +215,7 @@ static void start_jobs(struct worker *w, const struct fetch_op *op,
         size_t len = 0;
         const char *job = redis_reply_str(redis_reply_element(jobs, i), &len);
         w->in_flight++;
+        stats_set_in_flight(w->stats, w->in_flight);
         deliver_start(&w->env, op->base + i + 1, job ? job : "", job ? len : 0);
     }
 }
@@ -243,6 +247,7 @@ static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void 
             log_warn("not registered any more (heartbeat expired; a reaper requeued this "
                      "worker's jobs); registering again before fetching");
         w->registered = 0;
+        stats_set_state(w->stats, STATS_REGISTERED, 0);
         send_heartbeat(w);
     } else if (redis_reply_is_error(reply)) {
         if (op->pull)
@@ -441,6 +446,7 @@ static void on_delivery_finished(void *arg, unsigned n)
     struct worker *w = arg;
 
     w->in_flight -= (int)n;
+    stats_set_in_flight(w->stats, w->in_flight);
     progress(w);
 }
 
@@ -463,6 +469,9 @@ static void on_fetch_state(struct redis_conn *c, enum redis_state state, const c
     struct worker *w = arg;
 
     say_redis_state(c, state, why);
+    stats_set_state(w->stats, STATS_FETCH_UP, state == REDIS_UP && w->mode == RUNNING);
+    if (state != REDIS_UP)
+        stats_redis_error(w->stats);
     if (state == REDIS_UP) {
         w->queue_empty = 0;     /* jobs may have come meanwhile */
         progress(w);
@@ -554,6 +563,7 @@ static void on_heartbeat_reply(struct redis_conn *c, struct redisReply *reply, v
         log_info("heartbeat works again");
     if (!w->registered) {
         w->registered = 1;
+        stats_set_state(w->stats, STATS_REGISTERED, w->mode == RUNNING);
         log_info("registered; taking jobs from %s", w->keys.queue);
         progress(w);
     }
@@ -627,8 +637,10 @@ static void on_ack_state(struct redis_conn *c, enum redis_state state, const cha
     struct worker *w = arg;
 
     say_redis_state(c, state, why);
-    if (state != REDIS_UP)
+    if (state != REDIS_UP) {
+        stats_redis_error(w->stats);
         return;
+    }
     w->ack_up_since = uv_now(&w->loop);
     send_heartbeat(w);
     outbox_flush(&w->outbox);
@@ -762,6 +774,8 @@ static void begin_stop(struct worker *w, int immediate)
         return;
     }
     w->mode = DRAINING;
+    /* A draining worker takes no jobs: it must not make /readyz say yes. */
+    stats_set_state(w->stats, STATS_REGISTERED | STATS_FETCH_UP, 0);
     log_info("stopping (%s): %d in flight", immediate ? "now" : "draining", w->in_flight);
     deliver_drop_waiting(&w->env);
     uv_timer_stop(&w->reap_timer);
@@ -824,6 +838,7 @@ static void wire_modules(struct worker *w)
     w->env.limits.max_depth = 64;
     w->env.on_finished = on_delivery_finished;
     w->env.arg = w;
+    w->env.stats = w->stats;
     deliver_env_init(&w->env, &w->loop);
 }
 
@@ -854,7 +869,7 @@ static void start_handles(struct worker *w)
     }
 }
 
-int worker_run(const struct config *cfg, const char *wid)
+int worker_run(const struct config *cfg, const char *wid, struct stats_slot *stats)
 {
     struct worker *w = xcalloc(1, sizeof(*w));
     struct http_options hopt = {
@@ -885,6 +900,7 @@ int worker_run(const struct config *cfg, const char *wid)
     }
     uv_loop_init(&w->loop);
     w->cfg = cfg;
+    w->stats = stats;
     snprintf(w->wid, sizeof(w->wid), "%s", wid);
     time_format_iso(time_now_ms(), started);
     snprintf(w->info, sizeof(w->info),

@@ -54,6 +54,7 @@ struct config {
     long batch_ttl_ms;      /* lifetime of a Dialgen batch's records */
     long unknown_batch_wait_ms;     /* retry events for unknown batches this long */
     long dedupe_window_ms;  /* ids remembered this long; 0 = no dedupe */
+    char *metrics_listen;   /* owned; host:port of the metrics endpoint, or "off" */
 };
 
 /* Defaults. The result owns its strings; release with config_free. */

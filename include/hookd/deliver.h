@@ -23,6 +23,7 @@
 #include "hookd/http.h"
 #include "hookd/job.h"
 #include "hookd/outbox.h"
+#include "hookd/stats_shm.h"
 
 /* The settings deliver reads, filled by its owner (libcurl's style: the
  * module states what it needs instead of reading the whole config). The
@@ -52,6 +53,7 @@ struct deliver_env {
     /* n deliveries done since the last call: n slots are free. */
     void (*on_finished)(void *arg, unsigned n);
     void *arg;
+    struct stats_slot *stats;       /* borrowed; shared counters (stats_shm.h), or NULL */
     /* Private (deliver_env_init): reports finished deliveries from the loop. */
     uv_timer_t notify;
     unsigned nfinished;             /* finished, not reported yet */

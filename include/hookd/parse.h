@@ -9,6 +9,8 @@
 #ifndef HOOKD_PARSE_H
 #define HOOKD_PARSE_H
 
+#include <stddef.h>
+
 #include "hookd/err.h"
 
 /* Parse "30s", "500ms", "2m", "1h", "7d", "1.5s" or a bare number of
@@ -25,5 +27,11 @@ int parse_time(const char *s, long long *out);
  * caller's. Returns 0, or HK_EINVAL when empty, not a number, followed by
  * other text, or out of long's range. */
 int parse_long(const char *s, long *out);
+
+/* Parse "host:port" or "[ipv6]:port" (a listening address) into host
+ * (cap bytes, NUL-terminated, without the brackets) and port (1..65535).
+ * Returns 0, or HK_EINVAL when the port is missing or out of range, the
+ * host is empty or longer than cap - 1, or an IPv6 address lacks []. */
+int parse_host_port(const char *s, char *host, size_t cap, int *port);
 
 #endif

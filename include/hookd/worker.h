@@ -20,7 +20,11 @@
  * before fork), so no id has to be passed between them. */
 void worker_make_id(char out[WORKER_ID_MAX], int pid, long long start_ms);
 
-/* Run until stopped. Returns the process exit code. */
-int worker_run(const struct config *cfg, const char *wid);
+struct stats_slot;
+
+/* Run until stopped. Returns the process exit code. stats (stats_shm.h) is
+ * this process's slot of the shared counters, written only by it; NULL
+ * counts nothing. */
+int worker_run(const struct config *cfg, const char *wid, struct stats_slot *stats);
 
 #endif

@@ -109,12 +109,19 @@ class Procs:
 
     def hookd(self, config, name="hookd", env=None, cwd=None):
         path = os.path.join(self.dir, name + ".conf")
+        # No metrics endpoint unless the test asks for one: the default
+        # port (9464) would be fought over by every hookd a test starts.
+        config = dict({"metrics_listen": "off"}, **config)
         with open(path, "w") as f:
             for k, v in config.items():
                 f.write("%s = %s\n" % (k, v))
-        return self.hookd_argv(["-c", path], name, env=env, cwd=cwd)
+        return self.hookd_argv(["-c", path], name, env=env, cwd=cwd, metrics=True)
 
-    def hookd_argv(self, args, name="hookd", env=None, cwd=None):
+    def hookd_argv(self, args, name="hookd", env=None, cwd=None, metrics=False):
+        """metrics: the caller chose metrics_listen itself; otherwise it is
+        turned off through the environment (see hookd())."""
+        if not metrics and "HOOKD_METRICS_LISTEN" not in (env or os.environ):
+            env = dict(env or os.environ, HOOKD_METRICS_LISTEN="off")
         log = open(os.path.join(self.dir, name + ".log"), "a")
         # Its own session, so a test can kill the whole instance (supervisor
         # and workers) at once with killpg, as a lost host would.

@@ -65,12 +65,40 @@ static void test_integers(void **state)
     assert_int_equal(v, -3);
 }
 
+static void test_host_port(void **state)
+{
+    char host[16] = "unchanged";
+    int port = 7;
+    (void)state;
+    assert_int_equal(parse_host_port("127.0.0.1:9464", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 9464);
+    assert_int_equal(parse_host_port("[::1]:1", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 1);
+    assert_int_equal(parse_host_port("localhost:65535", host, sizeof(host), &port), 0);
+    assert_int_equal(port, 65535);
+    assert_int_equal(parse_host_port("localhost:65536", host, sizeof(host), &port), HK_EINVAL);
+    assert_int_equal(parse_host_port("localhost:0", host, sizeof(host), &port), HK_EINVAL);
+    assert_int_equal(parse_host_port("localhost", host, sizeof(host), &port), HK_EINVAL);
+    assert_int_equal(parse_host_port(":9464", host, sizeof(host), &port), HK_EINVAL);
+    assert_int_equal(parse_host_port("::1:9464", host, sizeof(host), &port), HK_EINVAL);
+    assert_int_equal(parse_host_port("[::1]9464", host, sizeof(host), &port), HK_EINVAL);
+    assert_int_equal(parse_host_port("[]:9464", host, sizeof(host), &port), HK_EINVAL);
+    assert_int_equal(parse_host_port("a-very-long-hostname:1", host, sizeof(host), &port),
+                     HK_EINVAL);
+    assert_int_equal(parse_host_port("h:12x", host, sizeof(host), &port), HK_EINVAL);
+    assert_string_equal(host, "localhost");     /* untouched by the failures */
+    assert_int_equal(port, 65535);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_times),
         cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_host_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
