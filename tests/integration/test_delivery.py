@@ -48,8 +48,13 @@ class DeliveryTest(unittest.TestCase):
             # timeout is the default 30 s: the one receiver answering 10,000
             # jobs on a loaded 2-core machine (or under ASan) can take over 5 s
             # to answer requests it has already recorded, and each such retry
-            # is a duplicate the bulk test rightly reports.
-            "secret": SECRET, "timeout": "30s", "heartbeat_ttl": "3s",
+            # is a duplicate the bulk test rightly reports. heartbeat_ttl is
+            # 10 s for the same reason: under valgrind on a loaded machine a
+            # live worker can go 3 s without a heartbeat, be reaped, and have
+            # its jobs delivered twice (the valgrind run once reported
+            # duplicates at a load of 17). A killed worker's jobs are requeued
+            # by the supervisor at once, not by the heartbeat reaper.
+            "secret": SECRET, "timeout": "30s", "heartbeat_ttl": "10s",
         })
         wait_for(lambda: cls.r.hlen(PREFIX + ":workers") == 2, 20, "2 workers registered")
 
