@@ -1,4 +1,5 @@
 /* buf.c -- growable byte buffer. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,4 +86,17 @@ char *buf_steal(struct buf *b, size_t *len)
     b->data = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+int buf_read_stream(struct buf *b, FILE *f, size_t max)
+{
+    char chunk[65536];
+    size_t n;
+
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (b->len + n > max)
+            return -EFBIG;
+        buf_append(b, chunk, n);
+    }
+    return ferror(f) ? -EIO : 0;
 }

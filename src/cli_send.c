@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "hookd/buf.h"
 #include "hookd/cli_send.h"
 #include "hookd/deliver_headers.h"
 #include "hookd/http.h"
@@ -82,18 +83,11 @@ int cli_send_arg(struct cli_send_args *a, int argc, char **argv, struct hk_err *
 static int read_all(const char *path, size_t max, struct buf *out)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    char chunk[8192];
-    size_t n;
-    int rc = 0;
+    int rc;
 
     if (f == NULL)
         return -errno;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && out->len <= max)
-        buf_append(out, chunk, n);
-    if (ferror(f))
-        rc = -EIO;
-    else if (out->len > max)
-        rc = -EFBIG;
+    rc = buf_read_stream(out, f, max);
     if (f != stdin)
         fclose(f);
     return rc;

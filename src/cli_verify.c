@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "hookd/buf.h"
 #include "hookd/cli_verify.h"
 #include "hookd/job.h"
 #include "hookd/json.h"
@@ -360,20 +361,6 @@ static int report(struct ctx *c, long tolerance_ms)
     return 1;
 }
 
-/* Everything on stdin into out. Returns 0, or -1 when there is too much. */
-static int read_stdin(struct buf *out)
-{
-    char chunk[65536];
-    size_t n;
-
-    while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
-        if (out->len + n > (size_t)BODY_MAX)
-            return -1;
-        buf_append(out, chunk, n);
-    }
-    return ferror(stdin) ? -1 : 0;
-}
-
 int cli_verify_run(const struct config *cfg, const struct cli_verify_args *a)
 {
     struct ctx *c = xcalloc(1, sizeof(*c));    /* freed below; ~5 KiB */
@@ -393,7 +380,7 @@ int cli_verify_run(const struct config *cfg, const struct cli_verify_args *a)
     }
     if (isatty(STDIN_FILENO))
         fprintf(stderr, "hookd: reading the body from stdin (end it with Ctrl-D)\n");
-    if (read_stdin(&in) < 0) {
+    if (buf_read_stream(&in, stdin, (size_t)BODY_MAX) < 0) {
         fprintf(stderr, "hookd: cannot read the body from stdin (at most %ld bytes)\n",
                 BODY_MAX);
         goto out;

@@ -6,6 +6,7 @@
 #define HOOKD_BUF_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 struct buf {
     char *data;     /* owned; NULL until the first append */
@@ -22,6 +23,10 @@ void buf_append_char(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);            /* len = 0, memory kept */
 void buf_free(struct buf *b);
+/* Append everything f holds, up to max bytes. Returns 0, -EIO on a read
+ * error, or -EFBIG when f holds more than max (what was read stays). */
+int buf_read_stream(struct buf *b, FILE *f, size_t max);
+
 /* Hand the bytes to the caller (who frees them); the buffer is left empty. */
 char *buf_steal(struct buf *b, size_t *len);
 
