@@ -164,6 +164,21 @@ static void refresh(struct metrics *m)
     }
 }
 
+/* The gauges, refreshed first if stale, and (own_errors not NULL) this
+ * process's error count. */
+static struct gauges gauges_now(struct metrics *m, uint64_t *own_errors)
+{
+    struct gauges g;
+
+    pthread_mutex_lock(&m->lock);
+    refresh(m);
+    g = m->g;
+    if (own_errors != NULL)
+        *own_errors = m->redis_errors;
+    pthread_mutex_unlock(&m->lock);
+    return g;
+}
+
 /* ---- the exposition ------------------------------------------------------- */
 
 static void family(struct buf *b, const char *name, const char *type, const char *help)
@@ -206,11 +221,7 @@ static void exposition(struct metrics *m, struct buf *b)
     int64_t now;
 
     stats_sum(shm, &t);
-    pthread_mutex_lock(&m->lock);
-    refresh(m);
-    g = m->g;
-    own_errors = m->redis_errors;
-    pthread_mutex_unlock(&m->lock);
+    g = gauges_now(m, &own_errors);
     now = time_mono_ms();
     counters(b, &t);
     family(b, "hookd_queue_depth", "gauge", "Jobs in Redis by place (ready, retry, dead, "
@@ -261,12 +272,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 static unsigned readiness(struct metrics *m, struct buf *b)
 {
     struct stats_totals t;
-    struct gauges g;
+    struct gauges g = gauges_now(m, NULL);
 
-    pthread_mutex_lock(&m->lock);
-    refresh(m);
-    g = m->g;
-    pthread_mutex_unlock(&m->lock);
     stats_sum(m->o->shm, &t);
     if (!g.up)
         buf_printf(b, "not ready: redis unreachable: %s\n", g.why);
