@@ -192,14 +192,22 @@ static void log_attempt(struct delivery *d, const struct http_result *res)
     buf_free(&body);
 }
 
-/* The structured side of an attempt's log line (log_format = json). */
-static struct log_fields attempt_fields(const struct delivery *d, const struct http_result *res,
-                                        const char *error)
+/* The structured side of a delivery's log line (log_format = json). */
+static struct log_fields job_fields(const struct delivery *d)
 {
     struct log_fields f = LOG_FIELDS_INIT;
 
     f.job = d->job->id;
     f.origin = d->job->origin;
+    return f;
+}
+
+/* ... and of an attempt's. */
+static struct log_fields attempt_fields(const struct delivery *d, const struct http_result *res,
+                                        const char *error)
+{
+    struct log_fields f = job_fields(d);
+
     f.attempt = d->attempt;
     f.status = res->status;
     f.error = error;
@@ -211,19 +219,19 @@ static struct log_fields attempt_fields(const struct delivery *d, const struct h
 static void deliver_fail(struct delivery *d, const struct http_result *res)
 {
     const struct backoff_policy *p = &d->env->opts.retry;
-    char error[512];
+    char error[512], failure[600];      /* failure: "<reason>: <error>" */
+    struct log_fields f;
 
     snprintf(error, sizeof(error), "%s", res->error[0] ? res->error : res->reason);
+    snprintf(failure, sizeof(failure), "%s: %s", res->reason, error);
+    f = attempt_fields(d, res, failure);
     if (backoff_retryable(p, res->status, res->reason) && d->attempt < d->max_attempts) {
         double rnd = (double)random() / ((double)RAND_MAX + 1.0);
         long delay = backoff_delay_ms(p, d->attempt, res->status, res->retry_after_s, rnd);
-        char last_error[600];
         struct buf env = BUF_INIT;
-        snprintf(last_error, sizeof(last_error), "%s: %s", res->reason, error);
-        envelope(d, res->status, last_error, &env);
-        struct log_fields f = attempt_fields(d, res, last_error);
+        envelope(d, res->status, failure, &env);
         log_emit_fields(LOG_WARN, &f, "attempt %d/%d to %s failed: %s (status %ld, %ld ms); "
-                 "retry in %ld ms", d->attempt, d->max_attempts, d->job->url, last_error,
+                 "retry in %ld ms", d->attempt, d->max_attempts, d->job->url, failure,
                  res->status, res->latency_ms, delay);
         outbox_retry(d->env->outbox, d->seq, d->job->id, env.data, env.len, delay);
         stats_outcome(d->env->stats, STATS_RETRIED);
@@ -233,12 +241,9 @@ static void deliver_fail(struct delivery *d, const struct http_result *res)
     const char *gave_up = d->attempt >= d->max_attempts &&
                                   backoff_retryable(p, res->status, res->reason)
                               ? "attempts_exhausted" : "not_retryable";
-    char dead_error[600];
-    snprintf(dead_error, sizeof(dead_error), "%s: %s", res->reason, error);
-    struct log_fields f = attempt_fields(d, res, dead_error);
-    log_emit_fields(LOG_WARN, &f, "attempt %d/%d to %s failed: %s: %s (status %ld, %ld ms); "
-             "dead-lettered (%s)", d->attempt, d->max_attempts, d->job->url, res->reason,
-             error, res->status, res->latency_ms, gave_up);
+    log_emit_fields(LOG_WARN, &f, "attempt %d/%d to %s failed: %s (status %ld, %ld ms); "
+             "dead-lettered (%s)", d->attempt, d->max_attempts, d->job->url, failure,
+             res->status, res->latency_ms, gave_up);
     dead_letter(d, 'D', res->reason, error, gave_up, res->status);
 }
 
@@ -316,9 +321,7 @@ static void send_request(struct delivery *d)
     rc = deliver_headers_build(d->job, &sec, (long long)(d->started_ms / 1000), &store, offs,
                                &n, &err);
     if (rc < 0) {
-        struct log_fields f = LOG_FIELDS_INIT;
-        f.job = d->job->id;
-        f.origin = d->job->origin;
+        struct log_fields f = job_fields(d);
         f.attempt = d->attempt;
         f.error = err.code;
         log_emit_fields(LOG_WARN, &f, "cannot sign: %s: %s; dead-lettered", err.code, err.msg);
@@ -354,9 +357,8 @@ static void send_request(struct delivery *d)
 /* Back to Redis, on its origin's parked list, without an attempt. */
 static void park(struct delivery *d)
 {
-    struct log_fields f = LOG_FIELDS_INIT;
-    f.job = d->job->id;
-    f.origin = d->job->origin;
+    struct log_fields f = job_fields(d);
+
     log_emit_fields(LOG_DEBUG, &f, "%s is saturated; job parked", d->job->origin);
     outbox_park(d->env->outbox, d->seq, d->job->id, d->job->origin);
     stats_outcome(d->env->stats, STATS_PARKED);
