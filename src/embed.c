@@ -15,6 +15,7 @@
 
 #include "hookd/embed.h"
 #include "hookd/log.h"
+#include "hookd/proc.h"
 #include "hookd/redis.h"
 
 #define READY_TIMEOUT_MS 10000
@@ -118,20 +119,8 @@ int embed_start(struct embed *e, const char *data_dir, const char *redis_server,
 
 void embed_stop(struct embed *e, long timeout_ms)
 {
-    int status;
-
     if (e->pid <= 0)
         return;
-    kill(e->pid, SIGTERM);
-    for (long waited = 0; waited < timeout_ms; waited += 10) {
-        pid_t r = waitpid(e->pid, &status, WNOHANG);
-        if (r == e->pid || (r < 0 && errno == ECHILD)) {
-            e->pid = 0;
-            return;
-        }
-        sleep_ms(10);
-    }
-    kill(e->pid, SIGKILL);
-    waitpid(e->pid, &status, 0);
+    proc_stop(e->pid, timeout_ms);
     e->pid = 0;
 }

@@ -31,6 +31,7 @@
 #include "hookd/log.h"
 #include "hookd/mem.h"
 #include "hookd/metrics.h"
+#include "hookd/proc.h"
 #include "hookd/queue.h"
 #include "hookd/redis.h"
 #include "hookd/rlimit.h"
@@ -393,20 +394,9 @@ static void metrics_exited(struct supervisor *sv, int status)
  * SIGTERM, then SIGKILL if it has not exited within 2 s. */
 static void stop_metrics(struct supervisor *sv)
 {
-    int64_t deadline = time_mono_ms() + 2000;
-
     if (sv->metrics <= 0)
         return;
-    kill(sv->metrics, SIGTERM);
-    while (waitpid(sv->metrics, NULL, WNOHANG) == 0) {
-        struct timespec ms10 = { 0, 10 * 1000000 };
-        if (time_mono_ms() > deadline) {
-            kill(sv->metrics, SIGKILL);
-            waitpid(sv->metrics, NULL, 0);
-            break;
-        }
-        nanosleep(&ms10, NULL);
-    }
+    proc_stop(sv->metrics, 2000);
     sv->metrics = 0;
 }
 
