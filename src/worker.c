@@ -215,9 +215,9 @@ static void start_jobs(struct worker *w, const struct fetch_op *op,
         size_t len = 0;
         const char *job = redis_reply_str(redis_reply_element(jobs, i), &len);
         w->in_flight++;
-        stats_set_in_flight(w->stats, w->in_flight);
         deliver_start(&w->env, op->base + i + 1, job ? job : "", job ? len : 0);
     }
+    stats_set_in_flight(w->stats, w->in_flight);
 }
 
 static void on_fetch_reply(struct redis_conn *c, struct redisReply *reply, void *arg)
