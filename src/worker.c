@@ -275,7 +275,7 @@ static void on_wait_reply(struct redis_conn *c, struct redisReply *reply, void *
      * error: let FETCH try next, its type guard explains what is wrong. */
     if (reply != NULL)
         w->queue_empty = 0;
-    if (redis_reply_is_error(reply)) {
+    if (reply != NULL && redis_reply_is_error(reply)) {
         w->fetch_state = F_PAUSED;
         pause_after(w, "BLMOVE", reply);
     }
@@ -288,7 +288,7 @@ static void on_release_reply(struct redis_conn *c, struct redisReply *reply, voi
 
     (void)c;
     w->fetch_state = F_IDLE;
-    if (redis_reply_is_error(reply)) {
+    if (reply != NULL && redis_reply_is_error(reply)) {
         /* Refused (a clobbered key, Redis at maxmemory): ask again after a
          * pause, not at once in a loop. A lost reply (NULL) is asked again
          * when the connection is back. */

@@ -45,6 +45,10 @@ class EmbeddedTest(unittest.TestCase):
                 text = f.read()
             self.assertIn("listening on unix://", text)
             self.assertIn("generated one into", text)
+            # A clean start, one delivery and a clean stop: nothing failed, so
+            # nothing is logged as an error (the BLMOVE the stop cuts short
+            # once was: "BLMOVE failed: ?").
+            self.assertEqual([l for l in text.splitlines() if " ERROR " in l], [])
         finally:
             p.close()
 
