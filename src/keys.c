@@ -14,6 +14,7 @@ void keys_init(struct keys *k, const char *prefix, const char *wid)
     snprintf(k->dead, sizeof(k->dead), "%s:dead", prefix);
     snprintf(k->dead_aside, sizeof(k->dead_aside), "%s:dead:secrets", prefix);
     snprintf(k->stats, sizeof(k->stats), "%s:stats", prefix);
+    snprintf(k->backlog, sizeof(k->backlog), "%s:backlog", prefix);
     snprintf(k->retry, sizeof(k->retry), "%s:retry", prefix);
     snprintf(k->attempts, sizeof(k->attempts), "%s:attempts", prefix);
     snprintf(k->parked, sizeof(k->parked), "%s:parked", prefix);

@@ -7,7 +7,9 @@
  * answered from shared memory alone, so a scrape waiting on a slow Redis
  * (bounded by REDIS_TIMEOUT_MS) never holds a liveness probe up: it is
  * served by another thread of the pool. The Redis gauges are refreshed at
- * most once per CACHE_MS, under a mutex, by whichever request needs them. */
+ * most once per CACHE_MS, under a mutex, by whichever request needs them,
+ * and by the main thread every second: the backlog age dates jobs by those
+ * looks (backlog.h), so they do not wait for a scrape. */
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -19,11 +21,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hookd/backlog.h"
 #include "hookd/buf.h"
 #include "hookd/keys.h"
 #include "hookd/log.h"
 #include "hookd/metrics.h"
 #include "hookd/parse.h"
+#include "hookd/queue.h"
 #include "hookd/redis.h"
 #include "hookd/timeutil.h"
 
@@ -38,8 +42,7 @@ struct gauges {
     int up;                         /* the last refresh succeeded */
     char why[256];                  /* when not: the reason, one line */
     long long ready, retry, dead, parked;
-    uint64_t tail_len, tail_hash;   /* the oldest ready job's identity */
-    int64_t tail_since;             /* monotonic ms it was first seen oldest */
+    long long backlog_age_ms;       /* the oldest ready job's (backlog.h) */
     int64_t at;                     /* monotonic ms of the refresh, 0 = never */
 };
 
@@ -49,6 +52,7 @@ struct metrics {
     pthread_mutex_t lock;           /* over everything below */
     struct redis_sync *redis;       /* owned; NULL until connected */
     struct gauges g;
+    struct backlog backlog;         /* the left arrivals' dates */
     uint64_t redis_errors;          /* this process's failed refreshes */
 };
 
@@ -67,42 +71,6 @@ static long long integer(struct metrics *m, struct hk_err *err, const char *cmd,
     v = redis_reply_integer(r);
     redis_sync_reply_free(r);
     return v;
-}
-
-/* FNV-1a: tells one job's bytes from the next one's, nothing more. */
-static uint64_t fnv(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
-}
-
-/* The oldest ready job (the right end of P:queue, next to be taken): when
- * it is not the one seen last time, its age starts now. */
-static int note_tail(struct metrics *m, struct gauges *g, int64_t now, struct hk_err *err)
-{
-    const char *argv[] = { "LINDEX", m->keys.queue, "-1" };
-    struct redisReply *r = redis_sync_command(m->redis, 3, argv, NULL, err);
-    size_t len = 0;
-    const char *s;
-
-    if (r == NULL)
-        return -1;
-    s = redis_reply_str(r, &len);
-    if (s == NULL) {
-        g->tail_len = g->tail_hash = 0;
-        g->tail_since = 0;
-    } else {
-        uint64_t h = fnv(s, len);
-        if (g->tail_since == 0 || h != g->tail_hash || len != g->tail_len)
-            g->tail_since = now;
-        g->tail_len = len;
-        g->tail_hash = h;
-    }
-    redis_sync_reply_free(r);
-    return 0;
 }
 
 /* Jobs in every parked list (the first PARKED_ORIGINS_MAX origins). */
@@ -127,16 +95,20 @@ static long long parked_jobs(struct metrics *m, struct hk_err *err)
     return sum;
 }
 
-static int query(struct metrics *m, struct gauges *g, int64_t now, struct hk_err *err)
+static int query(struct metrics *m, struct gauges *g, struct hk_err *err)
 {
+    struct backlog_reading r;
+
     if (m->redis == NULL &&
         (m->redis = redis_sync_connect(m->o->redis, REDIS_TIMEOUT_MS, err)) == NULL)
         return -1;
-    if ((g->ready = integer(m, err, "LLEN", m->keys.queue)) < 0 ||
+    if (queue_backlog_sync(m->redis, &m->keys, &r, err) < 0 ||
         (g->retry = integer(m, err, "ZCARD", m->keys.retry)) < 0 ||
         (g->dead = integer(m, err, "LLEN", m->keys.dead)) < 0 ||
-        (g->parked = parked_jobs(m, err)) < 0 || note_tail(m, g, now, err) < 0)
+        (g->parked = parked_jobs(m, err)) < 0)
         return -1;
+    g->ready = r.len;
+    g->backlog_age_ms = backlog_note(&m->backlog, &r);
     return 0;
 }
 
@@ -151,7 +123,7 @@ static void refresh(struct metrics *m)
     if (m->g.at != 0 && now - m->g.at < CACHE_MS)
         return;
     m->g.at = now;
-    if (query(m, &m->g, now, &err) == 0) {
+    if (query(m, &m->g, &err) == 0) {
         m->g.up = 1;
         return;
     }
@@ -218,11 +190,9 @@ static void exposition(struct metrics *m, struct buf *b)
     struct stats_totals t;
     struct gauges g;
     uint64_t own_errors;
-    int64_t now;
 
     stats_sum(shm, &t);
     g = gauges_now(m, &own_errors);
-    now = time_mono_ms();
     counters(b, &t);
     family(b, "hookd_queue_depth", "gauge", "Jobs in Redis by place (ready, retry, dead, "
            "parked), as of the last successful look (at most 1 s old).");
@@ -230,9 +200,9 @@ static void exposition(struct metrics *m, struct buf *b)
                "%lld\nhookd_queue_depth{queue=\"dead\"} %lld\nhookd_queue_depth{queue=\"parked\"}"
                " %lld\n", g.ready, g.retry, g.dead, g.parked);
     family(b, "hookd_backlog_age_seconds", "gauge",
-           "How long the oldest ready job has been next in line (0 when none).");
-    buf_printf(b, "hookd_backlog_age_seconds %.3f\n",
-               g.tail_since ? (double)(now - g.tail_since) / 1000.0 : 0.0);
+           "Age of the oldest ready job since it became due (0 when none), as of the last "
+           "look.");
+    buf_printf(b, "hookd_backlog_age_seconds %.3f\n", (double)g.backlog_age_ms / 1000.0);
     family(b, "hookd_in_flight", "gauge", "Jobs held by this instance's workers.");
     buf_printf(b, "hookd_in_flight %lld\n", (long long)t.in_flight);
     family(b, "hookd_workers", "gauge", "Worker processes running.");
@@ -359,6 +329,7 @@ int metrics_run(const struct metrics_opts *o)
     int fd;
 
     keys_init(&m.keys, o->prefix, NULL);
+    backlog_init(&m.backlog);
     pthread_mutex_init(&m.lock, NULL);
     if ((fd = listen_on(o->listen)) < 0)
         return 2;
@@ -384,6 +355,7 @@ int metrics_run(const struct metrics_opts *o)
         int sig = sigtimedwait(&stop, NULL, &tick);
         if (sig > 0 || getppid() != o->supervisor)
             break;
+        (void)gauges_now(&m, NULL);
     }
     MHD_stop_daemon(d);     /* joins its threads; closes the socket */
     if (m.redis != NULL)

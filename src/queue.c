@@ -103,9 +103,9 @@ int queue_fetch(struct redis_conn *c, const struct keys *k, uint64_t base, int m
                 redis_reply_cb cb, void *arg)
 {
     char b[24], m[16], cnt[QUEUE_PULL_MAX][16];
-    const char *args[7 + 2 * QUEUE_PULL_MAX] = { k->hb, k->queue, k->inflight, k->parked,
-                                                 k->stats, b, m };
-    size_t n = 7;
+    const char *args[8 + 2 * QUEUE_PULL_MAX] = { k->hb, k->queue, k->inflight, k->parked,
+                                                 k->stats, k->backlog, b, m };
+    size_t n = 8;
 
     snprintf(b, sizeof(b), "%llu", (unsigned long long)base);
     snprintf(m, sizeof(m), "%d", max);
@@ -114,7 +114,7 @@ int queue_fetch(struct redis_conn *c, const struct keys *k, uint64_t base, int m
         args[n++] = origins[i];
         args[n++] = cnt[i];
     }
-    return eval(c, queue_lua_fetch, 5, args, n, NULL, NULL, 0, cb, arg);
+    return eval(c, queue_lua_fetch, 6, args, n, NULL, NULL, 0, cb, arg);
 }
 
 int queue_wait(struct redis_conn *c, const struct keys *k, double timeout_s,
@@ -158,10 +158,10 @@ int queue_promote(struct redis_conn *c, const struct keys *k, int limit,
                   redis_reply_cb cb, void *arg)
 {
     char n[16];
-    const char *args[] = { k->retry, k->queue, k->stats, n };
+    const char *args[] = { k->retry, k->queue, k->stats, k->backlog, n };
 
     snprintf(n, sizeof(n), "%d", limit);
-    return eval(c, queue_lua_promote, 3, args, 4, NULL, NULL, 0, cb, arg);
+    return eval(c, queue_lua_promote, 4, args, 5, NULL, NULL, 0, cb, arg);
 }
 
 int queue_log_attempt(struct redis_conn *c, const struct keys *k, size_t maxlen,
@@ -194,11 +194,11 @@ int queue_release_range(struct redis_conn *c, const struct keys *k, uint64_t lo,
                         uint64_t hi, redis_reply_cb cb, void *arg)
 {
     char l[24], h[24];
-    const char *args[] = { k->inflight, k->queue, k->stats, l, h };
+    const char *args[] = { k->inflight, k->queue, k->stats, k->backlog, l, h };
 
     snprintf(l, sizeof(l), "%llu", (unsigned long long)lo);
     snprintf(h, sizeof(h), "%llu", (unsigned long long)hi);
-    return eval(c, queue_lua_release, 3, args, 5, NULL, NULL, 0, cb, arg);
+    return eval(c, queue_lua_release, 4, args, 6, NULL, NULL, 0, cb, arg);
 }
 
 int queue_heartbeat(struct redis_conn *c, const struct keys *k, long ttl_ms,
@@ -299,4 +299,21 @@ long long queue_dlq_purge_all(struct redis_sync *s, const struct keys *k,
     const char *head[] = { k->dead, k->dead_aside, k->stats };
 
     return sync_int(s, queue_lua_dlq_purge_all, 3, head, 3, NULL, NULL, 0, err);
+}
+
+int queue_backlog_sync(struct redis_sync *s, const struct keys *k,
+                       struct backlog_reading *out, struct hk_err *err)
+{
+    const char *head[] = { k->queue, k->backlog, k->retry };
+    struct redisReply *r = eval_sync(s, queue_lua_backlog, 3, head, 3, NULL, NULL, 0, err);
+    long long v[6];
+
+    if (r == NULL)
+        return HK_EREDIS;
+    for (size_t i = 0; i < 6; i++)
+        v[i] = redis_reply_integer(redis_reply_element(r, i));
+    redis_sync_reply_free(r);
+    *out = (struct backlog_reading){ .len = v[0], .front = v[1], .front_since_ms = v[2],
+                                     .left_taken = v[3], .retry_due_ms = v[4], .now_ms = v[5] };
+    return 0;
 }

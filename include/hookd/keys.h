@@ -21,6 +21,8 @@
  *                             the 32 hex digits of SHA-256(id NUL url) for a
  *                             webhook, the id itself for a typed job
  *   P:stats            hash   counters
+ *   P:backlog          hash   what the oldest ready job's age is found from
+ *                             (src/lua/lib/backlog.lua)
  * docs/DESIGN.md says who writes each. The Lua scripts (src/lua/) build the
  * per-origin, per-batch and per-id names from the prefixes in struct keys,
  * which they are given; struct keys is filled here and nowhere else. */
@@ -44,6 +46,7 @@ struct keys {
     char dead[KEYS_MAX];
     char dead_aside[KEYS_MAX];      /* P:dead:secrets */
     char stats[KEYS_MAX];
+    char backlog[KEYS_MAX];
     char retry[KEYS_MAX];
     char attempts[KEYS_MAX];
     char parked[KEYS_MAX];          /* the zset; also the prefix of each origin's list */

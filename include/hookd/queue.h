@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hookd/backlog.h"
 #include "hookd/keys.h"
 #include "hookd/redis.h"
 
@@ -106,5 +107,11 @@ long long queue_dlq_move(struct redis_sync *s, const struct keys *k, const char 
                          struct hk_err *err);
 long long queue_dlq_purge_all(struct redis_sync *s, const struct keys *k,
                               struct hk_err *err);
+
+/* BACKLOG (read only, for the metrics process): P:queue's length, P:backlog
+ * (src/lua/lib/backlog.lua) and the earliest retry's due time, read at one
+ * instant. Returns 0, or a negative code with err filled. */
+int queue_backlog_sync(struct redis_sync *s, const struct keys *k,
+                       struct backlog_reading *out, struct hk_err *err);
 
 #endif

@@ -6,6 +6,7 @@
 --       3 inflight   hash    P:inflight:<wid>
 --       4 parked     zset    P:parked: origins with parked jobs
 --       5 stats      hash    P:stats
+--       6 backlog    hash    P:backlog (backlog.lua)
 -- ARGV  1 base       integer >= 0; the jobs are filed under base+1 .. base+n
 --       2 max        integer 0..10000 (QUEUE_FETCH_MAX, the largest
 --                    fetch_batch)
@@ -18,7 +19,8 @@
 --       but always one: the rest go back where they were), into inflight
 --       as base+1 .. base+n. An origin pulled from is
 --       re-scored (so origins take turns) or, its list empty, leaves
---       P:parked. Counts unparked.
+--       P:parked. Counts unparked; notes the jobs taken from P:queue in
+--       P:backlog.
 -- Only for a worker whose heartbeat key exists: the reaper forgets a
 --       worker whose heartbeat expired (RECLAIM removes it from P:workers)
 --       and never looks at it again, so jobs fetched after that, by a
@@ -30,19 +32,21 @@
 --       another type (re-scored, so it does not hold up the others).
 -- Refuses (error reply, nothing changed): the worker not registered
 --       ("hookd: FETCH: not registered", exactly), a KEY of the wrong type,
---       the unparked counter not a whole number, an argument malformed or
---       out of range.
+--       the unparked counter or a P:backlog field not a whole number, an
+--       argument malformed or out of range.
 --!include lib.lua
+--!include backlog.lua
 
 local FETCH_MAX, PULL_MAX, ORIGIN_MAX = 10000, 32, 299
 local BYTES_MAX = 64 * 1024 * 1024
-local hb, queue, inflight, parked, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local hb, queue, inflight, parked, stats, backlog =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 
 local e = check_types({hb, 'string', queue, 'list', inflight, 'hash', parked, 'zset',
-                       stats, 'hash'})
+                       stats, 'hash', backlog, 'hash'})
 if e then return e end
 if redis.call('EXISTS', hb) == 0 then return redis.error_reply('hookd: FETCH: not registered') end
-e = check_counters(stats, {'unparked'})
+e = check_counters(stats, {'unparked'}) or check_counters(backlog, BACKLOG_FIELDS)
 if e then return e end
 local base = int_arg(ARGV[1], 0, 1e15)
 local max = int_arg(ARGV[2], 0, FETCH_MAX)
@@ -102,6 +106,7 @@ if #out < max then
       break
     end
   end
+  backlog_taken(backlog, queue, #out - before)
 end
 if #out > 0 then
   local args = {}

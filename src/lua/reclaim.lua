@@ -4,7 +4,8 @@
 -- No KEYS: the keys are built from the prefix (P below), because the
 -- workers to reclaim are found inside the script (a single Redis, not
 -- Cluster). They are P:queue (list), P:workers (hash), P:stats (hash),
--- P:dead (list), P:dead:secrets (hash), and per worker P:claim:<wid>
+-- P:dead (list), P:dead:secrets (hash), P:backlog (hash, backlog.lua),
+-- and per worker P:claim:<wid>
 -- (list), P:inflight:<wid> (hash), P:hb:<wid> (string).
 -- ARGV  1 P             the prefix (1..64 bytes)
 --       2 wid           one worker, or '' for every registered worker whose
@@ -24,15 +25,17 @@
 --       take down every worker in turn. Then deletes claim, inflight and
 --       hb and unregisters the worker, in the same step: a job is always in
 --       exactly one place. Counts requeued, dead and worker_crashed; trims
---       P:dead (dead.lua).
+--       P:dead (dead.lua); notes the requeued jobs in P:backlog as due from
+--       now.
 -- Reply {requeued, dead, skipped}: skipped lists, for the reaper, workers
 --       left alone because one of their keys holds another type (why).
 -- Refuses (error reply, nothing changed): a shared key of the wrong type, a
---       counter in P:stats not a whole number, the one worker's key of the
---       wrong type, an argument malformed.
+--       counter in P:stats or a field of P:backlog not a whole number, the
+--       one worker's key of the wrong type, an argument malformed.
 --!include lib.lua
 --!include marks.lua
 --!include dead.lua
+--!include backlog.lua
 
 local p, only, mode = ARGV[1], ARGV[2], ARGV[3]
 local poison_after, dead_max = int_arg(ARGV[4], 1, 100), int_arg(ARGV[5], 1, 2 ^ 40)
@@ -42,11 +45,12 @@ if not p or #p < 1 or #p > 64 or not only or #only > 127 or
    not now or #now > 40 then
   return refuse('RECLAIM: bad prefix, wid, mode, poison_after, dead_max or time')
 end
-local queue, workers, stats, dead, aside =
-  p .. ':queue', p .. ':workers', p .. ':stats', p .. ':dead', p .. ':dead:secrets'
+local queue, workers, stats, dead, aside, backlog = p .. ':queue', p .. ':workers',
+  p .. ':stats', p .. ':dead', p .. ':dead:secrets', p .. ':backlog'
 local e = check_types({queue, 'list', workers, 'hash', stats, 'hash', dead, 'list',
-                       aside, 'hash'}) or
-          check_counters(stats, {'requeued', 'dead', 'worker_crashed', 'dead_trimmed'})
+                       aside, 'hash', backlog, 'hash'}) or
+          check_counters(stats, {'requeued', 'dead', 'worker_crashed', 'dead_trimmed'}) or
+          check_counters(backlog, BACKLOG_FIELDS)
 if e then return e end
 
 -- The top level of a msgpack map as a table of its str, bin, integer,
@@ -202,7 +206,10 @@ for _, w in ipairs(plans) do
   requeued = requeued + #w.requeue
   died = died + #w.dead
 end
-if requeued > 0 then redis.call('HINCRBY', stats, 'requeued', requeued) end
+if requeued > 0 then
+  redis.call('HINCRBY', stats, 'requeued', requeued)
+  backlog_pushed(backlog, requeued, now_ms())
+end
 if died > 0 then
   redis.call('HINCRBY', stats, 'dead', died)
   redis.call('HINCRBY', stats, 'worker_crashed', died)

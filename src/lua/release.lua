@@ -4,21 +4,25 @@
 -- KEYS  1 inflight  hash  P:inflight:<wid>
 --       2 queue     list  P:queue
 --       3 stats     hash  P:stats
+--       4 backlog   hash  P:backlog (backlog.lua)
 -- ARGV  1 lo, 2 hi  seqs, 1 <= lo <= hi, at most 10000 of them (one fetch)
 -- Moves the jobs still in inflight under lo..hi to the right end of the
 --       queue (taken next), oldest rightmost, as they were (no mark: the
---       worker never saw them). Counts requeued.
+--       worker never saw them). Counts requeued; notes them in P:backlog
+--       as due from now.
 -- Reply the number moved.
 -- Refuses (error reply, nothing changed): a KEY of the wrong type, the
---       requeued counter not a whole number, a bad range.
+--       requeued counter or a P:backlog field not a whole number, a bad
+--       range.
 --!include lib.lua
+--!include backlog.lua
 
 local FETCH_MAX = 10000
-local inflight, queue, stats = KEYS[1], KEYS[2], KEYS[3]
+local inflight, queue, stats, backlog = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
-local e = check_types({inflight, 'hash', queue, 'list', stats, 'hash'})
+local e = check_types({inflight, 'hash', queue, 'list', stats, 'hash', backlog, 'hash'})
 if e then return e end
-e = check_counters(stats, {'requeued'})
+e = check_counters(stats, {'requeued'}) or check_counters(backlog, BACKLOG_FIELDS)
 if e then return e end
 local lo, hi = int_arg(ARGV[1], 1, 1e15), int_arg(ARGV[2], 1, 1e15)
 if not lo or not hi or hi < lo or hi - lo >= FETCH_MAX then
@@ -39,5 +43,6 @@ if #jobs > 0 then
   call_chunked('RPUSH', queue, jobs)
   call_chunked('HDEL', inflight, seqs)
   redis.call('HINCRBY', stats, 'requeued', #jobs)
+  backlog_pushed(backlog, #jobs, now_ms())
 end
 return #jobs

@@ -36,6 +36,14 @@ def get(url, timeout=5):
         return e.code, e.read().decode()
 
 
+def listening(base):
+    try:
+        get(base + "/livez", timeout=1)
+        return True
+    except OSError:
+        return False
+
+
 def parse(text):
     """{(name, ((label, value), ...)): float} of every sample."""
     out = {}
@@ -60,20 +68,13 @@ class Metrics(unittest.TestCase):
         cls.h = cls.p.hookd({"redis": "redis://127.0.0.1:%d" % cls.rport, "prefix": "mt",
                              "workers": 2, "retry_schedule": "100ms",
                              "metrics_listen": "127.0.0.1:%d" % cls.mport})
-        wait_for(lambda: get(cls.base + "/readyz")[0] == 200 if cls.up() else None, 15,
-                 "/readyz to say ready")
+        wait_for(lambda: get(cls.base + "/readyz")[0] == 200 if listening(cls.base) else None,
+                 15, "/readyz to say ready")
 
     @classmethod
     def tearDownClass(cls):
         cls.p.close()
 
-    @classmethod
-    def up(cls):
-        try:
-            get(cls.base + "/livez", timeout=1)
-            return True
-        except OSError:
-            return False
 
     def scrape(self):
         status, body = get(self.base + "/metrics")
@@ -279,6 +280,79 @@ class Metrics(unittest.TestCase):
         except OSError:
             return False
 
+
+
+class BacklogAge(unittest.TestCase):
+    """hookd_backlog_age_seconds counts from when the oldest ready job
+    became due: a producer's job from when it was queued, a retry from its
+    due time, not from when it was created. One worker with one slot, held
+    by a request its receiver never answers, so nothing is taken."""
+
+    def setUp(self):
+        self.p = Procs()
+        self.addCleanup(self.p.close)
+        rport, self.r = self.p.redis()
+        self.recv = self.p.receiver()
+        mport = free_port()
+        self.base = "http://127.0.0.1:%d" % mport
+        self.p.hookd({"redis": "redis://127.0.0.1:%d" % rport, "prefix": "ba", "workers": 1,
+                      "max_in_flight": 1, "retry_schedule": "2s",
+                      "metrics_listen": "127.0.0.1:%d" % mport})
+        wait_for(lambda: get(self.base + "/readyz")[0] == 200 if listening(self.base)
+                 else None, 15, "/readyz to say ready")
+
+    def age(self):
+        return parse(get(self.base + "/metrics")[1])[("hookd_backlog_age_seconds", ())]
+
+    def in_flight(self):
+        return sum(self.r.hlen("ba:inflight:" + w.decode()) for w in self.r.hkeys("ba:workers"))
+
+    def hold_the_slot(self):
+        push(self.r, "ba:queue", [{"id": "hang", "url": self.recv.url + "?hang=1",
+                                   "body": "x", "max_attempts": 1, "timeout_ms": 20000}])
+        wait_for(lambda: self.r.llen("ba:queue") == 0 and self.in_flight() == 1, 10,
+                 "the hung request to hold the only slot")
+
+    def test_producer_job_from_when_queued(self):
+        self.hold_the_slot()
+        self.assertEqual(self.age(), 0)
+        queued = time.monotonic()
+        push(self.r, "ba:queue", [{"id": "q-%d" % i, "url": self.recv.url, "body": "x"}
+                                  for i in range(3)])
+        wait_for(lambda: self.age() >= 2.0, 10, "the backlog age to reach 2 s")
+        # a lower bound, short by at most the 1 s between two looks
+        age, elapsed = self.age(), time.monotonic() - queued
+        self.assertLessEqual(age, elapsed + 0.05)
+        self.assertGreater(age, elapsed - 1.5)
+
+    def test_retry_from_its_due_time(self):
+        created = time.monotonic()
+        push(self.r, "ba:queue", [{"id": "r", "url": self.recv.url + "?status=500",
+                                   "body": "x", "max_attempts": 2}])
+        wait_for(lambda: self.r.zcard("ba:retry") == 1, 10, "the first attempt to fail")
+        failed = time.monotonic()
+        self.hold_the_slot()
+        wait_for(lambda: self.r.llen("ba:queue") == 1, 10, "the retry to come due (2 s)")
+        wait_for(lambda: self.age() >= 1.0, 10, "the backlog age to reach 1 s")
+        age, now = self.age(), time.monotonic()
+        # due 2 s (retry_jitter 0) after the failed attempt, seen failed
+        # within a 20 ms poll: the age counts from then, not from when the
+        # job was created
+        self.assertLessEqual(age, now - failed - 2 + 0.1)
+        self.assertGreater(age, now - failed - 2 - 1.5)
+        self.assertLess(age, now - created - 1.5)
+
+    def test_retry_due_while_no_worker_ran(self):
+        """A retry that came due a minute ago, while no worker ran (hookd
+        down): promoted now, it is a minute old, not new."""
+        self.hold_the_slot()
+        t = self.r.time()
+        due = t[0] * 1000 + t[1] // 1000 - 60000
+        self.r.zadd("ba:retry", {json.dumps({"id": "late", "url": self.recv.url,
+                                             "body": "x"}): due})
+        wait_for(lambda: self.r.llen("ba:queue") == 1, 10, "the retry to be promoted")
+        wait_for(lambda: self.age() >= 60, 5, "the backlog age to say a minute")
+        self.assertLess(self.age(), 63)
 
 if __name__ == "__main__":
     unittest.main()

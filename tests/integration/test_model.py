@@ -256,6 +256,8 @@ class Model:
         self.lost_hosts = []        # dead workers whose host is lost, not yet reclaimed
         self.slots = [None] * SLOTS
         self.produced = collections.Counter()
+        self.arrived = 0            # left arrivals P:backlog implied at the last check
+        self.backlog_skewed = False     # a legacy take since the queue last ran empty
         self.meta = {}              # id -> {"poison": bool, "url": url}
         self.bytes_of = {}          # id -> the producer's bytes, for the last RECENT ids
         self.ids = []               # the last RECENT ids produced, oldest first
@@ -378,7 +380,7 @@ class Model:
         for o, c in pulls:
             args += [o, c]
         keys = [self.k("hb", w.wid), self.k("queue"), self.inflight(w), self.k("parked"),
-                self.k("stats")]
+                self.k("stats"), self.k("backlog")]
         # Predict: refused if the worker's heartbeat key is gone; else parked
         # first, then the queue, each RPOP.
         pipe = self.r.pipeline(transaction=False)
@@ -544,6 +546,7 @@ class Model:
                     tail[::-1])
         self.note("%s, dead, was an earlier version's worker: %d jobs in P:claim:%s" % (
             w, len(got), w.wid))
+        self.backlog_skewed = True      # jobs taken without FETCH's bookkeeping
 
     def step_accept(self, w=None, everything=False):
         w = w or self.rng.choice(self.live(lambda w: w.checking or any(
@@ -767,7 +770,8 @@ class Model:
         members, t = pipe.execute()
         now = t[0] * 1000 + t[1] // 1000
         due = [m for m, s in members if s <= now][:limit]
-        reply = self.eval("promote", [self.k("retry"), self.k("queue"), self.k("stats")],
+        reply = self.eval("promote", [self.k("retry"), self.k("queue"), self.k("stats"),
+                                      self.k("backlog")],
                           [limit])
         self.expect(reply[0] == len(due), "PROMOTE moved %r, expected %d", reply[0], len(due))
         tail = self.queue_tail(len(due))
@@ -796,7 +800,8 @@ class Model:
         seqs = list(range(hi, lo - 1, -1))
         got = self.r.hmget(self.inflight(w), seqs)
         want = [v for v in got if v is not None]
-        reply = self.eval("release", [self.inflight(w), self.k("queue"), self.k("stats")],
+        reply = self.eval("release", [self.inflight(w), self.k("queue"), self.k("stats"),
+                                      self.k("backlog")],
                           [lo, hi])
         self.expect(reply == len(want), "RELEASE moved %r, expected %d", reply, len(want))
         tail = self.queue_tail(len(want))
@@ -1163,8 +1168,29 @@ class Model:
             for seq in fl:
                 self.expect(seq in w.held or any(lo <= seq <= hi for lo, hi in w.releases),
                             "%s: seq %d in flight unknown to the worker", w, seq)
+        self.check_backlog()
         if self.step_no % RETIRE_EVERY == 0:
             self.orphans()
+
+    def check_backlog(self):
+        """P:backlog (backlog.lua): hookd's own pushes not yet taken are in
+        the queue (front <= LLEN), and the left arrivals it implies,
+        left_taken + LLEN - front, never go down. A legacy step takes jobs
+        behind its back, as an operator's LREM would: the counts are skewed
+        until the queue next runs empty, and only then exact again."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hgetall(self.k("backlog"))
+        pipe.llen(self.k("queue"))
+        b, n = pipe.execute()
+        front, taken = int(b.get(b"front", 0)), int(b.get(b"left_taken", 0))
+        arrived = taken + n - front
+        if self.backlog_skewed:
+            self.backlog_skewed = n > 0 or front > 0
+            self.arrived = arrived
+            return
+        self.expect(0 <= front <= n, "P:backlog front %d, queue %d", front, n)
+        self.expect(arrived >= self.arrived, "left arrivals %d after %d", arrived, self.arrived)
+        self.arrived = arrived
 
     # ---- running --------------------------------------------------------
 

@@ -113,7 +113,8 @@ class Keys:
 
     def __init__(self, prefix=P, wid=WID):
         self.prefix, self.wid = prefix, wid
-        for name in ("queue", "workers", "dead", "stats", "retry", "parked", "batch", "seen"):
+        for name in ("queue", "workers", "dead", "stats", "backlog", "retry", "parked", "batch",
+                     "seen"):
             setattr(self, name, "%s:%s" % (prefix, name))
         self.aside = prefix + ":dead:secrets"
         self.claim = "%s:claim:%s" % (prefix, wid)
@@ -141,12 +142,12 @@ def flat(pairs):
 
 
 class Scripts:
-    """The nine scripts loaded from the build, each called with the KEYS and
+    """The ten scripts loaded from the build, each called with the KEYS and
     fixed ARGV queue.c gives it, then the caller's variable tail. A call
     returns the reply, or the redis.ResponseError that was the error reply."""
 
     NAMES = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
-             "dlq_move", "dlq_purge_all")
+             "dlq_move", "dlq_purge_all", "backlog")
 
     def __init__(self, r):
         self.r = r
@@ -162,7 +163,7 @@ class Scripts:
             return e
 
     def fetch(self, base, max, pulls=(), k=K):
-        return self.eval("fetch", [k.hb, k.queue, k.inflight, k.parked, k.stats],
+        return self.eval("fetch", [k.hb, k.queue, k.inflight, k.parked, k.stats, k.backlog],
                          [base, max] + flat(pulls))
 
     def record(self, groups, dead_max=100000, k=K, wid=None, tail=None):
@@ -175,10 +176,10 @@ class Scripts:
                          [k.seen, k.wid if wid is None else wid, window] + flat(pairs))
 
     def promote(self, limit, k=K):
-        return self.eval("promote", [k.retry, k.queue, k.stats], [limit])
+        return self.eval("promote", [k.retry, k.queue, k.stats, k.backlog], [limit])
 
     def release(self, lo, hi, k=K):
-        return self.eval("release", [k.inflight, k.queue, k.stats], [lo, hi])
+        return self.eval("release", [k.inflight, k.queue, k.stats, k.backlog], [lo, hi])
 
     def heartbeat(self, ttl=30000, info='{"pid":4242,"started":1700000000000}', now=None,
                   k=K, wid=None):
@@ -195,6 +196,9 @@ class Scripts:
 
     def dlq_purge_all(self, k=K):
         return self.eval("dlq_purge_all", [k.dead, k.aside, k.stats], [])
+
+    def backlog(self, k=K):
+        return self.eval("backlog", [k.queue, k.backlog, k.retry], [])
 
 
 R = None    # the redis-server of this module (setUpModule)
@@ -526,14 +530,14 @@ class Fetch(ScriptCase):
         R.hset(K.stats, "delivered", 7)
 
     def test_wrong_type_keys(self):
-        """Each of FETCH's five KEYS (P:hb:<wid> first) holding each wrong
+        """Each of FETCH's six KEYS (P:hb:<wid> first) holding each wrong
         type: refused naming the key, Redis unchanged (nothing popped,
         nothing filed). A heartbeat key of another type is no registration:
         refused like any wrong-typed key, not taken for 'registered' nor for
         'not registered'."""
         self.check_wrong_types(
             [(K.hb, "string"), (K.queue, "list"), (K.inflight, "hash"), (K.parked, "zset"),
-             (K.stats, "hash")],
+             (K.stats, "hash"), (K.backlog, "hash")],
             self.world, lambda: S.fetch(10, 8, [(O1, 2)]))
 
     def test_wrong_type_parked_list(self):
@@ -1195,9 +1199,10 @@ class Promote(ScriptCase):
         R.rpush(K.queue, job("queued"))
 
     def test_wrong_type_keys(self):
-        """Each of PROMOTE's three KEYS holding each wrong type: refused
+        """Each of PROMOTE's four KEYS holding each wrong type: refused
         naming the key, Redis unchanged."""
-        self.check_wrong_types([(K.retry, "zset"), (K.queue, "list"), (K.stats, "hash")],
+        self.check_wrong_types([(K.retry, "zset"), (K.queue, "list"), (K.stats, "hash"),
+                                (K.backlog, "hash")],
                                lambda: R.zadd(K.retry, {envelope(1): 1}), lambda: S.promote(10))
 
     def test_limit_at_its_limits(self):
@@ -1240,9 +1245,10 @@ class Release(ScriptCase):
         R.rpush(K.queue, job("queued"))
 
     def test_wrong_type_keys(self):
-        """Each of RELEASE's three KEYS holding each wrong type: refused
+        """Each of RELEASE's four KEYS holding each wrong type: refused
         naming the key, Redis unchanged."""
-        self.check_wrong_types([(K.inflight, "hash"), (K.queue, "list"), (K.stats, "hash")],
+        self.check_wrong_types([(K.inflight, "hash"), (K.queue, "list"), (K.stats, "hash"),
+                                (K.backlog, "hash")],
                                lambda: R.hset(K.inflight, "1", job(1)),
                                lambda: S.release(1, 3))
 
@@ -1344,10 +1350,10 @@ class Reclaim(ScriptCase):
 
     def test_wrong_type_shared_keys(self):
         """Each shared key RECLAIM builds from the prefix (queue, workers,
-        stats, dead, dead secrets) holding each wrong type, for one worker and
-        for the reaper: refused naming the key, Redis unchanged."""
+        stats, dead, dead secrets, backlog) holding each wrong type, for one
+        worker and for the reaper: refused naming the key, Redis unchanged."""
         shared = [(K.queue, "list"), (K.workers, "hash"), (K.stats, "hash"), (K.dead, "list"),
-                  (K.aside, "hash")]
+                  (K.aside, "hash"), (K.backlog, "hash")]
         for wid in (W1, ""):
             with self.subTest(wid=wid or "(reaper)"):
                 self.check_wrong_types(shared, self.world,
@@ -1495,6 +1501,98 @@ class Reclaim(ScriptCase):
         before = snapshot()
         self.assertEqual(S.reclaim(""), [0, 0, []])
         self.assert_unchanged(before, "a second reaping changed Redis")
+
+
+# ---- P:backlog and BACKLOG (backlog.lua) -------------------------------------
+
+class Backlog(ScriptCase):
+    def reading(self):
+        """BACKLOG's reply as a dict; its clock checked against ours."""
+        r = S.backlog()
+        self.assertNotIsInstance(r, redis.ResponseError)
+        names = ("len", "front", "front_since", "left_taken", "retry_due", "now")
+        d = dict(zip(names, r))
+        self.assertLess(abs(d["now"] - ms()), 5000)
+        return d
+
+    def assert_reading(self, **want):
+        got = self.reading()
+        self.assertEqual({k: got[k] for k in want}, want)
+        return got
+
+    def test_wrong_type_keys(self):
+        """Each of BACKLOG's three KEYS holding each wrong type: refused
+        naming the key, Redis unchanged (it writes nothing anyway)."""
+        self.check_wrong_types([(K.queue, "list"), (K.backlog, "hash"), (K.retry, "zset")],
+                               lambda: R.lpush(K.queue, job(1)), S.backlog)
+
+    def test_both_ends_counted(self):
+        """Producers' jobs at the left, hookd's pushes at the right: FETCH
+        takes hookd's first and counts only the left ones it took in
+        left_taken; front_since is the due time of the oldest of hookd's
+        pushes (a retry's score; now for a job given back); a queue run
+        empty resets the front. Through it all, left_taken + LLEN - front
+        is the number of left arrivals."""
+        register()
+        self.assert_reading(len=0, front=0, front_since=0, left_taken=0, retry_due=-1)
+        lpush_many(K.queue, [job("p%d" % i) for i in range(5)])
+        R.zadd(K.retry, {envelope(1): 1000, envelope(2): 1001, envelope(3): ms() + 3600000})
+        r = self.reading()
+        self.assertEqual((r["len"], r["front"], r["retry_due"]), (5, 0, 1000))
+        self.assertEqual(S.promote(10)[0], 2)
+        self.assert_reading(len=7, front=2, front_since=1000, left_taken=0)
+        # takes the two retries, then the oldest producer job
+        out = S.fetch(0, 3)[0]
+        self.assertEqual(out, [envelope(1), envelope(2), job("p0")])
+        self.assert_reading(len=4, front=0, front_since=1000, left_taken=1)
+        # the fetch's reply lost: RELEASE puts all three back at the right
+        t0 = ms()
+        self.assertEqual(S.release(1, 3), 3)
+        r = self.assert_reading(len=7, front=3, left_taken=1)
+        self.assertTrue(t0 - 5 <= r["front_since"] <= ms() + 5, (t0, r))
+        # a second release on top keeps the bottom's date
+        R.hset(K.inflight, "9", job("x"))
+        self.assertEqual(S.release(9, 9), 1)
+        self.assert_reading(len=8, front=4, front_since=r["front_since"], left_taken=1)
+        # two more producer jobs; everything taken: the queue ran empty
+        lpush_many(K.queue, [job("p5"), job("p6")])
+        self.assertEqual(len(S.fetch(10, 100)[0]), 10)
+        self.assert_reading(len=0, front=0, left_taken=1 + 6)
+        # a fetch of an empty queue writes nothing
+        before = snapshot()
+        self.assertEqual(S.fetch(20, 5)[0], [])
+        self.assert_unchanged(before, "a FETCH of an empty queue changed Redis")
+
+    def test_reclaim_pushes_to_the_front(self):
+        """RECLAIM's requeued jobs count in the front, from now; jobs it
+        dead-letters do not."""
+        worker(W1, [job("c1")], {"1": job(1), "2": job(2)})
+        R.lpush(K.queue, job("queued"))
+        t0 = ms()
+        self.assertEqual(S.reclaim(W1)[:2], [3, 0])
+        r = self.assert_reading(len=4, front=3, left_taken=0)
+        self.assertTrue(t0 - 5 <= r["front_since"] <= ms() + 5, (t0, r))
+        worker(W2, [], {"1": job(3)})
+        self.assertEqual(S.reclaim(W2, poison_after=1)[:2], [0, 1])
+        self.assert_reading(len=4, front=3, front_since=r["front_since"])
+
+    def test_front_partly_taken(self):
+        """A FETCH smaller than the front takes from it alone."""
+        register()
+        R.lpush(K.queue, job("p"))
+        R.zadd(K.retry, {envelope(i): 1000 + i for i in range(5)})
+        S.promote(10)
+        S.fetch(0, 2)
+        self.assert_reading(len=4, front=3, front_since=1000, left_taken=0)
+
+    def test_fetch_bytes_cap_counts_net(self):
+        """FETCH puts back what passes QUEUE_FETCH_BYTES_MAX: only the jobs
+        it kept count as taken."""
+        register()
+        half = FETCH_BYTES_MAX // 2
+        lpush_many(K.queue, [b"a" * half, b"b" * half, b"c" * half])
+        self.assertEqual(len(S.fetch(0, 3)[0]), 2)
+        self.assert_reading(len=1, front=0, left_taken=2)
 
 
 # ---- The marks (marks.lua, job.h) ---------------------------------------------
@@ -1693,11 +1791,12 @@ class Dlq(ScriptCase):
 
 class Counters(ScriptCase):
     def test_non_integer_counter_refused_before_writes(self):
-        """A P:stats field a script increments holding a non-integer makes
-        HINCRBY fail; that must be found before the first write (refused,
-        Redis unchanged) rather than after the move. Contract violation
-        while this fails (FETCH even loses the jobs it popped: its HINCRBY
-        unparked comes before the HSET into inflight, fetch.lua:78)."""
+        """A P:stats field a script increments, or a P:backlog field one
+        keeps (backlog.lua), holding a non-integer makes HINCRBY fail; that
+        must be found before the first write (refused, Redis unchanged)
+        rather than after the move. Contract violation while this fails
+        (FETCH even loses the jobs it popped: its HINCRBY unparked comes
+        before the HSET into inflight, fetch.lua:78)."""
         def fetch_world():
             register()
             R.lpush(K.parked_list(O1), job("p"))
@@ -1710,6 +1809,14 @@ class Counters(ScriptCase):
         # script, counter, world, call, (jobs gone, jobs new) of the whole move
         cases = [
             ("fetch", "unparked", fetch_world, lambda: S.fetch(0, 5, [(O1, 1)]), ((), ())),
+            ("fetch", "backlog.left_taken", fetch_world, lambda: S.fetch(0, 5), ((), ())),
+            ("promote", "backlog.front", lambda: R.zadd(K.retry, {envelope(1): 1}),
+             lambda: S.promote(5), ((), ())),
+            ("release", "backlog.front_since", lambda: R.hset(K.inflight, "1", job(1)),
+             lambda: S.release(1, 1), ((), ())),
+            ("reclaim", "backlog.front", one_worker, lambda: S.reclaim(W1), ((), ())),
+            ("backlog", "backlog.left_taken", lambda: R.lpush(K.queue, job(1)), S.backlog,
+             ((), ())),
             ("record", "delivered", lambda: R.hset(K.inflight, "1", job(1)),
              lambda: S.record([outcome("A", 1)]), ([job(1)], ())),
             ("accept", "duplicate",
@@ -1725,10 +1832,12 @@ class Counters(ScriptCase):
             ("dlq_purge_all", "purged", lambda: R.lpush(K.dead, entry(1)), S.dlq_purge_all,
              ([entry(1)], ()))]
         for name, field, world, call, (gone, new) in cases:
-            with self.subTest(name):
+            with self.subTest(name, field=field):
                 R.flushall()
                 world()
-                R.hset(K.stats, field, "not-a-number")
+                key, field = (K.backlog, field[8:]) if field.startswith("backlog.") else \
+                    (K.stats, field)
+                R.hset(key, field, "not-a-number")
                 before, jobs0 = snapshot(), jobs()
                 reply = call()
                 if not isinstance(reply, redis.ResponseError):
