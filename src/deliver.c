@@ -215,6 +215,41 @@ static struct log_fields attempt_fields(const struct delivery *d, const struct h
     return f;
 }
 
+#define BODY_EXCERPT 100             /* response bytes quoted in a failure */
+
+/* What went wrong, in words: curl's message, or for an answer with a bad
+ * status "HTTP <status>" and the start of the body ("HTTP 500: boom: db
+ * down"), which is what an operator reading the log or the retry list
+ * needs first. The excerpt ends on a UTF-8 boundary, its control bytes
+ * are spaces, and a body that is not UTF-8 is only counted. */
+static void failure_error(const struct http_result *res, char *out, size_t cap)
+{
+    char excerpt[BODY_EXCERPT + 1];
+    size_t n = res->body_len < BODY_EXCERPT ? res->body_len : BODY_EXCERPT;
+
+    if (res->error[0] != '\0' || res->status == 0) {
+        snprintf(out, cap, "%s", res->error[0] ? res->error : res->reason);
+        return;
+    }
+    if (n < res->body_len)          /* cut: drop a sequence the cut split */
+        while (n > 0 && ((unsigned char)res->body[n] & 0xC0) == 0x80)
+            n--;
+    if (n == 0) {
+        snprintf(out, cap, "HTTP %ld", res->status);
+        return;
+    }
+    if (!json_utf8_valid(res->body, n)) {
+        snprintf(out, cap, "HTTP %ld (a %zu-byte body, not UTF-8)", res->status, res->body_len);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)res->body[i];
+        excerpt[i] = c < 0x20 || c == 0x7F ? ' ' : (char)c;
+    }
+    excerpt[n] = '\0';
+    snprintf(out, cap, "HTTP %ld: %s%s", res->status, excerpt, n < res->body_len ? "..." : "");
+}
+
 /* The failure path of an attempt: retry per the policy, or give up. */
 static void deliver_fail(struct delivery *d, const struct http_result *res)
 {
@@ -222,7 +257,7 @@ static void deliver_fail(struct delivery *d, const struct http_result *res)
     char error[512], failure[600];      /* failure: "<reason>: <error>" */
     struct log_fields f;
 
-    snprintf(error, sizeof(error), "%s", res->error[0] ? res->error : res->reason);
+    failure_error(res, error, sizeof(error));
     snprintf(failure, sizeof(failure), "%s: %s", res->reason, error);
     f = attempt_fields(d, res, failure);
     if (backoff_retryable(p, res->status, res->reason) && d->attempt < d->max_attempts) {

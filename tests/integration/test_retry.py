@@ -17,7 +17,7 @@ import urllib.parse
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import push, HOOKD, SECRET, Procs, free_port, wait_for  # noqa: E402
+from harness import push, HOOKD, SECRET, Procs, free_port, log_of, wait_for  # noqa: E402
 
 # Slots 400 ms apart: a gap is then nearer its own slot than any other by
 # more than LATE_MS, so a schedule read one slot off still fails.
@@ -393,15 +393,24 @@ class OperatorTest(Base):
         check("replay", 2)
 
     def test_retry_list(self):
-        self.push([{"id": "rl", "url": self.recv.url + "?status=503&retry_after=30",
-                    "payload": {}}])
+        """The retry list says what the receiver answered: the status and
+        the start of its body (once "http_status: http_status")."""
+        answer = base64.b64encode(b"boom: db down\n" + b"x" * 200).decode()
+        self.push([{"id": "rl", "url": self.recv.url + "?status=503&retry_after=30&answer=" +
+                    urllib.parse.quote(answer), "payload": {}}])
         rows = wait_for(lambda: json.loads(self.cli("retry", "list", "--json").stdout) or None,
                         30, "an entry in the retry set")
         self.assertEqual(rows[0]["id"], "rl")
         self.assertEqual(rows[0]["attempts"], 1)
         self.assertEqual(rows[0]["last_status"], 503)
-        self.assertIn("http_status", rows[0]["last_error"])
-        self.assertIn("rl", self.cli("retry", "list").stdout)
+        # 100 bytes of the body, the newline a space, cut marked
+        excerpt = "boom: db down " + "x" * 86
+        self.assertEqual(rows[0]["last_error"], "http_status: HTTP 503: %s..." % excerpt)
+        human = self.cli("retry", "list").stdout
+        self.assertIn("rl", human)
+        self.assertIn("HTTP 503: boom: db down", human)
+        self.assertIn("failed: http_status: HTTP 503: %s... (status 503" % excerpt,
+                      log_of(self.hookd))
         self.r.delete(self.prefix + ":retry")
 
     def test_unreachable_redis_is_a_clear_error(self):
