@@ -1,9 +1,13 @@
-/* cli.c -- hookd dlq list|replay|purge, retry list, stats, batch show. */
+/* cli.c -- hookd dlq list|show|replay|purge, retry list, stats, batch show. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
+#include "hookd/buf.h"
 #include "hookd/cli.h"
 #include "hookd/event.h"
 #include "hookd/job.h"
@@ -47,7 +51,128 @@ static const char *member_str(const struct json_value *obj, const char *key)
     return v != NULL && v->type == JSON_STRING ? v->u.string.ptr : NULL;
 }
 
-/* ---- dlq list ------------------------------------------------------------- */
+/* ---- naming dead entries ---------------------------------------------------- */
+
+/* The index of the id named on the command line that dead entry e answers
+ * to, or -1: its job id; "-" for an entry without one (as dlq list shows
+ * it); or its dead_id, which is unique even when ids repeat. */
+static int named(const struct cli_args *a, const struct json_value *e)
+{
+    const char *id = member_str(e, "id"), *dead_id = member_str(e, "dead_id");
+
+    for (int i = 0; i < a->nids; i++)
+        if (strcmp(a->ids[i], id ? id : "-") == 0 ||
+            (dead_id != NULL && strcmp(a->ids[i], dead_id) == 0))
+            return i;
+    return -1;
+}
+
+/* Named ids no entry answered to (hits[i] == 0), as one line into err;
+ * returns 1 (the exit code) when there were any, else 0. */
+static int report_missing(const struct cli_args *a, const int *hits, struct hk_err *err)
+{
+    struct buf b = BUF_INIT;
+    int missing = 0;
+
+    for (int i = 0; i < a->nids; i++)
+        if (!hits[i])
+            buf_printf(&b, "%s%s", missing++ ? ", " : "", a->ids[i]);
+    if (missing)
+        hk_err_set(err, HK_EINVAL, "not_found", "not in the dead list: %s", b.data);
+    buf_free(&b);
+    return missing ? 1 : 0;
+}
+
+/* ---- dlq list / show ------------------------------------------------------- */
+
+/* Columns for the error text: the terminal's width when stdout is one,
+ * else $COLUMNS, else no limit (a pipe gets whole lines). */
+static size_t terminal_columns(void)
+{
+    struct winsize ws;
+    const char *env = getenv("COLUMNS");
+
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    if (env != NULL && atoi(env) > 0)
+        return (size_t)atoi(env);
+    return SIZE_MAX;
+}
+
+/* One row of dlq list: the fixed columns sized to the longest value seen
+ * (w), then the error, cut to what is left of the line. */
+static void list_row(const char *cols[5], const int w[5], const char *error, size_t columns)
+{
+    int used = printf("%-*s  %-*s  %-*s  %*s  %*s  ", w[0], cols[0], w[1], cols[1], w[2],
+                      cols[2], w[3], cols[3], w[4], cols[4]);
+    size_t room = used > 0 && (size_t)used < columns ? columns - (size_t)used : 0;
+    size_t len = strlen(error);
+
+    if (columns == SIZE_MAX || len <= room)
+        printf("%s\n", error);
+    else if (room > 3)
+        printf("%.*s...\n", (int)(room - 3), error);
+    else
+        printf("\n");
+}
+
+struct list_entry {
+    char dead_at[32], id[128], reason[48], status[16], attempts[16];
+    const char *error;          /* borrowed from the parsed entry */
+};
+
+static void list_fill(struct list_entry *le, const struct json_value *e)
+{
+    const struct json_value *st = json_object_get(e, "status");
+    const struct json_value *at = json_object_get(e, "attempts");
+    const char *id = member_str(e, "id"), *v;
+
+    snprintf(le->dead_at, sizeof(le->dead_at), "%s",
+             (v = member_str(e, "dead_at")) ? v : "-");
+    snprintf(le->id, sizeof(le->id), "%s", id ? id : "-");
+    snprintf(le->reason, sizeof(le->reason), "%s", (v = member_str(e, "reason")) ? v : "-");
+    snprintf(le->status, sizeof(le->status), "%.0f",
+             st && st->type == JSON_NUMBER ? st->u.number : 0);
+    snprintf(le->attempts, sizeof(le->attempts), "%.0f",
+             at && at->type == JSON_NUMBER ? at->u.number : 0);
+    le->error = (v = member_str(e, "error")) ? v : "-";
+}
+
+/* The human table: columns as wide as their longest value. */
+static void dlq_table(const struct redisReply *r)
+{
+    size_t n = redis_reply_elements(r), columns = terminal_columns();
+    struct list_entry *rows = xcalloc(n + 1, sizeof(*rows));
+    struct json_doc **docs = xcalloc(n + 1, sizeof(*docs));
+    const char *head[5] = { "DEAD AT", "ID", "REASON", "STATUS", "ATTEMPTS" };
+    int w[5];
+
+    for (int c = 0; c < 5; c++)
+        w[c] = (int)strlen(head[c]);
+    for (size_t i = 0; i < n; i++) {
+        struct json_value *e;
+        size_t len;
+        const char *text = el(r, i, &len);
+        docs[i] = json_doc_new();
+        if (json_parse(docs[i], text, len, 64, &e, NULL) < 0)
+            snprintf(rows[i].id, sizeof(rows[i].id), "(not JSON)");
+        else
+            list_fill(&rows[i], e);
+        const char *v[5] = { rows[i].dead_at, rows[i].id, rows[i].reason, rows[i].status,
+                             rows[i].attempts };
+        for (int c = 0; c < 5; c++)
+            w[c] = (int)strlen(v[c]) > w[c] ? (int)strlen(v[c]) : w[c];
+    }
+    list_row(head, w, "ERROR", columns);
+    for (size_t i = 0; i < n; i++) {
+        const char *v[5] = { rows[i].dead_at, rows[i].id, rows[i].reason, rows[i].status,
+                             rows[i].attempts };
+        list_row(v, w, rows[i].error ? rows[i].error : "-", columns);
+        json_doc_free(docs[i]);
+    }
+    free(docs);
+    free(rows);
+}
 
 static int dlq_list(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
                     struct hk_err *err)
@@ -67,29 +192,41 @@ static int dlq_list(struct redis_sync *s, const struct keys *k, const struct cli
         }
         printf("]\n");
     } else {
-        printf("%-24s  %-24s  %-16s  %6s  %8s  %s\n", "DEAD AT", "ID", "REASON", "STATUS",
-               "ATTEMPTS", "URL");
-        for (size_t i = 0; i < redis_reply_elements(r); i++) {
-            struct json_doc *doc = json_doc_new();
-            struct json_value *e;
-            size_t len;
-            const char *text = el(r, i, &len);
-            if (json_parse(doc, text, len, 64, &e, NULL) == 0) {
-                const struct json_value *job = json_object_get(e, "job");
-                const struct json_value *st = json_object_get(e, "status");
-                const struct json_value *at = json_object_get(e, "attempts");
-                const char *id = member_str(e, "id"), *url = member_str(job, "url");
-                printf("%-24s  %-24s  %-16s  %6.0f  %8.0f  %s\n",
-                       member_str(e, "dead_at") ? member_str(e, "dead_at") : "-",
-                       id ? id : "-", member_str(e, "reason") ? member_str(e, "reason") : "-",
-                       st && st->type == JSON_NUMBER ? st->u.number : 0,
-                       at && at->type == JSON_NUMBER ? at->u.number : 0, url ? url : "-");
-            }
-            json_doc_free(doc);
-        }
+        dlq_table(r);
     }
     redis_sync_reply_free(r);
     return 0;
+}
+
+/* dlq show: every entry each named id answers to, whole, newest first. */
+static int dlq_show(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
+                    struct hk_err *err)
+{
+    struct redisReply *r;
+    int *hits = xcalloc((size_t)a->nids + 1, sizeof(*hits)), shown = 0, rc;
+
+    if ((r = cmd(s, err, 4, "LRANGE", k->dead, "0", "-1")) == NULL) {
+        free(hits);
+        return 1;
+    }
+    printf("%s", a->json ? "[" : "");
+    for (size_t i = 0; i < redis_reply_elements(r); i++) {
+        struct json_doc *doc = json_doc_new();
+        struct json_value *e;
+        size_t len;
+        const char *text = el(r, i, &len);
+        int at = json_parse(doc, text, len, 64, &e, NULL) == 0 ? named(a, e) : -1;
+        if (at >= 0) {
+            hits[at]++;
+            printf("%s%.*s\n", a->json && shown++ ? "," : "", (int)len, text);
+        }
+        json_doc_free(doc);
+    }
+    printf("%s", a->json ? "]\n" : "");
+    redis_sync_reply_free(r);
+    rc = report_missing(a, hits, err);
+    free(hits);
+    return rc;
 }
 
 /* ---- dlq replay / purge ----------------------------------------------------- */
@@ -160,15 +297,6 @@ static int rebuild_job(struct redis_sync *s, const struct keys *k,
     return 0;
 }
 
-static int wanted(const struct cli_args *a, const char *id)
-{
-    if (a->all)
-        return 1;
-    for (int i = 0; id != NULL && i < a->nids; i++)
-        if (strcmp(a->ids[i], id) == 0)
-            return 1;
-    return 0;
-}
 
 /* One DLQ_MOVE call's worth of dead entries, as triples (queue.h): the
  * entry's exact bytes, the job to push back ('' = purge), its dead_id. */
@@ -202,21 +330,22 @@ static void chunk_free(struct move_chunk *c)
     free(c->lens);
 }
 
-/* Add the dead entry etext to c when the command names it and, for a
- * replay, something of its job is left to push back. *matched counts the
- * entries named. Returns 0, or -1 with err filled when the job could not
- * be rebuilt. */
+/* Add the dead entry etext to c when the command names it (or --all) and,
+ * for a replay, something of its job is left to push back. hits[i] counts
+ * the entries the i-th id named. Returns 0, or -1 with err filled when the
+ * job could not be rebuilt. */
 static int chunk_add(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
                      int replay, struct move_chunk *c, const char *etext, size_t elen,
-                     long long *matched, struct hk_err *err)
+                     int *hits, struct hk_err *err)
 {
     size_t n = c->n;
     struct json_value *e;
     const char *dead_id;
+    int at = -1;
 
     c->docs[n] = json_doc_new();
     if (json_parse(c->docs[n], etext, elen, 64, &e, NULL) < 0 ||
-        !wanted(a, member_str(e, "id"))) {
+        (!a->all && (at = named(a, e)) < 0)) {
         json_doc_free(c->docs[n]);
         c->docs[n] = NULL;
         return 0;
@@ -225,7 +354,8 @@ static int chunk_add(struct redis_sync *s, const struct keys *k, const struct cl
     buf_reset(&c->jobs[n]);
     if (replay && rebuild_job(s, k, e, &c->jobs[n], err) < 0)
         return -1;
-    (*matched)++;
+    if (at >= 0)
+        hits[at]++;
     if (replay && c->jobs[n].len == 0) {
         /* Nothing of the job is left to push (what was kept aside for it
          * deleted by hand): an empty job would tell DLQ_MOVE to purge the
@@ -270,8 +400,8 @@ static int dlq_move(struct redis_sync *s, const struct keys *k, const struct cli
 {
     struct redisReply *r;
     struct move_chunk c;
-    long long moved = 0, matched = 0;
-    int rc = 0;
+    long long moved = 0;
+    int rc = 0, *hits;
 
     if (!replay && a->all) {
         long long n = queue_dlq_purge_all(s, k, err);
@@ -283,10 +413,11 @@ static int dlq_move(struct redis_sync *s, const struct keys *k, const struct cli
     if ((r = cmd(s, err, 4, "LRANGE", k->dead, "0", "-1")) == NULL)
         return 1;
     chunk_init(&c);
+    hits = xcalloc((size_t)a->nids + 1, sizeof(*hits));
     for (size_t i = redis_reply_elements(r); i-- > 0 && rc == 0;) {
         size_t elen;
         const char *etext = el(r, i, &elen);
-        if (chunk_add(s, k, a, replay, &c, etext, elen, &matched, err) < 0) {
+        if (chunk_add(s, k, a, replay, &c, etext, elen, hits, err) < 0) {
             rc = 1;
             break;
         }
@@ -300,16 +431,15 @@ static int dlq_move(struct redis_sync *s, const struct keys *k, const struct cli
     }
     chunk_free(&c);
     redis_sync_reply_free(r);
-    if (rc != 0)
-        return rc;
-    if (a->json)
-        printf("{\"%s\":%lld}\n", replay ? "replayed" : "purged", moved);
-    else
-        printf("%s %lld dead entries\n", replay ? "replayed" : "purged", moved);
-    if (!a->all && matched < a->nids)
-        fprintf(stderr, "hookd: %lld of the %d ids named were not in the dead list\n",
-                (long long)a->nids - matched, a->nids);
-    return 0;
+    if (rc == 0) {
+        if (a->json)
+            printf("{\"%s\":%lld}\n", replay ? "replayed" : "purged", moved);
+        else
+            printf("%s %lld dead entries\n", replay ? "replayed" : "purged", moved);
+        rc = a->all ? 0 : report_missing(a, hits, err);
+    }
+    free(hits);
+    return rc;
 }
 
 /* ---- retry list ----------------------------------------------------------------- */
@@ -627,6 +757,11 @@ int cli_run(struct config *cfg, const struct cli_args *a)
         rc = batch_show(s, &k, a, &err);
     else if (strcmp(a->command, "dlq") == 0 && strcmp(act, "list") == 0)
         rc = dlq_list(s, &k, a, &err);
+    else if (strcmp(a->command, "dlq") == 0 && strcmp(act, "show") == 0 && a->nids == 0)
+        fprintf(stderr, "hookd: dlq show needs ids (a job id, '-' for entries without one, "
+                "or a dead_id)\n");
+    else if (strcmp(a->command, "dlq") == 0 && strcmp(act, "show") == 0)
+        rc = dlq_show(s, &k, a, &err);
     else if (strcmp(a->command, "dlq") == 0 &&
              (strcmp(act, "replay") == 0 || strcmp(act, "purge") == 0)) {
         if (!a->all && a->nids == 0)

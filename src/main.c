@@ -34,6 +34,8 @@ static void usage(void)
     printf("usage: hookd [-c FILE] [--redis URL] [--workers N] [--data-dir DIR]\n"
            "             [--KEY VALUE | --KEY=VALUE ...] [--check-config]\n"
            "       hookd dlq list [--limit N] [--json]      dead letters, newest first\n"
+           "       hookd dlq show ID... [--json]            whole entries (ID: job id, - for\n"
+           "                                                none, or dead_id)\n"
            "       hookd dlq replay (--all | ID...) [--json] back to the queue, attempts reset\n"
            "       hookd dlq purge (--all | ID...) [--json]  drop them\n"
            "       hookd retry list [--limit N] [--json]    pending retries, earliest first\n"
@@ -130,7 +132,7 @@ static int build_config(struct config *cfg, struct args *a, struct hk_err *err)
                     return hk_err_set(err, HK_ECONFIG, "usage", "--limit needs a positive number");
                 continue;
             }
-            if (arg[0] != '-') {
+            if (arg[0] != '-' || strcmp(arg, "-") == 0) {
                 a->cli.ids[a->cli.nids++] = arg;
                 continue;
             }

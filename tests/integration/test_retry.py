@@ -436,6 +436,72 @@ RAW_ANSWERS = {
 }
 
 
+class DlqStoryTest(Base):
+    """What happened to a dead job, from the CLI alone: dlq list shows the
+    error in a column cut to the terminal, dlq show the whole entry; an
+    entry without an id is named '-' (or by its dead_id); ids not in the
+    dead list make replay, purge and show exit 1, naming them."""
+    prefix = "ds"
+
+    def cli_env(self, *args, columns=None):
+        env = dict(os.environ)
+        env.pop("COLUMNS", None)
+        if columns:
+            env["COLUMNS"] = str(columns)
+        return subprocess.run([HOOKD, *args, "-c", self.cfg_path], capture_output=True,
+                              text=True, timeout=60, env=env)
+
+    def test_story(self):
+        answer = base64.b64encode(b"boom: db down").decode()
+        self.push([{"id": "story", "url": self.recv.url + "?status=500&answer=" +
+                    urllib.parse.quote(answer), "payload": {}, "max_attempts": 1},
+                   {"id": "forbidden", "url": "http://169.254.169.254/hook", "payload": {}},
+                   b"this is no job"])
+        wait_for(lambda: self.r.llen(self.prefix + ":dead") == 3, 30, "3 dead entries")
+
+        res = self.cli_env("dlq", "list", columns=120)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        lines = res.stdout.splitlines()
+        self.assertEqual(len(lines), 4, res.stdout)
+        self.assertTrue(all(len(ln) <= 120 for ln in lines), res.stdout)
+        # every row's error starts where the header's ERROR does
+        col = lines[0].index("ERROR")
+        rows = {ln.split()[1]: ln for ln in lines[1:]}
+        self.assertEqual(set(rows), {"story", "forbidden", "-"}, res.stdout)
+        self.assertTrue(rows["story"][col:].startswith("HTTP 500: boom: db down"), res.stdout)
+        self.assertIn("destination_forbidden", rows["forbidden"])
+        self.assertTrue(rows["forbidden"][col:].startswith("169.254.169.254"), res.stdout)
+        self.assertTrue(rows["forbidden"].endswith("..."), rows["forbidden"])
+        # not a terminal, no COLUMNS: whole lines
+        whole = self.cli_env("dlq", "list").stdout
+        self.assertTrue(any(len(ln) > 120 for ln in whole.splitlines()), whole)
+
+        res = self.cli_env("dlq", "show", "story")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        entry = json.loads(res.stdout)
+        self.assertEqual((entry["id"], entry["error"], entry["status"]),
+                         ("story", "HTTP 500: boom: db down", 500))
+        res = self.cli_env("dlq", "show", "-", "--json")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        (nojob,) = json.loads(res.stdout)
+        self.assertEqual(nojob["raw"], "this is no job")
+        by_dead_id = self.cli_env("dlq", "show", nojob["dead_id"])
+        self.assertEqual(json.loads(by_dead_id.stdout), nojob)
+
+        res = self.cli_env("dlq", "show", "story", "nope")
+        self.assertEqual(res.returncode, 1)
+        self.assertEqual(res.stderr, "hookd: not in the dead list: nope\n")
+        res = self.cli_env("dlq", "replay", "doesnotexist", "also-not")
+        self.assertEqual((res.returncode, res.stdout, res.stderr),
+                         (1, "replayed 0 dead entries\n",
+                          "hookd: not in the dead list: doesnotexist, also-not\n"))
+        res = self.cli_env("dlq", "purge", "-")
+        self.assertEqual((res.returncode, res.stdout, res.stderr),
+                         (0, "purged 1 dead entries\n", ""))
+        self.assertEqual(self.cli_env("dlq", "purge", "-").returncode, 1)
+        self.assertEqual(self.r.llen(self.prefix + ":dead"), 2)
+
+
 class RawHandler(socketserver.BaseRequestHandler):
     """Reads requests (headers, then Content-Length bytes of body) off one
     connection and writes the canned answer for each one's path."""
