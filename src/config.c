@@ -60,6 +60,8 @@ static const struct key keys[] = {
     { "log_level", K_LEVEL, OFF(log_level), 0, 0, "info", "debug, info, warn or error" },
     { "log_format", K_LOG_FORMAT, OFF(log_format), 0, 0, "text",
       "text, or json: one JSON object per line (ts, level, worker, msg, job, ...)" },
+    { "log_deliveries", K_BOOL, OFF(log_deliveries), 0, 0, "false",
+      "log every successful delivery at info level (else at debug)" },
     { "max_job_bytes", K_SIZE, OFF(max_job_bytes), 64, 64L * 1024 * 1024, "1048576",
       "largest job accepted" },
     { "heartbeat_ttl", K_DURATION, OFF(heartbeat_ttl_ms), 1000, 3600000, "30s",

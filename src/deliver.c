@@ -316,7 +316,8 @@ static void on_response(const struct http_result *res, void *arg)
         log_attempt(d, res);
     if (res->ok) {
         struct log_fields f = attempt_fields(d, res, NULL);
-        log_emit_fields(LOG_DEBUG, &f, "delivered to %s: %ld in %ld ms (attempt %d)",
+        log_emit_fields(env->opts.log_deliveries ? LOG_INFO : LOG_DEBUG, &f,
+                 "delivered to %s: %ld in %ld ms (attempt %d)",
                  d->job->url, res->status, res->latency_ms, d->attempt);
         outbox_ack(d->env->outbox, d->seq, d->job->id);
         stats_outcome(d->env->stats, STATS_DELIVERED);

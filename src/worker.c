@@ -808,6 +808,7 @@ static void deliver_opts_from_config(struct deliver_opts *o, const struct config
     o->retry = cfg->retry;
     o->log_failures = cfg->attempt_log != ATTEMPT_LOG_OFF;
     o->log_successes = cfg->attempt_log == ATTEMPT_LOG_ALL;
+    o->log_deliveries = cfg->log_deliveries;
     o->secret = cfg->secret;
     o->secret_previous = cfg->secret_previous;
     o->secret_previous_until = cfg->secret_previous_until;

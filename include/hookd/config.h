@@ -35,6 +35,7 @@ struct config {
     char *redis_server;     /* owned; redis-server binary for the embedded mode */
     enum log_level log_level;
     enum log_format log_format;     /* text or json lines */
+    int log_deliveries;             /* successes at info level, not debug */
     size_t max_job_bytes;
     long heartbeat_ttl_ms;
     long shutdown_timeout_ms;

@@ -32,6 +32,7 @@ struct deliver_opts {
     struct backoff_policy retry;    /* retry_schedule, retry_jitter, ... (copied) */
     int log_failures;               /* failed attempts go to the attempts stream */
     int log_successes;              /* and so do successful ones */
+    int log_deliveries;             /* successes logged at info, not debug */
     const char *secret;             /* borrowed; default signing secret */
     const char *secret_previous;    /* borrowed; the secret rotated out, or NULL */
     long long secret_previous_until;    /* unix seconds it stays valid; 0 = forever */

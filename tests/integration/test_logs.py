@@ -104,6 +104,33 @@ class Logs(unittest.TestCase):
         finally:
             p.close()
 
+    def test_log_deliveries(self):
+        """log_deliveries = true: every success is an info line; by default
+        none is at info level."""
+        p = Procs()
+        try:
+            port, r = p.redis()
+            rx = p.receiver()
+            base = {"redis": "redis://127.0.0.1:%d" % port, "workers": 1, "secret": SECRET,
+                    "log_level": "info", "log_format": "json"}
+            hk = {on: p.hookd(dict(base, prefix="ld%d" % on, log_deliveries=str(on).lower()),
+                              name="ld%d" % on) for on in (True, False)}
+            for on in hk:
+                push(r, "ld%d:queue" % on, [{"id": "ld%d-%d" % (on, i), "url": rx.url,
+                                             "payload": {}} for i in range(3)])
+            rx.wait_count(6, timeout=30)
+            for proc in hk.values():
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(timeout=30), 0)
+            for on, proc in hk.items():
+                lines = [json.loads(ln) for ln in log_of(proc).splitlines()]
+                got = sorted((o["level"], o["job"], o["status"]) for o in lines
+                             if o["msg"].startswith("delivered to %s: 200 in " % rx.url))
+                want = [("info", "ld1-%d" % i, 200) for i in range(3)] if on else []
+                self.assertEqual(got, want)
+        finally:
+            p.close()
+
     def check_text(self, text):
         lines = text.splitlines()
         self.assertGreater(len(lines), 10)
