@@ -1,4 +1,4 @@
-/* cli.c -- hookd dlq list|show|replay|purge, retry list, stats, batch show. */
+/* cli.c -- hookd dlq list|show|replay|purge, retry list, attempts, stats, batch show. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +24,8 @@
 int cli_is_command(const char *word)
 {
     return strcmp(word, "dlq") == 0 || strcmp(word, "retry") == 0 ||
-           strcmp(word, "stats") == 0 || strcmp(word, "batch") == 0;
+           strcmp(word, "stats") == 0 || strcmp(word, "batch") == 0 ||
+           strcmp(word, "attempts") == 0;
 }
 
 static struct redisReply *cmd(struct redis_sync *s, struct hk_err *err, int argc, ...)
@@ -67,9 +68,11 @@ static int named(const struct cli_args *a, const struct json_value *e)
     return -1;
 }
 
-/* Named ids no entry answered to (hits[i] == 0), as one line into err;
- * returns 1 (the exit code) when there were any, else 0. */
-static int report_missing(const struct cli_args *a, const int *hits, struct hk_err *err)
+/* Named ids nothing answered to (hits[i] == 0), as one line into err,
+ * "<what>: ID, ID<hint>"; returns 1 (the exit code) when there were any,
+ * else 0. */
+static int report_missing(const struct cli_args *a, const int *hits, const char *what,
+                          const char *hint, struct hk_err *err)
 {
     struct buf b = BUF_INIT;
     int missing = 0;
@@ -78,7 +81,7 @@ static int report_missing(const struct cli_args *a, const int *hits, struct hk_e
         if (!hits[i])
             buf_printf(&b, "%s%s", missing++ ? ", " : "", a->ids[i]);
     if (missing)
-        hk_err_set(err, HK_EINVAL, "not_found", "not in the dead list: %s", b.data);
+        hk_err_set(err, HK_EINVAL, "not_found", "%s: %s%s", what, b.data, hint);
     buf_free(&b);
     return missing ? 1 : 0;
 }
@@ -224,7 +227,7 @@ static int dlq_show(struct redis_sync *s, const struct keys *k, const struct cli
     }
     printf("%s", a->json ? "]\n" : "");
     redis_sync_reply_free(r);
-    rc = report_missing(a, hits, err);
+    rc = report_missing(a, hits, "not in the dead list", "", err);
     free(hits);
     return rc;
 }
@@ -436,7 +439,7 @@ static int dlq_move(struct redis_sync *s, const struct keys *k, const struct cli
             printf("{\"%s\":%lld}\n", replay ? "replayed" : "purged", moved);
         else
             printf("%s %lld dead entries\n", replay ? "replayed" : "purged", moved);
-        rc = a->all ? 0 : report_missing(a, hits, err);
+        rc = a->all ? 0 : report_missing(a, hits, "not in the dead list", "", err);
     }
     free(hits);
     return rc;
@@ -458,7 +461,8 @@ static int retry_list(struct redis_sync *s, const struct keys *k, const struct c
     if (a->json)
         buf_append_char(&out, '[');
     else
-        printf("%-24s  %-24s  %8s  %-40s  %s\n", "DUE", "ID", "ATTEMPTS", "LAST ERROR", "URL");
+        printf("%-24s  %-24s  %8s  %6s  %-48s  %s\n", "DUE", "ID", "ATTEMPTS", "STATUS",
+               "LAST ERROR", "URL");
     for (size_t i = 0; i + 1 < redis_reply_elements(r); i += 2) {
         struct job *job;
         size_t len;
@@ -477,7 +481,8 @@ static int retry_list(struct redis_sync *s, const struct keys *k, const struct c
             json_write_string(&out, url, strlen(url));
             buf_append_char(&out, '}');
         } else {
-            printf("%-24s  %-24s  %8d  %-40.40s  %s\n", due, id, job->attempts, le, url);
+            printf("%-24s  %-24s  %8d  %6ld  %-48.48s  %s\n", due, id, job->attempts,
+                   job->last_status, le, url);
         }
         job_free(job);
     }
@@ -488,6 +493,106 @@ static int retry_list(struct redis_sync *s, const struct keys *k, const struct c
     buf_free(&out);
     redis_sync_reply_free(r);
     return 0;
+}
+
+/* ---- attempts ---------------------------------------------------------------------- */
+
+#define ATTEMPTS_PAGE "1000"    /* stream entries read per XRANGE */
+
+/* A field of a stream entry's field/value array, or "" (len may be NULL). */
+static const char *xfield(const struct redisReply *fields, const char *name, size_t *len)
+{
+    for (size_t i = 0; i + 1 < redis_reply_elements(fields); i += 2) {
+        const char *f = el(fields, i, NULL);
+        if (f != NULL && strcmp(f, name) == 0) {
+            const char *v = el(fields, i + 1, len);
+            return v ? v : "";
+        }
+    }
+    if (len != NULL)
+        *len = 0;
+    return "";
+}
+
+/* One attempt: a line (the response's start, cut to the terminal), or a
+ * JSON object of every field. */
+static void attempt_out(const struct redisReply *fields, const struct cli_args *a,
+                        struct buf *out, size_t columns)
+{
+    size_t rlen;
+    const char *resp = xfield(fields, "response", &rlen);
+
+    if (a->json) {
+        buf_append_str(out, out->len > 1 ? ",\n{" : "{");
+        for (size_t i = 0; i + 1 < redis_reply_elements(fields); i += 2) {
+            size_t fl, vl;
+            const char *f = el(fields, i, &fl), *v = el(fields, i + 1, &vl);
+            buf_append_str(out, i ? "," : "");
+            json_write_string(out, f ? f : "", f ? fl : 0);
+            buf_append_char(out, ':');
+            json_write_string(out, v ? v : "", v ? vl : 0);
+        }
+        buf_append_char(out, '}');
+        return;
+    }
+    size_t start = out->len;
+    buf_printf(out, "%-24s  %-24s  %7s  %6s  %8s  %-24s  ", xfield(fields, "at", NULL),
+               xfield(fields, "id", NULL), xfield(fields, "attempt", NULL),
+               xfield(fields, "status", NULL), xfield(fields, "latency_ms", NULL),
+               xfield(fields, "error", NULL));
+    if (rlen == 0 && xfield(fields, "response_base64", &rlen)[0] != '\0')
+        buf_printf(out, "(%zu bytes of base64: not UTF-8)", rlen);
+    for (size_t i = 0; i < rlen && out->len - start + 3 < columns; i++)
+        buf_append_char(out, (unsigned char)resp[i] < 0x20 ? ' ' : resp[i]);
+    if (out->len - start + 3 >= columns && columns != SIZE_MAX)
+        buf_append_str(out, "...");
+    buf_append_char(out, '\n');
+}
+
+/* hookd attempts ID...: every attempt of those jobs still in P:attempts,
+ * oldest first, read a page at a time. */
+static int attempts(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
+                    struct hk_err *err)
+{
+    char start[64] = "-";
+    int *hits = xcalloc((size_t)a->nids + 1, sizeof(*hits)), rc = 1;
+    struct buf out = BUF_INIT;
+    size_t columns = terminal_columns(), n;
+
+    buf_append_str(&out, a->json ? "[" : "");
+    if (!a->json)
+        buf_printf(&out, "%-24s  %-24s  %7s  %6s  %8s  %-24s  %s\n", "AT", "ID", "ATTEMPT",
+                   "STATUS", "MS", "ERROR", "RESPONSE");
+    do {
+        struct redisReply *r = cmd(s, err, 6, "XRANGE", k->attempts, start, "+", "COUNT",
+                                   ATTEMPTS_PAGE);
+        if (r == NULL)
+            goto done;
+        n = redis_reply_elements(r);
+        for (size_t i = 0; i < n; i++) {
+            const struct redisReply *e = redis_reply_element(r, i);
+            const struct redisReply *fields = redis_reply_element(e, 1);
+            const char *id = xfield(fields, "id", NULL);
+            for (int j = 0; j < a->nids; j++)
+                if (strcmp(a->ids[j], id) == 0) {
+                    hits[j]++;
+                    attempt_out(fields, a, &out, columns);
+                    break;
+                }
+            if (i + 1 == n)
+                snprintf(start, sizeof(start), "(%s", el(e, 0, NULL) ? el(e, 0, NULL) : "+");
+        }
+        redis_sync_reply_free(r);
+    } while (n > 0);
+    buf_append_str(&out, a->json ? "]\n" : "");
+    fwrite(out.data, 1, out.len, stdout);
+    rc = report_missing(a, hits, "no attempt recorded of", " (attempt_log = failures, the "
+                        "default, records failed attempts only; the stream keeps about "
+                        "attempt_log_max)", err);
+done:
+    buf_free(&out);
+    free(hits);
+    return rc;
 }
 
 /* ---- stats ------------------------------------------------------------------------ */
@@ -751,6 +856,10 @@ int cli_run(struct config *cfg, const struct cli_args *a)
     const char *act = a->action ? a->action : "";
     if (strcmp(a->command, "stats") == 0 && a->action == NULL)
         rc = stats(s, &k, a, &err);
+    else if (strcmp(a->command, "attempts") == 0 && a->nids == 0)
+        fprintf(stderr, "hookd: attempts needs job ids\n");
+    else if (strcmp(a->command, "attempts") == 0)
+        rc = attempts(s, &k, a, &err);
     else if (strcmp(a->command, "retry") == 0 && strcmp(act, "list") == 0)
         rc = retry_list(s, &k, a, &err);
     else if (strcmp(a->command, "batch") == 0 && strcmp(act, "show") == 0)

@@ -39,6 +39,8 @@ static void usage(void)
            "       hookd dlq replay (--all | ID...) [--json] back to the queue, attempts reset\n"
            "       hookd dlq purge (--all | ID...) [--json]  drop them\n"
            "       hookd retry list [--limit N] [--json]    pending retries, earliest first\n"
+           "       hookd attempts ID... [--json]            a job's attempts: status, error,\n"
+           "                                                latency, the answer's start\n"
            "       hookd stats [--json]                     depths, in flight, counters\n"
            "       hookd batch show ID [--json]             a Dialgen batch: state, statistics\n"
            "       hookd send URL [--sample NAME | --payload JSON|@FILE] [--event NAME]\n"
@@ -184,7 +186,8 @@ int main(int argc, char **argv)
     } else if (argc > 1 && cli_is_command(argv[1])) {
         a.cli.command = argv[1];
         a.first = 2;
-        if (argc > 2 && argv[2][0] != '-' && strcmp(a.cli.command, "stats") != 0) {
+        if (argc > 2 && argv[2][0] != '-' && strcmp(a.cli.command, "stats") != 0 &&
+            strcmp(a.cli.command, "attempts") != 0) {
             a.cli.action = argv[2];
             a.first = 3;
         }

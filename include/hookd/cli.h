@@ -10,7 +10,7 @@
 #include "hookd/config.h"
 
 struct cli_args {
-    const char *command;        /* "dlq", "retry", "stats", "batch" */
+    const char *command;        /* "dlq", "retry", "stats", "batch", "attempts" */
     const char *action;         /* "list", "replay", "purge", "show", or NULL */
     const char **ids;           /* job (or batch) ids named on the command line */
     int nids;

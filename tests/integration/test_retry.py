@@ -88,6 +88,15 @@ class Base(unittest.TestCase):
                              text=True, timeout=60)
         return res
 
+    def cli_env(self, *args, columns=None):
+        """cli(), its output not a terminal, COLUMNS set or unset."""
+        env = dict(os.environ)
+        env.pop("COLUMNS", None)
+        if columns:
+            env["COLUMNS"] = str(columns)
+        return subprocess.run([HOOKD, *args, "-c", self.cfg_path], capture_output=True,
+                              text=True, timeout=60, env=env)
+
 
 class RetryTest(Base):
     prefix = "rt"
@@ -443,14 +452,6 @@ class DlqStoryTest(Base):
     dead list make replay, purge and show exit 1, naming them."""
     prefix = "ds"
 
-    def cli_env(self, *args, columns=None):
-        env = dict(os.environ)
-        env.pop("COLUMNS", None)
-        if columns:
-            env["COLUMNS"] = str(columns)
-        return subprocess.run([HOOKD, *args, "-c", self.cfg_path], capture_output=True,
-                              text=True, timeout=60, env=env)
-
     def test_story(self):
         answer = base64.b64encode(b"boom: db down").decode()
         self.push([{"id": "story", "url": self.recv.url + "?status=500&answer=" +
@@ -500,6 +501,41 @@ class DlqStoryTest(Base):
                          (0, "purged 1 dead entries\n", ""))
         self.assertEqual(self.cli_env("dlq", "purge", "-").returncode, 1)
         self.assertEqual(self.r.llen(self.prefix + ":dead"), 2)
+
+
+
+class AttemptsTest(Base):
+    prefix = "at"
+
+    def test_attempts(self):
+        """hookd attempts ID: each attempt of the job in the attempts stream,
+        oldest first, with status, error, latency and the answer's start
+        (once reachable only through redis-cli XREVRANGE)."""
+        answer = base64.b64encode(b"boom: db down").decode()
+        self.push([{"id": "att", "url": self.recv.url + "?status=500&answer=" +
+                    urllib.parse.quote(answer), "payload": {}, "max_attempts": 2},
+                   {"id": "other", "url": self.recv.url + "?status=404", "payload": {},
+                    "max_attempts": 1}])
+        wait_for(lambda: self.r.xlen(self.prefix + ":attempts") == 3, 30, "3 attempts logged")
+        res = self.cli_env("attempts", "att", "--json")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        rows = json.loads(res.stdout)
+        self.assertEqual([(r["id"], r["attempt"], r["status"], r["error"], r["response"])
+                          for r in rows],
+                         [("att", str(n), "500", "http_status", "boom: db down")
+                          for n in (1, 2)])
+        self.assertTrue(all(int(r["latency_ms"]) >= 0 and r["at"] for r in rows), rows)
+        human = self.cli_env("attempts", "att").stdout.splitlines()
+        self.assertEqual(len(human), 3, human)
+        self.assertEqual(human[0].split()[:5], ["AT", "ID", "ATTEMPT", "STATUS", "MS"])
+        self.assertEqual([ln.split()[1:4] for ln in human[1:]], [["att", "1", "500"],
+                                                                 ["att", "2", "500"]])
+        self.assertTrue(all(ln.endswith("boom: db down") for ln in human[1:]), human)
+        res = self.cli_env("attempts", "att", "never-sent")
+        self.assertEqual(res.returncode, 1)
+        self.assertEqual(res.stderr, "hookd: no attempt recorded of: never-sent (attempt_log = "
+                         "failures, the default, records failed attempts only; the stream "
+                         "keeps about attempt_log_max)\n")
 
 
 class RawHandler(socketserver.BaseRequestHandler):
