@@ -80,6 +80,7 @@ struct supervisor {
     const struct supervisor_reload *reload;
     struct slot *slots;            /* the current generation, cfg->workers of them */
     int nslots;
+    int config_workers;            /* workers as the config last said (TTIN/TTOU aside) */
     struct retiree *retiring;
     int nretiring;
     struct helper *helpers;        /* reclaim helpers running */
@@ -487,6 +488,11 @@ static void retire(struct supervisor *sv, struct slot *s)
     s->pid = 0;
 }
 
+static const char *workers_word(int n)
+{
+    return n == 1 ? "worker" : "workers";
+}
+
 /* Grow or shrink the current generation to n workers. New slots start at
  * once; removed slots' workers drain (SIGTERM) and are not replaced. */
 static void resize(struct supervisor *sv, int n)
@@ -565,12 +571,28 @@ static void reload(struct supervisor *sv)
     memset(&sv->cfg->addr, 0, sizeof(sv->cfg->addr));
     if (strcmp(next.metrics_listen, sv->cfg->metrics_listen) != 0 && sv->metrics > 0)
         kill(sv->metrics, SIGTERM);     /* reaped, then started on the new address */
+    /* A count set by SIGTTIN/SIGTTOU outlives a reload that leaves the
+     * config's workers as they were: an operator who scaled up and then
+     * changed, say, the timeout does not want to be scaled back down. A
+     * changed workers in the config is a new decision, and wins. */
+    char why[160] = "";
+    int configured = next.workers;
+    if (next.workers == sv->config_workers && sv->nslots != next.workers) {
+        snprintf(why, sizeof(why), "; kept from SIGTTIN/SIGTTOU (the config's workers, %d, "
+                 "did not change)", configured);
+        next.workers = sv->nslots;
+    } else if (next.workers != sv->config_workers && sv->nslots != sv->config_workers) {
+        snprintf(why, sizeof(why), "; the config's workers changed from %d, so the count "
+                 "SIGTTIN/SIGTTOU set is dropped", sv->config_workers);
+    }
+    sv->config_workers = configured;
     config_free(sv->cfg);
     *sv->cfg = next;
     log_set_level(sv->cfg->log_level);
     log_set_format(sv->cfg->log_format);
-    log_info("SIGHUP: config reloaded; replacing %d workers with %d (max_in_flight %d)",
-             sv->nslots, sv->cfg->workers, sv->cfg->max_in_flight);
+    log_info("SIGHUP: config reloaded; replacing %d %s with %d (max_in_flight %d)%s",
+             sv->nslots, workers_word(sv->nslots), sv->cfg->workers,
+             sv->cfg->max_in_flight, why);
     int old = sv->nslots;
     pid_t *olds = xcalloc((size_t)old, sizeof(pid_t));
     for (int i = 0; i < old; i++) {
@@ -592,7 +614,8 @@ static void begin_stop(struct supervisor *sv, int sig)
     if (sv->stopping == SIGQUIT || sv->stopping == sig)
         return;
     sv->stopping = sig;
-    log_info("%s: stopping %d workers", sig == SIGQUIT ? "SIGQUIT" : "SIGTERM", running(sv));
+    int n = running(sv);
+    log_info("%s: stopping %d %s", sig == SIGQUIT ? "SIGQUIT" : "SIGTERM", n, workers_word(n));
     signal_all(sv, sig);
     sv->kill_at = time_mono_ms() + KILL_GRACE_MS +
                   (sig == SIGQUIT ? 0 : sv->cfg->shutdown_timeout_ms);
@@ -651,8 +674,8 @@ static void on_signal(struct supervisor *sv, int sig)
     case SIGTTOU:
         if (!sv->stopping) {
             resize(sv, sv->nslots + (sig == SIGTTIN ? 1 : -1));
-            log_info("%s: now %d workers", sig == SIGTTIN ? "SIGTTIN" : "SIGTTOU",
-                     sv->nslots);
+            log_info("%s: now %d %s", sig == SIGTTIN ? "SIGTTIN" : "SIGTTOU", sv->nslots,
+                     workers_word(sv->nslots));
         }
         break;
     default:
@@ -710,6 +733,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
 
     memset(&sv, 0, sizeof(sv));
     sv.cfg = cfg;
+    sv.config_workers = cfg->workers;
     sv.reload = rl;
     sv.self = getpid();
     log_set_process("supervisor");
@@ -724,8 +748,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
         log_error("%s", err.msg);
         return 1;
     }
-    log_info("hookd %s: %d workers, prefix %s, max_in_flight %d", HOOKD_VERSION, cfg->workers,
-             cfg->prefix, cfg->max_in_flight);
+    log_info("hookd %s: %d %s, prefix %s, max_in_flight %d", HOOKD_VERSION, cfg->workers,
+             workers_word(cfg->workers), cfg->prefix, cfg->max_in_flight);
     resize(&sv, cfg->workers);
 
     for (;;) {

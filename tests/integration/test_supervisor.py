@@ -353,6 +353,39 @@ class ReloadKeepsThePrefix(Base):
         self.assertEqual(len(self.workers()), 2)
 
 
+class ReloadKeepsTheScale(Base):
+    prefix = "sc"
+
+    def test_sighup_keeps_a_ttin_count_unless_the_config_changed_it(self):
+        """SIGTTIN to 3 workers, then a SIGHUP with the config's workers (2)
+        unchanged: 3 stay, and the log says why. Before, the HUP went back
+        to 2 without a word. Then the config says 4: that wins."""
+        self.port, self.r = self.p.redis()
+        h = self.p.hookd(self.config())
+        wait_for(lambda: len(self.workers()) == 2, 30, "2 workers")
+        h.send_signal(signal.SIGTTIN)
+        wait_for(lambda: len(self.workers()) == 3, 30, "3 workers after SIGTTIN")
+        first = set(self.workers())
+        h.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: config reloaded; replacing 3 workers with 3 (max_in_flight "
+                 "1000); kept from SIGTTIN/SIGTTOU (the config's workers, 2, did not change)"
+                 in log_of(h), 10, "the reload's log line")
+        wait_for(lambda: len(set(self.workers()) - first) == 3 and len(self.workers()) == 3,
+                 30, "a new generation of 3, the old one gone")
+        second = set(self.workers())
+        with open(os.path.join(self.p.dir, "hookd.conf"), "a") as f:
+            f.write("workers = 4\n")
+        h.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: config reloaded; replacing 3 workers with 4 (max_in_flight "
+                 "1000); the config's workers changed from 2, so the count SIGTTIN/SIGTTOU "
+                 "set is dropped" in log_of(h), 10, "the second reload's log line")
+        wait_for(lambda: len(set(self.workers()) - second) == 4 and len(self.workers()) == 4,
+                 30, "a generation of 4")
+        h.send_signal(signal.SIGTERM)
+        self.assertEqual(h.wait(timeout=30), 0)
+        self.assertIn("SIGTERM: stopping 4 workers", log_of(h))
+
+
 # Stands in for redis-server as the embedded Redis: runs the real one, or,
 # as the file "mode" beside it says, one that never answers or one that
 # exits at once.
