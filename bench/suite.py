@@ -449,7 +449,7 @@ def main():
 
     with lib.Peers() as peers:
         s = Suite(args, peers)
-        print("machine: %d CPUs, %s; hookd %s" % (
+        print("machine: %d CPUs, %s; %s" % (
             os.cpu_count(), os.uname().release,
             subprocess.run([lib.HOOKD, "--version"], capture_output=True,
                            text=True).stdout.strip()))
