@@ -15,6 +15,7 @@
 #include "hookd/parse.h"
 #include "hookd/queue.h"
 #include "hookd/sign.h"
+#include "hookd/suggest.h"
 
 enum kind {
     K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX,
@@ -114,15 +115,22 @@ static const struct key keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(*keys))
 
+/* A key as the table spells it: lower case, '_' for '-' (cap bytes). */
+static void normalize(const char *name, char *norm, size_t cap)
+{
+    size_t i;
+
+    for (i = 0; name[i] != '\0' && i < cap - 1; i++)
+        norm[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
+    norm[i] = '\0';
+}
+
 static const struct key *find_key(const char *name)
 {
     char norm[64];
-    size_t i;
 
-    for (i = 0; name[i] != '\0' && i < sizeof(norm) - 1; i++)
-        norm[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
-    norm[i] = '\0';
-    for (i = 0; i < NKEYS; i++)
+    normalize(name, norm, sizeof(norm));
+    for (size_t i = 0; i < NKEYS; i++)
         if (strcmp(keys[i].name, norm) == 0)
             return &keys[i];
     return NULL;
@@ -131,6 +139,18 @@ static const struct key *find_key(const char *name)
 int config_known_key(const char *key)
 {
     return find_key(key) != NULL;
+}
+
+const char *config_suggest_key(const char *name)
+{
+    char norm[SUGGEST_MAX_LEN + 2];
+    struct suggest s;
+
+    normalize(name, norm, sizeof(norm));
+    suggest_init(&s, norm);
+    for (size_t i = 0; i < NKEYS; i++)
+        suggest_consider(&s, keys[i].name);
+    return suggest_best(&s);
 }
 
 /* Put context in front of err's own message ("key 'redis': <why>"). The
@@ -449,8 +469,13 @@ int config_set(struct config *cfg, const char *name, const char *value, struct h
 {
     const struct key *k = find_key(name);
 
-    if (k == NULL)
+    if (k == NULL) {
+        const char *near = config_suggest_key(name);
+        if (near != NULL)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "unknown key '%s'; did you mean '%s'?", name, near);
         return hk_err_set(err, HK_ECONFIG, "config", "unknown key '%s'", name);
+    }
     return kinds[k->kind].set(k, value, cfg, err);
 }
 
@@ -494,45 +519,105 @@ void config_free(struct config *cfg)
     cfg->dest.allow = cfg->dest.deny = NULL;
 }
 
+/* inih does not tell a handler the line it is on, nor call it for a
+ * section header (INI_CALL_HANDLER_ON_NEW_SECTION is off in Debian's
+ * build). A header followed by no key was accepted, and one followed by a
+ * key was reported on the key's line. So hookd feeds inih its lines itself
+ * (ini_parse_stream), counting them, and refuses a header on the line it
+ * is on, keys or not. */
 struct ini_state {
     struct config *cfg;
     struct hk_err *err;
-    int failed;
+    FILE *f;
+    int line;               /* lines read so far */
+    int at_line_start;      /* the next read begins a line */
+    int failed;             /* err holds the first error */
+    int failed_line;        /* its line */
 };
 
+static void ini_fail(struct ini_state *st, const struct hk_err *e)
+{
+    if (st->failed)
+        return;
+    *st->err = *e;
+    st->failed = 1;
+    st->failed_line = st->line;
+}
+
+/* A line inih would take for a section header: '[' first after blanks (and
+ * line 1's UTF-8 byte order mark), and a ']' after it. Also catches an
+ * indented one that inih reads as the continuation of a value: a value
+ * starting with '[' on its own line is a header gone astray, not a value
+ * any key takes. */
+static int section_header(struct ini_state *st, const char *s)
+{
+    const char *close;
+    struct hk_err e;
+
+    if (st->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3;
+    s += strspn(s, " \t");
+    if (*s != '[' || (close = strchr(s, ']')) == NULL)
+        return 0;
+    hk_err_set(&e, HK_ECONFIG, "config", "sections are not supported ([%.*s])",
+               (int)(close - s - 1), s + 1);
+    ini_fail(st, &e);
+    return 1;
+}
+
+/* fgets for inih, counting lines (a line longer than num comes in several
+ * reads) and ending the file at a section header. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct ini_state *st = stream;
+
+    if (fgets(str, num, st->f) == NULL)
+        return NULL;
+    if (st->at_line_start) {
+        st->line++;
+        if (section_header(st, str))
+            return NULL;
+    }
+    st->at_line_start = strchr(str, '\n') != NULL;
+    return str;
+}
+
+/* No section reaches here: read_line stops at the first header. */
 static int on_ini_pair(void *user, const char *section, const char *name, const char *value)
 {
     struct ini_state *st = user;
     struct hk_err e;
 
-    if (section[0] != '\0') {
-        hk_err_set(&e, HK_ECONFIG, "config", "sections are not supported ([%s])", section);
-    } else if (config_set(st->cfg, name, value, &e) == 0) {
+    (void)section;
+    if (config_set(st->cfg, name, value, &e) == 0)
         return 1;
-    }
-    if (!st->failed)
-        *st->err = e;
-    st->failed = 1;
+    ini_fail(st, &e);
     return 0;
 }
 
 int config_load_file(struct config *cfg, const char *path, struct hk_err *err)
 {
-    struct ini_state st = { cfg, err, 0 };
+    struct ini_state st = { cfg, err, NULL, 0, 1, 0, 0 };
     struct hk_err e;
     int line;
 
     if (err == NULL)
         st.err = &e;
-    line = ini_parse(path, on_ini_pair, &st);
-    if (line == -1)
+    if ((st.f = fopen(path, "r")) == NULL)
         return hk_err_set(err, HK_ECONFIG, "config", "%s: cannot open: %s", path,
                           strerror(errno));
-    if (line != 0) {
+    line = ini_parse_stream(read_line, &st, on_ini_pair, &st);
+    fclose(st.f);
+    /* the first error wins: inih's line counts reads, which differ from
+     * lines only past INI_MAX_LINE bytes */
+    if (st.failed && (line == 0 || st.failed_line <= line)) {
         char msg[sizeof(e.msg)];
-        snprintf(msg, sizeof(msg), "%s", st.failed ? st.err->msg : "syntax error");
-        return hk_err_set(err, HK_ECONFIG, "config", "%s line %d: %s", path, line, msg);
+        snprintf(msg, sizeof(msg), "%s", st.err->msg);
+        return hk_err_set(err, HK_ECONFIG, "config", "%s line %d: %s", path, st.failed_line,
+                          msg);
     }
+    if (line != 0)
+        return hk_err_set(err, HK_ECONFIG, "config", "%s line %d: syntax error", path, line);
     return 0;
 }
 
@@ -556,6 +641,63 @@ int config_load_env(struct config *cfg, struct hk_err *err)
         }
     }
     return 0;
+}
+
+/* HOOKD_ variables that are not settings but are in hookd's environment
+ * when its own tools run it: the test harness and bench read HOOKD_BIN,
+ * HOOKD_REAL_BIN (valgrind wrapper), HOOKD_LUA_DIR and HOOKD_KEEP, the
+ * model test HOOKD_MODEL_*. Every other unknown HOOKD_ name is warned
+ * about, not only those close to a key: HOOKD_REDIS_URL is close to no
+ * key and is exactly the mistake to report. This list is what keeps the
+ * tests' logs free of warnings; a tool reading a new HOOKD_ variable adds
+ * it here. */
+static const char *const tool_vars[] = {
+    "HOOKD_BIN", "HOOKD_REAL_BIN", "HOOKD_LUA_DIR", "HOOKD_KEEP",
+    "HOOKD_MODEL_SEED", "HOOKD_MODEL_STEPS", "HOOKD_MODEL_TRACE",
+};
+
+/* 1 if HOOKD_<name> (name len bytes) is read by config_load_env: the key
+ * in upper case, '_' only. */
+static int env_is_setting(const char *name, size_t len)
+{
+    char key[64];
+
+    if (len >= sizeof(key))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (islower((unsigned char)name[i]) || name[i] == '-')
+            return 0;
+        key[i] = name[i];
+    }
+    key[len] = '\0';
+    return find_key(key) != NULL;
+}
+
+int config_env_warning(const char *entry, char *msg, size_t cap)
+{
+    const char *eq = strchr(entry, '=');
+    size_t len = eq != NULL ? (size_t)(eq - entry) : strlen(entry);
+    char name[SUGGEST_MAX_LEN + 8], upper[SUGGEST_MAX_LEN + 2];
+    const char *near;
+    size_t i;
+
+    if (strncmp(entry, "HOOKD_", 6) != 0 || env_is_setting(entry + 6, len - 6))
+        return 0;
+    snprintf(name, sizeof(name), "%.*s", (int)len, entry);
+    for (i = 0; i < sizeof(tool_vars) / sizeof(*tool_vars); i++)
+        if (strcmp(name, tool_vars[i]) == 0)
+            return 0;
+    near = config_suggest_key(name + 6);
+    if (near == NULL) {
+        snprintf(msg, cap, "unknown environment variable %.*s ignored", (int)len, entry);
+        return 1;
+    }
+    for (i = 0; near[i] != '\0' && i < sizeof(upper) - 1; i++)
+        upper[i] = (char)toupper((unsigned char)near[i]);
+    upper[i] = '\0';
+    snprintf(msg, cap, "unknown environment variable %.*s ignored; did you mean HOOKD_%s?",
+             (int)len, entry, upper);
+    return 1;
 }
 
 int config_resolve_secret(struct config *cfg, int *created, struct hk_err *err)

@@ -82,6 +82,39 @@ static int tool_arg(struct args *a, int i, struct hk_err *err)
     return cli_verify_arg(&a->verify, a->argc - i, a->argv + i, err);
 }
 
+/* "unknown option '--wrokers'; did you mean '--workers'?" when a key is
+ * close (config_suggest_key), written with '-' as --help writes options,
+ * unless the option had a '_' (then as the user writes them). */
+static int unknown_option(const char *arg, const char *key, struct hk_err *err)
+{
+    const char *near = config_suggest_key(key);
+    char opt[64];
+    size_t i;
+
+    if (near == NULL)
+        return hk_err_set(err, HK_ECONFIG, "usage", "unknown option '%s' (see --help)", arg);
+    for (i = 0; near[i] != '\0' && i < sizeof(opt) - 1; i++)
+        opt[i] = near[i] == '_' && strchr(key, '_') == NULL ? '-' : near[i];
+    opt[i] = '\0';
+    return hk_err_set(err, HK_ECONFIG, "usage", "unknown option '%s'; did you mean '--%s'?",
+                      arg, opt);
+}
+
+/* A line on stderr for each HOOKD_ variable that is no setting (a typo
+ * would otherwise be ignored without a word). Plain text, before any
+ * setting is read, like the errors about settings: the misspelled variable
+ * may be HOOKD_LOG_FORMAT itself. Once per start, not per SIGHUP: the
+ * environment does not change. */
+static void warn_environment(void)
+{
+    extern char **environ;
+    char msg[256];
+
+    for (char **e = environ; *e != NULL; e++)
+        if (config_env_warning(*e, msg, sizeof(msg)))
+            fprintf(stderr, "hookd: warning: %s\n", msg);
+}
+
 /* Defaults, then the file, the environment and the command line, into cfg
  * (initialised here; the caller frees it even on error). Also collects the
  * subcommand flags. The same function serves start-up and SIGHUP. */
@@ -148,7 +181,7 @@ static int build_config(struct config *cfg, struct args *a, struct hk_err *err)
         memcpy(key, arg + 2, klen);
         key[klen] = '\0';
         if (!config_known_key(key))
-            return hk_err_set(err, HK_ECONFIG, "usage", "unknown option '%s' (see --help)", arg);
+            return unknown_option(arg, key, err);
         if (eq != NULL)
             value = eq + 1;
         else if (i + 1 < a->argc)
@@ -213,6 +246,7 @@ int main(int argc, char **argv)
             return 0;
         }
     }
+    warn_environment();
     if (build_config(&cfg, &a, &err) < 0) {
         fprintf(stderr, "hookd: %s\n", err.msg);
         config_free(&cfg);

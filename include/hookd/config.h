@@ -82,4 +82,17 @@ void config_print_keys(void);
 /* 1 if name is a known key. */
 int config_known_key(const char *key);
 
+/* The known key closest to a mistyped one (case and '-' folded), when it
+ * is close enough to be the one meant (suggest.h), else NULL. The result
+ * is the table's own string. */
+const char *config_suggest_key(const char *key);
+
+/* The warning for one environment entry ("NAME=value", as in environ): a
+ * HOOKD_ variable that config_load_env does not read and that is not one
+ * of hookd's tools' own (the test harness's HOOKD_BIN, ...). Writes
+ * "unknown environment variable NAME ignored" into msg (cap bytes), with
+ * "; did you mean HOOKD_KEY?" when a key is close, and returns 1; returns
+ * 0 for any other entry. */
+int config_env_warning(const char *entry, char *msg, size_t cap);
+
 #endif

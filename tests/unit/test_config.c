@@ -151,14 +151,68 @@ static void test_file(void **state)
     assert_non_null(strstr(e.msg, "'workers'"));
     unlink(p);
 
-    p = write_tmp("[section]\nworkers = 1\n");
-    assert_int_equal(config_load_file(&c, p, &e), HK_ECONFIG);
-    assert_non_null(strstr(e.msg, "sections"));
-    unlink(p);
-
     assert_int_equal(config_load_file(&c, "/nonexistent/hookd.conf", &e), HK_ECONFIG);
     assert_non_null(strstr(e.msg, "cannot open"));
     config_free(&c);
+}
+
+/* A section header is refused on its own line, whether keys follow or
+ * not; an unknown key names the key it is close to. */
+static void test_sections_and_typos(void **state)
+{
+    static const struct { const char *text, *want; } cases[] = {
+        { "[hookd]\n", "line 1: sections are not supported ([hookd])" },
+        { "[section]\nworkers = 1\n", "line 1: sections are not supported ([section])" },
+        { "workers = 1\n; c\n[x]\nworkers = 2\n", "line 3: sections are not supported ([x])" },
+        { "max_inflight = 3\n", "line 1: unknown key 'max_inflight'; did you mean "
+          "'max_in_flight'?" },
+        { "nonsense = 3\n", "line 1: unknown key 'nonsense'" },
+    };
+    char want[512];
+    struct config c;
+    struct hk_err e;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char *p = write_tmp(cases[i].text);
+        config_init(&c);
+        assert_int_equal(config_load_file(&c, p, &e), HK_ECONFIG);
+        snprintf(want, sizeof(want), "%s %s", p, cases[i].want);
+        assert_string_equal(e.msg, want);
+        config_free(&c);
+        unlink(p);
+    }
+}
+
+static void test_suggest_key(void **state)
+{
+    (void)state;
+    assert_string_equal(config_suggest_key("wrokers"), "workers");
+    assert_string_equal(config_suggest_key("MAX-INFLIGHT"), "max_in_flight");
+    assert_string_equal(config_suggest_key("retry_schedul"), "retry_schedule");
+    assert_null(config_suggest_key("redis_url"));
+    assert_null(config_suggest_key("bogus"));
+}
+
+static void test_env_warning(void **state)
+{
+    char msg[256];
+    (void)state;
+
+    assert_int_equal(config_env_warning("HOOKD_WROKERS=3", msg, sizeof(msg)), 1);
+    assert_string_equal(msg, "unknown environment variable HOOKD_WROKERS ignored; "
+                        "did you mean HOOKD_WORKERS?");
+    assert_int_equal(config_env_warning("HOOKD_REDIS_URL=redis://x", msg, sizeof(msg)), 1);
+    assert_string_equal(msg, "unknown environment variable HOOKD_REDIS_URL ignored");
+    assert_int_equal(config_env_warning("HOOKD_workers=3", msg, sizeof(msg)), 1);
+    assert_string_equal(msg, "unknown environment variable HOOKD_workers ignored; "
+                        "did you mean HOOKD_WORKERS?");
+    assert_int_equal(config_env_warning("HOOKD_WORKERS=3", msg, sizeof(msg)), 0);
+    assert_int_equal(config_env_warning("HOOKD_MAX_IN_FLIGHT=", msg, sizeof(msg)), 0);
+    assert_int_equal(config_env_warning("HOOKD_BIN=/x/hookd", msg, sizeof(msg)), 0);
+    assert_int_equal(config_env_warning("HOOKD_MODEL_SEED=1", msg, sizeof(msg)), 0);
+    assert_int_equal(config_env_warning("PATH=/bin", msg, sizeof(msg)), 0);
+    assert_int_equal(config_env_warning("XHOOKD_WORKERS=1", msg, sizeof(msg)), 0);
 }
 
 static void test_env(void **state)
@@ -291,6 +345,9 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_set_and_errors),
         cmocka_unit_test(test_file),
+        cmocka_unit_test(test_sections_and_typos),
+        cmocka_unit_test(test_suggest_key),
+        cmocka_unit_test(test_env_warning),
         cmocka_unit_test(test_env),
         cmocka_unit_test(test_layers),
         cmocka_unit_test(test_wrapped_messages),
