@@ -41,8 +41,12 @@ static void schedule_reconnect(struct redis_conn *c);
 
 /* ---- reporting state -------------------------------------------------------- */
 
+/* Up: connected, and AUTH and SELECT answered. Only now is the backoff
+ * reset, so a server that accepts connections but refuses the password is
+ * retried at the backoff's pace, not every BACKOFF_MIN_MS. */
 static void report_up(struct redis_conn *c)
 {
+    c->backoff_ms = BACKOFF_MIN_MS;
     c->reported_up = 1;
     c->reported[0] = '\0';
     if (c->on_state != NULL)
@@ -180,15 +184,22 @@ static int attach(struct redis_conn *c, redisAsyncContext *ac)
 
 /* ---- connection life cycle ------------------------------------------------- */
 
+/* AUTH or SELECT answered. The connection is reported up only once both
+ * have succeeded: a wrong password is a failure, said once with Redis's
+ * words, not an "up" followed by a "lost" on every retry. */
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r;
     const char *what = privdata;
+    struct redis_conn *c = ac->data;
 
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
-        struct redis_conn *c = ac->data;
+    if (reply == NULL)
+        return;         /* the context is going: ev_cleanup reports it */
+    if (reply->type == REDIS_REPLY_ERROR) {
         snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, reply->str);
         redisAsyncDisconnect(ac);
+    } else if (--c->setup_pending == 0) {
+        report_up(c);
     }
 }
 
@@ -203,16 +214,17 @@ static void on_connect(const redisAsyncContext *cac, int status)
         return;
     }
     /* AUTH and SELECT go first; everything sent after them is queued
-     * behind, so callers may send as soon as on_state(up) fires. */
-    if (c->addr->password != NULL)
+     * behind them. */
+    c->setup_pending = 0;
+    if (c->addr->password != NULL && ++c->setup_pending)
         redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", c->addr->password);
-    if (c->addr->db != 0)
+    if (c->addr->db != 0 && ++c->setup_pending)
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", c->addr->db);
     c->up = 1;
-    c->backoff_ms = BACKOFF_MIN_MS;
     c->last_progress = uv_now(c->loop);
     c->last_error[0] = '\0';
-    report_up(c);
+    if (c->setup_pending == 0)
+        report_up(c);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)

@@ -1,11 +1,29 @@
 /* redis_addr.c -- where Redis is: redis:// and unix:// URLs (see
  * redis_addr.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hookd/mem.h"
 #include "hookd/parse.h"
 #include "hookd/redis_addr.h"
+
+void redis_addr_format(const struct redis_addr *a, char *out, size_t cap)
+{
+    const char *pw = a->password ? " (password)" : "";
+    const char *host = a->host ? a->host : "";
+    int v6 = strchr(host, ':') != NULL;
+    char db[24] = "";
+
+    if (a->path != NULL) {
+        if (a->db != 0)
+            snprintf(db, sizeof(db), "?db=%d", a->db);
+        snprintf(out, cap, "unix://%s%s%s", a->path, db, pw);
+    } else {
+        snprintf(out, cap, "redis://%s%s%s:%d/%d%s", v6 ? "[" : "", host, v6 ? "]" : "", a->port,
+                 a->db, pw);
+    }
+}
 
 void redis_addr_free(struct redis_addr *addr)
 {

@@ -647,7 +647,9 @@ static int prepare(struct supervisor *sv, struct hk_err *err)
         log_info("embedded redis-server (pid %d) listening on unix://%s", (int)sv->redis.pid,
                  sv->redis.socket_path);
     } else {
-        log_info("using redis at %s", cfg->addr.path ? cfg->addr.path : cfg->addr.host);
+        char where[512];
+        redis_addr_format(&cfg->addr, where, sizeof(where));
+        log_info("using redis at %s", where);
     }
     return 0;
 }

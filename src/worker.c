@@ -455,12 +455,15 @@ static void on_delivery_finished(void *arg, unsigned n)
 static void say_redis_state(const struct redis_conn *c, enum redis_state state,
                             const char *why)
 {
+    char where[512];
+
+    redis_addr_format(c->addr, where, sizeof(where));
     if (state == REDIS_UP)
-        log_info("redis %s connection up", c->name);
+        log_info("redis %s connection to %s up", c->name, where);
     else if (state == REDIS_LOST)
-        log_warn("redis %s connection lost (%s); reconnecting", c->name, why);
+        log_warn("redis %s connection to %s lost (%s); reconnecting", c->name, where, why);
     else
-        log_warn("redis %s connection failed: %s; retrying", c->name, why);
+        log_warn("redis %s connection to %s failed: %s; retrying", c->name, where, why);
 }
 
 static void on_fetch_state(struct redis_conn *c, enum redis_state state, const char *why,
@@ -720,6 +723,18 @@ static void maybe_finish(struct worker *w)
     struct queue_reclaim r = reclaim_opts(w, 0);
     size_t held;
 
+    if (w->mode == DRAINING && !w->ack.up && w->in_flight == 0 && w->pull != PULL_BUSY &&
+        outbox_pending(&w->outbox) == 0) {
+        /* Redis is away and nothing here waits to be recorded: waiting out
+         * shutdown_timeout would change nothing. What Redis may still hold
+         * under this worker (a fetch whose reply was lost) is requeued by
+         * the supervisor's reclaim, or by the heartbeat reaper. */
+        log_warn("redis unreachable and nothing to record: stopping without unregistering%s",
+                 w->nlost > 0 ? "; the jobs of a lost fetch are requeued by the supervisor or "
+                                "the heartbeat reaper" : "");
+        close_all(w);
+        return;
+    }
     if (w->mode != DRAINING || w->in_flight > 0 || w->fetch_state == F_FETCHING ||
         w->fetch_state == F_RELEASING || w->pull == PULL_BUSY || w->nlost > 0 ||
         outbox_pending(&w->outbox) > 0 || !w->ack.up)

@@ -51,6 +51,7 @@ struct redis_conn {
     uv_timer_t watchdog;            /* command timeout */
     int up;                         /* connected (commands accepted) */
     int reported_up;                /* the last state reported was REDIS_UP */
+    int setup_pending;              /* AUTH/SELECT replies awaited before "up" */
     int closing;
     int handles_open;               /* timers not yet closed */
     long backoff_ms;

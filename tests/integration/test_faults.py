@@ -11,6 +11,7 @@ deadline."""
 import datetime
 import json
 import os
+import re
 import random
 import signal
 import sys
@@ -227,10 +228,12 @@ class RedisOutage(Scenario):
             for conn in ("ack", "fetch"):
                 mine = [line for line in lines
                         if " %s " % wid in line and "redis %s connection" % conn in line]
-                said = lambda what: sum(what in line for line in mine)  # noqa: E731
-                self.assertEqual((said("connection lost"), said("connection up")), (1, 2),
+                said = lambda what: sum(bool(re.search(  # noqa: E731
+                    r"redis %s connection to redis://\S+ %s" % (conn, what), line))
+                    for line in mine)
+                self.assertEqual((said(r"lost \("), said("up$")), (1, 2),
                                  "%s %s:\n%s" % (wid, conn, "\n".join(mine)))
-                self.assertLessEqual(said("connection failed"), 1, "\n".join(mine))
+                self.assertLessEqual(said("failed: "), 1, "\n".join(mine))
 
 
 class ReceiverOutage(Scenario):

@@ -478,29 +478,51 @@ class EmbeddedRedisRestart(Base):
 
 
 class RedisRefused(Base):
-    """A Redis that refuses connections is said once per connection, with
-    the reason, not once per retry. Before, a refused TCP connect was not
-    said at all (issue 16): libuv reported it as a poll error, which
-    redis.c took for a lost connection that had never been up."""
+    """A Redis that refuses connections, or the password, is said once per
+    connection, with its address and the reason, not once per retry.
+    Before, a refused TCP connect was not said at all (issue 16): libuv
+    reported it as a poll error, which redis.c took for a lost connection
+    that had never been up; a wrong password was an "up" and a "lost" on
+    every retry; the address had no port. And a stop with Redis away and
+    nothing to record is prompt, where it waited out shutdown_timeout."""
 
-    def test_a_refused_connection_is_said_once(self):
-        self.port = free_port()                 # nothing listens there
-        h = self.p.hookd(self.config(workers=1))
-
-        def said(conn):
-            needle = "redis %s connection failed: Connection refused; retrying" % conn
-            return log_of(h).count(needle)
-        wait_for(lambda: said("ack") and said("fetch"), 20, "the refusal said")
+    def said_once(self, h, needle):
+        wait_for(lambda: needle % "ack" in log_of(h) and needle % "fetch" in log_of(h), 20,
+                 "the failure said")
         # Not waiting for an event but letting the retries happen that must
         # stay silent: each connection tries again after 100, 300, 700 and
         # 1500 ms.
         time.sleep(1.6)
-        self.assertEqual((said("ack"), said("fetch")), (1, 1), log_of(h))
-        self.assertNotIn("connection up", log_of(h))
-        # A stop with Redis away waits shutdown_timeout: not what this tests
-        h.expect_killed = True
-        os.killpg(h.pid, signal.SIGKILL)
-        h.wait()
+        text = log_of(h)
+        self.assertEqual((text.count(needle % "ack"), text.count(needle % "fetch")), (1, 1),
+                         text)
+        self.assertNotRegex(text, r"connection to \S+ up")
+
+    def stops_promptly(self, h):
+        h.send_signal(signal.SIGTERM)
+        self.assertEqual(h.wait(timeout=15), 0)     # shutdown_timeout is 60 s
+        self.assertIn("redis unreachable and nothing to record: stopping without "
+                      "unregistering", log_of(h))
+
+    def test_a_refused_connection_is_said_once(self):
+        self.port = free_port()                 # nothing listens there
+        h = self.p.hookd(self.config(workers=1, shutdown_timeout="60s"))
+        wait_for(lambda: "using redis at redis://127.0.0.1:%d/0\n" % self.port in log_of(h), 20,
+                 "the address, port and db included")
+        self.said_once(h, "redis %%s connection to redis://127.0.0.1:%d/0 failed: Connection "
+                       "refused; retrying" % self.port)
+        self.stops_promptly(h)
+
+    def test_a_wrong_password_is_said_once(self):
+        self.port, self.r = self.p.redis()
+        self.r.config_set("requirepass", "right-password")
+        h = self.p.hookd(self.config(workers=1, shutdown_timeout="60s",
+                                     redis="redis://:wrong-password@127.0.0.1:%d/0" % self.port))
+        self.said_once(h, "redis %%s connection to redis://127.0.0.1:%d/0 (password) failed: "
+                       "AUTH: WRONGPASS invalid username-password pair or user is disabled.; "
+                       "retrying" % self.port)
+        self.assertNotIn("password@", log_of(h))
+        self.stops_promptly(h)
 
 
 if __name__ == "__main__":
