@@ -832,13 +832,93 @@ static int batch_show(struct redis_sync *s, const struct keys *k, const struct c
     return 0;
 }
 
+/* ---- dispatch ---------------------------------------------------------------------- */
+
+typedef int (*cli_fn)(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
+                      struct hk_err *err);
+
+static int dlq_replay(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
+                      struct hk_err *err)
+{
+    return dlq_move(s, k, a, 1, err);
+}
+
+static int dlq_purge(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
+                     struct hk_err *err)
+{
+    return dlq_move(s, k, a, 0, err);
+}
+
+enum ids_rule { IDS_NONE, IDS_REQUIRED, IDS_OR_ALL };
+
+static const struct cli_command {
+    const char *command, *action;   /* action NULL: the command takes none */
+    cli_fn run;
+    enum ids_rule ids;
+    const char *what;               /* the ids it needs, for the usage error */
+} commands[] = {
+    { "stats", NULL, stats, IDS_NONE, NULL },
+    { "attempts", NULL, attempts, IDS_REQUIRED, "job ids" },
+    { "retry", "list", retry_list, IDS_NONE, NULL },
+    { "batch", "show", batch_show, IDS_REQUIRED, "a batch id" },
+    { "dlq", "list", dlq_list, IDS_NONE, NULL },
+    { "dlq", "show", dlq_show, IDS_REQUIRED,
+      "ids (a job id, '-' for entries without one, or a dead_id)" },
+    { "dlq", "replay", dlq_replay, IDS_OR_ALL, "--all or job ids" },
+    { "dlq", "purge", dlq_purge, IDS_OR_ALL, "--all or job ids" },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The command a names, or NULL with the usage error said: decided before
+ * Redis is reached, so a typo is not reported as Redis being down. */
+static const struct cli_command *pick(const struct cli_args *a)
+{
+    const char *act = a->action ? a->action : "";
+    struct buf actions = BUF_INIT;
+
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const struct cli_command *c = &commands[i];
+        if (strcmp(c->command, a->command) != 0)
+            continue;
+        if (c->action != NULL)
+            buf_printf(&actions, "%s%s", actions.len ? ", " : "", c->action);
+        if ((c->action == NULL) != (a->action == NULL) ||
+            (c->action != NULL && strcmp(c->action, act) != 0))
+            continue;
+        buf_free(&actions);
+        if (c->ids == IDS_NONE && a->nids > 0) {
+            fprintf(stderr, "hookd: %s%s%s takes no argument like '%s' (see --help)\n",
+                    c->command, c->action ? " " : "", c->action ? c->action : "", a->ids[0]);
+            return NULL;
+        }
+        if (c->ids != IDS_NONE && a->nids == 0 && !(c->ids == IDS_OR_ALL && a->all)) {
+            fprintf(stderr, "hookd: %s%s%s needs %s\n", c->command, c->action ? " " : "",
+                    c->action ? c->action : "", c->what);
+            return NULL;
+        }
+        return c;
+    }
+    if (actions.len > 0)
+        fprintf(stderr, "hookd: %s %s%s%s: the actions are %s (see --help)\n", a->command,
+                a->action ? "has no action '" : "needs an action", act,
+                a->action ? "'" : "", actions.data);
+    else
+        fprintf(stderr, "hookd: %s takes no action; '%s' is not one (see --help)\n",
+                a->command, act);
+    buf_free(&actions);
+    return NULL;
+}
+
 int cli_run(struct config *cfg, const struct cli_args *a)
 {
+    const struct cli_command *c = pick(a);
     struct keys k;
     struct hk_err err = { "", "" };
     struct redis_sync *s;
-    int rc = 2;
+    int rc;
 
+    if (c == NULL)
+        return 2;
     if (cfg->redis == NULL) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/redis.sock", cfg->data_dir);
@@ -853,33 +933,7 @@ int cli_run(struct config *cfg, const struct cli_args *a)
         return 1;
     }
     keys_init(&k, cfg->prefix, NULL);
-    const char *act = a->action ? a->action : "";
-    if (strcmp(a->command, "stats") == 0 && a->action == NULL)
-        rc = stats(s, &k, a, &err);
-    else if (strcmp(a->command, "attempts") == 0 && a->nids == 0)
-        fprintf(stderr, "hookd: attempts needs job ids\n");
-    else if (strcmp(a->command, "attempts") == 0)
-        rc = attempts(s, &k, a, &err);
-    else if (strcmp(a->command, "retry") == 0 && strcmp(act, "list") == 0)
-        rc = retry_list(s, &k, a, &err);
-    else if (strcmp(a->command, "batch") == 0 && strcmp(act, "show") == 0)
-        rc = batch_show(s, &k, a, &err);
-    else if (strcmp(a->command, "dlq") == 0 && strcmp(act, "list") == 0)
-        rc = dlq_list(s, &k, a, &err);
-    else if (strcmp(a->command, "dlq") == 0 && strcmp(act, "show") == 0 && a->nids == 0)
-        fprintf(stderr, "hookd: dlq show needs ids (a job id, '-' for entries without one, "
-                "or a dead_id)\n");
-    else if (strcmp(a->command, "dlq") == 0 && strcmp(act, "show") == 0)
-        rc = dlq_show(s, &k, a, &err);
-    else if (strcmp(a->command, "dlq") == 0 &&
-             (strcmp(act, "replay") == 0 || strcmp(act, "purge") == 0)) {
-        if (!a->all && a->nids == 0)
-            fprintf(stderr, "hookd: dlq %s needs --all or job ids\n", act);
-        else
-            rc = dlq_move(s, &k, a, strcmp(act, "replay") == 0, &err);
-    } else {
-        fprintf(stderr, "hookd: unknown command '%s %s' (see --help)\n", a->command, act);
-    }
+    rc = c->run(s, &k, a, &err);
     if (rc == 1)
         fprintf(stderr, "hookd: %s\n", err.msg);
     redis_sync_free(s);

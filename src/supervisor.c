@@ -514,6 +514,29 @@ static void resize(struct supervisor *sv, int n)
     sv->cfg->workers = n;
 }
 
+/* The worker count after a reload whose config says configured, and (into
+ * why) what the log line should add. A count set by SIGTTIN/SIGTTOU
+ * outlives a reload that leaves the config's workers as they were: an
+ * operator who scaled up and then changed, say, the timeout does not want
+ * to be scaled back down. A changed workers in the config is a new
+ * decision, and wins. */
+static int reload_workers(struct supervisor *sv, int configured, char *why, size_t cap)
+{
+    int n = configured;
+
+    why[0] = '\0';
+    if (configured == sv->config_workers && sv->nslots != configured) {
+        snprintf(why, cap, "; kept from SIGTTIN/SIGTTOU (the config's workers, %d, did not "
+                 "change)", configured);
+        n = sv->nslots;
+    } else if (configured != sv->config_workers && sv->nslots != sv->config_workers) {
+        snprintf(why, cap, "; the config's workers changed from %d, so the count "
+                 "SIGTTIN/SIGTTOU set is dropped", sv->config_workers);
+    }
+    sv->config_workers = configured;
+    return n;
+}
+
 /* SIGHUP: read the settings again. A config with errors is refused and the
  * running one kept. Otherwise every worker is replaced, each new one forked
  * (with the new settings) before the old ones are told to drain, so there
@@ -571,21 +594,8 @@ static void reload(struct supervisor *sv)
     memset(&sv->cfg->addr, 0, sizeof(sv->cfg->addr));
     if (strcmp(next.metrics_listen, sv->cfg->metrics_listen) != 0 && sv->metrics > 0)
         kill(sv->metrics, SIGTERM);     /* reaped, then started on the new address */
-    /* A count set by SIGTTIN/SIGTTOU outlives a reload that leaves the
-     * config's workers as they were: an operator who scaled up and then
-     * changed, say, the timeout does not want to be scaled back down. A
-     * changed workers in the config is a new decision, and wins. */
-    char why[160] = "";
-    int configured = next.workers;
-    if (next.workers == sv->config_workers && sv->nslots != next.workers) {
-        snprintf(why, sizeof(why), "; kept from SIGTTIN/SIGTTOU (the config's workers, %d, "
-                 "did not change)", configured);
-        next.workers = sv->nslots;
-    } else if (next.workers != sv->config_workers && sv->nslots != sv->config_workers) {
-        snprintf(why, sizeof(why), "; the config's workers changed from %d, so the count "
-                 "SIGTTIN/SIGTTOU set is dropped", sv->config_workers);
-    }
-    sv->config_workers = configured;
+    char why[160];
+    next.workers = reload_workers(sv, next.workers, why, sizeof(why));
     config_free(sv->cfg);
     *sv->cfg = next;
     log_set_level(sv->cfg->log_level);

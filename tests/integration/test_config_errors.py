@@ -125,6 +125,32 @@ class Refusals(unittest.TestCase):
         self.refused(["--limit", "0"], {}, "hookd: --limit needs a positive number",
                      command=["dlq", "list"])
 
+    def test_operator_commands(self):
+        """Usage errors of the operator commands, said before Redis is
+        reached (here there is none: once they said 'cannot connect')."""
+        cases = [
+            (["dlq"], "dlq needs an action: the actions are list, show, replay, purge "
+                      "(see --help)"),
+            (["dlq", "frob"], "dlq has no action 'frob': the actions are list, show, replay, "
+                              "purge (see --help)"),
+            (["retry"], "retry needs an action: the actions are list (see --help)"),
+            (["dlq", "show"], "dlq show needs ids (a job id, '-' for entries without one, or "
+                              "a dead_id)"),
+            (["dlq", "replay"], "dlq replay needs --all or job ids"),
+            (["dlq", "purge"], "dlq purge needs --all or job ids"),
+            (["attempts"], "attempts needs job ids"),
+            (["batch", "show"], "batch show needs a batch id"),
+            (["stats", "x"], "stats takes no argument like 'x' (see --help)"),
+            (["dlq", "list", "y"], "dlq list takes no argument like 'y' (see --help)"),
+        ]
+        for command, msg in cases:
+            with self.subTest(command=command):
+                res = subprocess.run([HOOKD, *command, "--redis", "redis://127.0.0.1:1"],
+                                     capture_output=True, text=True, timeout=30,
+                                     cwd=self.p.dir, env=BASE_ENV)
+                self.assertEqual((res.returncode, res.stdout, res.stderr),
+                                 (2, "", "hookd: " + msg + "\n"))
+
     def test_files(self):
         path = os.path.join(self.p.dir, "c.conf")
         for text, msg in FILES:
