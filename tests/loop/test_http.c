@@ -138,7 +138,7 @@ static void server_start(uv_loop_t *loop, struct server *srv, const char *ip, co
 struct run {
     uv_loop_t *loop;
     struct http_client *client;
-    char url[256];
+    char url[320];          /* a 255-byte host name fits */
     int total, cut;         /* requests; the first `cut` have a 1 ms timeout */
     int window;             /* requests in flight at most (hookd's max_per_host) */
     int started, done;
