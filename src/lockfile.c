@@ -2,9 +2,9 @@
  * content is only the holder's pid, for the message a second hookd prints.
  *
  * flock, not fcntl(F_SETLK): an fcntl lock belongs to the process and is
- * dropped when it closes *any* descriptor of the file, and it cannot be
- * handed to the redis-server across exec as the supervisor does (see
- * embed.h). The file is never removed: unlinking a lock file lets a
+ * dropped when it closes *any* descriptor of the file, and a forked child
+ * does not inherit it, so it could not be handed to the redis-server as the
+ * supervisor does (embed.h). The file is never removed: unlinking a lock file lets a
  * process that opened the old one and one that creates a new one both
  * hold "the" lock. */
 #include <errno.h>
