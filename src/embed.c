@@ -2,6 +2,7 @@
  * waits for it to answer; a restart (embed_spawn) returns once it is forked,
  * because the supervisor's signal loop must not wait on it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +47,10 @@ int embed_spawn(struct embed *e, struct hk_err *err)
         /* If the supervisor is killed outright, do not linger. SIGTERM lets
          * redis flush its AOF first. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
+        /* Kept across exec, so the server holds the data_dir lock too
+         * (embed.h); every other child of the supervisor closes it. */
+        if (e->lock_fd >= 0)
+            fcntl(e->lock_fd, F_SETFD, 0);
         snprintf(logfile, sizeof(logfile), "%s/redis.log", e->dir);
         execlp(e->binary, e->binary, "--port", "0", "--unixsocket", e->socket_path,
                "--unixsocketperm", "700", "--dir", e->dir, "--appendonly", "yes",
@@ -95,11 +100,13 @@ static int wait_ready(struct embed *e, struct hk_err *err)
                       READY_TIMEOUT_MS);
 }
 
-int embed_start(struct embed *e, const char *data_dir, const char *redis_server,
+int embed_start(struct embed *e, const char *data_dir, const char *redis_server, int lock_fd,
                 struct hk_err *err)
 {
     char real[PATH_MAX];
     int rc;
+
+    e->lock_fd = lock_fd;
 
     if (realpath(data_dir, real) == NULL)
         return hk_err_set(err, HK_ESPAWN, "embed", "data dir %s: %s", data_dir,

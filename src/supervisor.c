@@ -28,6 +28,7 @@
 
 #include "hookd/backoff.h"
 #include "hookd/embed.h"
+#include "hookd/lockfile.h"
 #include "hookd/log.h"
 #include "hookd/mem.h"
 #include "hookd/metrics.h"
@@ -87,6 +88,7 @@ struct supervisor {
     int nhelpers;
     struct embed redis;            /* pid 0 when not running */
     int embedded;                  /* the Redis is ours: restart it when it dies */
+    int lock_fd;                   /* the data_dir lock (lockfile.h), -1 when not embedded */
     int64_t redis_started;         /* monotonic, for the crash window */
     int64_t redis_restart_at;      /* monotonic; when to start it again */
     int redis_failures;            /* consecutive quick deaths */
@@ -151,6 +153,17 @@ static void release_stat(struct supervisor *sv, int i, pid_t pid)
     stats_set_state(&sv->shm->slots[i], STATS_REGISTERED | STATS_FETCH_UP, 0);
 }
 
+/* In a forked child that does not exec: close its copy of the data_dir
+ * lock. fork() shares the open file description an flock belongs to, so a
+ * worker draining or a reclaim helper finishing after the supervisor was
+ * killed would keep a restarted hookd out, naming a pid that is gone. Only
+ * the redis-server keeps a copy, on purpose (embed.h). */
+static void drop_lock(const struct supervisor *sv)
+{
+    if (sv->lock_fd >= 0)
+        close(sv->lock_fd);
+}
+
 static void spawn(struct supervisor *sv, struct slot *s)
 {
     int stat = take_stat(sv);
@@ -170,6 +183,7 @@ static void spawn(struct supervisor *sv, struct slot *s)
         char wid[WORKER_ID_MAX];
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        drop_lock(sv);
         /* Die with the supervisor: SIGQUIT makes the worker requeue its jobs
          * and exit at once rather than deliver unsupervised. */
         prctl(PR_SET_PDEATHSIG, SIGQUIT);
@@ -246,6 +260,7 @@ static void reclaim(struct supervisor *sv, const char *wid, int crashed)
          * that LeakSanitizer checks the helper in test builds; the
          * supervisor leaves no stdio buffered to be flushed twice. */
         prctl(PR_SET_NAME, "hookd-reclaim");
+        drop_lock(sv);
         log_set_process("reclaim");
         exit(reclaim_run(sv->cfg, wid, crashed));
     }
@@ -348,6 +363,7 @@ static void spawn_metrics(struct supervisor *sv)
             .prefix = sv->cfg->prefix, .shm = sv->shm, .supervisor = sv->self,
         };
         prctl(PR_SET_NAME, "hookd-metrics");
+        drop_lock(sv);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         log_set_process("metrics");
         if (getppid() != sv->self)
@@ -642,13 +658,19 @@ static int prepare(struct supervisor *sv, struct hk_err *err)
     if ((rc = mkdir_p(cfg->data_dir)) < 0)
         return hk_err_set(err, HK_ECONFIG, "config", "cannot create data dir %s: %s",
                           cfg->data_dir, strerror(-rc));
+    /* Before the secret too: a second hookd refused here writes nothing
+     * into data_dir. Only the embedded Redis needs data_dir to itself; with
+     * `redis` configured, instances share a Redis by design, and the hookd
+     * CLI commands (cli.c) are clients of a running one, never lockers. */
+    if (cfg->redis == NULL && (sv->lock_fd = lockfile_take(cfg->data_dir, err)) < 0)
+        return sv->lock_fd;
     if (config_resolve_secret(cfg, &created, err) < 0)
         return HK_ECONFIG;
     if (created)
         log_warn("no secret configured: generated one into %s/secret (keep it; receivers "
                  "verify signatures with it)", cfg->data_dir);
     if (cfg->redis == NULL) {
-        if (embed_start(&sv->redis, cfg->data_dir, cfg->redis_server, err) < 0)
+        if (embed_start(&sv->redis, cfg->data_dir, cfg->redis_server, sv->lock_fd, err) < 0)
             return HK_ESPAWN;
         sv->embedded = 1;
         sv->redis_started = time_mono_ms();
@@ -748,6 +770,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
     sv.config_workers = cfg->workers;
     sv.reload = rl;
     sv.self = getpid();
+    sv.lock_fd = -1;
     log_set_process("supervisor");
     signal(SIGPIPE, SIG_IGN);
     /* Blocked before any child exists, so no signal is lost in between. */
@@ -772,6 +795,10 @@ int supervisor_run(struct config *cfg, const struct supervisor_reload *rl)
     }
     stop_metrics(&sv);
     embed_stop(&sv.redis, 10000);
+    /* Only now that its redis-server is gone may another hookd have
+     * data_dir. */
+    if (sv.lock_fd >= 0)
+        close(sv.lock_fd);
     free(sv.slots);
     free(sv.retiring);
     free(sv.helpers);

@@ -79,6 +79,86 @@ class EmbeddedTest(unittest.TestCase):
         finally:
             p.close()
 
+    def test_one_hookd_per_data_dir(self):
+        """README, data_dir: a second hookd on a data_dir in use exits at
+        once, naming the running one, without touching its socket; the CLI
+        commands still reach the running one. The lock lasts as long as the
+        embedded redis-server (a killed supervisor's server still owns the
+        AOF), and a lock file left by killed processes does not block a
+        restart."""
+        p = Procs()
+        stopped = None      # a redis-server of ours held stopped, not a child of ours
+        try:
+            env = clean_env(HOOKD_METRICS_LISTEN="off")
+            argv = ["--workers", "1", "--secret", SECRET]
+            first = p.hookd_argv(argv, env=env)
+            sock = os.path.join(p.dir, "var", "redis.sock")
+            lock = os.path.join(p.dir, "var", "hookd.lock")
+            r = redis.Redis(unix_socket_path=sock)
+            server = wait_for(lambda: _server_pid(r), 30, "the embedded redis")
+            wait_for(lambda: r.hlen("hookd:workers") == 1, 30, "a registered worker")
+            inode = os.stat(sock).st_ino
+
+            tail = " (lock file ./var/hookd.lock); stop it first or choose another data_dir"
+            self.assertEqual(self._refused(p, argv, env),
+                             "data_dir ./var is in use by hookd pid %d%s" % (first.pid, tail))
+            self.assertEqual((os.stat(sock).st_ino, _server_pid(r)), (inode, server),
+                             "the running one's socket and redis-server untouched")
+            recv = p.receiver()
+            r.lpush("hookd:queue", json.dumps({"id": "lock-1", "url": recv.url, "payload": {}}))
+            self.assertEqual(recv.wait_count(1, timeout=30)["ids"], {"lock-1": 1})
+            res = subprocess.run([HOOKD, "stats", "--json"], capture_output=True, text=True,
+                                 timeout=30, cwd=p.dir, env=env)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertEqual(json.loads(res.stdout)["queue"], 0)
+
+            # A supervisor killed outright: its redis-server (held stopped
+            # here, so it cannot act on the SIGTERM its parent's death sends
+            # it) still holds the lock.
+            os.kill(server, signal.SIGSTOP)
+            stopped = server
+            first.expect_killed = True
+            first.kill()
+            first.wait(timeout=30)
+            self.assertEqual(self._refused(p, argv, env),
+                             "data_dir ./var is in use by a redis-server or other process left "
+                             "behind by hookd pid %d, which has exited%s" % (first.pid, tail))
+            os.kill(server, signal.SIGKILL)
+            stopped = None
+            wait_for(lambda: _gone(server), 30, "the old redis-server gone")
+            with open(lock) as f:
+                self.assertEqual(f.read(), "%d\n" % first.pid, "the stale lock file is still there")
+
+            third = p.hookd_argv(argv, env=env, name="third")
+            wait_for(lambda: _server_pid(r) not in (None, server), 30, "a new redis-server")
+            r.lpush("hookd:queue", json.dumps({"id": "lock-2", "url": recv.url, "payload": {}}))
+            wait_for(lambda: recv.stats()["succeeded"].get("lock-2"), 30, "lock-2 delivered")
+            with open(lock) as f:
+                self.assertEqual(f.read(), "%d\n" % third.pid)
+            third.send_signal(signal.SIGTERM)
+            self.assertEqual(third.wait(timeout=60), 0)
+        finally:
+            if stopped is not None:
+                os.kill(stopped, signal.SIGKILL)
+            p.close()
+
+    def _refused(self, p, argv, env):
+        """Run a hookd expected to refuse to start: it must exit 1 within
+        20 s with one ERROR line and no other; returns that line's message."""
+        proc = subprocess.Popen([HOOKD, *argv], cwd=p.dir, env=env, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            self.fail("a second hookd on the same data_dir kept running")
+        self.assertEqual(proc.returncode, 1, err)
+        errors = [l.split(" ", 1)[1] for l in err.splitlines() if " ERROR " in l]
+        self.assertEqual(len(errors), 1, err)
+        self.assertTrue(errors[0].startswith("ERROR supervisor "), err)
+        return errors[0][len("ERROR supervisor "):]
+
     def test_bad_config_is_a_clear_error(self):
         p = Procs()
         try:
@@ -124,6 +204,15 @@ def _server_pid(r):
     except redis.exceptions.ConnectionError:
         return None
     return None if info.get("loading") else info["process_id"]
+
+
+def _gone(pid):
+    """pid has exited (a zombie holds no descriptors, so counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def clean_env(**extra):
