@@ -200,9 +200,11 @@ static void exposition(struct metrics *m, struct buf *b)
                "%lld\nhookd_queue_depth{queue=\"dead\"} %lld\nhookd_queue_depth{queue=\"parked\"}"
                " %lld\n", g.ready, g.retry, g.dead, g.parked);
     family(b, "hookd_backlog_age_seconds", "gauge",
-           "Age of the oldest ready job since it became due (0 when none), as of the last "
-           "look.");
-    buf_printf(b, "hookd_backlog_age_seconds %.3f\n", (double)g.backlog_age_ms / 1000.0);
+           "Age of the oldest ready job since it became due (0 when none).");
+    /* As of now: the job the last look found has aged since that look
+     * (also one that look was the first to see, dated 0 then). */
+    buf_printf(b, "hookd_backlog_age_seconds %.3f\n", g.backlog_age_ms > 0 || g.ready > 0 ?
+               (double)(g.backlog_age_ms + time_mono_ms() - g.at) / 1000.0 : 0.0);
     family(b, "hookd_in_flight", "gauge", "Jobs held by this instance's workers.");
     buf_printf(b, "hookd_in_flight %lld\n", (long long)t.in_flight);
     family(b, "hookd_workers", "gauge", "Worker processes running.");
