@@ -511,7 +511,9 @@ class RedisRefused(Base):
                  "the address, port and db included")
         self.said_once(h, "redis %%s connection to redis://127.0.0.1:%d/0 failed: Connection "
                        "refused; retrying" % self.port)
+        self.assertIn("hookd 0.1.0: 1 worker, prefix sv,", log_of(h))    # once "1 workers"
         self.stops_promptly(h)
+        self.assertIn("SIGTERM: stopping 1 worker\n", log_of(h))
 
     def test_a_wrong_password_is_said_once(self):
         self.port, self.r = self.p.redis()
