@@ -287,6 +287,19 @@ static struct delivery *of_waiter(struct hosts_waiter *w)
     return w ? (struct delivery *)((char *)w - offsetof(struct delivery, waiter)) : NULL;
 }
 
+static void send_request(struct delivery *d);
+
+/* Start the waiters hosts_done admitted (a chain, hosts.h). */
+static void send_admitted(struct hosts_waiter *w)
+{
+    while (w != NULL) {
+        struct hosts_waiter *next = w->next;
+        w->next = NULL;
+        send_request(of_waiter(w));
+        w = next;
+    }
+}
+
 /* No outcome: the job stays in the in-flight hash and the worker's final
  * reclaim requeues it. */
 static void drop(struct delivery *d, const char *why)
@@ -295,20 +308,20 @@ static void drop(struct delivery *d, const char *why)
     finished(d);
 }
 
-static void send_request(struct delivery *d);
-
 static void on_response(const struct http_result *res, void *arg)
 {
     struct delivery *d = arg;
     struct deliver_env *env = d->env;
     long latency = res->aborted ? -1 : res->latency_ms;
-    struct delivery *next = of_waiter(hosts_done(env->hosts, d->host, latency, res->h2,
-                                                 time_mono_ms()));
+    struct hosts_waiter *next = hosts_done(env->hosts, d->host, latency, res->h2,
+                                           time_mono_ms());
 
     if (res->aborted) {
         drop(d, "attempt aborted by shutdown");
-        if (next != NULL)
-            drop(next, "shutting down before its attempt");
+        for (struct hosts_waiter *w = next, *after; w != NULL; w = after) {
+            after = w->next;
+            drop(of_waiter(w), "shutting down before its attempt");
+        }
         return;
     }
     stats_attempt(env->stats, stats_classify(res->status, res->reason), res->latency_ms);
@@ -325,19 +338,17 @@ static void on_response(const struct http_result *res, void *arg)
         deliver_fail(d, res);
     }
     finished(d);
-    if (next != NULL)
-        send_request(next);
+    send_admitted(next);
 }
 
 /* An admitted delivery ended without a response: free its origin's slot
  * (starting the next waiter), then finish. */
 static void release_and_finish(struct delivery *d)
 {
-    struct delivery *next = of_waiter(hosts_done(d->env->hosts, d->host, -1, 0, time_mono_ms()));
+    struct hosts_waiter *next = hosts_done(d->env->hosts, d->host, -1, 0, time_mono_ms());
 
     finished(d);
-    if (next != NULL)
-        send_request(next);
+    send_admitted(next);
 }
 
 /* Sign and POST an admitted delivery. */

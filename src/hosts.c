@@ -158,11 +158,19 @@ struct hosts_waiter *hosts_done(struct hosts *hs, struct host *h, long latency_m
     }
     if (h2)
         h->h2 = 1;
-    if (h->running < limit(hs, h) && (w = pop(h)) != NULL)
+    /* Every slot free is filled, not only the one this request left: when
+     * the limit has just risen from connections to streams, handing back
+     * one waiter per answer would keep the origin at its old limit
+     * forever. */
+    struct hosts_waiter *first = NULL, **link = &first;
+    while (h->running < limit(hs, h) && (w = pop(h)) != NULL) {
         h->running++;
+        *link = w;
+        link = &w->next;
+    }
     if (h->running == 0 && h->nwaiting == 0)
         free_host(hs, h);
-    return w;
+    return first;
 }
 
 struct hosts_waiter *hosts_take_stalled(struct hosts *hs, struct host *h, int64_t now_ms)

@@ -49,9 +49,11 @@ enum hosts_verdict hosts_admit(struct hosts *hs, const char *origin, struct host
                                int64_t now_ms, struct host **h);
 
 /* A request admitted with HOSTS_GO ended after latency_ms (-1: it never
- * reached the origin; h2: it ran over HTTP/2). Returns the next waiter for
- * the same origin, now admitted (the caller starts it), or NULL. h may be
- * freed by this call when nothing else uses it. */
+ * reached the origin; h2: it ran over HTTP/2). Returns the waiters of the
+ * same origin now admitted, linked by next (the caller starts each), or
+ * NULL: one for the slot freed, or many when the limit just rose (the
+ * first answer over HTTP/2 turns connections into streams). h may be freed
+ * by this call when nothing else uses it. */
 struct hosts_waiter *hosts_done(struct hosts *hs, struct host *h, long latency_ms, int h2,
                                 int64_t now_ms);
 

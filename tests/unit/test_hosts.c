@@ -113,6 +113,37 @@ static void test_http2_counts_streams(void **state)
     hosts_free(hs);
 }
 
+/* Jobs that queued while an origin's limit was its connections all start
+ * when its first answer over HTTP/2 raises the limit to streams: one per
+ * answer would have kept it at max_per_host for good (issue 17: 64 in
+ * flight per worker against an HTTP/2 origin that took 2,000). */
+static void test_http2_raise_admits_every_waiter(void **state)
+{
+    enum { WAITING = 150 };
+    struct hosts *hs = hosts_new(2);
+    struct hosts_waiter w[WAITING], *next;
+    struct host *h, *other;
+    int admitted = 0;
+    (void)state;
+
+    assert_int_equal(hosts_admit(hs, B, &w[0], 0, &h), HOSTS_GO);
+    assert_int_equal(hosts_admit(hs, B, &w[0], 0, &other), HOSTS_GO);
+    for (int i = 0; i < WAITING; i++)
+        assert_int_equal(hosts_admit(hs, B, &w[i], 0, &other), HOSTS_WAIT);
+    /* over HTTP/1.1 an answer frees one slot: one waiter starts */
+    next = hosts_done(hs, h, 5, 0, 5);
+    assert_ptr_equal(next, &w[0]);
+    assert_null(next->next);
+    /* the first answer over HTTP/2: room for 2 x 100 streams, 1 running */
+    for (next = hosts_done(hs, other, 5, 1, 6); next != NULL; next = next->next)
+        assert_ptr_equal(next, &w[++admitted]);
+    assert_int_equal(admitted, WAITING - 1);
+    assert_int_equal(hosts_room(hs, B, 6), 2 * HOSTS_H2_STREAMS - WAITING);
+    for (int i = 0; i < WAITING; i++)
+        assert_null(hosts_done(hs, other, 5, 1, 7));
+    hosts_free(hs);
+}
+
 static void test_pull_plan(void **state)
 {
     struct hosts *hs = hosts_new(3);
@@ -150,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_stalled_origin_parks_everything),
         cmocka_unit_test(test_waiting_follows_pace),
         cmocka_unit_test(test_http2_counts_streams),
+        cmocka_unit_test(test_http2_raise_admits_every_waiter),
         cmocka_unit_test(test_pull_plan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
