@@ -436,7 +436,12 @@ static void reap(struct supervisor *sv)
         for (int i = 0; i < sv->nretiring; i++) {
             if (sv->retiring[i].pid != pid)
                 continue;
-            log_info("retired worker %s exited (status %d)", sv->retiring[i].wid, status);
+            if (WIFSIGNALED(status))
+                log_warn("retired worker %s killed by signal %d", sv->retiring[i].wid,
+                         WTERMSIG(status));
+            else
+                log_info("retired worker %s exited with status %d", sv->retiring[i].wid,
+                         WEXITSTATUS(status));
             release_stat(sv, sv->retiring[i].stat, pid);
             reclaim(sv, sv->retiring[i].wid, WIFSIGNALED(status));
             sv->retiring[i] = sv->retiring[--sv->nretiring];

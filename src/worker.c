@@ -676,6 +676,14 @@ static void close_all(struct worker *w)
     uv_close((uv_handle_t *)&w->sig_term, on_handle_closed);
     uv_close((uv_handle_t *)&w->sig_int, on_handle_closed);
     uv_close((uv_handle_t *)&w->sig_quit, on_handle_closed);
+    /* The stop is decided: a later SIGTERM (the supervisor's own stop
+     * reaching a retiree already on its way out) must not kill the worker
+     * by the default action, which the supervisor would take for a crash.
+     * After the closes: closing its last handle of a signal, libuv puts
+     * the default action back. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
     uv_close((uv_handle_t *)&w->hb_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->reap_timer, on_handle_closed);
     uv_close((uv_handle_t *)&w->pause_timer, on_handle_closed);
