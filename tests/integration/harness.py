@@ -41,6 +41,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def served(r, cond):
+    """cond(r), or False while r's server does not accept yet (a unix
+    socket's file exists from bind(), before listen()) or is loading."""
+    try:
+        return cond(r)
+    except (redis.ConnectionError, redis.BusyLoadingError):
+        return False
+
+
 def wait_for(cond, timeout, what, interval=0.02):
     """Poll cond() until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HOOKD, SECRET, Procs, log_of, wait_for  # noqa: E402
+from harness import HOOKD, SECRET, Procs, log_of, served, wait_for  # noqa: E402
 
 
 class EmbeddedTest(unittest.TestCase):
@@ -21,7 +21,7 @@ class EmbeddedTest(unittest.TestCase):
                                           if not k.startswith("HOOKD_") or k == "HOOKD_BIN"})
             sock = os.path.join(p.dir, "var", "redis.sock")
             r = redis.Redis(unix_socket_path=sock)
-            wait_for(lambda: os.path.exists(sock) and r.hlen("hookd:workers") >= 1, 30,
+            wait_for(lambda: served(r, lambda r: r.hlen("hookd:workers") >= 1), 30,
                      "embedded redis and a registered worker")
             with open(os.path.join(p.dir, "var", "secret")) as f:
                 secret = f.read().strip()

@@ -24,7 +24,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import EXAMPLES, HOOKD, Procs, log_of, wait_for  # noqa: E402
+from harness import EXAMPLES, HOOKD, Procs, log_of, served, wait_for  # noqa: E402
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 README = os.path.join(REPO, "README.md")
@@ -87,7 +87,8 @@ class Readme(unittest.TestCase):
             os.path.join(self.dir, "var", "secret")), 30, "hookd's embedded Redis and secret")
         r = redis.Redis(unix_socket_path=sock)
         self.addCleanup(r.close)
-        wait_for(lambda: r.hlen("hookd:workers") > 0, 30, "a worker registered")
+        wait_for(lambda: served(r, lambda r: r.hlen("hookd:workers") > 0), 30,
+                 "a worker registered")
 
         got = blocks(section(self.text, "## Sending a webhook"))
         self.assertEqual([lang for lang, _ in got], ["sh", "sh", "python", "js"], got)
