@@ -10,6 +10,7 @@
  * It logs nothing: state changes go to the owner's state callback, once
  * per change, and the owner says them (a lower layer that logged would
  * speak without knowing who it works for or what the failure costs). */
+#include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -184,9 +185,11 @@ static int attach(struct redis_conn *c, redisAsyncContext *ac)
 
 /* ---- connection life cycle ------------------------------------------------- */
 
-/* AUTH or SELECT answered. The connection is reported up only once both
- * have succeeded: a wrong password is a failure, said once with Redis's
- * words, not an "up" followed by a "lost" on every retry. */
+/* AUTH, SELECT or PING answered. The connection is reported up only once
+ * all have succeeded: a wrong password is a failure, said once with
+ * Redis's words, and so is a server that takes the TCP connection but
+ * never answers (stopped, hung), not an "up" followed by a "lost" on
+ * every retry. */
 static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r;
@@ -196,8 +199,12 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (reply == NULL)
         return;         /* the context is going: ev_cleanup reports it */
     if (reply->type == REDIS_REPLY_ERROR) {
-        snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, reply->str);
-        redisAsyncDisconnect(ac);
+        /* The first refusal says why (a wrong password); the PING queued
+         * behind it is refused only as its consequence. */
+        if (c->last_error[0] == '\0') {
+            snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, reply->str);
+            redisAsyncDisconnect(ac);
+        }
     } else if (--c->setup_pending == 0) {
         report_up(c);
     }
@@ -213,18 +220,17 @@ static void on_connect(const redisAsyncContext *cac, int status)
         snprintf(c->last_error, sizeof(c->last_error), "%s", ac->errstr);
         return;
     }
-    /* AUTH and SELECT go first; everything sent after them is queued
-     * behind them. */
-    c->setup_pending = 0;
+    /* AUTH and SELECT go first, then a PING whose answer proves the
+     * server serves; everything sent after them is queued behind them. */
+    c->setup_pending = 1;
     if (c->addr->password != NULL && ++c->setup_pending)
         redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", c->addr->password);
     if (c->addr->db != 0 && ++c->setup_pending)
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", c->addr->db);
+    redisAsyncCommand(ac, on_setup_reply, "PING", "PING");
     c->up = 1;
     c->last_progress = uv_now(c->loop);
     c->last_error[0] = '\0';
-    if (c->setup_pending == 0)
-        report_up(c);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -308,7 +314,8 @@ static void on_watchdog(uv_timer_t *t)
     if (c->ctx == NULL || c->closing)
         return;
     idle = uv_now(c->loop) - c->last_progress;
-    if ((c->pending > 0 || !c->up) && idle > (uint64_t)c->cmd_timeout_ms) {
+    if ((c->pending > 0 || !c->up || c->setup_pending > 0) &&
+        idle > (uint64_t)c->cmd_timeout_ms) {
         /* Reset, not a graceful close: the kernel must drop what it has
          * not delivered yet rather than keep sending it. A FETCH stuck in
          * a partition and delivered after the new connection's RELEASE
@@ -316,14 +323,17 @@ static void on_watchdog(uv_timer_t *t)
         struct linger reset = { 1, 0 };
         redisAsyncContext *ac = c->ctx;
         setsockopt(ac->c.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-        /* A connect that hangs is said the same way every time, so a
-         * black-holed address is reported once. */
-        if (c->up)
-            snprintf(c->last_error, sizeof(c->last_error), "nothing received for %llu ms",
-                     (unsigned long long)idle);
-        else
+        /* A connect that hangs, or a server that never answers, is said
+         * the same way every time, so it is reported once. */
+        if (!c->up)
             snprintf(c->last_error, sizeof(c->last_error),
                      "connect not answered within %ld ms", c->cmd_timeout_ms);
+        else if (c->setup_pending > 0)
+            snprintf(c->last_error, sizeof(c->last_error),
+                     "connected, but no answer to PING within %ld ms", c->cmd_timeout_ms);
+        else
+            snprintf(c->last_error, sizeof(c->last_error), "nothing received for %llu ms",
+                     (unsigned long long)idle);
         redisAsyncFree(ac);
     }
 }
@@ -436,7 +446,20 @@ const char *redis_reply_str(const struct redisReply *r, size_t *len)
 
 struct redis_sync {
     redisContext *ctx;
+    long timeout_ms;
 };
+
+/* Why the last call failed. hiredis reports a read that timed out with
+ * EAGAIN's text ("Resource temporarily unavailable"), which tells an
+ * operator nothing. */
+static const char *sync_why(const struct redis_sync *s, char *buf, size_t cap)
+{
+    if (s->ctx->err == REDIS_ERR_IO && strcmp(s->ctx->errstr, strerror(EAGAIN)) == 0) {
+        snprintf(buf, cap, "no answer within %ld ms", s->timeout_ms);
+        return buf;
+    }
+    return s->ctx->errstr;
+}
 
 struct redis_sync *redis_sync_connect(const struct redis_addr *a, long timeout_ms,
                                       struct hk_err *err)
@@ -445,6 +468,7 @@ struct redis_sync *redis_sync_connect(const struct redis_addr *a, long timeout_m
     struct redis_sync *s;
     redisContext *ctx;
     redisReply *r;
+    char why_buf[64];
 
     ctx = a->path ? redisConnectUnixWithTimeout(a->path, tv)
                   : redisConnectWithTimeout(a->host, a->port, tv);
@@ -462,11 +486,12 @@ struct redis_sync *redis_sync_connect(const struct redis_addr *a, long timeout_m
     redisSetTimeout(ctx, tv);
     s = xcalloc(1, sizeof(*s));
     s->ctx = ctx;
+    s->timeout_ms = timeout_ms;
     if (a->password != NULL) {
         r = redisCommand(ctx, "AUTH %s", a->password);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
             hk_err_set(err, HK_EREDIS, "redis", "redis AUTH failed: %s",
-                       r ? r->str : ctx->errstr);
+                       r ? r->str : sync_why(s, why_buf, sizeof(why_buf)));
             freeReplyObject(r);
             redis_sync_free(s);
             return NULL;
@@ -477,7 +502,7 @@ struct redis_sync *redis_sync_connect(const struct redis_addr *a, long timeout_m
         r = redisCommand(ctx, "SELECT %d", a->db);
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
             hk_err_set(err, HK_EREDIS, "redis", "redis SELECT %d failed: %s", a->db,
-                       r ? r->str : ctx->errstr);
+                       r ? r->str : sync_why(s, why_buf, sizeof(why_buf)));
             freeReplyObject(r);
             redis_sync_free(s);
             return NULL;
@@ -493,7 +518,9 @@ struct redisReply *redis_sync_command(struct redis_sync *s, int argc, const char
     redisReply *r = redisCommandArgv(s->ctx, argc, argv, argvlen);
 
     if (r == NULL) {
-        hk_err_set(err, HK_EREDIS, "redis", "redis %s: %s", argv[0], s->ctx->errstr);
+        char why[64];
+        hk_err_set(err, HK_EREDIS, "redis", "redis %s: %s", argv[0],
+                   sync_why(s, why, sizeof(why)));
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {

@@ -731,8 +731,8 @@ static void maybe_finish(struct worker *w)
     struct queue_reclaim r = reclaim_opts(w, 0);
     size_t held;
 
-    if (w->mode == DRAINING && !w->ack.up && w->in_flight == 0 && w->pull != PULL_BUSY &&
-        outbox_pending(&w->outbox) == 0) {
+    if (w->mode == DRAINING && !w->ack.reported_up && w->in_flight == 0 &&
+        w->pull != PULL_BUSY && outbox_pending(&w->outbox) == 0) {
         /* Redis is away and nothing here waits to be recorded: waiting out
          * shutdown_timeout would change nothing. What Redis may still hold
          * under this worker (a fetch whose reply was lost) is requeued by

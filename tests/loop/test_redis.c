@@ -328,6 +328,30 @@ static void test_error_once(void **state)
     finish(t);
 }
 
+/* A server that takes the TCP connection but never answers (stopped):
+ * not up, but a failure said once however often it is retried, the
+ * backoff growing; up once it answers. Before, each try was an "up" and,
+ * cmd_timeout later, a "lost". */
+static void test_silent_server_said_once(void **state)
+{
+    struct t *t;
+
+    (void)state;
+    kill(srv.pid, SIGSTOP);             /* the kernel still completes the handshakes */
+    t = start(300);
+    run_for(t, 1500);                   /* tries at 0, 400, 900 ms and so on */
+    assert_int_equal(t->up, 0);
+    assert_int_equal(t->failed, 1);
+    assert_string_equal(t->why, "connected, but no answer to PING within 300 ms");
+    assert_true(t->conn.backoff_ms >= 400);
+    kill(srv.pid, SIGCONT);
+    run(t);                             /* stops on the answer */
+    assert_int_equal(t->up, 1);
+    ping(t);
+    assert_int_equal(t->lost, 0);
+    finish(t);
+}
+
 /* redis_close from inside a reply callback: the command still outstanding
  * gets NULL once, the close callback runs once, no state callback follows,
  * and the loop closes. */
@@ -358,6 +382,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watchdog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_server_said_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_in_callback, setup, teardown),
     };
 
