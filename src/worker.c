@@ -35,7 +35,9 @@
  *     sent) --reply--> CLOSING (handles closed, the loop ends)
  *   DRAINING, FINISHING --stop timer: shutdown_timeout less a margin, at
  *     once on SIGQUIT--> requests cut (cut = 1), QUIT_GRACE_MS more to
- *     record and requeue --grace over--> CLOSING, exit status 1 */
+ *     record and requeue --grace over--> CLOSING, exit status 1
+ *   DRAINING --ack not up, nothing in flight, outcomes confirmed--> CLOSING
+ *     at once, not unregistered (Redis away: waiting changes nothing) */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
