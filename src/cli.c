@@ -102,21 +102,35 @@ static size_t terminal_columns(void)
     return SIZE_MAX;
 }
 
+/* The last column of a line of `columns` whose first `used` bytes are
+ * written: text (len bytes), control bytes as spaces, whole if it fits (or
+ * columns is SIZE_MAX), else cut and ended with "...", or left out when
+ * not even that fits. */
+static void append_cut(struct buf *out, size_t used, size_t columns, const char *text,
+                       size_t len)
+{
+    size_t room = used < columns ? columns - used : 0;
+    int cut = columns != SIZE_MAX && len > room;
+    size_t n = !cut ? len : room > 3 ? room - 3 : 0;
+
+    for (size_t i = 0; i < n; i++)
+        buf_append_char(out, (unsigned char)text[i] < 0x20 ? ' ' : text[i]);
+    if (cut && room > 3)
+        buf_append_str(out, "...");
+}
+
 /* One row of dlq list: the fixed columns sized to the longest value seen
  * (w), then the error, cut to what is left of the line. */
 static void list_row(const char *cols[5], const int w[5], const char *error, size_t columns)
 {
-    int used = printf("%-*s  %-*s  %-*s  %*s  %*s  ", w[0], cols[0], w[1], cols[1], w[2],
-                      cols[2], w[3], cols[3], w[4], cols[4]);
-    size_t room = used > 0 && (size_t)used < columns ? columns - (size_t)used : 0;
-    size_t len = strlen(error);
+    struct buf line = BUF_INIT;
 
-    if (columns == SIZE_MAX || len <= room)
-        printf("%s\n", error);
-    else if (room > 3)
-        printf("%.*s...\n", (int)(room - 3), error);
-    else
-        printf("\n");
+    buf_printf(&line, "%-*s  %-*s  %-*s  %*s  %*s  ", w[0], cols[0], w[1], cols[1], w[2],
+               cols[2], w[3], cols[3], w[4], cols[4]);
+    append_cut(&line, line.len, columns, error, strlen(error));
+    buf_append_char(&line, '\n');
+    fwrite(line.data, 1, line.len, stdout);
+    buf_free(&line);
 }
 
 struct list_entry {
@@ -542,10 +556,8 @@ static void attempt_out(const struct redisReply *fields, const struct cli_args *
                xfield(fields, "error", NULL));
     if (rlen == 0 && xfield(fields, "response_base64", &rlen)[0] != '\0')
         buf_printf(out, "(%zu bytes of base64: not UTF-8)", rlen);
-    for (size_t i = 0; i < rlen && out->len - start + 3 < columns; i++)
-        buf_append_char(out, (unsigned char)resp[i] < 0x20 ? ' ' : resp[i]);
-    if (out->len - start + 3 >= columns && columns != SIZE_MAX)
-        buf_append_str(out, "...");
+    else
+        append_cut(out, out->len - start, columns, resp, rlen);
     buf_append_char(out, '\n');
 }
 

@@ -531,6 +531,14 @@ class AttemptsTest(Base):
         self.assertEqual([ln.split()[1:4] for ln in human[1:]], [["att", "1", "500"],
                                                                  ["att", "2", "500"]])
         self.assertTrue(all(ln.endswith("boom: db down") for ln in human[1:]), human)
+        # an answer that is not UTF-8 is kept as base64 and only counted
+        # (before, the line read past the empty response field)
+        self.push([{"id": "bin", "url": self.recv.url + "?status=500&answer=" +
+                    urllib.parse.quote(base64.b64encode(b"\xff\xfe\x00x").decode()),
+                    "payload": {}, "max_attempts": 1}])
+        wait_for(lambda: self.r.xlen(self.prefix + ":attempts") == 4, 30, "the 4th attempt")
+        (line,) = self.cli_env("attempts", "bin").stdout.splitlines()[1:]
+        self.assertTrue(line.endswith("(8 bytes of base64: not UTF-8)"), line)
         res = self.cli_env("attempts", "att", "never-sent")
         self.assertEqual(res.returncode, 1)
         self.assertEqual(res.stderr, "hookd: no attempt recorded of: never-sent (attempt_log = "
