@@ -42,9 +42,10 @@ static void schedule_reconnect(struct redis_conn *c);
 
 /* ---- reporting state -------------------------------------------------------- */
 
-/* Up: connected, and AUTH and SELECT answered. Only now is the backoff
- * reset, so a server that accepts connections but refuses the password is
- * retried at the backoff's pace, not every BACKOFF_MIN_MS. */
+/* Up: connected, and AUTH, SELECT and PING answered. Only now is the
+ * backoff reset, so a server that accepts connections but refuses the
+ * password, or never answers, is retried at the backoff's pace, not every
+ * BACKOFF_MIN_MS. */
 static void report_up(struct redis_conn *c)
 {
     c->backoff_ms = BACKOFF_MIN_MS;

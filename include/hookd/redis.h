@@ -25,10 +25,10 @@ struct redisReply;
 typedef void (*redis_reply_cb)(struct redis_conn *c, struct redisReply *reply, void *arg);
 
 /* What a state callback reports. This module logs nothing: its caller says
- * these in its own words (worker.c: "connection up", "connection lost (why);
- * reconnecting", "connection failed: why; retrying"). */
+ * these in its own words (worker.c: "connection to <addr> up", "... lost
+ * (why); reconnecting", "... failed: why; retrying"). */
 enum redis_state {
-    REDIS_UP,       /* connected; AUTH/SELECT are queued ahead of anything sent now */
+    REDIS_UP,       /* connected, and AUTH, SELECT and a PING answered */
     REDIS_LOST,     /* was up, went down (why says how); reconnecting */
     REDIS_FAILED,   /* while down, an attempt failed for a reason not reported yet */
 };
