@@ -13,10 +13,12 @@
  * hookd itself, so it was no floor.
  *
  *   curl_floor [--max-host-connections N] [--max-streams N] [--share]
- *              URL N IN_FLIGHT BODY_FILE [CA_FILE]
+ *              [--count-runs] URL N IN_FLIGHT BODY_FILE [CA_FILE]
  *
  * prints one line of "key value" pairs: "requests N seconds S rate R
- * cpu_us_per_request C failed F connects K peak_rss_kb P private_kb V".
+ * cpu_us_per_request C failed F connects K peak_rss_kb P private_kb V
+ * events E timeouts T" (socket events and timer expiries handed to
+ * curl_multi_socket_action), and "runs R" with --count-runs.
  * Exits 0 only when no request failed. Linux only (epoll, /proc). Not a
  * test. */
 #include <curl/curl.h>
@@ -47,6 +49,9 @@ struct floor {
     size_t nsocks;
     long started, done, failed, total, in_flight;
     long connects;                  /* sum of CURLINFO_NUM_CONNECTS */
+    long events;                    /* socket events handed to libcurl */
+    long timeouts;                  /* socket_action(CURL_SOCKET_TIMEOUT) calls */
+    long runs;                      /* with --count-runs: progress callbacks */
     long private_kb;                /* sampled once at full flight, -1 = not yet */
     double sample_cpu;              /* CPU seconds the sampling itself took */
 };
@@ -170,6 +175,17 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
     return fd;
 }
 
+/* With --count-runs: libcurl calls this about once each time it runs a
+ * transfer (multi_runsingle), which is what a socket event costs per
+ * stream; the callback itself adds CPU, so runs are counted apart. */
+static int count_run(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                     curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    ((struct floor *)clientp)->runs++;
+    return 0;
+}
+
 static size_t discard(char *p, size_t size, size_t n, void *arg)
 {
     (void)p, (void)arg;
@@ -287,10 +303,12 @@ static void run(struct floor *f)
             if (ev[i].events & EPOLLERR)
                 flags |= CURL_CSELECT_ERR;
             curl_multi_socket_action(f->multi, fd, flags, &running);
+            f->events++;
         }
         if (f->timeout_ms >= 0 && now_ms() >= f->set_ms + (double)f->timeout_ms) {
             f->timeout_ms = -1;     /* libcurl sets it again if it wants */
             curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            f->timeouts++;
         }
         check_done(f);
     }
@@ -317,11 +335,13 @@ struct args {
     long max_host_connections;      /* hookd's max_per_host default */
     long max_streams;               /* 0 = libcurl's default (100) */
     int share;
+    int count_runs;                 /* diagnostic: count libcurl's transfer runs */
 };
 
 static int usage(void)
 {
     fprintf(stderr, "usage: curl_floor [--max-host-connections N] [--max-streams N] [--share]\n"
+                    "                  [--count-runs]\n"
                     "                  URL N IN_FLIGHT BODY_FILE [CA_FILE]\n");
     return 2;
 }
@@ -334,6 +354,8 @@ static int parse_args(int argc, char **argv, struct args *a)
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--share") == 0)
             a->share = 1;
+        else if (strcmp(argv[i], "--count-runs") == 0)
+            a->count_runs = 1;
         else if (strcmp(argv[i], "--max-host-connections") == 0 && i + 1 < argc)
             a->max_host_connections = atol(argv[++i]);
         else if (strcmp(argv[i], "--max-streams") == 0 && i + 1 < argc)
@@ -372,6 +394,11 @@ static CURL *new_easy(struct floor *f, const struct args *a, const char *body, l
         curl_easy_setopt(e, CURLOPT_CAINFO, a->ca);
     if (share != NULL)
         curl_easy_setopt(e, CURLOPT_SHARE, share);
+    if (a->count_runs) {
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, count_run);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
+    }
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_URL, a->url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
@@ -449,9 +476,12 @@ int main(int argc, char **argv)
     long lost = f.total - f.done;   /* never started: as failed */
 
     printf("requests %ld seconds %.3f rate %.0f cpu_us_per_request %.1f failed %ld "
-           "connects %ld peak_rss_kb %ld private_kb %ld\n",
+           "connects %ld peak_rss_kb %ld private_kb %ld events %ld timeouts %ld",
            f.done, dt, (double)f.done / dt, f.done ? cpu * 1e6 / (double)f.done : 0.0,
-           f.failed + lost, f.connects, peak_rss_kb(), f.private_kb);
+           f.failed + lost, f.connects, peak_rss_kb(), f.private_kb, f.events, f.timeouts);
+    if (a.count_runs)
+        printf(" runs %ld", f.runs);
+    printf("\n");
     rc = f.failed + lost > 0;
     curl_multi_cleanup(f.multi);
 out_close_epoll:
