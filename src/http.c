@@ -70,6 +70,7 @@ struct http_request {
 struct http_client {
     uv_loop_t *loop;
     CURLM *multi;
+    CURLSH *share;                  /* TLS sessions, for every easy handle */
     uv_timer_t timer;
     size_t running;
     struct http_request *active;    /* running requests, for close */
@@ -297,7 +298,18 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *
         free(copy);
     }
     c->multi = curl_multi_init();
-    if (c->multi == NULL) {
+    /* libcurl 7.88 keeps TLS sessions per easy handle, and a connection is
+     * made by whichever recycled handle needs it: one that never made a
+     * connection to that origin has no session to resume, so most new
+     * connections paid a full handshake. One cache for the worker resumes
+     * them. (DNS answers and connections are the multi handle's already.)
+     * One thread: no lock callbacks. */
+    c->share = curl_share_init();
+    if (c->multi == NULL || c->share == NULL ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+        curl_share_cleanup(c->share);
+        curl_multi_cleanup(c->multi);
+        curl_slist_free_all(c->resolve);
         free(c);
         return NULL;
     }
@@ -580,6 +592,12 @@ static CURL *new_easy(struct http_client *c)
      * per transfer was most of a worker's memory at 1,000 in flight. 1 KiB
      * is libcurl's minimum; a long answer just takes more reads. */
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
+    /* A transfer holds its upload buffer until it ends, answer included:
+     * libcurl's default 64 KiB each was 64 MB of heap at 1,000 in flight
+     * (massif), of which a page or two is written. 16 KiB is its minimum;
+     * a longer body is sent in more writes. */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+    curl_easy_setopt(e, CURLOPT_SHARE, c->share);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     /* TLS: libcurl verifies peer and host name by default; hookd only adds
@@ -689,6 +707,7 @@ void http_client_close(struct http_client *c)
         curl_easy_cleanup(c->free_easy[i]);
     free(c->free_easy);
     curl_multi_cleanup(c->multi);   /* closes every socket: on_close_socket */
+    curl_share_cleanup(c->share);   /* after every easy handle that used it */
     /* Handles left are those of sockets libcurl closed itself. */
     for (size_t i = 0; i < c->nsocks; i++)
         if (c->socks[i].ctx != NULL)

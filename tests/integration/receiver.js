@@ -38,7 +38,9 @@
 //                    header x-keep-headers: 1 does
 //
 // With --tls-cert/--tls-key it serves HTTPS; --client-ca makes it require a
-// client certificate signed by that CA (mutual TLS).
+// client certificate signed by that CA (mutual TLS). The record counts TLS
+// connections (tls_connections) and those that resumed a session
+// (tls_resumed).
 //
 // Usage: node receiver.js --secret S [--port P] [--host H]
 //                         [--tls-cert F --tls-key F [--client-ca F]]
@@ -71,7 +73,7 @@ const swHook = swSecret ? new (require('standardwebhooks').Webhook)(swSecret) : 
 function newRecord() {
   return { sw_valid: 0, sw_invalid: 0, count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [],
            ids: {}, events: {}, content_types: {}, bodies: {}, times: {}, succeeded: {},
-           paths: {}, headers: {}, big_reset: {} };
+           paths: {}, headers: {}, big_reset: {}, tls_connections: 0, tls_resumed: 0 };
 }
 let rec = newRecord();
 
@@ -203,7 +205,14 @@ const server = tlsCert
                          rejectUnauthorized: !!opt('client-ca', null) }, handler)
   : http.createServer(handler);
 server.keepAliveTimeout = 30000;
-server.on(tlsCert ? 'secureConnection' : 'connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+server.on(tlsCert ? 'secureConnection' : 'connection', (s) => {
+  sockets.add(s);
+  s.on('close', () => sockets.delete(s));
+  if (tlsCert) {
+    rec.tls_connections++;
+    if (s.isSessionReused()) rec.tls_resumed++;     // an abbreviated handshake
+  }
+});
 // A deep accept backlog: hookd opens up to workers x max_in_flight connections at once.
 server.listen(port, host, 4096, () => {
   server.lastPort = server.address().port;
