@@ -12,7 +12,7 @@
  * every transfer on every call: at 1,000 in flight that cost more than
  * hookd itself, so it was no floor.
  *
- *   curl_floor [--max-host-connections N] [--max-streams N] [--share]
+ *   curl_floor [--max-host-connections N] [--max-streams N] [--no-share]
  *              [--count-runs] URL N IN_FLIGHT BODY_FILE [CA_FILE]
  *
  * prints one line of "key value" pairs: "requests N seconds S rate R
@@ -334,13 +334,13 @@ struct args {
     long total, in_flight;
     long max_host_connections;      /* hookd's max_per_host default */
     long max_streams;               /* 0 = libcurl's default (100) */
-    int share;
+    int share;                      /* TLS sessions shared, as hookd (--no-share: not) */
     int count_runs;                 /* diagnostic: count libcurl's transfer runs */
 };
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: curl_floor [--max-host-connections N] [--max-streams N] [--share]\n"
+    fprintf(stderr, "usage: curl_floor [--max-host-connections N] [--max-streams N] [--no-share]\n"
                     "                  [--count-runs]\n"
                     "                  URL N IN_FLIGHT BODY_FILE [CA_FILE]\n");
     return 2;
@@ -350,10 +350,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 {
     int i = 1;
 
-    *a = (struct args){ .max_host_connections = 64 };
+    *a = (struct args){ .max_host_connections = 64, .share = 1 };
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        if (strcmp(argv[i], "--share") == 0)
-            a->share = 1;
+        if (strcmp(argv[i], "--no-share") == 0)
+            a->share = 0;
         else if (strcmp(argv[i], "--count-runs") == 0)
             a->count_runs = 1;
         else if (strcmp(argv[i], "--max-host-connections") == 0 && i + 1 < argc)
@@ -386,6 +386,7 @@ static CURL *new_easy(struct floor *f, const struct args *a, const char *body, l
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
@@ -450,7 +451,6 @@ int main(int argc, char **argv)
     if (a.share) {
         share = curl_share_init();
         curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-        curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     }
     f.total = a.total;
     f.in_flight = a.in_flight;
