@@ -87,31 +87,31 @@ def rss_mb(pid):
 class MemSampler:
     """Samples the private memory (Private_Clean + Private_Dirty of
     /proc/PID/smaps_rollup) of some processes every `interval` seconds on a
-    thread of its own, keeping each one's largest; `stop()` returns the
-    largest of them in MB. A process that is gone is skipped."""
+    thread of its own, the first time one interval after it starts (not on a
+    process still starting), keeping each one's largest; `stop()` returns the
+    largest of them in MB, nan when no sample was taken (a process that ran
+    for less than one interval). A process that is gone is skipped."""
 
     def __init__(self, pids, interval=0.2):
         self.pids = list(pids)
         self.interval = interval
-        self.peak = {pid: 0.0 for pid in self.pids}
+        self.peak = {}
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
-        while True:
+        while not self.done.wait(self.interval):
             for pid in self.pids:
                 try:
-                    self.peak[pid] = max(self.peak[pid], rss_mb(pid)["private"])
+                    self.peak[pid] = max(self.peak.get(pid, 0.0), rss_mb(pid)["private"])
                 except (FileNotFoundError, ProcessLookupError, ValueError):
                     pass
-            if self.done.wait(self.interval):
-                return
 
     def stop(self):
         self.done.set()
         self.thread.join()
-        return max(self.peak.values(), default=0.0)
+        return max(self.peak.values(), default=float("nan"))
 
 
 def run_measured(argv, timeout=900, env=None):
