@@ -21,7 +21,8 @@ Contenders per case, alternating run by run, medians of --runs:
   h2load      (nghttp2-client) the same body to the same nginx at the same
               total in flight, over HTTP/2 (8 connections) when the origin
               offers it and over HTTP/1.1 (--h1, one connection per request
-              in flight); for a zipf case against the big customer's origin
+              in flight; plain http for http-fast); for a zipf case against
+              the big customer's origin
   floor       bench/curl_floor.c: the same POSTs through libcurl with
               nothing else, one process at max_in_flight (one worker's
               share); for a zipf case against the big customer's origin
@@ -289,7 +290,7 @@ class Profile:
     TlsOrigins' nginx). out(name) is where a result file goes; record(...)
     takes (section, name, value, unit, note) rows for the suite's CSV."""
 
-    def __init__(self, peers, out, record, jobs=20000, runs=3, workers=2, in_flight=1000,
+    def __init__(self, peers, out, record, jobs=10000, runs=3, workers=2, in_flight=1000,
                  cases=DEFAULT_CASES, tiny=False, settings=()):
         self.p, self.out, self.record = peers, out, record
         self.jobs, self.runs, self.workers, self.in_flight = jobs, runs, workers, in_flight
@@ -315,8 +316,7 @@ class Profile:
                                            self.settings))]
         if o.offers_h2(name):
             out.append(("h2load h2", lambda: o.h2load(name, n, total, h1=False)))
-        if CASES[name][0] != "http":
-            out.append(("h2load h1", lambda: o.h2load(name, n, total, h1=True)))
+        out.append(("h2load h1", lambda: o.h2load(name, n, total, h1=True)))
         out.append(("floor", lambda: o.floor(name, n, self.in_flight)))
         return out
 
@@ -422,7 +422,7 @@ unset multiplot
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--jobs", type=int, default=20000)
+    ap.add_argument("--jobs", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--in-flight", type=int, default=1000, help="max_in_flight per worker")

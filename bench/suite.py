@@ -458,7 +458,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--latency-s", type=int, default=10)
-    ap.add_argument("--internet-jobs", type=int, default=20000,
+    ap.add_argument("--internet-jobs", type=int, default=10000,
                     help="jobs per run of the internet section")
     ap.add_argument("--tiny", action="store_true", help="CI: every section at toy size")
     ap.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS)
