@@ -210,10 +210,12 @@ class TlsOrigins:
             lat.append(float(at) * 1000 - max(enq_ms, t0_ms) - delay_s * 1000)
             conns.setdefault(conn, reused)
         lat.sort()
+        tls = [r for r in conns.values() if r in ("r", ".")]
         return {"p50": lib.percentile(lat, 0.5), "p99": lib.percentile(lat, 0.99),
                 "conn_per_1k": 1000.0 * len(conns) / max(1, len(lines)),
-                "resumed": (sum(1 for r in conns.values() if r == "r") / len(conns)
-                            if conns else float("nan"))}
+                # nan over plain http: $ssl_session_reused is empty, logged "-"
+                "resumed": (sum(1 for r in tls if r == "r") / len(tls)
+                            if tls else float("nan"))}
 
     def measured(self, name, argv, n, env=None):
         """Run a load generator to completion; (stdout, CPU s, peak RSS MB,
