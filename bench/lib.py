@@ -11,7 +11,8 @@ staging list (multi-value LPUSH, pipelined), hookd is started and waits
 until its workers are registered, then one RENAME makes them the queue and
 the clock runs until `delivered` reaches the target. It reports
 deliveries/s, latency percentiles, CPU seconds per component (from /proc),
-peak RSS per worker (VmHWM) and Redis round trips per delivery (EVAL +
+peak RSS per worker (VmHWM), peak private memory per worker (sampled every
+0.2 s during the drain) and Redis round trips per delivery (EVAL +
 BLMOVE calls from INFO commandstats). Not a test: nothing is asserted.
 """
 import json
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import redis
@@ -80,6 +82,54 @@ def rss_mb(pid):
             elif k in ("Private_Clean", "Private_Dirty"):
                 out["private"] += int(v.split()[0]) / 1024.0
     return out
+
+
+class MemSampler:
+    """Samples the private memory (Private_Clean + Private_Dirty of
+    /proc/PID/smaps_rollup) of some processes every `interval` seconds on a
+    thread of its own, the first time one interval after it starts (not on a
+    process still starting), keeping each one's largest; `stop()` returns the
+    largest of them in MB, nan when no sample was taken (a process that ran
+    for less than one interval). A process that is gone is skipped."""
+
+    def __init__(self, pids, interval=0.2):
+        self.pids = list(pids)
+        self.interval = interval
+        self.peak = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.wait(self.interval):
+            for pid in self.pids:
+                try:
+                    self.peak[pid] = max(self.peak.get(pid, 0.0), rss_mb(pid)["private"])
+                except (FileNotFoundError, ProcessLookupError, ValueError):
+                    pass
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        return max(self.peak.values(), default=float("nan"))
+
+
+def run_measured(argv, timeout=900, env=None):
+    """Run argv to completion, sampling its private memory (MemSampler).
+    Returns (stdout, CPU seconds, peak RSS MB from wait4's ru_maxrss,
+    peak private MB, start time in ms since the epoch)."""
+    t0_ms = time.time() * 1000
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env=env)
+    sampler = MemSampler([p.pid])
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    out = p.stdout.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    timer.cancel()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    private = sampler.stop()
+    return out, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, private, t0_ms
 
 
 def children(pid):
@@ -233,12 +283,14 @@ class Peers:
         c0 = (cpu_seconds(pids), cpu_seconds([self.redis_proc.pid]),
               cpu_seconds(self.nginx_pids))
         off = self.log_offset()
+        sampler = MemSampler(pids)
         t0_ms = time.time() * 1000
         t0 = time.monotonic()
         r.rename(prefix + ":staging", prefix + ":queue")
         wait_for(lambda: int(r.hget(prefix + ":stats", "delivered") or 0) >= target, 1800,
                  "deliveries")
         dt = time.monotonic() - t0
+        private = sampler.stop()
         c1 = (cpu_seconds(pids), cpu_seconds([self.redis_proc.pid]),
               cpu_seconds(self.nginx_pids))
         calls = redis_calls(r) - calls0
@@ -252,7 +304,7 @@ class Peers:
                "cpu_hookd_per_10k": (c1[0] - c0[0]) * 10000 / target,
                "cpu_redis_per_10k": (c1[1] - c0[1]) * 10000 / target,
                "cpu_nginx_per_10k": (c1[2] - c0[2]) * 10000 / target,
-               "rss_mb": max(rss) if rss else 0.0,
+               "rss_mb": max(rss) if rss else 0.0, "private_mb": private, "t0_ms": t0_ms,
                "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99),
                "max": lat[-1] if lat else float("nan")}
         self.clean(prefix)

@@ -25,6 +25,13 @@ Sections, in order:
   fairness   10% of jobs to an endpoint that never answers (default
              max_per_host 64, timeout 30 s), 90% to nginx: healthy
              deliveries/s against all-healthy
+  dedupe     what dedupe_window costs: on against off
+  internet   issue 17's profile (bench/internet.py): nginx over TLS, h2 and
+             h1-only origins, 50/200 ms answers, 20 origins with a Zipf
+             spread; hookd against h2load, the libcurl floor and BullMQ
+             over https, --internet-jobs jobs per run; and its sweep
+             (internet-sweep.csv/.png). Needs no other section: with
+             --only internet the hookd section is not run
 Medians of --runs runs (the machine is shared and noisy); the compared
 configurations alternate run by run. Results are printed and written under
 bench/results/ (ignored by git). --tiny is the CI configuration: 2,000 jobs,
@@ -47,10 +54,11 @@ import msgpack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import internet  # noqa: E402
 import lib  # noqa: E402
 
 SECTIONS = ["hookd", "sample", "ceiling", "peer", "sweep", "latency", "memory", "depth",
-            "retries", "fairness", "dedupe"]
+            "retries", "fairness", "dedupe", "internet"]
 
 
 def median_of(runs, key="rate"):
@@ -190,6 +198,8 @@ class Suite:
              ".version)" % HERE], capture_output=True, text=True).stdout.strip()
 
     def summary(self):
+        if not hasattr(self, "best"):
+            return
         print("\n== one run, one machine: %d CPUs shared by hookd, redis-server, nginx and the "
               "load generators" % os.cpu_count())
         print("%-48s %14s %12s" % ("", "deliveries/s", "hookd / it"))
@@ -427,6 +437,13 @@ unset multiplot
         self.record("dedupe", "redis_cpu_per_10k_off", moff["cpu_redis_per_10k"], "s")
         self.record("dedupe", "bytes_per_id", per_id, "bytes")
 
+    def run_internet(self):
+        tiny = self.a.tiny
+        internet.Profile(self.p, self.out, self.record,
+                         jobs=1000 if tiny else self.a.internet_jobs, runs=self.a.runs,
+                         cases=internet.TINY_CASES if tiny else internet.DEFAULT_CASES,
+                         tiny=tiny).run()
+
     def write_csv(self):
         path = self.out("suite.csv")
         with open(path, "w", newline="") as f:
@@ -441,6 +458,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--latency-s", type=int, default=10)
+    ap.add_argument("--internet-jobs", type=int, default=10000,
+                    help="jobs per run of the internet section")
     ap.add_argument("--tiny", action="store_true", help="CI: every section at toy size")
     ap.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS)
     args = ap.parse_args()
@@ -453,7 +472,8 @@ def main():
             os.cpu_count(), os.uname().release,
             subprocess.run([lib.HOOKD, "--version"], capture_output=True,
                            text=True).stdout.strip()))
-        s.run_hookd()       # every other section uses its best setting
+        if set(args.only) - {"internet"}:
+            s.run_hookd()   # every other section but internet uses its best setting
         for name in args.only:
             if name != "hookd":
                 getattr(s, "run_" + name)()
