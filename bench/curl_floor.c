@@ -13,7 +13,12 @@
  * hookd itself, so it was no floor.
  *
  *   curl_floor [--max-host-connections N] [--max-streams N] [--no-share]
- *              [--count-runs] URL N IN_FLIGHT BODY_FILE [CA_FILE]
+ *              [--count-runs] URL|@URL_FILE N IN_FLIGHT BODY_FILE [CA_FILE]
+ *
+ * Each request is what hookd's http_post makes of a bench job: its URL
+ * (request i: line i of URL_FILE, cycling), the body, a header list built
+ * for it with the lines hookd sends (fixed values of the same lengths: no
+ * signing), user agent, timeout, PIPEWAIT.
  *
  * prints one line of "key value" pairs: "requests N seconds S rate R
  * cpu_us_per_request C failed F connects K peak_rss_kb P private_kb V
@@ -40,7 +45,22 @@ struct sock {
     int idle;                       /* libcurl said REMOVE: a kept-alive connection */
 };
 
+struct args {
+    const char *url, *body_file, *ca;
+    const char **urls;              /* URL, or the lines of @FILE: request i goes
+                                       to urls[i % nurls] */
+    size_t nurls;
+    char *body;                     /* the body file's bytes */
+    long body_len;
+    long total, in_flight;
+    long max_host_connections;      /* hookd's max_per_host default */
+    long max_streams;               /* 0 = libcurl's default (100) */
+    int share;                      /* TLS sessions shared, as hookd (--no-share: not) */
+    int count_runs;                 /* diagnostic: count libcurl's transfer runs */
+};
+
 struct floor {
+    const struct args *args;
     CURLM *multi;
     int epfd;
     long timeout_ms;                /* libcurl's timer: -1 none, else ms from set_ms */
@@ -241,6 +261,9 @@ static void maybe_sample(struct floor *f)
         f->private_kb = 0;          /* unreadable: reported as 0, sampled once */
 }
 
+static int start(struct floor *f, const struct args *a, CURL *e);
+static void end(CURL *e);
+
 /* Count what finished and add each handle again, options kept, as hookd
  * recycles its own. */
 static void check_done(struct floor *f)
@@ -259,10 +282,9 @@ static void check_done(struct floor *f)
             f->failed++;
         f->connects += conns;
         curl_multi_remove_handle(f->multi, e);
+        end(e);
         f->done++;
-        if (f->started < f->total && curl_multi_add_handle(f->multi, e) == CURLM_OK)
-            f->started++;
-        else
+        if (f->started >= f->total || start(f, f->args, e) < 0)
             curl_easy_cleanup(e);
     }
     maybe_sample(f);
@@ -329,20 +351,12 @@ static char *read_file(const char *path, long *len)
     return p;
 }
 
-struct args {
-    const char *url, *body_file, *ca;
-    long total, in_flight;
-    long max_host_connections;      /* hookd's max_per_host default */
-    long max_streams;               /* 0 = libcurl's default (100) */
-    int share;                      /* TLS sessions shared, as hookd (--no-share: not) */
-    int count_runs;                 /* diagnostic: count libcurl's transfer runs */
-};
 
 static int usage(void)
 {
     fprintf(stderr, "usage: curl_floor [--max-host-connections N] [--max-streams N] [--no-share]\n"
                     "                  [--count-runs]\n"
-                    "                  URL N IN_FLIGHT BODY_FILE [CA_FILE]\n");
+                    "                  URL|@URL_FILE N IN_FLIGHT BODY_FILE [CA_FILE]\n");
     return 2;
 }
 
@@ -373,10 +387,9 @@ static int parse_args(int argc, char **argv, struct args *a)
     return a->total > 0 && a->in_flight > 0 ? 0 : -1;
 }
 
-/* An easy handle with the options src/http.c's new_easy and http_post set
- * (less hookd's own callbacks, timeout and user agent). */
-static CURL *new_easy(struct floor *f, const struct args *a, const char *body, long body_len,
-                      struct curl_slist *headers, CURLSH *share)
+/* An easy handle with the options src/http.c's new_easy sets once (less
+ * hookd's own callbacks). */
+static CURL *new_easy(struct floor *f, const struct args *a, CURLSH *share)
 {
     CURL *e = curl_easy_init();
 
@@ -401,13 +414,56 @@ static CURL *new_easy(struct floor *f, const struct args *a, const char *body, l
         curl_easy_setopt(e, CURLOPT_XFERINFODATA, f);
     }
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_URL, a->url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-    /* Only TLS learns by ALPN that a server multiplexes (see http_post). */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(a->url, "https:", 6) == 0 ? 1L : 0L);
     return e;
+}
+
+/* The header lines hookd sends with a bench job (src/deliver_headers.c),
+ * with fixed values of the same lengths: the same bytes on the wire, no
+ * signing. */
+static const char *const job_headers[] = {
+    "content-type: application/json",
+    "x-dialgen-signature: 5d1c2a0bb0c7e3e4f0a6d8f1b2c3d4e5f60718293a4b5c6d7e8f901a2b3c4d5e",
+    "webhook-id: msg_2b9QxLzmYcVn4RtU8sEwKjHf",
+    "webhook-timestamp: 1796000000",
+    "webhook-signature: v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDDSWBjjs=",
+    "x-enq: 1796000000000",
+    "Expect:",
+};
+
+/* Start request number f->started on e with what src/http.c's http_post
+ * sets per request: URL, body, a header list built for it, user agent,
+ * timeout, PIPEWAIT. The list is freed when the request ends. */
+static int start(struct floor *f, const struct args *a, CURL *e)
+{
+    const char *url = a->urls[f->started % a->nurls];
+    struct curl_slist *h = NULL;
+
+    for (size_t i = 0; i < sizeof(job_headers) / sizeof(job_headers[0]); i++)
+        h = curl_slist_append(h, job_headers[i]);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)a->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, h);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "hookd/0.1.0");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+    /* Only TLS learns by ALPN that a server multiplexes (see http_post). */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(url, "https:", 6) == 0 ? 1L : 0L);
+    if (h == NULL || curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+        curl_slist_free_all(h);
+        return -1;
+    }
+    f->started++;
+    return 0;
+}
+
+/* The header list of a request that ended. */
+static void end(CURL *e)
+{
+    struct curl_slist *h = NULL;
+
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&h);
+    curl_slist_free_all(h);
 }
 
 static CURLM *new_multi(struct floor *f, const struct args *a)
@@ -430,28 +486,41 @@ static CURLM *new_multi(struct floor *f, const struct args *a)
     return m;
 }
 
+/* a->urls: the URL argument, or with "@FILE" the file's non-empty lines. */
+static int load_urls(struct args *a)
+{
+    if (a->url[0] != '@') {
+        a->urls = &a->url;
+        a->nurls = 1;
+        return 0;
+    }
+    long len;
+    char *text = read_file(a->url + 1, &len), *save = NULL;      /* kept to the end */
+    text[len] = '\0';
+    for (char *t = strtok_r(text, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+        a->urls = xrealloc(a->urls, (a->nurls + 1) * sizeof(*a->urls));
+        a->urls[a->nurls++] = t;
+    }
+    return a->nurls > 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     struct floor f = { .timeout_ms = -1, .private_kb = -1 };
-    struct curl_slist *headers = NULL;
     CURLSH *share = NULL;
     struct args a;
-    long body_len;
-    char *body;
     int rc = 2;
 
-    if (parse_args(argc, argv, &a) < 0)
+    if (parse_args(argc, argv, &a) < 0 || load_urls(&a) < 0)
         return usage();
-    body = read_file(a.body_file, &body_len);
+    a.body = read_file(a.body_file, &a.body_len);
     if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
         goto out_free_body;
-    /* "Expect:" as hookd: no 100-continue round trip */
-    headers = curl_slist_append(headers, "content-type: application/json");
-    headers = curl_slist_append(headers, "Expect:");
     if (a.share) {
         share = curl_share_init();
         curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     }
+    f.args = &a;
     f.total = a.total;
     f.in_flight = a.in_flight;
     if ((f.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
@@ -463,13 +532,12 @@ int main(int argc, char **argv)
 
     double t0 = now_ms(), c0 = cpu_seconds();
     while (f.started < f.total && f.started < f.in_flight) {
-        CURL *e = new_easy(&f, &a, body, body_len, headers, share);
-        if (e == NULL || curl_multi_add_handle(f.multi, e) != CURLM_OK) {
+        CURL *e = new_easy(&f, &a, share);
+        if (e == NULL || start(&f, &a, e) < 0) {
             fprintf(stderr, "curl_floor: starting request %ld failed\n", f.started + 1);
             curl_easy_cleanup(e);
             break;
         }
-        f.started++;
     }
     run(&f);
     double dt = (now_ms() - t0) / 1e3, cpu = cpu_seconds() - c0 - f.sample_cpu;
@@ -488,10 +556,9 @@ out_close_epoll:
     close(f.epfd);
 out_cleanup_curl:
     curl_share_cleanup(share);
-    curl_slist_free_all(headers);
     curl_global_cleanup();
 out_free_body:
-    free(body);
+    free(a.body);
     free(f.socks);
     return rc;
 }
