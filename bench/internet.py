@@ -71,6 +71,7 @@ ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
 FLOOR = os.path.join(os.path.dirname(os.path.abspath(lib.HOOKD)), "curl_floor")
 ORIGINS = 20            # zipf cases: origins, each on its own port
 ZIPF_S = 1.1            # weight of rank k is 1/k^s
+MAX_PER_HOST = 64       # hookd's default max_per_host: its requests per HTTP/1.1 origin
 SEED = 17               # the job -> origin assignment is the same every run
 # name: (kind, answer delay in seconds); kind "http" (plain), "h2" (TLS,
 # HTTP/2 offered), "h1" (TLS, HTTP/1.1 only), "zipf" (ORIGINS mixed)
@@ -237,24 +238,37 @@ class TlsOrigins:
         return dict(st, rate=float(m.group(1)) if m else float("nan"),
                     cpu_us=cpu * 1e6 / n, rss_mb=rss, private_mb=private)
 
+    def urls_file(self, name, n):
+        """A file of n jobs' URLs, line i the origin of job i (the same for
+        every contender)."""
+        urls = os.path.join(self.dir, "urls-%s-%d" % (name, n))
+        if not os.path.exists(urls):
+            url_of = self.url_of(name, n)
+            with open(urls, "w") as f:
+                f.write("\n".join(url_of(i) for i in range(n)))
+        return urls
+
     def floor(self, name, n, in_flight):
-        """bench/curl_floor.c; its own CPU and memory figures when it prints
-        them (peak_rss_kb, private_kb), else ours."""
-        argv = [FLOOR, self.url(name), str(n), str(in_flight), self.body, self.ca]
+        """bench/curl_floor.c, each request to its job's origin, at the
+        requests hookd keeps in libcurl: in_flight, but an HTTP/1.1-only
+        origin MAX_PER_HOST (hookd holds the rest in hosts.c; libcurl's own
+        queue behind its connection cap costs more than hookd's). Its own
+        CPU and memory figures when it prints them, else ours."""
+        if CASES[name][0] != "zipf" and not self.offers_h2(name):
+            in_flight = min(in_flight, MAX_PER_HOST)
+        argv = [FLOOR, "@" + self.urls_file(name, n), str(n), str(in_flight), self.body,
+                self.ca]
         out, cpu, rss, private, st = self.measured(name, argv, n)
         f = kv_floats(out)
         nan = float("nan")
         return dict(st, rate=f.get("rate", nan),
                     cpu_us=f.get("cpu_us_per_request", cpu * 1e6 / n),
                     rss_mb=f["peak_rss_kb"] / 1024 if "peak_rss_kb" in f else rss,
-                    private_mb=f["private_kb"] / 1024 if "private_kb" in f else private)
+                    private_mb=(f["private_kb"] / 1024 if f["private_kb"] >= 0 else nan)
+                    if "private_kb" in f else private)
 
     def bullmq(self, name, rport, n, concurrency):
-        urls = os.path.join(self.dir, "urls-%s" % name)
-        if not os.path.exists(urls):
-            url_of = self.url_of(name, n)
-            with open(urls, "w") as f:
-                f.write("\n".join(url_of(i) for i in range(n)))
+        urls = self.urls_file(name, n)
         argv = ["node", os.path.join(HERE, "peers", "bullmq.js"), "--redis-port", str(rport),
                 "--urls-file", urls, "--jobs", str(n), "--concurrency", str(concurrency),
                 "--ca", self.ca]
@@ -293,8 +307,9 @@ class Profile:
     takes (section, name, value, unit, note) rows for the suite's CSV."""
 
     def __init__(self, peers, out, record, jobs=10000, runs=3, workers=2, in_flight=1000,
-                 cases=DEFAULT_CASES, tiny=False, settings=()):
+                 cases=DEFAULT_CASES, tiny=False, settings=(), only=None):
         self.p, self.out, self.record = peers, out, record
+        self.only = set(only or ("hookd", "floor", "h2load", "bullmq", "sweep"))
         self.jobs, self.runs, self.workers, self.in_flight = jobs, runs, workers, in_flight
         self.cases = cases.split(",")
         self.tiny = tiny
@@ -307,7 +322,8 @@ class Profile:
         o = TlsOrigins(self.cases)
         try:
             self.table(o)
-            self.sweep(o)
+            if "sweep" in self.only:
+                self.sweep(o)
         finally:
             o.close()
 
@@ -320,7 +336,7 @@ class Profile:
             out.append(("h2load h2", lambda: o.h2load(name, n, total, h1=False)))
         out.append(("h2load h1", lambda: o.h2load(name, n, total, h1=True)))
         out.append(("floor", lambda: o.floor(name, n, self.in_flight)))
-        return out
+        return [c for c in out if c[0].split()[0] in self.only]
 
     def table(self, o):
         total = self.workers * self.in_flight
@@ -328,8 +344,8 @@ class Profile:
         print("\n== internet profile (issue 17): nginx on 127.0.0.1, TLS with a CA of the run; "
               "%d jobs of 1 KB per run, medians of %d, alternating; hookd workers=%d "
               "max_in_flight=%d (%d in flight), settings: %s; zipf: %d origins (even ranks h2, "
-              "odd h1 only), weights 1/k^%g, the big customer (h2) %.0f%% of jobs; h2load and "
-              "the floor of a zipf case: the big customer's origin; BullMQ: %d jobs, best of "
+              "odd h1 only), weights 1/k^%g, the big customer (h2) %.0f%% of jobs; h2load in a "
+              "zipf case: the big customer's origin, the floor: every job's; BullMQ: %d jobs, best of "
               "concurrency %s" % (
                   self.jobs, self.runs, self.workers, self.in_flight, total,
                   " ".join(self.settings) or "defaults", ORIGINS, ZIPF_S, share,
@@ -345,13 +361,14 @@ class Profile:
                     runs[i].append(fn())
             rows = [(label, median_row(rs)) for (label, _), rs in zip(cont, runs)]
             best = None
-            for c in self.bullmq_c:
+            for c in self.bullmq_c if "bullmq" in self.only else ():
                 res = o.bullmq(name, self.p.rport, self.bullmq_jobs, c)
                 self.put(name, "bullmq c%d" % c, res)
                 if best is None or res["rate"] > best[1]["rate"]:
                     best = ("bullmq c%d" % c, res)
-            rows.append(("best " + best[0], best[1]))
-            hookd_rate = rows[0][1]["rate"]
+            if best is not None:
+                rows.append(("best " + best[0], best[1]))
+            hookd_rate = rows[0][1]["rate"] if cont[0][0] == "hookd" else float("nan")
             for label, m in rows:
                 print("%-10s %-15s %9.0f %8.1f %8.1f %8.1f %7.1f %8.1f %8.2f %7.0f%% %7.2f" % (
                     name, label, m["rate"], m["p50"], m["p99"], m["cpu_us"], m["rss_mb"],
@@ -431,6 +448,8 @@ def main():
     ap.add_argument("--cases", default=None, help="default: " + DEFAULT_CASES)
     ap.add_argument("--tiny", action="store_true", help="toy size: 1,000 jobs, 1 run")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--only", default=None, metavar="hookd,floor,h2load,bullmq,sweep",
+                    help="run these parts only (A/B work); default: all")
     args = ap.parse_args()
     if args.tiny:
         args.jobs, args.runs = 1000, 1
@@ -441,7 +460,8 @@ def main():
     with lib.Peers() as peers:
         Profile(peers, lambda p: os.path.join(HERE, "results", "%s-%s" % (stamp, p)),
                 lambda *row: rows.append(row), args.jobs, args.runs, args.workers,
-                args.in_flight, cases, args.tiny, args.set).run()
+                args.in_flight, cases, args.tiny, args.set,
+                args.only.split(",") if args.only else None).run()
 
 
 if __name__ == "__main__":

@@ -30,8 +30,7 @@ void dedupe_key(const char *id, const char *url, char out[DEDUPE_KEY_LEN + 1])
     if (sign_sha256(both, ilen + 1 + ulen, md) < 0)
         abort();    /* OpenSSL without SHA-256 cannot sign either */
     free(both);
-    for (int i = 0; i < DEDUPE_KEY_LEN / 2; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    sign_to_hex(md, DEDUPE_KEY_LEN / 2, out);
 }
 
 /* The queue.h call for the checks from first on: at most SEND_MAX. */

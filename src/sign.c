@@ -102,19 +102,25 @@ static int hmac2(const unsigned char *key, size_t keylen, const void *a, size_t 
     return rc;
 }
 
+void sign_to_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 int sign_hex(const char *secret, size_t secret_len, const char *body, size_t body_len,
              char out[SIGN_HEX_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char mac[32];
 
     if (hmac2((const unsigned char *)secret, secret_len, "", 0, body, body_len, mac) < 0)
         return HK_ECRYPTO;
-    for (unsigned int i = 0; i < 32; i++) {
-        out[2 * i] = hex[mac[i] >> 4];
-        out[2 * i + 1] = hex[mac[i] & 15];
-    }
-    out[SIGN_HEX_LEN] = '\0';
+    sign_to_hex(mac, sizeof(mac), out);
     return 0;
 }
 

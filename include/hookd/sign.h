@@ -24,6 +24,9 @@
 #define SIGN_V1_LEN (3 + SIGN_BASE64_LEN(32))  /* "v1," + base64 MAC, without NUL */
 #define SIGN_SECRET_MAX 512
 
+/* out (2 * n + 1 bytes) receives n bytes as lowercase hex and a NUL. */
+void sign_to_hex(const unsigned char *in, size_t n, char *out);
+
 /* out receives 64 hex chars and a NUL. Returns 0 or HK_ECRYPTO. */
 int sign_hex(const char *secret, size_t secret_len, const char *body, size_t body_len,
              char out[SIGN_HEX_LEN + 1]);

@@ -108,6 +108,19 @@ static void test_base64(void **state)
     assert_int_equal(sign_base64_decode("", 0, buf, sizeof(buf)), HK_EINVAL);
 }
 
+static void test_to_hex(void **state)
+{
+    const unsigned char in[] = { 0x00, 0x0f, 0xa5, 0xff };
+    char out[2 * sizeof(in) + 1];
+
+    (void)state;
+    memset(out, 'x', sizeof(out));
+    sign_to_hex(in, sizeof(in), out);
+    assert_string_equal(out, "000fa5ff");
+    sign_to_hex(in, 0, out);
+    assert_string_equal(out, "");
+}
+
 static void test_generated_secret(void **state)
 {
     char a[80], b[80];
@@ -130,6 +143,7 @@ int main(void)
         cmocka_unit_test(test_bad_whsec_secret),
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_generated_secret),
+        cmocka_unit_test(test_to_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
