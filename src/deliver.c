@@ -313,7 +313,7 @@ static void on_response(const struct http_result *res, void *arg)
     struct delivery *d = arg;
     struct deliver_env *env = d->env;
     long latency = res->aborted ? -1 : res->latency_ms;
-    struct hosts_waiter *next = hosts_done(env->hosts, d->host, latency, res->h2,
+    struct hosts_waiter *next = hosts_done(env->hosts, d->host, latency, res->h2_conn,
                                            time_mono_ms());
 
     if (res->aborted) {

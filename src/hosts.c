@@ -18,7 +18,10 @@
 struct host {
     char *origin;                   /* owned; the hash key */
     int running;                    /* admitted, not done */
-    int h2;                         /* answered over HTTP/2: streams, not connections */
+    long *h2_conns;                 /* owned; the HTTP/2 connections it answered
+                                       on (hosts_done's h2_conn), distinct, at
+                                       most max_per_host; none: HTTP/1.1 */
+    int nh2_conns;
     struct hosts_waiter *head, *tail;  /* waiting, FIFO */
     int nwaiting;
     int64_t progress_ms;            /* last request done (or entry created) */
@@ -45,6 +48,7 @@ static void free_host(struct hosts *hs, struct host *h)
 {
     HASH_DEL(hs->table, h);
     free(h->origin);
+    free(h->h2_conns);
     free(h);
 }
 
@@ -67,9 +71,36 @@ void hosts_free(struct hosts *hs)
     free(hs);
 }
 
+/* An origin that answers over HTTP/2 takes streams, not connections: up to
+ * max_per_host connections of HOSTS_H2_STREAMS each. The limit follows the
+ * connections seen answering, and lets as many more requests run as there
+ * are such connections, each of which may open one: the connections double
+ * per round trip until the requests fit. Raising it to every connection at
+ * once made libcurl 7.88 open a connection per request beyond the first
+ * connection's streams (it counts a connection still in its handshake as
+ * full), 64 TLS handshakes per worker for an origin 10 connections serve.
+ * A connection that closes is still counted until the origin's entry goes
+ * (nothing running or waiting): at worst the old behaviour. */
 static int limit(const struct hosts *hs, const struct host *h)
 {
-    return h->h2 ? hs->max_per_host * HOSTS_H2_STREAMS : hs->max_per_host;
+    int n = h->nh2_conns, more;
+
+    if (n == 0)
+        return hs->max_per_host;
+    more = hs->max_per_host - n < n ? hs->max_per_host - n : n;
+    return n * HOSTS_H2_STREAMS + more;
+}
+
+/* Note that h answered over HTTP/2 connection conn. */
+static void saw_h2_conn(const struct hosts *hs, struct host *h, long conn)
+{
+    for (int i = 0; i < h->nh2_conns; i++)
+        if (h->h2_conns[i] == conn)
+            return;
+    if (h->nh2_conns >= hs->max_per_host)
+        return;
+    h->h2_conns = xrealloc(h->h2_conns, (size_t)(h->nh2_conns + 1) * sizeof(*h->h2_conns));
+    h->h2_conns[h->nh2_conns++] = conn;
 }
 
 static int stalled(const struct hosts *hs, const struct host *h, int64_t now)
@@ -141,8 +172,8 @@ static struct hosts_waiter *pop(struct host *h)
     return w;
 }
 
-struct hosts_waiter *hosts_done(struct hosts *hs, struct host *h, long latency_ms, int h2,
-                                int64_t now_ms)
+struct hosts_waiter *hosts_done(struct hosts *hs, struct host *h, long latency_ms,
+                                long h2_conn, int64_t now_ms)
 {
     struct hosts_waiter *w = NULL;
 
@@ -156,12 +187,12 @@ struct hosts_waiter *hosts_done(struct hosts *hs, struct host *h, long latency_m
         if (h->latency_ms < 1)
             h->latency_ms = 1;
     }
-    if (h2)
-        h->h2 = 1;
+    if (h2_conn != 0)
+        saw_h2_conn(hs, h, h2_conn);
     /* Every slot free is filled, not only the one this request left: when
-     * the limit has just risen from connections to streams, handing back
-     * one waiter per answer would keep the origin at its old limit
-     * forever. */
+     * the limit has just risen (connections to streams, or more
+     * connections), handing back one waiter per answer would keep the
+     * origin at its old limit forever. */
     struct hosts_waiter *first = NULL, **link = &first;
     while (h->running < limit(hs, h) && (w = pop(h)) != NULL) {
         h->running++;

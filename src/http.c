@@ -536,9 +536,12 @@ static void finish(struct http_client *c, struct http_request *r, CURLcode code)
                 : r->errbuf[0] ? r->errbuf : (code != CURLE_OK ? curl_easy_strerror(code) : "");
     res.latency_ms = (long)(uv_now(c->loop) - r->started);
     res.retry_after_s = r->retry_after_s;
-    long version = 0;
+    long version = 0, port = 0;
     curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &version);
-    res.h2 = version == CURL_HTTP_VERSION_2_0;
+    if (version == CURL_HTTP_VERSION_2_0) {
+        curl_easy_getinfo(r->easy, CURLINFO_LOCAL_PORT, &port);
+        res.h2_conn = port > 0 ? port : 1;
+    }
     res.body = r->capture;
     res.body_len = r->capture_len;
     res.headers = r->head;

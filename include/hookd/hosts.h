@@ -49,13 +49,14 @@ enum hosts_verdict hosts_admit(struct hosts *hs, const char *origin, struct host
                                int64_t now_ms, struct host **h);
 
 /* A request admitted with HOSTS_GO ended after latency_ms (-1: it never
- * reached the origin; h2: it ran over HTTP/2). Returns the waiters of the
- * same origin now admitted, linked by next (the caller starts each), or
- * NULL: one for the slot freed, or many when the limit just rose (the
- * first answer over HTTP/2 turns connections into streams). h may be freed
- * by this call when nothing else uses it. */
-struct hosts_waiter *hosts_done(struct hosts *hs, struct host *h, long latency_ms, int h2,
-                                int64_t now_ms);
+ * reached the origin). h2_conn: 0 when it did not run over HTTP/2, else a
+ * number naming the connection it ran on (its local port): the limit
+ * counts streams on the connections seen (see hosts.c). Returns the
+ * waiters of the same origin now admitted, linked by next (the caller
+ * starts each), or NULL: one for the slot freed, or many when the limit
+ * just rose. h may be freed by this call when nothing else uses it. */
+struct hosts_waiter *hosts_done(struct hosts *hs, struct host *h, long latency_ms,
+                                long h2_conn, int64_t now_ms);
 
 /* When origin h is stalled (full, nothing finished for HOSTS_STALL_MS),
  * remove and return one of its waiters for the caller to park; else NULL.

@@ -24,7 +24,9 @@ struct http_result {
                                    "http_error", "destination_forbidden" */
     long latency_ms;            /* request start to completion */
     long retry_after_s;         /* Retry-After in seconds, -1 when absent */
-    int h2;                     /* the answer came over HTTP/2 */
+    long h2_conn;               /* the answer came over HTTP/2: its connection's
+                                   local port (names it among the origin's);
+                                   0: it did not */
     const char *body;           /* first bytes of the response; borrowed */
     size_t body_len;
     const char *headers;        /* with capture_headers: the final response's

@@ -38,17 +38,19 @@
 //                    header x-keep-headers: 1 does
 //
 // With --tls-cert/--tls-key it serves HTTPS; --client-ca makes it require a
-// client certificate signed by that CA (mutual TLS). The record counts TLS
-// connections (tls_connections) and those that resumed a session
-// (tls_resumed).
+// client certificate signed by that CA (mutual TLS); --http2 offers HTTP/2
+// (ALPN, HTTP/1.1 still accepted). The record counts requests over HTTP/2
+// (http2), TLS connections (tls_connections) and those that resumed a
+// session (tls_resumed).
 //
 // Usage: node receiver.js --secret S [--port P] [--host H]
-//                         [--tls-cert F --tls-key F [--client-ca F]]
+//                         [--tls-cert F --tls-key F [--client-ca F] [--http2]]
 // Prints {"port": P, "control": C} on its first stdout line once listening.
 'use strict';
 const fs = require('fs');
 const http = require('http');
 const https = require('https');
+const http2 = require('http2');
 const crypto = require('crypto');
 
 const args = process.argv.slice(2);
@@ -73,7 +75,7 @@ const swHook = swSecret ? new (require('standardwebhooks').Webhook)(swSecret) : 
 function newRecord() {
   return { sw_valid: 0, sw_invalid: 0, count: 0, valid_dialgen: 0, valid_standard: 0, invalid: [],
            ids: {}, events: {}, content_types: {}, bodies: {}, times: {}, succeeded: {},
-           paths: {}, headers: {}, big_reset: {}, tls_connections: 0, tls_resumed: 0 };
+           paths: {}, headers: {}, big_reset: {}, tls_connections: 0, tls_resumed: 0, http2: 0 };
 }
 let rec = newRecord();
 
@@ -141,6 +143,7 @@ const handler = (req, res) => {
     const raw = Buffer.concat(chunks);
     const v = verify(req, raw);
     rec.count++;
+    if (req.httpVersionMajor === 2) rec.http2++;
     if (swHook) {
       try {
         swHook.verify(raw.toString('utf8'), req.headers);
@@ -198,8 +201,11 @@ const handler = (req, res) => {
     }
   });
 };
-const server = tlsCert
-  ? https.createServer({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(opt('tls-key')),
+const tlsOptions = () => ({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(opt('tls-key')) });
+const server = tlsCert && args.includes('--http2')
+  ? http2.createSecureServer({ ...tlsOptions(), allowHTTP1: true }, handler)
+  : tlsCert
+  ? https.createServer({ ...tlsOptions(),
                          ca: opt('client-ca', null) ? fs.readFileSync(opt('client-ca')) : undefined,
                          requestCert: !!opt('client-ca', null),
                          rejectUnauthorized: !!opt('client-ca', null) }, handler)

@@ -161,6 +161,33 @@ class Tls(unittest.TestCase):
         finally:
             p.close()
 
+    def test_http2_origin_takes_few_connections(self):
+        """An origin that answers over HTTP/2 gets streams on a few
+        connections: hookd raises its limit with the connections seen
+        answering, doubling them per round trip. Raised to max_per_host x
+        100 streams at once, libcurl 7.88 opened a connection for every
+        request beyond the first connection's streams: 64 here."""
+        p = Procs()
+        try:
+            pki = make_pki(p.dir)
+            port, r = p.redis()
+            recv = p.receiver(extra=("--tls-cert", pki["server.pem"],
+                                     "--tls-key", pki["server.key"], "--http2"))
+            p.hookd({"redis": "redis://127.0.0.1:%d" % port, "workers": 1, "secret": SECRET,
+                     "prefix": "c", "ca_file": pki["ca.pem"]})
+            url = "https://127.0.0.1:%d/h?delay=300" % recv.port
+            n = 400
+            push(r, "c:queue", [{"id": "j%d" % i, "url": url, "payload": {}} for i in range(n)])
+            wait_for(lambda: int(r.hget("c:stats", "delivered") or 0) == n, 60,
+                     "every delivery")
+            st = recv.stats()
+            self.assertEqual(st["http2"], n)
+            self.assertEqual(st["invalid"], [])
+            # 400 streams need 4 connections of 100; doubling may open 8
+            self.assertLessEqual(st["tls_connections"], 8)
+        finally:
+            p.close()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -106,10 +106,54 @@ static void test_http2_counts_streams(void **state)
     assert_int_equal(hosts_admit(hs, B, &w, 0, &keep), HOSTS_GO);
     assert_int_equal(hosts_admit(hs, B, &w, 0, &h), HOSTS_GO);
     assert_int_equal(hosts_room(hs, B, 0), 0);
-    /* once an answer came over HTTP/2, each connection carries many streams */
-    assert_null(hosts_done(hs, h, 5, 1, 5));
-    assert_int_equal(hosts_room(hs, B, 5), 2 * HOSTS_H2_STREAMS - 1);
-    assert_null(hosts_done(hs, keep, 5, 1, 6));
+    /* once an answer came over HTTP/2, a connection carries many streams,
+     * and one request more may open the second connection */
+    assert_null(hosts_done(hs, h, 5, 40001, 5));
+    assert_int_equal(hosts_room(hs, B, 5), HOSTS_H2_STREAMS + 1 - 1);
+    /* an answer on the second connection: both are full of streams, and
+     * max_per_host (2) allows no third */
+    assert_int_equal(hosts_admit(hs, B, &w, 5, &h), HOSTS_GO);
+    assert_null(hosts_done(hs, h, 5, 40002, 6));
+    assert_int_equal(hosts_room(hs, B, 6), 2 * HOSTS_H2_STREAMS - 1);
+    /* an answer over HTTP/1.1 (0) or on a known connection changes nothing */
+    assert_int_equal(hosts_admit(hs, B, &w, 6, &h), HOSTS_GO);
+    assert_null(hosts_done(hs, h, 5, 40001, 7));
+    assert_int_equal(hosts_room(hs, B, 7), 2 * HOSTS_H2_STREAMS - 1);
+    assert_null(hosts_done(hs, keep, 5, 0, 8));
+    hosts_free(hs);
+}
+
+/* The HTTP/2 limit grows with the connections seen answering, doubling
+ * them per round: each known connection may be joined by one request that
+ * opens another (libcurl 7.88 opens a connection for every request beyond
+ * the open ones' streams; raising to max_per_host x 100 at once opened 64
+ * per worker). */
+static void test_http2_connections_double(void **state)
+{
+    enum { MAX = 5 };
+    struct hosts *hs = hosts_new(MAX);
+    struct hosts_waiter w;
+    struct host *h;
+    long conn = 50000;
+    (void)state;
+
+    assert_int_equal(hosts_admit(hs, B, &w, 0, &h), HOSTS_GO);
+    assert_null(hosts_done(hs, h, 5, conn++, 1));       /* entry freed: nothing left */
+    /* keep the entry: one request runs throughout */
+    struct host *keep;
+    assert_int_equal(hosts_admit(hs, B, &w, 1, &keep), HOSTS_GO);
+    assert_int_equal(hosts_room(hs, B, 1), MAX - 1);    /* forgotten: HTTP/1.1 again */
+    assert_int_equal(hosts_admit(hs, B, &w, 1, &h), HOSTS_GO);
+    assert_null(hosts_done(hs, h, 5, conn++, 2));       /* 1 connection: 100 + 1 */
+    assert_int_equal(hosts_room(hs, B, 2), 1 * HOSTS_H2_STREAMS + 1 - 1);
+    for (int seen = 2; seen <= MAX + 1; seen++) {
+        assert_int_equal(hosts_admit(hs, B, &w, 2, &h), HOSTS_GO);
+        assert_null(hosts_done(hs, h, 5, conn++, 3));
+        int n = seen < MAX ? seen : MAX;
+        int more = MAX - n < n ? MAX - n : n;
+        assert_int_equal(hosts_room(hs, B, 3), n * HOSTS_H2_STREAMS + more - 1);
+    }
+    assert_null(hosts_done(hs, keep, 5, 0, 4));
     hosts_free(hs);
 }
 
@@ -134,13 +178,18 @@ static void test_http2_raise_admits_every_waiter(void **state)
     next = hosts_done(hs, h, 5, 0, 5);
     assert_ptr_equal(next, &w[0]);
     assert_null(next->next);
-    /* the first answer over HTTP/2: room for 2 x 100 streams, 1 running */
-    for (next = hosts_done(hs, other, 5, 1, 6); next != NULL; next = next->next)
+    /* the first answer over HTTP/2: room for 100 streams and a request
+     * that may open the second connection (101), 1 running */
+    for (next = hosts_done(hs, other, 5, 40001, 6); next != NULL; next = next->next)
+        assert_ptr_equal(next, &w[++admitted]);
+    assert_int_equal(admitted, HOSTS_H2_STREAMS);
+    /* an answer on the second connection: 2 x 100 streams, every waiter */
+    for (next = hosts_done(hs, other, 5, 40002, 7); next != NULL; next = next->next)
         assert_ptr_equal(next, &w[++admitted]);
     assert_int_equal(admitted, WAITING - 1);
-    assert_int_equal(hosts_room(hs, B, 6), 2 * HOSTS_H2_STREAMS - WAITING);
-    for (int i = 0; i < WAITING; i++)
-        assert_null(hosts_done(hs, other, 5, 1, 7));
+    assert_int_equal(hosts_room(hs, B, 7), 2 * HOSTS_H2_STREAMS - (WAITING - 1));
+    for (int i = 0; i < WAITING - 1; i++)
+        assert_null(hosts_done(hs, other, 5, 40001, 8));
     hosts_free(hs);
 }
 
@@ -181,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_stalled_origin_parks_everything),
         cmocka_unit_test(test_waiting_follows_pace),
         cmocka_unit_test(test_http2_counts_streams),
+        cmocka_unit_test(test_http2_connections_double),
         cmocka_unit_test(test_http2_raise_admits_every_waiter),
         cmocka_unit_test(test_pull_plan),
     };
