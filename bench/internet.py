@@ -425,7 +425,7 @@ set datafile separator ','
 set logscale x 2
 set offsets graph 0.05, graph 0.05, graph 0.05, 0
 set key below
-set multiplot layout 1,2 title "hookd, internet profile: %(jobs)d jobs of 1 KB over TLS, workers=%(w)d, %(cpus)d CPUs shared"
+set multiplot layout 1,2 title "hookd, internet profile: %(jobs)d jobs of 1 KB (TLS but http-fast), workers=%(w)d, %(cpus)d CPUs shared"
 set xlabel 'requests in flight (workers x max\\_in\\_flight)'
 set ylabel 'deliveries/s'
 set yrange [0:*]
@@ -457,11 +457,16 @@ def main():
     stamp = time.strftime("%Y%m%d-%H%M%S")
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     rows = []
+    out = lambda p: os.path.join(HERE, "results", "%s-%s" % (stamp, p))  # noqa: E731
     with lib.Peers() as peers:
-        Profile(peers, lambda p: os.path.join(HERE, "results", "%s-%s" % (stamp, p)),
-                lambda *row: rows.append(row), args.jobs, args.runs, args.workers,
+        Profile(peers, out, lambda *row: rows.append(row), args.jobs, args.runs, args.workers,
                 args.in_flight, cases, args.tiny, args.set,
                 args.only.split(",") if args.only else None).run()
+    with open(out("internet.csv"), "w", newline="") as f:     # the table, as suite.csv rows
+        w = csv.writer(f)
+        w.writerow(["section", "name", "value", "unit", "note"])
+        w.writerows(rows)
+    print("written: %s" % os.path.relpath(out("internet.csv")))
 
 
 if __name__ == "__main__":
