@@ -46,17 +46,25 @@ void buf_append_char(struct buf *b, char c)
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;
+    size_t room = b->data != NULL ? b->cap - b->len : 0;
     int n;
 
+    /* Into the room there is first: formatting twice (measure, then
+     * write) was most of the cost of a delivery's header lines. */
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
-    if (n <= 0)
+    if (n <= 0) {
+        if (b->data != NULL)
+            b->data[b->len] = '\0';
         return;
-    buf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    }
+    if ((size_t)n >= room) {
+        buf_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }
 

@@ -10,8 +10,13 @@
 static void add(struct buf *store, size_t *offs, size_t *n, const char *name,
                 const char *value)
 {
+    size_t nlen = strlen(name), vlen = strlen(value);
+
     offs[(*n)++] = store->len;
-    buf_printf(store, "%s: %s", name, value);
+    buf_reserve(store, nlen + 2 + vlen + 1);
+    buf_append(store, name, nlen);
+    buf_append(store, ": ", 2);
+    buf_append(store, value, vlen);
     buf_append_char(store, '\0');
 }
 
