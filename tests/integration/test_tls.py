@@ -135,7 +135,10 @@ class Tls(unittest.TestCase):
     def test_new_connections_resume_the_session(self):
         """A worker's easy handles share one TLS session cache: a connection
         opened by a handle that never connected to the origin resumes the
-        session another handle got, rather than paying a full handshake."""
+        session another handle got, rather than paying a full handshake.
+        One new connection at a time: a server may take a TLS 1.3 ticket
+        once (RFC 8446 lets it), so connections opened together on one
+        ticket need not all resume."""
         p = Procs()
         try:
             pki = make_pki(p.dir)
@@ -143,20 +146,20 @@ class Tls(unittest.TestCase):
             recv = p.receiver(extra=("--tls-cert", pki["server.pem"],
                                      "--tls-key", pki["server.key"]))
             p.hookd({"redis": "redis://127.0.0.1:%d" % port, "workers": 1, "secret": SECRET,
-                     "prefix": "s", "ca_file": pki["ca.pem"], "max_per_host": 4})
+                     "prefix": "s", "ca_file": pki["ca.pem"], "max_per_host": 2})
             url = "https://127.0.0.1:%d/h" % recv.port
 
             def delivered():
                 return int(r.hget("s:stats", "delivered") or 0)
             push(r, "s:queue", [{"id": "first", "url": url, "payload": {}}])
             wait_for(lambda: delivered() == 1, 30, "the first delivery")
-            # 8 slow answers, 4 at a time: the warm connection and 3 new
-            # ones, each opened by a handle that has not connected before
+            # two slow answers at once: the warm connection, and one new
+            # connection opened by a handle that has not connected before
             push(r, "s:queue", [{"id": "slow-%d" % i, "url": url + "?delay=300", "payload": {}}
-                                for i in range(8)])
-            wait_for(lambda: delivered() == 9, 30, "the slow deliveries")
+                                for i in range(2)])
+            wait_for(lambda: delivered() == 3, 30, "the slow deliveries")
             st = recv.stats()
-            self.assertEqual((st["tls_connections"], st["tls_resumed"]), (4, 3))
+            self.assertEqual((st["tls_connections"], st["tls_resumed"]), (2, 1))
             self.assertEqual(st["invalid"], [])
         finally:
             p.close()
