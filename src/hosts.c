@@ -15,13 +15,20 @@
 #define uthash_malloc(sz) xmalloc(sz)
 #include <uthash.h>
 
+/* One HTTP/2 connection of an origin: hosts_done's h2_conn, and when an
+ * answer last came over it. */
+struct h2_conn {
+    long id;
+    int64_t seen_ms;
+};
+
 struct host {
     char *origin;                   /* owned; the hash key */
     int running;                    /* admitted, not done */
-    long *h2_conns;                 /* owned; the HTTP/2 connections it answered
-                                       on (hosts_done's h2_conn), distinct, at
-                                       most max_per_host; none: HTTP/1.1 */
-    int nh2_conns;
+    struct h2_conn *h2_conns;       /* owned; the HTTP/2 connections it answered
+                                       on lately, distinct, at most max_per_host;
+                                       none: HTTP/1.1 (or not known yet) */
+    int nh2_conns;                  /* entries in h2_conns */
     struct hosts_waiter *head, *tail;  /* waiting, FIFO */
     int nwaiting;
     int64_t progress_ms;            /* last request done (or entry created) */
@@ -73,14 +80,16 @@ void hosts_free(struct hosts *hs)
 
 /* An origin that answers over HTTP/2 takes streams, not connections: up to
  * max_per_host connections of HOSTS_H2_STREAMS each. The limit follows the
- * connections seen answering, and lets as many more requests run as there
+ * connections answering lately, and lets as many more requests run as there
  * are such connections, each of which may open one: the connections double
- * per round trip until the requests fit. Raising it to every connection at
- * once made libcurl 7.88 open a connection per request beyond the first
- * connection's streams (it counts a connection still in its handshake as
- * full), 64 TLS handshakes per worker for an origin 10 connections serve.
- * A connection that closes is still counted until the origin's entry goes
- * (nothing running or waiting): at worst the old behaviour. */
+ * per round trip until the requests fit. Raised to every connection at
+ * once, libcurl 7.88 opened a new connection for nearly every request
+ * beyond the open connections' streams (measured: 120 requests at once to
+ * one origin, 21 connections; 200, 64): 64 TLS handshakes per worker for
+ * an origin 4 to 8 connections serve. Only connections heard from lately
+ * count: servers close HTTP/2 connections every so many requests (nginx:
+ * 1,000) and hookd's next one has a new port; counting every port ever
+ * seen would climb back to max_per_host. */
 static int limit(const struct hosts *hs, const struct host *h)
 {
     int n = h->nh2_conns, more;
@@ -91,16 +100,38 @@ static int limit(const struct hosts *hs, const struct host *h)
     return n * HOSTS_H2_STREAMS + more;
 }
 
-/* Note that h answered over HTTP/2 connection conn. */
-static void saw_h2_conn(const struct hosts *hs, struct host *h, long conn)
+/* How long a connection counts without an answer over it: one with
+ * streams running answers about once per latency. */
+static int64_t h2_quiet_ms(const struct host *h)
 {
-    for (int i = 0; i < h->nh2_conns; i++)
-        if (h->h2_conns[i] == conn)
-            return;
-    if (h->nh2_conns >= hs->max_per_host)
+    int64_t w = 4 * (int64_t)h->latency_ms;
+
+    return w > HOSTS_STALL_MS ? w : HOSTS_STALL_MS;
+}
+
+/* Note that h answered over HTTP/2 connection conn at now, forgetting the
+ * connections that have been quiet too long (closed, or idle). */
+static void saw_h2_conn(const struct hosts *hs, struct host *h, long conn, int64_t now)
+{
+    int64_t quiet = h2_quiet_ms(h);
+    int found = 0, kept = 0;
+
+    for (int i = 0; i < h->nh2_conns; i++) {
+        struct h2_conn c = h->h2_conns[i];
+        if (c.id == conn) {
+            c.seen_ms = now;
+            found = 1;
+        } else if (now - c.seen_ms > quiet) {
+            continue;
+        }
+        h->h2_conns[kept++] = c;
+    }
+    h->nh2_conns = kept;
+    if (found || kept >= hs->max_per_host)
         return;
-    h->h2_conns = xrealloc(h->h2_conns, (size_t)(h->nh2_conns + 1) * sizeof(*h->h2_conns));
-    h->h2_conns[h->nh2_conns++] = conn;
+    h->h2_conns = xrealloc(h->h2_conns, (size_t)(kept + 1) * sizeof(*h->h2_conns));
+    h->h2_conns[kept] = (struct h2_conn){ .id = conn, .seen_ms = now };
+    h->nh2_conns = kept + 1;
 }
 
 static int stalled(const struct hosts *hs, const struct host *h, int64_t now)
@@ -188,7 +219,7 @@ struct hosts_waiter *hosts_done(struct hosts *hs, struct host *h, long latency_m
             h->latency_ms = 1;
     }
     if (h2_conn != 0)
-        saw_h2_conn(hs, h, h2_conn);
+        saw_h2_conn(hs, h, h2_conn, now_ms);
     /* Every slot free is filled, not only the one this request left: when
      * the limit has just risen (connections to streams, or more
      * connections), handing back one waiter per answer would keep the

@@ -157,6 +157,35 @@ static void test_http2_connections_double(void **state)
     hosts_free(hs);
 }
 
+/* Only connections heard from lately count: a server closes an HTTP/2
+ * connection every so many requests and the next one has a new port, so
+ * counting every port ever seen would climb back to max_per_host. */
+static void test_http2_quiet_connections_drop(void **state)
+{
+    enum { MAX = 4 };
+    struct hosts *hs = hosts_new(MAX);
+    struct hosts_waiter w;
+    struct host *h, *keep;
+    (void)state;
+
+    assert_int_equal(hosts_admit(hs, B, &w, 0, &keep), HOSTS_GO);
+    for (long conn = 1; conn <= MAX; conn++) {
+        assert_int_equal(hosts_admit(hs, B, &w, 10, &h), HOSTS_GO);
+        assert_null(hosts_done(hs, h, 5, conn, 10));
+    }
+    assert_int_equal(hosts_room(hs, B, 10), MAX * HOSTS_H2_STREAMS - 1);
+    /* connection 4 keeps answering; 1 to 3 go quiet (closed by the
+     * server), and a new connection 5 answers after HOSTS_STALL_MS */
+    assert_int_equal(hosts_admit(hs, B, &w, 500, &h), HOSTS_GO);
+    assert_null(hosts_done(hs, h, 5, 4, 500));
+    assert_int_equal(hosts_admit(hs, B, &w, 10 + HOSTS_STALL_MS + 1, &h), HOSTS_GO);
+    assert_null(hosts_done(hs, h, 5, 5, 10 + HOSTS_STALL_MS + 1));
+    /* 4 and 5 count: 2 x 100 streams, and 2 requests that may open more */
+    assert_int_equal(hosts_room(hs, B, 10 + HOSTS_STALL_MS + 1), 2 * HOSTS_H2_STREAMS + 2 - 1);
+    assert_null(hosts_done(hs, keep, 5, 0, 2000));
+    hosts_free(hs);
+}
+
 /* Jobs that queued while an origin's limit was its connections all start
  * when its first answer over HTTP/2 raises the limit to streams: one per
  * answer would have kept it at max_per_host for good (issue 17: 64 in
@@ -231,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_waiting_follows_pace),
         cmocka_unit_test(test_http2_counts_streams),
         cmocka_unit_test(test_http2_connections_double),
+        cmocka_unit_test(test_http2_quiet_connections_drop),
         cmocka_unit_test(test_http2_raise_admits_every_waiter),
         cmocka_unit_test(test_pull_plan),
     };
