@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,9 +47,23 @@ struct sock_slot {
     ino_t ino;
 };
 
+/* libcurl 7.88 keeps TLS sessions per easy handle unless they share a
+ * CURLSH, and a share holds 8 sessions (share.c, fixed): a worker talking
+ * to more than 8 TLS origins in turn would evict each one's session before
+ * it was used again. So a worker has HTTP_SHARES of them and an origin's
+ * requests always use the one its authority hashes to: 128 sessions. */
+#define HTTP_SHARES 16
+
+/* A recycled easy handle and the share it is attached to (-1: none). */
+struct idle_easy {
+    CURL *easy;
+    int share;
+};
+
 struct http_request {
     struct http_client *client;
     CURL *easy;
+    int share;                      /* index of the share easy is attached to */
     struct curl_slist *headers;     /* owned */
     http_done_cb cb;
     void *arg;
@@ -70,13 +85,14 @@ struct http_request {
 struct http_client {
     uv_loop_t *loop;
     CURLM *multi;
-    CURLSH *share;                  /* TLS sessions, for every easy handle */
+    CURLSH *shares[HTTP_SHARES];    /* TLS session caches, by origin; NULL
+                                       entries when libcurl has none */
     uv_timer_t timer;
     size_t running;
     struct http_request *active;    /* running requests, for close */
     struct http_options opt;        /* strings and dest borrowed */
     struct curl_slist *resolve;     /* owned */
-    CURL **free_easy;               /* recycled easy handles */
+    struct idle_easy *free_easy;    /* recycled easy handles */
     size_t nfree, capfree;
     struct sock_slot *socks;        /* by fd number */
     size_t nsocks;
@@ -303,20 +319,25 @@ struct http_client *http_client_new(uv_loop_t *loop, const struct http_options *
         free(copy);
     }
     c->multi = curl_multi_init();
-    /* libcurl 7.88 keeps TLS sessions per easy handle, and a connection is
-     * made by whichever recycled handle needs it: one that never made a
-     * connection to that origin has no session to resume, so most new
-     * connections paid a full handshake. One cache for the worker resumes
-     * them. (DNS answers and connections are the multi handle's already.)
-     * One thread: no lock callbacks. */
-    c->share = curl_share_init();
-    if (c->multi == NULL || c->share == NULL ||
-        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
-        curl_share_cleanup(c->share);
-        curl_multi_cleanup(c->multi);
+    if (c->multi == NULL) {
         curl_slist_free_all(c->resolve);
         free(c);
         return NULL;
+    }
+    /* A connection is made by whichever recycled handle needs one, and one
+     * that never connected to the origin has no session of its own to
+     * resume: shared caches make most new connections resume. (DNS answers
+     * and connections are the multi handle's already.) One thread: no lock
+     * callbacks. Without them (a libcurl without TLS) hookd runs as it
+     * did before: sessions per handle. */
+    for (int i = 0; i < HTTP_SHARES; i++) {
+        c->shares[i] = curl_share_init();
+        if (c->shares[i] != NULL &&
+            curl_share_setopt(c->shares[i], CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+                CURLSHE_OK) {
+            curl_share_cleanup(c->shares[i]);
+            c->shares[i] = NULL;
+        }
     }
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
@@ -560,9 +581,9 @@ static void finish(struct http_client *c, struct http_request *r, CURLcode code)
     curl_slist_free_all(r->headers);
     if (c->nfree == c->capfree) {
         c->capfree = c->capfree ? c->capfree * 2 : 64;
-        c->free_easy = xrealloc(c->free_easy, c->capfree * sizeof(CURL *));
+        c->free_easy = xrealloc(c->free_easy, c->capfree * sizeof(*c->free_easy));
     }
-    c->free_easy[c->nfree++] = r->easy;
+    c->free_easy[c->nfree++] = (struct idle_easy){ .easy = r->easy, .share = r->share };
     free(r->capture);
     free(r->head);
     free(r);
@@ -605,7 +626,6 @@ static CURL *new_easy(struct http_client *c)
      * (massif), of which a page or two is written. 16 KiB is its minimum;
      * a longer body is sent in more writes. */
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
-    curl_easy_setopt(e, CURLOPT_SHARE, c->share);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     /* TLS: libcurl verifies peer and host name by default; hookd only adds
@@ -629,6 +649,21 @@ static CURL *new_easy(struct http_client *c)
     return e;
 }
 
+/* The share for url's origin: a hash of "scheme://authority" (FNV-1a).
+ * The same origin always lands on the same share; case is not folded, so
+ * one written two ways may use two (a session is then merely not found). */
+static int share_of(const char *url)
+{
+    const char *p = strstr(url, "://");
+    uint32_t h = 2166136261u;
+
+    p = p != NULL ? p + 3 : url;
+    p += strcspn(p, "/?#");
+    for (const char *q = url; q < p; q++)
+        h = (h ^ (unsigned char)*q) * 16777619u;
+    return (int)(h % HTTP_SHARES);
+}
+
 int http_post(struct http_client *c, const struct http_request_spec *spec, http_done_cb cb,
               void *arg)
 {
@@ -637,12 +672,16 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
 
     if (c->closing)
         return HK_EHTTP;
-    e = c->nfree > 0 ? c->free_easy[--c->nfree] : new_easy(c);
-    if (e == NULL)
+    struct idle_easy idle = c->nfree > 0 ? c->free_easy[--c->nfree]
+                                          : (struct idle_easy){ new_easy(c), -1 };
+    if ((e = idle.easy) == NULL)
         return HK_EHTTP;
     r = xcalloc(1, sizeof(*r));
     r->client = c;
     r->easy = e;
+    r->share = share_of(spec->url);
+    if (r->share != idle.share)
+        curl_easy_setopt(e, CURLOPT_SHARE, c->shares[r->share]);
     r->cb = cb;
     r->arg = arg;
     r->retry_after_s = -1;
@@ -712,10 +751,11 @@ void http_client_close(struct http_client *c)
     while (c->active != NULL)
         finish(c, c->active, CURLE_ABORTED_BY_CALLBACK);
     for (size_t i = 0; i < c->nfree; i++)
-        curl_easy_cleanup(c->free_easy[i]);
+        curl_easy_cleanup(c->free_easy[i].easy);
     free(c->free_easy);
     curl_multi_cleanup(c->multi);   /* closes every socket: on_close_socket */
-    curl_share_cleanup(c->share);   /* after every easy handle that used it */
+    for (int i = 0; i < HTTP_SHARES; i++)
+        curl_share_cleanup(c->shares[i]);  /* after every easy handle that used it */
     /* Handles left are those of sockets libcurl closed itself. */
     for (size_t i = 0; i < c->nsocks; i++)
         if (c->socks[i].ctx != NULL)

@@ -18,11 +18,12 @@ def openssl(*args, cwd):
 
 
 def make_pki(d):
-    """CA, a server certificate for localhost / 127.0.0.1, a client one."""
+    """CA, a server certificate for localhost / *.hookd.test / 127.0.0.1, a
+    client one."""
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
             "-subj", "/CN=hookd test CA", cwd=d)
-    for name, ext in (("server", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+    for name, ext in (("server", "subjectAltName=DNS:localhost,DNS:*.hookd.test,IP:127.0.0.1\n"
                                  "extendedKeyUsage=serverAuth\n"),
                       ("client", "extendedKeyUsage=clientAuth\n")):
         with open(os.path.join(d, name + ".ext"), "w") as f:
@@ -161,6 +162,41 @@ class Tls(unittest.TestCase):
             st = recv.stats()
             self.assertEqual((st["tls_connections"], st["tls_resumed"]), (2, 1))
             self.assertEqual(st["invalid"], [])
+        finally:
+            p.close()
+
+    def test_sessions_of_many_origins_are_kept(self):
+        """libcurl's shared session cache holds 8 sessions: a worker talking
+        to more origins in turn evicted each one's session before it was
+        used again. With a cache per origin hash, 12 origins (names pinned
+        to one receiver) each resume on their second connection."""
+        p = Procs()
+        try:
+            pki = make_pki(p.dir)
+            port, r = p.redis()
+            recv = p.receiver(extra=("--tls-cert", pki["server.pem"],
+                                     "--tls-key", pki["server.key"]))
+            names = ["o%d.hookd.test" % i for i in range(12)]
+            # in the environment: a config file line is read up to 199 bytes
+            env = dict(os.environ, HOOKD_RESOLVE=",".join("%s:%d:127.0.0.1" % (n, recv.port)
+                                                          for n in names))
+            p.hookd({"redis": "redis://127.0.0.1:%d" % port, "workers": 1, "secret": SECRET,
+                     "prefix": "m", "ca_file": pki["ca.pem"], "max_per_host": 2}, env=env)
+
+            def delivered():
+                return int(r.hget("m:stats", "delivered") or 0)
+            push(r, "m:queue", [{"id": "first-%s" % n, "url": "https://%s:%d/h" % (n, recv.port),
+                                 "payload": {}} for n in names])
+            wait_for(lambda: delivered() == len(names), 30, "a first delivery to each origin")
+            # two slow answers per origin at once: its warm connection and
+            # one new one, opened by a handle that has not met the origin
+            push(r, "m:queue", [{"id": "slow-%s-%d" % (n, i), "url": "https://%s:%d/h?delay=300"
+                                 % (n, recv.port), "payload": {}}
+                                for n in names for i in range(2)])
+            wait_for(lambda: delivered() == 3 * len(names), 30, "the slow deliveries")
+            st = recv.stats()
+            self.assertEqual((st["tls_connections"], st["tls_resumed"]),
+                             (2 * len(names), len(names)))
         finally:
             p.close()
 
