@@ -530,7 +530,6 @@ struct ini_state {
     struct hk_err *err;
     FILE *f;
     int line;               /* lines read so far */
-    int at_line_start;      /* the next read begins a line */
     int failed;             /* err holds the first error */
     int failed_line;        /* its line */
 };
@@ -565,20 +564,39 @@ static int section_header(struct ini_state *st, const char *s)
     return 1;
 }
 
-/* fgets for inih, counting lines (a line longer than num comes in several
- * reads) and ending the file at a section header. */
+/* A line that does not fit inih's buffer (num bytes, its NUL included:
+ * INI_MAX_LINE, 200 in Debian's libinih, fixed when it was built). inih
+ * would read the rest as lines of their own, after taking the cut value:
+ * refused instead, naming the way around it. */
+static int too_long(struct ini_state *st, const char *s, int num)
+{
+    size_t len = strlen(s);
+    struct hk_err e;
+    int next;
+
+    if (len + 1 < (size_t)num || s[len - 1] == '\n')
+        return 0;
+    if ((next = getc(st->f)) == EOF || next == '\n')
+        return 0;                   /* exactly full: its newline, if any, read here */
+    ungetc(next, st->f);
+    hk_err_set(&e, HK_ECONFIG, "config",
+               "longer than %d bytes, the most a line may hold here; set that key "
+               "with its --option or HOOKD_ environment variable instead", num - 1);
+    ini_fail(st, &e);
+    return 1;
+}
+
+/* fgets for inih, counting lines and ending the file at a section header
+ * or a line too long. */
 static char *read_line(char *str, int num, void *stream)
 {
     struct ini_state *st = stream;
 
     if (fgets(str, num, st->f) == NULL)
         return NULL;
-    if (st->at_line_start) {
-        st->line++;
-        if (section_header(st, str))
-            return NULL;
-    }
-    st->at_line_start = strchr(str, '\n') != NULL;
+    st->line++;
+    if (section_header(st, str) || too_long(st, str, num))
+        return NULL;
     return str;
 }
 
@@ -597,7 +615,7 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
 
 int config_load_file(struct config *cfg, const char *path, struct hk_err *err)
 {
-    struct ini_state st = { cfg, err, NULL, 0, 1, 0, 0 };
+    struct ini_state st = { cfg, err, NULL, 0, 0, 0 };
     struct hk_err e;
     int line;
 
@@ -608,8 +626,8 @@ int config_load_file(struct config *cfg, const char *path, struct hk_err *err)
                           strerror(errno));
     line = ini_parse_stream(read_line, &st, on_ini_pair, &st);
     fclose(st.f);
-    /* the first error wins: inih's line counts reads, which differ from
-     * lines only past INI_MAX_LINE bytes */
+    /* the first error wins (inih counts reads, which are lines: a longer
+     * one is refused) */
     if (st.failed && (line == 0 || st.failed_line <= line)) {
         char msg[sizeof(e.msg)];
         snprintf(msg, sizeof(msg), "%s", st.err->msg);

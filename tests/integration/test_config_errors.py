@@ -76,6 +76,11 @@ FILES = [
     ("[hookd]\nworkers = 2\n", "line 1: sections are not supported ([hookd])"),
     ("\ufeff[hookd]\nworkers = 2\n", "line 1: sections are not supported ([hookd])"),
     ("workers = 2\n\n  [more]\n", "line 3: sections are not supported ([more])"),
+    # Debian's libinih reads 199 bytes of a line: longer is refused, not cut
+    ("workers = 2\nresolve = %s\n" % ",".join(["a.example:443:127.0.0.1"] * 9),
+     "line 2: longer than 199 bytes, the most a line may hold here; set that key with its "
+     "--option or HOOKD_ environment variable instead"),
+    ("user_agent = %s\nnonsense = 1\n" % ("x" * 186), "line 2: unknown key 'nonsense'"),
     ("workers = 2\nworkers = x\n[hookd]\n", "line 2: key 'workers': 'x' is not an integer "
      "in [1, 256]"),
     ("workers\n", "line 1: syntax error"),
