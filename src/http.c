@@ -560,6 +560,9 @@ static void finish(struct http_client *c, struct http_request *r, CURLcode code)
     long version = 0, port = 0;
     curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &version);
     if (version == CURL_HTTP_VERSION_2_0) {
+        /* no port (a connection not over TCP, which hookd never makes):
+         * every connection is one to hosts.c, which then stays at 100
+         * streams and one more */
         curl_easy_getinfo(r->easy, CURLINFO_LOCAL_PORT, &port);
         res.h2_conn = port > 0 ? port : 1;
     }

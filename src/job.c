@@ -21,6 +21,7 @@
 #include "hookd/job.h"
 #include "hookd/json.h"
 #include "hookd/mem.h"
+#include "hookd/sign.h"
 #include "hookd/policy.h"
 #include "job_internal.h"
 
@@ -226,8 +227,7 @@ void job_ensure_id(struct job *job)
         memcpy(r, &ts, sizeof(ts) < sizeof(r) ? sizeof(ts) : sizeof(r));
     }
     memcpy(id, "msg_", 4);
-    for (int i = 0; i < 16; i++)
-        snprintf(id + 4 + 2 * i, 3, "%02x", r[i]);
+    sign_to_hex(r, 16, id + 4);
     job->id = xstrdup(id);
 }
 

@@ -20,6 +20,8 @@ void buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *data, size_t len);
 void buf_append_str(struct buf *b, const char *s);
 void buf_append_char(struct buf *b, char c);
+/* No argument may point into b: the text is written into b's free room as
+ * it is formatted. */
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);            /* len = 0, memory kept */
 void buf_free(struct buf *b);
