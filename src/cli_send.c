@@ -199,7 +199,7 @@ static int post(const struct config *cfg, const struct job *job, const char *con
         .resolve = cfg->resolve, .capture_headers = 1,
     };
     struct http_request_spec spec = {
-        .url = job->url, .body = job->body, .body_len = job->body_len, .headers = hdrs,
+        .url = job->url, .origin = job->origin, .body = job->body, .body_len = job->body_len, .headers = hdrs,
         .nheaders = n, .user_agent = cfg->user_agent, .timeout_ms = cfg->timeout_ms,
     };
     struct send_state st = { 1, 0 };

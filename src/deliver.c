@@ -382,6 +382,7 @@ static void send_request(struct delivery *d)
         hdrs[i] = store.data + offs[i];
     struct http_request_spec spec = {
         .url = d->job->url,
+        .origin = d->job->origin,
         .body = d->job->body,
         .body_len = d->job->body_len,
         .headers = hdrs,

@@ -51,7 +51,7 @@ struct sock_slot {
  * CURLSH, and a share holds 8 sessions (share.c, fixed): a worker talking
  * to more than 8 TLS origins in turn would evict each one's session before
  * it was used again. So a worker has HTTP_SHARES of them and an origin's
- * requests always use the one its authority hashes to: 128 sessions. */
+ * requests always use the one its origin hashes to: 128 sessions. */
 #define HTTP_SHARES 16
 
 /* A recycled easy handle and the share it is attached to (-1: none). */
@@ -652,17 +652,15 @@ static CURL *new_easy(struct http_client *c)
     return e;
 }
 
-/* The share for url's origin: a hash of "scheme://authority" (FNV-1a).
- * The same origin always lands on the same share; case is not folded, so
- * one written two ways may use two (a session is then merely not found). */
-static int share_of(const char *url)
+/* The share for an origin ("scheme://host:port", as policy_check_url
+ * writes it: one origin, one string): a hash of it (FNV-1a). */
+static int share_of(const char *origin)
 {
-    const char *p = strstr(url, "://");
     uint32_t h = 2166136261u;
 
-    p = p != NULL ? p + 3 : url;
-    p += strcspn(p, "/?#");
-    for (const char *q = url; q < p; q++)
+    if (origin == NULL)
+        return 0;
+    for (const char *q = origin; *q != '\0'; q++)
         h = (h ^ (unsigned char)*q) * 16777619u;
     return (int)(h % HTTP_SHARES);
 }
@@ -682,7 +680,7 @@ int http_post(struct http_client *c, const struct http_request_spec *spec, http_
     r = xcalloc(1, sizeof(*r));
     r->client = c;
     r->easy = e;
-    r->share = share_of(spec->url);
+    r->share = share_of(spec->origin);
     if (r->share != idle.share)
         curl_easy_setopt(e, CURLOPT_SHARE, c->shares[r->share]);
     r->cb = cb;

@@ -41,6 +41,9 @@ typedef void (*http_done_cb)(const struct http_result *res, void *arg);
 
 struct http_request_spec {
     const char *url;            /* borrowed until cb */
+    const char *origin;         /* "scheme://host:port" of url as policy_check_url
+                                   writes it (picks the TLS session cache);
+                                   NULL: the first cache */
     const char *body;           /* borrowed until cb (not copied) */
     size_t body_len;
     const char *const *headers; /* "name: value" strings, copied */
