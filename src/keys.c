@@ -20,6 +20,12 @@ void keys_init(struct keys *k, const char *prefix, const char *wid)
     snprintf(k->parked, sizeof(k->parked), "%s:parked", prefix);
     snprintf(k->batch, sizeof(k->batch), "%s:batch", prefix);
     snprintf(k->seen, sizeof(k->seen), "%s:seen", prefix);
+    snprintf(k->endpoint, sizeof(k->endpoint), "%s:endpoint", prefix);
+    snprintf(k->endpoints, sizeof(k->endpoints), "%s:endpoints", prefix);
+    snprintf(k->endpoints_gen, sizeof(k->endpoints_gen), "%s:endpoints:gen", prefix);
+    snprintf(k->events, sizeof(k->events), "%s:events", prefix);
+    snprintf(k->rate, sizeof(k->rate), "%s:rate", prefix);
+    snprintf(k->throttled, sizeof(k->throttled), "%s:throttled", prefix);
     if (wid != NULL) {
         snprintf(k->claim, sizeof(k->claim), "%s:claim:%s", prefix, wid);
         snprintf(k->inflight, sizeof(k->inflight), "%s:inflight:%s", prefix, wid);

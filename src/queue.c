@@ -99,22 +99,24 @@ static struct redisReply *eval_sync(struct redis_sync *s, const char *script, in
 }
 
 int queue_fetch(struct redis_conn *c, const struct keys *k, uint64_t base, int max,
-                const char *const *origins, const int *counts, size_t npull,
+                long probe_ms, const char *const *origins, const int *counts, size_t npull,
                 redis_reply_cb cb, void *arg)
 {
-    char b[24], m[16], cnt[QUEUE_PULL_MAX][16];
-    const char *args[8 + 2 * QUEUE_PULL_MAX] = { k->hb, k->queue, k->inflight, k->parked,
-                                                 k->stats, k->backlog, b, m };
-    size_t n = 8;
+    char b[24], m[16], p[16], cnt[QUEUE_PULL_MAX][16];
+    const char *args[12 + 2 * QUEUE_PULL_MAX] = { k->hb, k->queue, k->inflight, k->parked,
+                                                  k->stats, k->backlog, k->endpoints,
+                                                  k->endpoints_gen, b, m, k->endpoint, p };
+    size_t n = 12;
 
     snprintf(b, sizeof(b), "%llu", (unsigned long long)base);
     snprintf(m, sizeof(m), "%d", max);
+    snprintf(p, sizeof(p), "%ld", probe_ms);
     for (size_t i = 0; i < npull && i < QUEUE_PULL_MAX; i++) {
         snprintf(cnt[i], sizeof(cnt[i]), "%d", counts[i]);
         args[n++] = origins[i];
         args[n++] = cnt[i];
     }
-    return eval(c, queue_lua_fetch, 6, args, n, NULL, NULL, 0, cb, arg);
+    return eval(c, queue_lua_fetch, 8, args, n, NULL, NULL, 0, cb, arg);
 }
 
 int queue_wait(struct redis_conn *c, const struct keys *k, double timeout_s,
@@ -152,6 +154,35 @@ int queue_accept(struct redis_conn *c, const struct keys *k, long window_ms,
 
     snprintf(w, sizeof(w), "%ld", window_ms);
     return eval(c, queue_lua_accept, 2, head, 5, pairs, NULL, npairs, cb, arg);
+}
+
+int queue_health(struct redis_conn *c, const struct keys *k, const struct queue_breaker *b,
+                 const char *ops_url, const char **args, const size_t *lens, size_t nargs,
+                 redis_reply_cb cb, void *arg)
+{
+    char v[7][24];
+    const char *head[] = { k->endpoints, k->endpoints_gen, k->events, k->queue, k->stats,
+                           k->parked, k->endpoint, v[0], v[1], v[2], v[3], v[4], v[5], v[6],
+                           "0", ops_url ? ops_url : "" };
+    char m[24];
+
+    snprintf(v[0], sizeof(v[0]), "%d", b->on ? 1 : 0);
+    snprintf(v[1], sizeof(v[1]), "%ld", b->window_ms);
+    snprintf(v[2], sizeof(v[2]), "%d", b->min_requests);
+    snprintf(v[3], sizeof(v[3]), "%d", b->threshold_pct);
+    snprintf(v[4], sizeof(v[4]), "%ld", b->cooldown_ms);
+    snprintf(v[5], sizeof(v[5]), "%ld", b->cooldown_max_ms);
+    snprintf(v[6], sizeof(v[6]), "%ld", b->disable_after_ms);
+    snprintf(m, sizeof(m), "%zu", b->events_max);
+    head[14] = m;
+    return eval(c, queue_lua_health, 6, head, 16, args, lens, nargs, cb, arg);
+}
+
+int queue_endpoints(struct redis_conn *c, const struct keys *k, redis_reply_cb cb, void *arg)
+{
+    const char *args[] = { k->endpoints, k->endpoints_gen };
+
+    return eval(c, queue_lua_endpoints, 2, args, 2, NULL, NULL, 0, cb, arg);
 }
 
 int queue_promote(struct redis_conn *c, const struct keys *k, int limit,

@@ -316,6 +316,13 @@ static void on_refill_timer(uv_timer_t *t)
     fetch_next(w, 1);
 }
 
+/* How long a probe granted by FETCH may take before another worker may
+ * probe instead: the longest an attempt lasts, and a margin to record it. */
+static long probe_ms(const struct worker *w)
+{
+    return w->cfg->timeout_ms + 5000;
+}
+
 /* Send FETCH for up to max jobs (the parked ones planned in origins/counts
  * first): on the fetch connection, or for a pull (the fetch connection
  * blocks) on the ack connection. The whole seq range is reserved even if
@@ -329,8 +336,8 @@ static void send_fetch(struct worker *w, int pull, int max, const char **origins
     op->pull = pull;
     op->base = w->next_seq;
     op->max = max;
-    if (queue_fetch(pull ? &w->ack : &w->fetch, &w->keys, op->base, max, origins, counts,
-                    npull, on_fetch_reply, op) < 0) {
+    if (queue_fetch(pull ? &w->ack : &w->fetch, &w->keys, op->base, max, probe_ms(w), origins,
+                    counts, npull, on_fetch_reply, op) < 0) {
         free(op);
         return;
     }

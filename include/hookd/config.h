@@ -55,6 +55,15 @@ struct config {
     long batch_ttl_ms;      /* lifetime of a Dialgen batch's records */
     long unknown_batch_wait_ms;     /* retry events for unknown batches this long */
     long dedupe_window_ms;  /* ids remembered this long; 0 = no dedupe */
+    int breaker;            /* circuit breaker per origin on */
+    long breaker_window_ms;         /* failure rate counted over this window */
+    int breaker_min_requests;       /* attempts in the window before it may open */
+    int breaker_failure_threshold;  /* percent failing that opens it */
+    long breaker_cooldown_ms;       /* open this long before a probe (doubling) */
+    long breaker_cooldown_max_ms;   /* ... up to this */
+    long disable_after_ms;  /* failing this long: disabled; 0 = never */
+    size_t events_max;      /* approximate cap of P:events */
+    char *ops_webhook_url;  /* owned; endpoint events delivered here, or NULL */
     char *metrics_listen;   /* owned; host:port of the metrics endpoint, or "off" */
 };
 

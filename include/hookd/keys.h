@@ -23,6 +23,14 @@
  *   P:stats            hash   counters
  *   P:backlog          hash   what the oldest ready job's age is found from
  *                             (src/lua/lib/backlog.lua)
+ *   P:endpoint:<origin> hash  an origin's breaker: state, window counts, times
+ *                             (src/lua/lib/endpoint.lua)
+ *   P:endpoints        hash   origin -> "<state> <since> <due>" of every origin
+ *                             not closed: what workers mirror
+ *   P:endpoints:gen    string counts changes of P:endpoints
+ *   P:events           stream endpoint transitions, capped
+ *   P:rate:<origin>    hash   an origin's rate limit (GCRA)
+ *   P:throttled        zset   origins throttled, scored by when their slots run out
  * docs/DESIGN.md says who writes each. The Lua scripts (src/lua/) build the
  * per-origin, per-batch and per-id names from the prefixes in struct keys,
  * which they are given; struct keys is filled here and nowhere else. */
@@ -52,6 +60,12 @@ struct keys {
     char parked[KEYS_MAX];          /* the zset; also the prefix of each origin's list */
     char batch[KEYS_MAX];           /* prefix of P:batch:<id>[:calls] */
     char seen[KEYS_MAX];            /* prefix of P:seen:<key> */
+    char endpoint[KEYS_MAX];        /* prefix of P:endpoint:<origin> */
+    char endpoints[KEYS_MAX];
+    char endpoints_gen[KEYS_MAX];
+    char events[KEYS_MAX];
+    char rate[KEYS_MAX];            /* prefix of P:rate:<origin> */
+    char throttled[KEYS_MAX];
 };
 
 /* Fill k for prefix and, when wid is not NULL, that worker's own keys. */

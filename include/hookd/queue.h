@@ -28,6 +28,7 @@
 #define QUEUE_PROMOTE_MAX 4000      /* due retries per PROMOTE */
 #define QUEUE_DLQ_MOVE_MAX 200      /* dead entries per DLQ_MOVE */
 #define QUEUE_POISON_MAX 100        /* largest poison_after */
+#define QUEUE_HEALTH_MAX 500        /* origins per HEALTH */
 
 /* FETCH: move up to max jobs (first counts[i] parked jobs of origins[i],
  * then from P:queue) into the worker's in-flight hash under seqs base+1 ..
@@ -37,8 +38,31 @@
  * served first), origin/reason pairs for parked lists left untouched]. */
 #define QUEUE_NOT_REGISTERED "hookd: FETCH: not registered"
 int queue_fetch(struct redis_conn *c, const struct keys *k, uint64_t base, int max,
-                const char *const *origins, const int *counts, size_t npull,
+                long probe_ms, const char *const *origins, const int *counts, size_t npull,
                 redis_reply_cb cb, void *arg);
+
+/* The breaker's settings, as HEALTH takes them (src/lua/health.lua). */
+struct queue_breaker {
+    int on;
+    long window_ms;
+    int min_requests;
+    int threshold_pct;
+    long cooldown_ms, cooldown_max_ms;
+    long disable_after_ms;          /* 0 = never */
+    size_t events_max;
+};
+
+/* HEALTH: count attempts per origin and move breakers; args are groups of
+ * five (origin, origin as a JSON string, answers that were no failure,
+ * failures, probe '0'/'1'/'2'), at most QUEUE_HEALTH_MAX groups. ops_url
+ * may be NULL. Reply: [gen, origin/line pairs, origin/reason pairs of
+ * records left uncounted]. */
+int queue_health(struct redis_conn *c, const struct keys *k, const struct queue_breaker *b,
+                 const char *ops_url, const char **args, const size_t *lens, size_t nargs,
+                 redis_reply_cb cb, void *arg);
+
+/* ENDPOINTS: [gen, origin/line pairs of every origin not closed]. */
+int queue_endpoints(struct redis_conn *c, const struct keys *k, redis_reply_cb cb, void *arg);
 
 /* Block up to timeout_s until P:queue holds a job, moving nothing (BLMOVE
  * from the queue to itself); the next queue_fetch takes it. */

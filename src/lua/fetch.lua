@@ -7,10 +7,14 @@
 --       4 parked     zset    P:parked: origins with parked jobs
 --       5 stats      hash    P:stats
 --       6 backlog    hash    P:backlog (backlog.lua)
+--       7 endpoints  hash    P:endpoints (endpoint.lua)
+--       8 gen        string  P:endpoints:gen
 -- ARGV  1 base       integer >= 0; the jobs are filed under base+1 .. base+n
 --       2 max        integer 0..10000 (QUEUE_FETCH_MAX, the largest
 --                    fetch_batch)
---       3.. pairs    origin (1..299 bytes), count (1..10000): parked jobs to
+--       3 prefix     P:endpoint: each origin's breaker is <prefix>:<origin>
+--       4 probe_ms   1..86400000: how long a probe granted here may take
+--       5.. pairs    origin (1..299 bytes), count (1..10000): parked jobs to
 --                    take from P:parked:<origin> (at most max in all); at
 --                    most 32 pairs
 -- Moves up to max jobs, oldest first: the requested parked jobs of each
@@ -21,55 +25,80 @@
 --       re-scored (so origins take turns) or, its list empty, leaves
 --       P:parked. Counts unparked; notes the jobs taken from P:queue in
 --       P:backlog.
+-- An origin whose breaker is open gives one job, the probe, once its due
+--       time has passed (it turns half_open, due = now + probe_ms: a probe
+--       whose outcome never comes, its worker killed, is granted again
+--       after that), and none before: it is re-scored to its due time. A
+--       half_open one gives one only once its probe is overdue. Its line in
+--       P:endpoints is rewritten (INCR gen).
 -- Only for a worker whose heartbeat key exists: the reaper forgets a
 --       worker whose heartbeat expired (RECLAIM removes it from P:workers)
 --       and never looks at it again, so jobs fetched after that, by a
 --       worker that was only cut off and then died for good, would stay in
 --       its in-flight hash forever. Such a worker registers again first.
--- Reply {jobs, origins, refused}: the n jobs in seq order; up to 32
---       origins with parked jobs, least recently served first; origin,
---       reason pairs for each parked list left untouched because it holds
---       another type (re-scored, so it does not hold up the others).
+-- Reply {jobs, origins, refused, gen, probes}: the n jobs in seq order;
+--       up to 32 origins with parked jobs, least recently served first;
+--       origin, reason pairs for each parked list left untouched because it
+--       or its breaker record holds another type (re-scored, so it does
+--       not hold up the others); P:endpoints:gen; the origins granted a
+--       probe.
 -- Refuses (error reply, nothing changed): the worker not registered
 --       ("hookd: FETCH: not registered", exactly), a KEY of the wrong type,
 --       the unparked counter or a P:backlog field not a whole number, an
 --       argument malformed or out of range.
 --!include lib.lua
 --!include backlog.lua
+--!include endpoint.lua
 
 local FETCH_MAX, PULL_MAX, ORIGIN_MAX = 10000, 32, 299
 local BYTES_MAX = 64 * 1024 * 1024
-local hb, queue, inflight, parked, stats, backlog =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local hb, queue, inflight, parked, stats, backlog, endpoints, gen =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 local e = check_types({hb, 'string', queue, 'list', inflight, 'hash', parked, 'zset',
-                       stats, 'hash', backlog, 'hash'})
+                       stats, 'hash', backlog, 'hash', endpoints, 'hash', gen, 'string'})
 if e then return e end
 if redis.call('EXISTS', hb) == 0 then return redis.error_reply('hookd: FETCH: not registered') end
 e = check_counters(stats, {'unparked'}) or check_counters(backlog, BACKLOG_FIELDS)
 if e then return e end
+local g = redis.call('GET', gen)
+if g and not (#g <= 16 and string.match(g, '^%d+$')) then
+  return refuse('key %s holds %q, not a whole number; fix or delete it', gen, string.sub(g, 1, 40))
+end
 local base = int_arg(ARGV[1], 0, 1e15)
 local max = int_arg(ARGV[2], 0, FETCH_MAX)
+local prefix, probe_ms = ARGV[3], int_arg(ARGV[4], 1, 86400000)
 if not base or not max then
   return refuse('FETCH: base %s / max %s not integers in range (max <= %d)',
                 tostring(ARGV[1]), tostring(ARGV[2]), FETCH_MAX)
 end
-if (#ARGV - 2) % 2 ~= 0 or (#ARGV - 2) / 2 > PULL_MAX then
+if type(prefix) ~= 'string' or #prefix < 1 or #prefix > 256 or not probe_ms then
+  return refuse('FETCH: endpoint prefix or probe_ms malformed')
+end
+if (#ARGV - 4) % 2 ~= 0 or (#ARGV - 4) / 2 > PULL_MAX then
   return refuse('FETCH: expected up to %d origin, count pairs', PULL_MAX)
 end
-local pulls, refused = {}, {}
-for i = 3, #ARGV, 2 do
+local served = now_ms()
+local pulls, refused, probes = {}, {}, {}
+for i = 5, #ARGV, 2 do
   local origin, count = ARGV[i], int_arg(ARGV[i + 1], 1, FETCH_MAX)
   if #origin < 1 or #origin > ORIGIN_MAX or not count then
     return refuse('FETCH: bad parked origin or count at argument %d', i)
   end
-  local list = parked .. ':' .. origin
-  local w = wrong_type(list, 'list')
+  local list, key = parked .. ':' .. origin, prefix .. ':' .. origin
+  local rec, w = ep_read(key)
+  w = wrong_type(list, 'list') or w
   if w then
     refused[#refused + 1] = origin
     refused[#refused + 1] = w
   else
-    pulls[#pulls + 1] = {origin, list, count}
+    local p = {origin = origin, list = list, count = count, key = key, e = rec,
+               score = served}
+    if rec.state == 'open' or rec.state == 'half_open' then
+      if served >= rec.due then p.count, p.probe = 1, true
+      else p.count, p.score = 0, rec.due end
+    end
+    pulls[#pulls + 1] = p
   end
 end
 
@@ -78,16 +107,23 @@ local out, unparked = {}, 0
 local function take(jobs)
   if jobs then for k = 1, #jobs do out[#out + 1] = jobs[k] end end
 end
-local served = now_ms()
 for _, p in ipairs(pulls) do
-  local want = math.min(p[3], max - #out)
+  local want = math.min(p.count, max - #out)
   if want > 0 then
     local before = #out
-    take(redis.call('RPOP', p[2], want))
+    take(redis.call('RPOP', p.list, want))
     unparked = unparked + #out - before
+    if p.probe and #out > before then
+      p.e.state, p.e.due = 'half_open', served + probe_ms
+      if p.e.reason == '' then p.e.reason = 'probing' end
+      ep_write(p.key, p.e, 1000)
+      redis.call('HSET', endpoints, p.origin, ep_line(p.e))
+      redis.call('INCR', gen)
+      probes[#probes + 1] = p.origin
+    end
   end
-  if redis.call('EXISTS', p[2]) == 0 then redis.call('ZREM', parked, p[1])
-  else redis.call('ZADD', parked, 'XX', served, p[1]) end
+  if redis.call('EXISTS', p.list) == 0 then redis.call('ZREM', parked, p.origin)
+  else redis.call('ZADD', parked, 'XX', p.score, p.origin) end
 end
 for i = 1, #refused, 2 do redis.call('ZADD', parked, 'XX', served, refused[i]) end
 if #out < max then
@@ -117,4 +153,5 @@ if #out > 0 then
   call_chunked('HSET', inflight, args)
 end
 if unparked > 0 then redis.call('HINCRBY', stats, 'unparked', unparked) end
-return {out, redis.call('ZRANGE', parked, 0, PULL_MAX - 1), refused}
+return {out, redis.call('ZRANGE', parked, 0, PULL_MAX - 1), refused,
+        tonumber(redis.call('GET', gen) or '0'), probes}
