@@ -19,6 +19,7 @@
 
 #include "hookd/backoff.h"
 #include "hookd/dedupe.h"
+#include "hookd/health.h"
 #include "hookd/hosts.h"
 #include "hookd/http.h"
 #include "hookd/job.h"
@@ -49,6 +50,7 @@ struct deliver_env {
     struct outbox *outbox;          /* borrowed */
     struct hosts *hosts;            /* borrowed; per-origin admission */
     struct dedupe *dedupe;          /* borrowed; NULL when dedupe_window is 0 */
+    struct health *health;          /* borrowed; endpoint breakers */
     const char *wid;                /* borrowed */
     struct job_limits limits;
     /* n deliveries done since the last call: n slots are free. */
