@@ -52,7 +52,8 @@ class Breaker(unittest.TestCase):
 
     def start(self, prefix, **conf):
         cfg = {"redis": "redis://127.0.0.1:%d" % self.port, "prefix": prefix, "workers": 2,
-               "secret": SECRET, "max_per_host": PER_HOST, "log_level": "info"}
+               "secret": SECRET, "max_per_host": PER_HOST, "log_level": "info",
+               "breaker": "on"}
         cfg.update(conf)
         h = self.p.hookd(cfg, name=prefix)
         wait_for(lambda: self.r.hlen(prefix + ":workers") == 2, 30, "workers registered")
