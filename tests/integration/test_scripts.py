@@ -84,6 +84,7 @@ RECORD_MAX = QUEUE["QUEUE_RECORD_MAX"]
 ACCEPT_MAX = QUEUE["QUEUE_ACCEPT_MAX"]
 PROMOTE_MAX = QUEUE["QUEUE_PROMOTE_MAX"]
 DLQ_MOVE_MAX = QUEUE["QUEUE_DLQ_MOVE_MAX"]
+HEALTH_MAX = QUEUE["QUEUE_HEALTH_MAX"]
 POISON_MIN, POISON_MAX = c_config_range("poison_after")
 DEAD_MAX_MIN, DEAD_MAX = c_config_range("dead_max")
 TTL_MIN, TTL_MAX = c_config_range("heartbeat_ttl")
@@ -114,8 +115,9 @@ class Keys:
     def __init__(self, prefix=P, wid=WID):
         self.prefix, self.wid = prefix, wid
         for name in ("queue", "workers", "dead", "stats", "backlog", "retry", "parked", "batch",
-                     "seen"):
+                     "seen", "endpoint", "endpoints", "events"):
             setattr(self, name, "%s:%s" % (prefix, name))
+        self.gen = prefix + ":endpoints:gen"
         self.aside = prefix + ":dead:secrets"
         self.claim = "%s:claim:%s" % (prefix, wid)
         self.inflight = "%s:inflight:%s" % (prefix, wid)
@@ -123,6 +125,10 @@ class Keys:
 
     def parked_list(self, origin):
         return "%s:%s" % (self.parked, origin)
+
+    def record_key(self, origin):
+        """P:endpoint:<origin>: the origin's breaker record (endpoint.lua)."""
+        return "%s:%s" % (self.endpoint, origin)
 
     def batch_key(self, b):
         return "%s:%s" % (self.batch, b)
@@ -142,12 +148,12 @@ def flat(pairs):
 
 
 class Scripts:
-    """The ten scripts loaded from the build, each called with the KEYS and
+    """The twelve scripts loaded from the build, each called with the KEYS and
     fixed ARGV queue.c gives it, then the caller's variable tail. A call
     returns the reply, or the redis.ResponseError that was the error reply."""
 
     NAMES = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
-             "dlq_move", "dlq_purge_all", "backlog")
+             "dlq_move", "dlq_purge_all", "backlog", "health", "endpoints")
 
     def __init__(self, r):
         self.r = r
@@ -162,9 +168,11 @@ class Scripts:
         except redis.ResponseError as e:
             return e
 
-    def fetch(self, base, max, pulls=(), k=K):
-        return self.eval("fetch", [k.hb, k.queue, k.inflight, k.parked, k.stats, k.backlog],
-                         [base, max] + flat(pulls))
+    def fetch(self, base, max, pulls=(), k=K, probe_ms=30000, tail=None):
+        return self.eval("fetch", [k.hb, k.queue, k.inflight, k.parked, k.stats, k.backlog,
+                                   k.endpoints, k.gen],
+                         [base, max, k.endpoint, probe_ms] +
+                         (flat(pulls) if tail is None else tail))
 
     def record(self, groups, dead_max=100000, k=K, wid=None, tail=None):
         head = [dead_max, k.wid if wid is None else wid, k.batch, k.seen]
@@ -199,6 +207,29 @@ class Scripts:
 
     def backlog(self, k=K):
         return self.eval("backlog", [k.queue, k.backlog, k.retry], [])
+
+    def health(self, groups, k=K, ops_url="", tail=None, **settings):
+        """HEALTH as queue_health sends it: BREAKER's settings, each one
+        overridden by keyword, then groups (see group())."""
+        s = dict(BREAKER, **settings)
+        return self.eval("health", [k.endpoints, k.gen, k.events, k.queue, k.stats, k.parked],
+                         [k.endpoint] + [s[n] for n in BREAKER] + [ops_url] +
+                         (flat(groups) if tail is None else tail))
+
+    def endpoints(self, k=K):
+        return self.eval("endpoints", [k.endpoints, k.gen], [])
+
+
+# HEALTH's settings in ARGV order (queue_health), at config.c's defaults.
+BREAKER = collections.OrderedDict([
+    ("breaker", 1), ("window", 300000), ("min", 10), ("threshold", 70), ("cooldown", 30000),
+    ("cooldown_max", 600000), ("disable_after", 5 * 86400000), ("events_max", 10000)])
+
+
+def group(origin, ok=0, failed=0, probe="0"):
+    """A HEALTH group: origin, the origin as a JSON string, answers that
+    were no failure, failures, probe ('0' none, '1' succeeded, '2' failed)."""
+    return (origin, json.dumps(origin), str(ok), str(failed), probe)
 
 
 R = None    # the redis-server of this module (setUpModule)
@@ -530,14 +561,14 @@ class Fetch(ScriptCase):
         R.hset(K.stats, "delivered", 7)
 
     def test_wrong_type_keys(self):
-        """Each of FETCH's six KEYS (P:hb:<wid> first) holding each wrong
+        """Each of FETCH's eight KEYS (P:hb:<wid> first) holding each wrong
         type: refused naming the key, Redis unchanged (nothing popped,
         nothing filed). A heartbeat key of another type is no registration:
         refused like any wrong-typed key, not taken for 'registered' nor for
         'not registered'."""
         self.check_wrong_types(
             [(K.hb, "string"), (K.queue, "list"), (K.inflight, "hash"), (K.parked, "zset"),
-             (K.stats, "hash"), (K.backlog, "hash")],
+             (K.stats, "hash"), (K.backlog, "hash"), (K.endpoints, "hash"), (K.gen, "string")],
             self.world, lambda: S.fetch(10, 8, [(O1, 2)]))
 
     def test_wrong_type_parked_list(self):
@@ -555,7 +586,8 @@ class Fetch(ScriptCase):
                 self.world()
                 clobber(bad, t)
                 before, jobs0, stats0, t0 = snapshot(), jobs(), stats(), ms()
-                out, origins, refused = S.fetch(10, 8, [(O2, 2), (O1, 2)])
+                out, origins, refused, gen, probes = S.fetch(10, 8, [(O2, 2), (O1, 2)])
+                self.assertEqual((gen, probes), (0, []))
                 want = [job("o1-1"), job("o1-2")] + [job(i) for i in range(1, 6)]
                 self.assertEqual(out, want)
                 self.assertEqual(refused[0], O2.encode())
@@ -583,7 +615,7 @@ class Fetch(ScriptCase):
         for bad in ("-1", "1.5", "x", ""):
             self.assert_refused_unchanged(lambda: S.fetch(0, bad), "FETCH")
         before = snapshot()
-        self.assertEqual(S.fetch(0, 0), [[], [], []])
+        self.assertEqual(S.fetch(0, 0), [[], [], [], 0, []])
         self.assert_unchanged(before, "FETCH max 0 changed Redis")
 
         jobs0 = jobs()
@@ -639,7 +671,7 @@ class Fetch(ScriptCase):
                          [job("0-a"), small(0), small(1)])
         self.assertEqual(S.fetch(3, 1, [(origins[0], FETCH_MAX)])[0], [job("0-b")])
         self.assertEqual(S.fetch(4, 1, [(long_origin, 1)])[0], [job("long")])
-        out, left, refused = S.fetch(5, 2 * PULL_MAX + 3,
+        out, left, refused, _, _ = S.fetch(5, 2 * PULL_MAX + 3,
                                      [(o, 2) for o in origins[1:PULL_MAX + 1]])
         self.assertEqual(out, flat([(job("%d-a" % i), job("%d-b" % i))
                                     for i in range(1, PULL_MAX + 1)]) +
@@ -1877,14 +1909,16 @@ class Maxmemory(ScriptCase):
     def test_write_scripts_refused_whole(self):
         """With maxmemory below used memory (noeviction), every write script
         is refused with Redis's OOM error before it runs, Redis unchanged;
-        HEARTBEAT and DLQ_PURGE_ALL (flags=allow-oom) still run."""
+        HEARTBEAT and DLQ_PURGE_ALL (flags=allow-oom) and the read-only
+        ENDPOINTS (flags=no-writes) still run."""
         self.world()
         R.config_set("maxmemory-policy", "noeviction")
         R.config_set("maxmemory", max(1, R.info("memory")["used_memory"] // 2))
         calls = {"fetch": lambda: S.fetch(10, 3), "record": lambda: S.record([outcome("A", 1)]),
                  "accept": lambda: S.accept([("2", dkey(2))]), "promote": lambda: S.promote(5),
                  "release": lambda: S.release(1, 5), "reclaim": lambda: S.reclaim(W1),
-                 "dlq_move": lambda: S.dlq_move("purged", [(entry(0), b"", "")])}
+                 "dlq_move": lambda: S.dlq_move("purged", [(entry(0), b"", "")]),
+                 "health": lambda: S.health([group(O1, failed=20)])}
         for name, call in calls.items():
             with self.subTest(name):
                 before = snapshot()
@@ -1896,6 +1930,7 @@ class Maxmemory(ScriptCase):
         self.assertEqual(R.get(K.hb), b"77")
         self.assertEqual(S.dlq_purge_all(), 3)
         self.assertFalse(R.exists(K.dead, K.aside))
+        self.assertEqual(S.endpoints(), [0, []])
 
 
 # ---- The limits themselves ----------------------------------------------------
@@ -1905,7 +1940,7 @@ class Limits(unittest.TestCase):
         """Each script's own constant (the assembled text) is the C one, so a
         limit changed on one side only fails here even before the boundary
         tests run."""
-        text = {n: open(os.path.join(LUA_DIR, n + ".lua")).read() for n in Scripts.NAMES}
+        text = {n: S.text[n].decode() for n in Scripts.NAMES}
         for name, pattern, value in (
                 ("fetch", r"FETCH_MAX, PULL_MAX, ORIGIN_MAX = (\d+), (\d+), (\d+)",
                  (FETCH_MAX, PULL_MAX, ORIGIN_MAX)),
@@ -1915,7 +1950,8 @@ class Limits(unittest.TestCase):
                 ("promote", r"PROMOTE_MAX = (\d+)", (PROMOTE_MAX,)),
                 ("release", r"FETCH_MAX = (\d+)", (FETCH_MAX,)),
                 ("dlq_move", r"MOVE_MAX = (\d+)", (DLQ_MOVE_MAX,)),
-                ("reclaim", r"int_arg\(ARGV\[4\], (\d+), (\d+)\)", (POISON_MIN, POISON_MAX))):
+                ("reclaim", r"int_arg\(ARGV\[4\], (\d+), (\d+)\)", (POISON_MIN, POISON_MAX)),
+                ("health", r"GROUPS_MAX = (\d+)", (HEALTH_MAX,))):
             with self.subTest(name):
                 m = re.search(pattern, text[name])
                 self.assertIsNotNone(m, "%s.lua no longer matches %s" % (name, pattern))
@@ -1923,6 +1959,7 @@ class Limits(unittest.TestCase):
         self.assertTrue(all(t.startswith("#!lua") for t in text.values()))
         self.assertTrue(text["heartbeat"].startswith("#!lua flags=allow-oom\n"))
         self.assertTrue(text["dlq_purge_all"].startswith("#!lua flags=allow-oom\n"))
+        self.assertTrue(text["endpoints"].startswith("#!lua flags=no-writes\n"))
 
 
 if __name__ == "__main__":
