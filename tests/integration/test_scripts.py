@@ -774,12 +774,15 @@ class Fetch(ScriptCase):
 
     def test_open_origin_pulled_twice(self):
         """An open origin named twice in one FETCH's pulls gives one probe,
-        not two."""
+        not two; a closed one named twice gives both counts, in order."""
         self.world()
         put_record(O1, due=0)
-        out, _, _, _, probes = S.fetch(10, 8, [(O1, 2), (O1, 2)])
+        jobs0 = jobs()
+        out, _, _, _, probes = S.fetch(10, 8, [(O1, 2), (O2, 1), (O1, 2), (O2, 1)])
         self.assertEqual(probes, [O1.encode()])
-        self.assertEqual(out[:2], [job("o1-1"), job(1)])
+        self.assertEqual(out[:4], [job("o1-1"), job("o2-1"), job("o2-2"), job(1)])
+        self.assertEqual(R.llen(K.parked_list(O1)), 2)
+        self.assert_moved(jobs0)
 
     def test_disabled_origin_gives_its_jobs(self):
         """A disabled origin's parked jobs are fetched (the worker dead-letters
