@@ -118,6 +118,7 @@ LOST = 0.08                     # probability that a script's reply is lost
 WINDOW_MS = 86400000            # dedupe_window: no key expires during a run
 HB_TTL_MS = 3600000             # heartbeats expire only when the model says so
 FAR_MS = 10 * 86400000          # retry delay: never due by Redis's own clock
+PROBE_MS = 3600000              # FETCH's probe_ms: a probe is overdue only when the model says
 EPOCH_MS = 1700000000000
 ORIGINS = ["http://a.test:80", "http://b.test:80", "https://c.test:443"]
 ACCEPTED = b"\xc1accepted:"
@@ -376,11 +377,12 @@ class Model:
         base = w.seq
         w.seq += n
         w.waited = False
-        args = [base, n]
+        args = [base, n, self.k("endpoint"), PROBE_MS]
         for o, c in pulls:
             args += [o, c]
         keys = [self.k("hb", w.wid), self.k("queue"), self.inflight(w), self.k("parked"),
-                self.k("stats"), self.k("backlog")]
+                self.k("stats"), self.k("backlog"), self.k("endpoints"),
+                self.k("endpoints", "gen")]
         # Predict: refused if the worker's heartbeat key is gone; else parked
         # first, then the queue, each RPOP.
         pipe = self.r.pipeline(transaction=False)
