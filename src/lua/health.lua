@@ -156,7 +156,8 @@ for _, p in ipairs(plans) do
       e.reason = string.format('a probe failed; next in %d s', math.floor(e.cooldown / 1000))
       score = e.due
     end
-  elseif (e.state == 'open' or e.state == 'half_open') and breaker == 0 and p.ok > 0 then
+  elseif (e.state == 'open' or e.state == 'half_open') and breaker == 0 and
+         (p.ok > 0 or p.probe == '1') then
     e.state, e.since, e.due, e.cooldown, e.rate = 'closed', now, 0, 0, permille(f, n)
     e.reason = 'an attempt succeeded with the breaker off'
     event, score = 'endpoint.breaker_closed', now
