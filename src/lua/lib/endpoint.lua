@@ -55,7 +55,10 @@ local function ep_write(key, e, expire_ms)
   else redis.call('PERSIST', key) end
 end
 
+-- "<state> <since> <due>"; "closed 0 0" for a closed one, as HEALTH's
+-- reply promises (a closed record keeps the since of its last close).
 local function ep_line(e)
+  if e.state == 'closed' then return 'closed 0 0' end
   return string.format('%s %.0f %.0f', e.state, e.since, e.due)
 end
 
