@@ -94,6 +94,8 @@ PREFIX_MAX = c_int_defines("include/hookd/keys.h")["KEYS_PREFIX_MAX"]
 WID_MAX = c_int_defines("include/hookd/keys.h")["KEYS_WID_MAX"] - 1  # a buffer, NUL too
 INFO_MAX = 1024         # heartbeat.lua's own limit (worker.c sends at most 255 bytes)
 DELAY_MAX = 366 * 86400000                      # record.lua's limit on a retry's delay
+EVENTS_MIN, EVENTS_MAX = c_config_range("events_max")
+BWINDOW_MIN, BWINDOW_MAX = c_config_range("breaker_window")
 ACCEPTED = c_string_define("include/hookd/job.h", "JOB_ACCEPTED_MARK")
 NOT_REGISTERED = c_string_define("include/hookd/queue.h", "QUEUE_NOT_REGISTERED").decode()
 CRASHED = c_string_define("include/hookd/job.h", "JOB_CRASHED_MARK")
@@ -2496,13 +2498,13 @@ class EndpointSet(ScriptCase):
                                               *words)
 
     def test_arguments_at_their_limits(self):
-        long_origin = "h" * 299
-        ok = (dict(origin="o"), dict(origin=long_origin), dict(events_max=1),
-              dict(events_max=2 ** 40), dict(window=1000), dict(window=86400000),
-              dict(ops_url="https://ops.example/" + "x" * (4096 - 20)))
-        bad = (dict(origin=""), dict(origin="h" * 300), dict(events_max=0),
-               dict(events_max=2 ** 40 + 1), dict(window=999), dict(window=86400001),
-               dict(ops_url="https://ops.example/" + "x" * (4097 - 20)),
+        ok = (dict(origin="o"), dict(origin="h" * ORIGIN_MAX), dict(events_max=EVENTS_MIN),
+              dict(events_max=EVENTS_MAX), dict(window=BWINDOW_MIN), dict(window=BWINDOW_MAX),
+              dict(ops_url="https://ops.example/" + "x" * (URL_MAX - 20)))
+        bad = (dict(origin=""), dict(origin="h" * (ORIGIN_MAX + 1)),
+               dict(events_max=EVENTS_MIN - 1), dict(events_max=EVENTS_MAX + 1),
+               dict(window=BWINDOW_MIN - 1), dict(window=BWINDOW_MAX + 1),
+               dict(ops_url="https://ops.example/" + "x" * (URL_MAX + 1 - 20)),
                dict(origin_json="ep"), dict(action="close"))
         for kw in ok:
             with self.subTest(ok=short(kw, 60)):
@@ -2651,7 +2653,11 @@ class Limits(unittest.TestCase):
                 ("release", r"FETCH_MAX = (\d+)", (FETCH_MAX,)),
                 ("dlq_move", r"MOVE_MAX = (\d+)", (DLQ_MOVE_MAX,)),
                 ("reclaim", r"int_arg\(ARGV\[4\], (\d+), (\d+)\)", (POISON_MIN, POISON_MAX)),
-                ("health", r"GROUPS_MAX = (\d+)", (HEALTH_MAX,))):
+                ("health", r"GROUPS_MAX = (\d+)", (HEALTH_MAX,)),
+                ("endpoint_set", r"EP_ORIGIN_MAX, EP_URL_MAX = (\d+), (\d+)",
+                 (QUEUE["QUEUE_ORIGIN_MAX"], URL_MAX)),
+                ("endpoint_set", r"int_arg\(ARGV\[7\], (\d+), (\d+)\)",
+                 (BWINDOW_MIN, BWINDOW_MAX))):
             with self.subTest(name):
                 m = re.search(pattern, text[name])
                 self.assertIsNotNone(m, "%s.lua no longer matches %s" % (name, pattern))
@@ -2660,6 +2666,8 @@ class Limits(unittest.TestCase):
         self.assertTrue(text["heartbeat"].startswith("#!lua flags=allow-oom\n"))
         self.assertTrue(text["dlq_purge_all"].startswith("#!lua flags=allow-oom\n"))
         self.assertTrue(text["endpoints"].startswith("#!lua flags=no-writes\n"))
+        self.assertTrue(text["endpoint_counts"].startswith("#!lua flags=no-writes\n"))
+        self.assertEqual(ORIGIN_MAX, QUEUE["QUEUE_ORIGIN_MAX"])
 
 
 if __name__ == "__main__":
