@@ -67,15 +67,17 @@ static void rows_merge(struct rows *rs)
 
     qsort(rs->v, rs->n, sizeof(*rs->v), by_origin);
     for (size_t i = 0; i < rs->n; i++) {
-        struct row *w = &rs->v[out - (out > 0 ? 1 : 0)];
-        if (out > 0 && strcmp(w->origin, rs->v[i].origin) == 0) {
-            w->throttled |= rs->v[i].throttled;
-            w->parked |= rs->v[i].parked;
-            if (rs->v[i].throttled)
-                w->throttled_until = rs->v[i].throttled_until;
+        const struct row *r = &rs->v[i];
+        struct row *last = out > 0 ? &rs->v[out - 1] : NULL;
+        if (last == NULL || strcmp(last->origin, r->origin) != 0) {
+            rs->v[out++] = *r;
             continue;
         }
-        rs->v[out++] = rs->v[i];
+        last->parked |= r->parked;
+        if (r->throttled) {
+            last->throttled = 1;
+            last->throttled_until = r->throttled_until;
+        }
     }
     rs->n = out;
 }
@@ -86,6 +88,22 @@ static const char *row_state(const struct row *r)
     if (strcmp(r->breaker, "closed") != 0)
         return r->breaker;
     return r->throttled ? "throttled" : r->parked ? "parked" : "closed";
+}
+
+/* Rows most held back first (disabled, open, half_open, throttled,
+ * parked), then by origin. */
+static int by_state(const void *a, const void *b)
+{
+    static const char *const order[] = { "disabled", "open", "half_open", "throttled",
+                                         "parked", "closed" };
+    const struct row *x = a, *y = b;
+    int rx = 0, ry = 0;
+
+    while (rx < 5 && strcmp(order[rx], row_state(x)) != 0)
+        rx++;
+    while (ry < 5 && strcmp(order[ry], row_state(y)) != 0)
+        ry++;
+    return rx != ry ? rx - ry : strcmp(x->origin, y->origin);
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -115,7 +133,7 @@ static long long redis_now(struct redis_sync *s, struct hk_err *err)
 }
 
 /* One row per origin in P:endpoints, P:parked and P:throttled (scored
- * after now). */
+ * after now), sorted by origin. */
 static int collect(struct redis_sync *s, const struct keys *k, long long now, struct rows *rs,
                    struct hk_err *err)
 {
@@ -350,6 +368,7 @@ int cli_endpoints_list(struct redis_sync *s, const struct keys *k,
     if (now < 0 || collect(s, k, now, &rs, err) < 0 ||
         fill(s, k, now, a->cfg->breaker_window_ms, &rs, err) < 0)
         goto out;
+    qsort(rs.v, rs.n, sizeof(*rs.v), by_state);
     if (a->json)
         print_json(&rs);
     else
