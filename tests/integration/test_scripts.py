@@ -2543,7 +2543,7 @@ class EndpointSet(ScriptCase):
         self.assert_counted(st0, endpoints_disabled=1)
         ev = events()
         self.assertEqual([(e["event"], e["origin"], e["reason"], e["failure_rate"]) for e in ev],
-                         [("endpoint.disabled", EP_ORIGIN, "disabled by operator", "0.90")])
+                         [("endpoint.disabled", EP_ORIGIN, "disabled by operator", "0.9")])
         self.assertEqual(R.llen(K.queue), 0, "no ops URL, no job")
 
         self.assertEqual(S.endpoint_set("enable", EP_ORIGIN), [b"disabled", b"closed"])
