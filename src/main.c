@@ -48,7 +48,7 @@ static void usage(void)
            "       hookd endpoints enable ORIGIN            close its breaker by hand (ORIGIN:\n"
            "                                                scheme://host[:port] or a URL of it)\n"
            "       hookd endpoints disable ORIGIN           its jobs go to dead as\n"
-           "                                                endpoint_disabled until enabled"
+           "                                                endpoint_disabled until enabled\n"
            "       hookd send URL [--sample NAME | --payload JSON|@FILE] [--event NAME]\n"
            "                  [--id ID] [--secret S]    POST one signed webhook now, print the\n"
            "                  exchange; exit 0 on 2xx, 1 otherwise. NAME: call.completed\n"
