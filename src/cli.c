@@ -1,14 +1,15 @@
-/* cli.c -- hookd dlq list|show|replay|purge, retry list, attempts, stats, batch show. */
+/* cli.c -- hookd dlq list|show|replay|purge, retry list, attempts, stats, batch show,
+ * and the dispatch of every command (endpoints: cli_endpoints.c). */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 #include "hookd/buf.h"
 #include "hookd/cli.h"
+#include "hookd/cli_endpoints.h"
+#include "hookd/cli_table.h"
 #include "hookd/event.h"
 #include "hookd/job.h"
 #include "hookd/json.h"
@@ -25,7 +26,7 @@ int cli_is_command(const char *word)
 {
     return strcmp(word, "dlq") == 0 || strcmp(word, "retry") == 0 ||
            strcmp(word, "stats") == 0 || strcmp(word, "batch") == 0 ||
-           strcmp(word, "attempts") == 0;
+           strcmp(word, "attempts") == 0 || strcmp(word, "endpoints") == 0;
 }
 
 static struct redisReply *cmd(struct redis_sync *s, struct hk_err *err, int argc, ...)
@@ -88,37 +89,6 @@ static int report_missing(const struct cli_args *a, const int *hits, const char 
 
 /* ---- dlq list / show ------------------------------------------------------- */
 
-/* Columns for the error text: the terminal's width when stdout is one,
- * else $COLUMNS, else no limit (a pipe gets whole lines). */
-static size_t terminal_columns(void)
-{
-    struct winsize ws;
-    const char *env = getenv("COLUMNS");
-
-    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        return ws.ws_col;
-    if (env != NULL && atoi(env) > 0)
-        return (size_t)atoi(env);
-    return SIZE_MAX;
-}
-
-/* The last column of a line of `columns` whose first `used` bytes are
- * written: text (len bytes), control bytes as spaces, whole if it fits (or
- * columns is SIZE_MAX), else cut and ended with "...", or left out when
- * not even that fits. */
-static void append_cut(struct buf *out, size_t used, size_t columns, const char *text,
-                       size_t len)
-{
-    size_t room = used < columns ? columns - used : 0;
-    int cut = columns != SIZE_MAX && len > room;
-    size_t n = !cut ? len : room > 3 ? room - 3 : 0;
-
-    for (size_t i = 0; i < n; i++)
-        buf_append_char(out, (unsigned char)text[i] < 0x20 ? ' ' : text[i]);
-    if (cut && room > 3)
-        buf_append_str(out, "...");
-}
-
 /* One row of dlq list: the fixed columns sized to the longest value seen
  * (w), then the error, cut to what is left of the line. */
 static void list_row(const char *cols[5], const int w[5], const char *error, size_t columns)
@@ -127,7 +97,7 @@ static void list_row(const char *cols[5], const int w[5], const char *error, siz
 
     buf_printf(&line, "%-*s  %-*s  %-*s  %*s  %*s  ", w[0], cols[0], w[1], cols[1], w[2],
                cols[2], w[3], cols[3], w[4], cols[4]);
-    append_cut(&line, line.len, columns, error, strlen(error));
+    table_append_cut(&line, line.len, columns, error, strlen(error));
     buf_append_char(&line, '\n');
     fwrite(line.data, 1, line.len, stdout);
     buf_free(&line);
@@ -158,7 +128,7 @@ static void list_fill(struct list_entry *le, const struct json_value *e)
 /* The human table: columns as wide as their longest value. */
 static void dlq_table(const struct redisReply *r)
 {
-    size_t n = redis_reply_elements(r), columns = terminal_columns();
+    size_t n = redis_reply_elements(r), columns = table_columns();
     struct list_entry *rows = xcalloc(n + 1, sizeof(*rows));
     struct json_doc **docs = xcalloc(n + 1, sizeof(*docs));
     const char *head[5] = { "DEAD AT", "ID", "REASON", "STATUS", "ATTEMPTS" };
@@ -557,7 +527,7 @@ static void attempt_out(const struct redisReply *fields, const struct cli_args *
     if (rlen == 0 && xfield(fields, "response_base64", &rlen)[0] != '\0')
         buf_printf(out, "(%zu bytes of base64: not UTF-8)", rlen);
     else
-        append_cut(out, out->len - start, columns, resp, rlen);
+        table_append_cut(out, out->len - start, columns, resp, rlen);
     buf_append_char(out, '\n');
 }
 
@@ -569,7 +539,7 @@ static int attempts(struct redis_sync *s, const struct keys *k, const struct cli
     char start[64] = "-";
     int *hits = xcalloc((size_t)a->nids + 1, sizeof(*hits)), rc = 1;
     struct buf out = BUF_INIT;
-    size_t columns = terminal_columns(), n;
+    size_t columns = table_columns(), n;
 
     buf_append_str(&out, a->json ? "[" : "");
     if (!a->json)
@@ -861,6 +831,28 @@ static int dlq_purge(struct redis_sync *s, const struct keys *k, const struct cl
     return dlq_move(s, k, a, 0, err);
 }
 
+static struct cli_endpoints_opts endpoints_opts(const struct cli_args *a)
+{
+    return (struct cli_endpoints_opts){ .cfg = a->cfg, .json = a->json, .action = a->action,
+                                        .origins = a->ids, .norigins = a->nids };
+}
+
+static int endpoints_list(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
+                          struct hk_err *err)
+{
+    struct cli_endpoints_opts o = endpoints_opts(a);
+
+    return cli_endpoints_list(s, k, &o, err);
+}
+
+static int endpoints_set(struct redis_sync *s, const struct keys *k, const struct cli_args *a,
+                         struct hk_err *err)
+{
+    struct cli_endpoints_opts o = endpoints_opts(a);
+
+    return cli_endpoints_set(s, k, &o, err);
+}
+
 enum ids_rule { IDS_NONE, IDS_REQUIRED, IDS_OR_ALL };
 
 static const struct cli_command {
@@ -876,6 +868,9 @@ static const struct cli_command {
     { "dlq", "list", dlq_list, IDS_NONE, NULL },
     { "dlq", "show", dlq_show, IDS_REQUIRED,
       "ids (a job id, '-' for entries without one, or a dead_id)" },
+    { "endpoints", NULL, endpoints_list, IDS_NONE, NULL },
+    { "endpoints", "enable", endpoints_set, IDS_REQUIRED, "an ORIGIN (or a URL)" },
+    { "endpoints", "disable", endpoints_set, IDS_REQUIRED, "an ORIGIN (or a URL)" },
     { "dlq", "replay", dlq_replay, IDS_OR_ALL, "--all or job ids" },
     { "dlq", "purge", dlq_purge, IDS_OR_ALL, "--all or job ids" },
 };
@@ -945,7 +940,9 @@ int cli_run(struct config *cfg, const struct cli_args *a)
         return 1;
     }
     keys_init(&k, cfg->prefix, NULL);
-    rc = c->run(s, &k, a, &err);
+    struct cli_args run = *a;
+    run.cfg = cfg;
+    rc = c->run(s, &k, &run, &err);
     if (rc == 1)
         fprintf(stderr, "hookd: %s\n", err.msg);
     redis_sync_free(s);

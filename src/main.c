@@ -43,6 +43,12 @@ static void usage(void)
            "                                                latency, the answer's start\n"
            "       hookd stats [--json]                     depths, in flight, counters\n"
            "       hookd batch show ID [--json]             a Dialgen batch: state, statistics\n"
+           "       hookd endpoints [--json]                 origins held back: breaker open,\n"
+           "                                                half_open, disabled, throttled, parked\n"
+           "       hookd endpoints enable ORIGIN            close its breaker by hand (ORIGIN:\n"
+           "                                                scheme://host[:port] or a URL of it)\n"
+           "       hookd endpoints disable ORIGIN           its jobs go to dead as\n"
+           "                                                endpoint_disabled until enabled\n"
            "       hookd send URL [--sample NAME | --payload JSON|@FILE] [--event NAME]\n"
            "                  [--id ID] [--secret S]    POST one signed webhook now, print the\n"
            "                  exchange; exit 0 on 2xx, 1 otherwise. NAME: call.completed\n"
@@ -206,6 +212,25 @@ static int reload_config(struct config *out, void *ctx, struct hk_err *err)
     return rc;
 }
 
+/* The index of the subcommand word (dlq, endpoints, send, ...): argv[1],
+ * or the first argument after a leading -c FILE / --config FILE /
+ * --config=FILE, so `hookd -c FILE dlq list` works as `hookd dlq list -c
+ * FILE` does. argc when there is none. */
+static int command_word(int argc, char **argv)
+{
+    int i = 1;
+
+    while (i < argc) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            i += 2;
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            i++;
+        else
+            return i;
+    }
+    return argc;
+}
+
 int main(int argc, char **argv)
 {
     struct args a = { .argc = argc, .argv = argv, .first = 1, .cli = { .limit = 20 } };
@@ -213,23 +238,25 @@ int main(int argc, char **argv)
     struct hk_err err;
     int rc;
 
-    if (argc > 1 && (strcmp(argv[1], "send") == 0 || strcmp(argv[1], "verify") == 0)) {
-        a.tool = argv[1];
-        a.first = 2;
-    } else if (argc > 1 && cli_is_command(argv[1])) {
-        a.cli.command = argv[1];
-        a.first = 2;
-        if (argc > 2 && argv[2][0] != '-' && strcmp(a.cli.command, "stats") != 0 &&
+    int w = command_word(argc, argv);
+
+    if (w < argc && (strcmp(argv[w], "send") == 0 || strcmp(argv[w], "verify") == 0)) {
+        a.tool = argv[w];
+        a.first = w + 1;
+    } else if (w < argc && cli_is_command(argv[w])) {
+        a.cli.command = argv[w];
+        a.first = w + 1;
+        if (w + 1 < argc && argv[w + 1][0] != '-' && strcmp(a.cli.command, "stats") != 0 &&
             strcmp(a.cli.command, "attempts") != 0) {
-            a.cli.action = argv[2];
-            a.first = 3;
+            a.cli.action = argv[w + 1];
+            a.first = w + 2;
         }
     }
     a.cli.ids = xcalloc((size_t)argc, sizeof(char *));
     a.verify.headers = xcalloc((size_t)argc, sizeof(char *));
     a.verify.cap = argc;
     a.verify.tolerance_ms = CLI_VERIFY_TOLERANCE_MS;
-    for (int i = a.first; i < argc; i++) {
+    for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
             a.file = argv[++i];
         else if (strncmp(argv[i], "--config=", 9) == 0)

@@ -43,6 +43,7 @@ struct gauges {
     char why[256];                  /* when not: the reason, one line */
     long long ready, retry, dead, parked;
     long long backlog_age_ms;       /* the oldest ready job's (backlog.h) */
+    struct queue_endpoint_counts endpoints; /* origins by state (ENDPOINT_COUNTS) */
     int64_t at;                     /* monotonic ms of the refresh, 0 = never */
 };
 
@@ -105,7 +106,8 @@ static int query(struct metrics *m, struct gauges *g, struct hk_err *err)
     if (queue_backlog_sync(m->redis, &m->keys, &r, err) < 0 ||
         (g->retry = integer(m, err, "ZCARD", m->keys.retry)) < 0 ||
         (g->dead = integer(m, err, "LLEN", m->keys.dead)) < 0 ||
-        (g->parked = parked_jobs(m, err)) < 0)
+        (g->parked = parked_jobs(m, err)) < 0 ||
+        queue_endpoint_counts_sync(m->redis, &m->keys, &g->endpoints, err) < 0)
         return -1;
     g->ready = r.len;
     g->backlog_age_ms = backlog_note(&m->backlog, &r);
@@ -184,6 +186,19 @@ static void counters(struct buf *b, const struct stats_totals *t)
                (double)t->duration_us / 1e6, (unsigned long long)cum);
 }
 
+/* Origins by state, aggregate only: per-origin labels would let the number
+ * of series grow with the number of customers. */
+static void endpoint_gauges(struct buf *b, const struct queue_endpoint_counts *e)
+{
+    family(b, "hookd_endpoints", "gauge", "Origins by state: breaker open, half_open (a probe "
+           "out), disabled; throttled by their rate limit; with parked jobs. As of the last "
+           "successful look (at most 1 s old).");
+    buf_printf(b, "hookd_endpoints{state=\"open\"} %lld\nhookd_endpoints{state=\"half_open\"} "
+               "%lld\nhookd_endpoints{state=\"disabled\"} %lld\nhookd_endpoints{state="
+               "\"throttled\"} %lld\nhookd_endpoints{state=\"parked\"} %lld\n", e->open,
+               e->half_open, e->disabled, e->throttled, e->parked);
+}
+
 static void exposition(struct metrics *m, struct buf *b)
 {
     const struct stats_shm *shm = m->o->shm;
@@ -205,6 +220,7 @@ static void exposition(struct metrics *m, struct buf *b)
      * (also one that look was the first to see, dated 0 then). */
     buf_printf(b, "hookd_backlog_age_seconds %.3f\n", g.backlog_age_ms > 0 || g.ready > 0 ?
                (double)(g.backlog_age_ms + time_mono_ms() - g.at) / 1000.0 : 0.0);
+    endpoint_gauges(b, &g.endpoints);
     family(b, "hookd_in_flight", "gauge", "Jobs held by this instance's workers.");
     buf_printf(b, "hookd_in_flight %lld\n", (long long)t.in_flight);
     family(b, "hookd_workers", "gauge", "Worker processes running.");

@@ -348,3 +348,52 @@ int queue_backlog_sync(struct redis_sync *s, const struct keys *k,
                                      .left_taken = v[3], .retry_due_ms = v[4], .now_ms = v[5] };
     return 0;
 }
+
+/* A state name from a reply element, into out (QUEUE_STATE_MAX bytes). */
+static void state_copy(const struct redisReply *r, size_t i, char out[QUEUE_STATE_MAX])
+{
+    size_t len = 0;
+    const char *v = redis_reply_str(redis_reply_element(r, i), &len);
+
+    snprintf(out, QUEUE_STATE_MAX, "%.*s", v ? (int)len : 1, v ? v : "?");
+}
+
+int queue_endpoint_set(struct redis_sync *s, const struct keys *k,
+                       const struct queue_endpoint_set *set, char was[QUEUE_STATE_MAX],
+                       char now[QUEUE_STATE_MAX], struct hk_err *err)
+{
+    char max[24], window[24];
+    const char *head[] = { k->endpoints, k->endpoints_gen, k->events, k->queue, k->stats,
+                           k->parked, k->endpoint, set->enable ? "enable" : "disable",
+                           set->origin, set->origin_json, max,
+                           set->ops_url ? set->ops_url : "", window };
+    struct redisReply *r;
+
+    snprintf(max, sizeof(max), "%zu", set->events_max);
+    snprintf(window, sizeof(window), "%ld", set->window_ms);
+    if ((r = eval_sync(s, queue_lua_endpoint_set, 6, head, 13, NULL, NULL, 0, err)) == NULL)
+        return HK_EREDIS;
+    state_copy(r, 0, was);
+    state_copy(r, 1, now);
+    redis_sync_reply_free(r);
+    return 0;
+}
+
+int queue_endpoint_counts_sync(struct redis_sync *s, const struct keys *k,
+                               struct queue_endpoint_counts *out, struct hk_err *err)
+{
+    const char *head[] = { k->endpoints, k->throttled, k->parked };
+    struct redisReply *r = eval_sync(s, queue_lua_endpoint_counts, 3, head, 3, NULL, NULL, 0,
+                                     err);
+    long long v[6];
+
+    if (r == NULL)
+        return HK_EREDIS;
+    for (size_t i = 0; i < 6; i++)
+        v[i] = redis_reply_integer(redis_reply_element(r, i));
+    redis_sync_reply_free(r);
+    *out = (struct queue_endpoint_counts){ .open = v[0], .half_open = v[1], .disabled = v[2],
+                                           .throttled = v[3], .parked = v[4],
+                                           .complete = (int)v[5] };
+    return 0;
+}

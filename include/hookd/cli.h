@@ -1,4 +1,5 @@
-/* cli.h -- operator commands: hookd dlq | retry | stats | batch.
+/* cli.h -- operator commands: hookd dlq | retry | stats | batch | attempts |
+ * endpoints (cli_endpoints.c).
  *
  * They take the same settings as the daemon (-c, --redis, --prefix,
  * HOOKD_*), talk to Redis with a blocking client, print for people by
@@ -17,6 +18,7 @@ struct cli_args {
     int all;                    /* --all */
     int json;                   /* --json */
     long limit;                 /* --limit, default 20 */
+    const struct config *cfg;   /* the settings; filled in by cli_run */
 };
 
 /* 1 when word names a subcommand. */

@@ -138,4 +138,36 @@ long long queue_dlq_purge_all(struct redis_sync *s, const struct keys *k,
 int queue_backlog_sync(struct redis_sync *s, const struct keys *k,
                        struct backlog_reading *out, struct hk_err *err);
 
+/* ENDPOINT_SET (hookd endpoints enable|disable): origin (at most
+ * QUEUE_ORIGIN_MAX bytes) closed (enable) or disabled by hand, with its
+ * event (and ops job when ops_url is not NULL), its counter, and its parked
+ * jobs re-scored to be served (or drained) now. origin_json is the origin
+ * as a JSON string (json_write_string). window_ms is breaker_window: a
+ * closed record expires two windows after. On 0, was and now hold the
+ * states before and after ("none": no record); equal when nothing changed.
+ * Else a negative code with err filled. */
+#define QUEUE_ORIGIN_MAX 299
+#define QUEUE_STATE_MAX 16
+struct queue_endpoint_set {
+    int enable;                 /* 1 enable, 0 disable */
+    const char *origin, *origin_json;
+    size_t events_max;
+    const char *ops_url;        /* NULL: none */
+    long window_ms;
+};
+int queue_endpoint_set(struct redis_sync *s, const struct keys *k,
+                       const struct queue_endpoint_set *set, char was[QUEUE_STATE_MAX],
+                       char now[QUEUE_STATE_MAX], struct hk_err *err);
+
+/* ENDPOINT_COUNTS (read only, for the metrics process): origins open,
+ * half_open, disabled (from P:endpoints, at most 10,000 read), throttled
+ * now, and with parked jobs. Returns 0, or a negative code with err
+ * filled. */
+struct queue_endpoint_counts {
+    long long open, half_open, disabled, throttled, parked;
+    int complete;               /* 0: P:endpoints was only partly read */
+};
+int queue_endpoint_counts_sync(struct redis_sync *s, const struct keys *k,
+                               struct queue_endpoint_counts *out, struct hk_err *err);
+
 #endif

@@ -23,7 +23,7 @@ from harness import HOOKD, Procs, free_port, log_of, push, wait_for  # noqa: E40
 
 OK, FIVE_XX, FOUR_XX, HUNG, REFUSED = 40, 5, 3, 2, 2
 # Every label the exposition may carry: none takes a URL, origin or id.
-LABELS = {"outcome", "result", "le", "queue", "version"}
+LABELS = {"outcome", "result", "le", "queue", "version", "state"}
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{([^}]*)\})? (\S+)$')
 
 

@@ -94,6 +94,8 @@ PREFIX_MAX = c_int_defines("include/hookd/keys.h")["KEYS_PREFIX_MAX"]
 WID_MAX = c_int_defines("include/hookd/keys.h")["KEYS_WID_MAX"] - 1  # a buffer, NUL too
 INFO_MAX = 1024         # heartbeat.lua's own limit (worker.c sends at most 255 bytes)
 DELAY_MAX = 366 * 86400000                      # record.lua's limit on a retry's delay
+EVENTS_MIN, EVENTS_MAX = c_config_range("events_max")
+BWINDOW_MIN, BWINDOW_MAX = c_config_range("breaker_window")
 ACCEPTED = c_string_define("include/hookd/job.h", "JOB_ACCEPTED_MARK")
 NOT_REGISTERED = c_string_define("include/hookd/queue.h", "QUEUE_NOT_REGISTERED").decode()
 CRASHED = c_string_define("include/hookd/job.h", "JOB_CRASHED_MARK")
@@ -115,7 +117,7 @@ class Keys:
     def __init__(self, prefix=P, wid=WID):
         self.prefix, self.wid = prefix, wid
         for name in ("queue", "workers", "dead", "stats", "backlog", "retry", "parked", "batch",
-                     "seen", "endpoint", "endpoints", "events"):
+                     "seen", "endpoint", "endpoints", "events", "throttled"):
             setattr(self, name, "%s:%s" % (prefix, name))
         self.gen = prefix + ":endpoints:gen"
         self.aside = prefix + ":dead:secrets"
@@ -148,12 +150,13 @@ def flat(pairs):
 
 
 class Scripts:
-    """The twelve scripts loaded from the build, each called with the KEYS and
+    """The fourteen scripts loaded from the build, each called with the KEYS and
     fixed ARGV queue.c gives it, then the caller's variable tail. A call
     returns the reply, or the redis.ResponseError that was the error reply."""
 
     NAMES = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
-             "dlq_move", "dlq_purge_all", "backlog", "health", "endpoints")
+             "dlq_move", "dlq_purge_all", "backlog", "health", "endpoints", "endpoint_set",
+             "endpoint_counts")
 
     def __init__(self, r):
         self.r = r
@@ -218,6 +221,17 @@ class Scripts:
 
     def endpoints(self, k=K):
         return self.eval("endpoints", [k.endpoints, k.gen], [])
+
+    def endpoint_set(self, action, origin, events_max=10000, ops_url="", window=300000, k=K,
+                     origin_json=None, tail=None):
+        head = [k.endpoint, action, origin,
+                json.dumps(origin) if origin_json is None else origin_json, events_max,
+                ops_url, window]
+        return self.eval("endpoint_set", [k.endpoints, k.gen, k.events, k.queue, k.stats,
+                                          k.parked], head if tail is None else tail)
+
+    def endpoint_counts(self, k=K):
+        return self.eval("endpoint_counts", [k.endpoints, k.throttled, k.parked], [])
 
 
 # HEALTH's settings in ARGV order (queue_health), at config.c's defaults.
@@ -2450,6 +2464,193 @@ class Maxmemory(ScriptCase):
         self.assertEqual(S.endpoints(), [0, []])
 
 
+# ---- ENDPOINT_SET -------------------------------------------------------------
+
+EP_ORIGIN = "https://ep.example:443"
+
+
+def ep_record(origin=EP_ORIGIN, state="open", **fields):
+    """An origin's breaker record and its P:endpoints line, as HEALTH leaves
+    them, with a parked job."""
+    now = ms()
+    rec = {"state": state, "reason": "90% of 20 attempts failed within 300 s", "since": now,
+           "due": now + 30000 if state == "open" else 0, "cooldown": 30000,
+           "win_start": now - 1000, "cur_n": 20, "cur_f": 18, "prev_n": 0, "prev_f": 0,
+           "failing_since": now - 5000, "attempts": 20, "failures": 18, "trips": 1,
+           "rate": 900}
+    rec.update(fields)
+    R.hset(K.record_key(origin), mapping=rec)
+    if state != "closed":
+        R.hset(K.endpoints, origin, "%s %d %d" % (state, rec["since"], rec["due"]))
+    R.set(K.gen, 3)
+    R.lpush(K.parked_list(origin), job(1))
+    R.zadd(K.parked, {origin: rec["due"] or now})
+    return rec
+
+
+class EndpointSet(ScriptCase):
+    KEYS = ((K.endpoints, "hash"), (K.gen, "string"), (K.events, "stream"), (K.queue, "list"),
+            (K.stats, "hash"), (K.parked, "zset"), (K.record_key(EP_ORIGIN), "hash"))
+
+    def test_wrong_type_keys(self):
+        for action in ("disable", "enable"):
+            self.check_wrong_types(self.KEYS, ep_record,
+                                   lambda: S.endpoint_set(action, EP_ORIGIN))
+
+    def test_malformed_values_refused(self):
+        for what, spoil, words in (
+                ("gen", lambda: R.set(K.gen, "x1"), ("not a whole number",)),
+                ("counter", lambda: R.hset(K.stats, "endpoints_disabled", "1.5"),
+                 ("endpoints_disabled",)),
+                ("state", lambda: R.hset(K.record_key(EP_ORIGIN), "state", "ajar"),
+                 ("holds state ajar",)),
+                ("field", lambda: R.hset(K.record_key(EP_ORIGIN), "due", "-1"),
+                 ("field due",))):
+            with self.subTest(what):
+                R.flushall()
+                ep_record()
+                spoil()
+                self.assert_refused_unchanged(lambda: S.endpoint_set("disable", EP_ORIGIN),
+                                              *words)
+
+    def test_arguments_at_their_limits(self):
+        ok = (dict(origin="o"), dict(origin="h" * ORIGIN_MAX), dict(events_max=EVENTS_MIN),
+              dict(events_max=EVENTS_MAX), dict(window=BWINDOW_MIN), dict(window=BWINDOW_MAX),
+              dict(ops_url="https://ops.example/" + "x" * (URL_MAX - 20)))
+        bad = (dict(origin=""), dict(origin="h" * (ORIGIN_MAX + 1)),
+               dict(events_max=EVENTS_MIN - 1), dict(events_max=EVENTS_MAX + 1),
+               dict(window=BWINDOW_MIN - 1), dict(window=BWINDOW_MAX + 1),
+               dict(ops_url="https://ops.example/" + "x" * (URL_MAX + 1 - 20)),
+               dict(origin_json="ep"), dict(action="close"))
+        for kw in ok:
+            with self.subTest(ok=short(kw, 60)):
+                R.flushall()
+                kw = dict(kw)
+                origin = kw.pop("origin", EP_ORIGIN)
+                self.assertEqual(S.endpoint_set("disable", origin, **kw),
+                                 [b"none", b"disabled"])
+        for kw in bad:
+            with self.subTest(bad=short(kw, 60)):
+                R.flushall()
+                ep_record()
+                kw = dict(kw)
+                origin, action = kw.pop("origin", EP_ORIGIN), kw.pop("action", "disable")
+                self.assert_refused_unchanged(lambda: S.endpoint_set(action, origin, **kw),
+                                              "ENDPOINT_SET")
+        ep_record()
+        for tail in ([], [K.endpoint, "disable", EP_ORIGIN, json.dumps(EP_ORIGIN), 1, ""],
+                     [K.endpoint, "disable", EP_ORIGIN, json.dumps(EP_ORIGIN), 1, "", 1000, 1]):
+            with self.subTest(args=len(tail)):
+                self.assert_refused_unchanged(
+                    lambda: S.endpoint_set("disable", EP_ORIGIN, tail=tail), "ENDPOINT_SET")
+
+    def test_disable_then_enable(self):
+        rec = ep_record()
+        st0 = stats()
+        self.assertEqual(S.endpoint_set("disable", EP_ORIGIN), [b"open", b"disabled"])
+        h = {f.decode(): v.decode() for f, v in R.hgetall(K.record_key(EP_ORIGIN)).items()}
+        self.assertEqual((h["state"], h["reason"], h["due"]),
+                         ("disabled", "disabled by operator", "0"))
+        self.assertEqual(h["cur_n"], "20", "disable keeps the counts")
+        self.assertEqual(R.pttl(K.record_key(EP_ORIGIN)), -1)
+        self.assertTrue(R.hget(K.endpoints, EP_ORIGIN).startswith(b"disabled "))
+        self.assertEqual(R.get(K.gen), b"4")
+        self.assertLessEqual(abs(R.zscore(K.parked, EP_ORIGIN) - ms()), 5000)
+        self.assert_counted(st0, endpoints_disabled=1)
+        ev = events()
+        self.assertEqual([(e["event"], e["origin"], e["reason"], e["failure_rate"]) for e in ev],
+                         [("endpoint.disabled", EP_ORIGIN, "disabled by operator", "0.9")])
+        self.assertEqual(R.llen(K.queue), 0, "no ops URL, no job")
+
+        self.assertEqual(S.endpoint_set("enable", EP_ORIGIN), [b"disabled", b"closed"])
+        h = {f.decode(): v.decode() for f, v in R.hgetall(K.record_key(EP_ORIGIN)).items()}
+        for f in ("due", "cooldown", "win_start", "cur_n", "cur_f", "prev_n", "prev_f",
+                  "failing_since"):
+            self.assertEqual(h[f], "0", f)
+        self.assertEqual((h["state"], h["reason"], h["trips"]),
+                         ("closed", "enabled by operator", str(rec["trips"])))
+        self.assertTrue(2 * 300000 < R.pttl(K.record_key(EP_ORIGIN)) <= 2 * 300000 + 1000)
+        self.assertFalse(R.hexists(K.endpoints, EP_ORIGIN))
+        self.assertEqual(R.get(K.gen), b"5")
+        self.assert_counted(st0, endpoints_disabled=1, endpoints_enabled=1)
+        self.assertEqual([e["event"] for e in events()], ["endpoint.disabled", "endpoint.enabled"])
+        self.assertEqual(R.llen(K.parked_list(EP_ORIGIN)), 1, "parked jobs stay parked")
+
+    def test_ops_job_pushed(self):
+        ep_record(state="half_open")
+        origin_json = json.dumps(EP_ORIGIN).replace("/", "\\/")     # as C may escape it
+        self.assertEqual(S.endpoint_set("disable", EP_ORIGIN, ops_url="https://ops.example/h",
+                                        origin_json=origin_json), [b"half_open", b"disabled"])
+        self.assertEqual(R.llen(K.queue), 1)
+        j = msgpack.unpackb(R.lindex(K.queue, 0), raw=False)
+        self.assertEqual((j["url"], j["event"]), ("https://ops.example/h", "endpoint.disabled"))
+        body = json.loads(j["body"])
+        self.assertEqual((body["type"], body["data"]["origin"], body["data"]["reason"]),
+                         ("endpoint.disabled", EP_ORIGIN, "disabled by operator"))
+        self.assertEqual(j["id"], "evt_" + body["id"])
+
+    def test_not_parked_not_added(self):
+        """ZADD XX: an origin without parked jobs is not made one."""
+        S.endpoint_set("disable", EP_ORIGIN)
+        self.assertEqual(R.zcard(K.parked), 0)
+        self.assertEqual(S.endpoint_set("enable", EP_ORIGIN), [b"disabled", b"closed"])
+        self.assertEqual(R.zcard(K.parked), 0)
+
+    def test_sent_twice(self):
+        """The second of two equal calls changes nothing and says so."""
+        for action, state in (("disable", "disabled"), ("enable", "closed")):
+            with self.subTest(action):
+                R.flushall()
+                ep_record()
+                first = S.endpoint_set(action, EP_ORIGIN)
+                self.assertEqual(first, [b"open", state.encode()])
+                before = snapshot()
+                self.assertEqual(S.endpoint_set(action, EP_ORIGIN), [state.encode()] * 2)
+                self.assert_unchanged(before, "a repeated call changed Redis")
+
+    def test_enable_unknown_or_closed(self):
+        before = snapshot()
+        self.assertEqual(S.endpoint_set("enable", EP_ORIGIN), [b"none", b"none"])
+        self.assert_unchanged(before)
+        ep_record(state="closed")
+        before = snapshot()
+        self.assertEqual(S.endpoint_set("enable", EP_ORIGIN), [b"closed", b"closed"])
+        self.assert_unchanged(before)
+
+
+# ---- ENDPOINT_COUNTS ----------------------------------------------------------
+
+class EndpointCounts(ScriptCase):
+    KEYS = ((K.endpoints, "hash"), (K.throttled, "zset"), (K.parked, "zset"))
+
+    def world(self):
+        R.hset(K.endpoints, mapping={"a": "open 1 2", "b": "open 1 2", "c": "half_open 1 2",
+                                     "d": "disabled 1 0", "e": "garbage", "f": ""})
+        now = ms()
+        R.zadd(K.throttled, {"a": now + 60000, "g": now + 60000, "h": now - 1000})
+        R.zadd(K.parked, {"a": 1, "x": 2, "y": 3})
+
+    def test_wrong_type_keys(self):
+        self.check_wrong_types(self.KEYS, self.world, S.endpoint_counts)
+
+    def test_counts(self):
+        self.assertEqual(S.endpoint_counts(), [0, 0, 0, 0, 0, 1])
+        self.world()
+        before = snapshot()
+        self.assertEqual(S.endpoint_counts(), [2, 1, 1, 2, 3, 1])
+        self.assertEqual(S.endpoint_counts(), [2, 1, 1, 2, 3, 1])
+        self.assert_unchanged(before)
+
+    def test_entries_at_their_limit(self):
+        """10,000 entries are counted whole; one more, about 10,000 of them."""
+        hset_many(K.endpoints, {"o%d" % i: "open 1 2" for i in range(10000)})
+        self.assertEqual(S.endpoint_counts(), [10000, 0, 0, 0, 0, 1])
+        R.hset(K.endpoints, "one more", "disabled 1 0")
+        r = S.endpoint_counts()
+        self.assertEqual(r[5], 0)
+        self.assertTrue(10000 <= r[0] + r[2] <= 11000, r)
+
+
 # ---- The limits themselves ----------------------------------------------------
 
 class Limits(unittest.TestCase):
@@ -2468,7 +2669,11 @@ class Limits(unittest.TestCase):
                 ("release", r"FETCH_MAX = (\d+)", (FETCH_MAX,)),
                 ("dlq_move", r"MOVE_MAX = (\d+)", (DLQ_MOVE_MAX,)),
                 ("reclaim", r"int_arg\(ARGV\[4\], (\d+), (\d+)\)", (POISON_MIN, POISON_MAX)),
-                ("health", r"GROUPS_MAX = (\d+)", (HEALTH_MAX,))):
+                ("health", r"GROUPS_MAX = (\d+)", (HEALTH_MAX,)),
+                ("endpoint_set", r"EP_ORIGIN_MAX, EP_URL_MAX = (\d+), (\d+)",
+                 (QUEUE["QUEUE_ORIGIN_MAX"], URL_MAX)),
+                ("endpoint_set", r"int_arg\(ARGV\[7\], (\d+), (\d+)\)",
+                 (BWINDOW_MIN, BWINDOW_MAX))):
             with self.subTest(name):
                 m = re.search(pattern, text[name])
                 self.assertIsNotNone(m, "%s.lua no longer matches %s" % (name, pattern))
@@ -2477,6 +2682,8 @@ class Limits(unittest.TestCase):
         self.assertTrue(text["heartbeat"].startswith("#!lua flags=allow-oom\n"))
         self.assertTrue(text["dlq_purge_all"].startswith("#!lua flags=allow-oom\n"))
         self.assertTrue(text["endpoints"].startswith("#!lua flags=no-writes\n"))
+        self.assertTrue(text["endpoint_counts"].startswith("#!lua flags=no-writes\n"))
+        self.assertEqual(ORIGIN_MAX, QUEUE["QUEUE_ORIGIN_MAX"])
 
 
 if __name__ == "__main__":
