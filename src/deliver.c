@@ -470,6 +470,13 @@ static int held_back(struct delivery *d)
         park_as(d, "has its circuit breaker open");
         return 1;
     case ENDPOINT_DISABLED:
+        /* Dead is for good: said only on a mirror that is current. The
+         * job that brought word of a change (an operator's enable, then a
+         * replay) waits parked until the mirror is read again. */
+        if (!health_current(d->env->health)) {
+            park_as(d, "was disabled when last heard of");
+            return 1;
+        }
         break;
     }
     struct log_fields f = job_fields(d);

@@ -256,6 +256,11 @@ enum endpoint_state health_state(struct health *h, const char *origin)
     return s;
 }
 
+int health_current(const struct health *h)
+{
+    return h->known_gen >= h->seen_gen;
+}
+
 int health_take_probe(struct health *h, const char *origin)
 {
     return endpoints_take_probe(h->mirror, origin, time_mono_ms());

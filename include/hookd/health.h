@@ -56,6 +56,9 @@ void health_report(struct health *h, const char *origin, enum health_result r, i
  * while the breaker is off). */
 enum endpoint_state health_state(struct health *h, const char *origin);
 
+/* Whether the mirror holds the newest generation any reply carried. */
+int health_current(const struct health *h);
+
 /* Whether a job for an origin not closed is the probe granted to this
  * worker (the grant is used). */
 int health_take_probe(struct health *h, const char *origin);
