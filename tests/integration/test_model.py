@@ -65,6 +65,9 @@ view. Each step is one of (weight):
                agree with the records. FETCH's oracle reads each pulled
                origin's breaker: open or half_open gives nothing before its
                due time and one job, the probe, after (the reply's probes)
+  endpoint_set 1  an operator enables or disables an origin (ENDPOINT_SET):
+               the reply's states, P:endpoints and the counters checked; a
+               lost reply resent changes nothing
   breaker_clock 2  some open or half_open origins come due (their record's
                due written 0), now and then one has failed for a day
                (failing_since 1: disabled at its next failure)
@@ -162,10 +165,10 @@ WEIGHTS = [("produce", 14), ("fetch", 14), ("wait", 4), ("accept", 9), ("record"
            ("promote", 4), ("clock", 3), ("release", 4), ("dlq", 3), ("purge_all", 1),
            ("heartbeat", 3), ("legacy", 1),
            ("die", 2), ("reclaim", 5), ("reap", 2), ("stop", 1), ("cut", 1), ("heal", 2),
-           ("health", 5), ("breaker_clock", 2)]
+           ("health", 5), ("breaker_clock", 2), ("endpoint_set", 1)]
 KIND_WEIGHTS = [("A", 50), ("R", 20), ("D", 6), ("E", 3), ("K", 12)]
 SCRIPTS = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
-           "dlq_move", "dlq_purge_all", "health")
+           "dlq_move", "dlq_purge_all", "health", "endpoint_set")
 
 
 def mark(body, accepted, crashes):
@@ -915,6 +918,38 @@ class Model:
                 self.r.hset(key, "failing_since", 1)
                 moved.append(o + " failing")
         self.note("breaker clock: %r" % moved)
+
+    def step_endpoint_set(self):
+        """An operator's hookd endpoints enable|disable of a random origin
+        (ENDPOINT_SET): the reply names the states before and after, the
+        record and P:endpoints agree, a change is counted; a lost reply is
+        sent again (the operator reruns it) and changes nothing more."""
+        o, action = self.rng.choice(ORIGINS), self.rng.choice(("enable", "disable"))
+        before = (self.r.hget(self.k("endpoint", o), "state") or b"none").decode()
+        call = lambda: self.eval("endpoint_set", [  # noqa: E731
+            self.k("endpoints"), self.k("endpoints", "gen"), self.k("events"), self.k("queue"),
+            self.k("stats"), self.k("parked")],
+            [self.k("endpoint"), action, o, json.dumps(o), "10000", "", "300000"])
+        try:
+            prev, cur = [v.decode() for v in call()]
+        except redis.ResponseError as e:
+            raise Failure("ENDPOINT_SET refused: %s" % e) from e
+        want = "disabled" if action == "disable" else \
+            ("closed" if before not in ("closed", "none") else before)
+        self.expect((prev, cur) == (before, want), "ENDPOINT_SET %s %s: %r -> %r, expected "
+                    "%r -> %r", action, o, prev, cur, before, want)
+        if cur != prev:
+            self.stats["endpoints_enabled" if action == "enable" else "endpoints_disabled"] += 1
+        line = self.r.hget(self.k("endpoints"), o)
+        self.expect((line.split()[0].decode() if line else "closed") ==
+                    (cur if cur != "none" else "closed"),
+                    "%s's line in P:endpoints %r after %s", o, line, action)
+        lost = self.lose()
+        if lost:
+            again = [v.decode() for v in call()]
+            self.expect(again == [cur, cur], "ENDPOINT_SET sent twice moved %s: %r", o, again)
+        self.note("endpoint_set %s %s: %s -> %s%s" % (action, o, prev, cur,
+                                                      " REPLY LOST, resent" if lost else ""))
 
     def step_release(self, w=None):
         w = w or self.rng.choice(self.live(lambda w: w.releases) or [None])
