@@ -20,7 +20,7 @@
 enum kind {
     K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX,
     K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG, K_CIDRS, K_RESOLVE, K_TIME, K_LOG_FORMAT,
-    K_LISTEN,
+    K_LISTEN, K_URL,
     K_COUNT                 /* number of kinds, not a kind */
 };
 
@@ -121,7 +121,7 @@ static const struct key keys[] = {
       "an origin failing this long is disabled, its jobs dead; 0 = never" },
     { "events_max", K_SIZE, OFF(events_max), 1, 1L << 40, "10000",
       "approximate cap of the <prefix>:events stream" },
-    { "ops_webhook_url", K_STRING, OFF(ops_webhook_url), 0, 0, "-",
+    { "ops_webhook_url", K_URL, OFF(ops_webhook_url), 0, 0, "-",
       "URL every endpoint event is also delivered to, signed; - = none" },
     { "max_response_bytes", K_SIZE, OFF(max_response_bytes), 0, 1L << 30, "65536",
       "response bytes read; a longer answer is cut there (its status still counts)" },
@@ -280,6 +280,24 @@ static int set_listen(const struct key *k, const char *value, struct config *cfg
     if (strcmp(value, "off") != 0 && parse_host_port(value, host, sizeof(host), &port) < 0)
         return hk_err_set(err, HK_ECONFIG, "config", "key '%s': '%s' is not off, host:port "
                           "or [ipv6]:port with a port of 1..65535", k->name, value);
+    return store_string(cfg, k, value);
+}
+
+/* A URL hookd will deliver to, checked as a job's url is (an event job
+ * for it would otherwise be dead as invalid, each time, found late). At
+ * most CONFIG_URL_MAX bytes: HEALTH takes it as an argument. */
+static int set_url(const struct key *k, const char *value, struct config *cfg,
+                   struct hk_err *err)
+{
+    char origin[POLICY_URL_MAX];
+    struct hk_err why = { "", "" };
+
+    if (strlen(value) > CONFIG_URL_MAX)
+        return hk_err_set(err, HK_ECONFIG, "config", "key '%s': a URL of %zu bytes; at most "
+                          "%d", k->name, strlen(value), CONFIG_URL_MAX);
+    if (policy_check_url(value, strlen(value), origin, sizeof(origin), &why) < 0)
+        return hk_err_set(err, HK_ECONFIG, "config", "key '%s': '%s' is not an http(s) URL: "
+                          "%s", k->name, value, why.msg);
     return store_string(cfg, k, value);
 }
 
@@ -479,7 +497,7 @@ static const struct kind_ops {
     [K_SCHEDULE] = { set_schedule, 0 }, [K_ATTEMPT_LOG] = { set_attempt_log, 0 },
     [K_CIDRS] = { set_cidrs, 0 },       [K_RESOLVE] = { set_resolve, 1 },
     [K_TIME] = { set_time, 0 },         [K_LOG_FORMAT] = { set_log_format, 0 },
-    [K_LISTEN] = { set_listen, 1 },
+    [K_LISTEN] = { set_listen, 1 },     [K_URL] = { set_url, 1 },
 };
 _Static_assert(sizeof(kinds) / sizeof(*kinds) == K_COUNT, "a kind without its setter");
 

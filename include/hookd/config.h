@@ -15,6 +15,8 @@
 #include "hookd/policy.h"
 #include "hookd/redis_addr.h"
 
+#define CONFIG_URL_MAX 4096         /* longest ops_webhook_url (HEALTH's limit) */
+
 enum attempt_log { ATTEMPT_LOG_OFF, ATTEMPT_LOG_FAILURES, ATTEMPT_LOG_ALL };
 
 struct config {

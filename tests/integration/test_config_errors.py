@@ -24,6 +24,9 @@ from harness import HOOKD, Procs, log_of, wait_for  # noqa: E402
 # HOOKD_LUA_DIR, a developer's HOOKD_REDIS); each case adds its own.
 BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("HOOKD_")}
 
+LONG = [(["--ops-webhook-url", "http://h/" + "x" * 4088], "key 'ops_webhook_url': a URL of "
+         "4097 bytes; at most 4096")]
+
 # Command-line values refused by each kind of key's setter, and the message.
 SETTERS = [
     (["--user-agent="], "key 'user_agent': empty value"),
@@ -35,6 +38,8 @@ SETTERS = [
     (["--redis", "unix://rel"], "key 'redis': unix URL needs an absolute path"),
     (["--metrics-listen", "nope"], "key 'metrics_listen': 'nope' is not off, host:port or "
      "[ipv6]:port with a port of 1..65535"),
+    (["--ops-webhook-url", "ftp://x"], "key 'ops_webhook_url': 'ftp://x' is not an http(s) "
+     "URL: url scheme must be http or https"),
     (["--log-level", "loud"], "key 'log_level': 'loud' is not debug, info, warn or error"),
     (["--log-format", "xml"], "key 'log_format': 'xml' is not text or json"),
     (["--timeout", "0"], "key 'timeout': '0' is not a duration between 1ms and 600s "
@@ -112,6 +117,16 @@ class Refusals(unittest.TestCase):
             value = args[1] if len(args) > 1 else args[0].split("=", 1)[1]
             with self.subTest(name=name):
                 self.refused([], {name: value}, "hookd: environment %s: %s" % (name, msg))
+
+    def test_long_values(self):
+        """Values too long for a file's line (libinih's 199 bytes; that
+        refusal is test_files'), refused from the command line and the
+        environment without echoing them."""
+        for args, msg in LONG:
+            with self.subTest(args=args[0]):
+                self.refused(args, {}, "hookd: command line: " + msg)
+                name = "HOOKD_" + args[0][2:].replace("-", "_").upper()
+                self.refused([], {name: args[1]}, "hookd: environment %s: %s" % (name, msg))
 
     def test_setters_in_the_file(self):
         for args, msg in SETTERS:
