@@ -57,6 +57,7 @@
 #include "hookd/redis.h"
 #include "hookd/rlimit.h"
 #include "hookd/stats_shm.h"
+#include "hookd/throttle.h"
 #include "hookd/timeutil.h"
 #include "hookd/worker.h"
 
@@ -90,6 +91,7 @@ struct worker {
     struct hosts *hosts;            /* per-origin admission (owned) */
     struct outbox outbox;
     struct dedupe dedupe;           /* id checks for dedupe_window */
+    struct throttle throttle;       /* slots of rate-limited origins */
     struct deliver_env env;
     uint64_t next_seq;              /* last seq handed out */
     int in_flight;                  /* deliveries started, not finished */
@@ -390,6 +392,7 @@ static void maybe_pull(struct worker *w)
         return;
     npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
                             QUEUE_PULL_MAX);
+    npull = throttle_plan(&w->throttle, origins, counts, npull);
     for (size_t i = 0; i < npull; i++)
         max += counts[i];
     if (npull > 0)
@@ -434,6 +437,7 @@ static void fetch_next(struct worker *w, int refill_over)
     w->fetch_state = F_IDLE;
     npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
                             QUEUE_PULL_MAX);
+    npull = throttle_plan(&w->throttle, origins, counts, npull);
     if (w->queue_empty && npull == 0) {
         if (queue_wait(&w->fetch, &w->keys, WAIT_TIMEOUT_S, on_wait_reply, w) == 0)
             w->fetch_state = F_WAITING;
@@ -657,6 +661,7 @@ static void on_ack_state(struct redis_conn *c, enum redis_state state, const cha
     send_heartbeat(w);
     outbox_flush(&w->outbox);
     dedupe_flush(&w->dedupe);
+    throttle_flush(&w->throttle);
     arm_promote(w, 0);
     progress(w);
 }
@@ -709,6 +714,7 @@ static void close_all(struct worker *w)
         w->env.http = NULL;     /* deliveries still being accepted do not start */
     }
     dedupe_close(&w->dedupe);
+    throttle_close(&w->throttle);
     redis_close(&w->fetch, NULL);
     redis_close(&w->ack, on_ack_closed);
 }
@@ -862,6 +868,9 @@ static void wire_modules(struct worker *w)
     w->outbox.arg = w;
     dedupe_init(&w->dedupe, &w->loop, &w->ack, &w->keys, cfg->dedupe_window_ms);
     w->env.dedupe = cfg->dedupe_window_ms > 0 ? &w->dedupe : NULL;
+    throttle_init(&w->throttle, &w->loop, &w->ack, &w->keys, cfg->rate_limits,
+                  cfg->nrate_limits);
+    w->env.throttle = &w->throttle;
     deliver_opts_from_config(&w->env.opts, cfg);
     w->env.http = w->http;
     w->env.outbox = &w->outbox;
