@@ -32,8 +32,9 @@
 --       retry}: status 0, or 1 when the origin's record holds another type
 --       or a malformed field (nothing granted or written for it; retry 1 s);
 --       delay (us from now to the first slot), interval (us, the one used),
---       retry (us from now until asking for more may be granted; 0 when all
---       were granted).
+--       retry (us from now until the slots granted reach less than half the
+--       horizon ahead: asking again then brings about 100 ms of slots, not
+--       one per call; 0 when all were granted).
 --       Not idempotent: a call repeated after a lost reply takes new slots
 --       (the lost ones go unused: a short dip below the rate, never above).
 -- Refuses (error reply, nothing changed): KEY 1 of the wrong type, an
@@ -96,7 +97,7 @@ for j, w in ipairs(want) do
     if start < limit then g = math.min(w.k, math.floor((limit - 1 - start) / r.iv) + 1) end
     r.tat = start + g * r.iv
     local retry = 0
-    if g < w.k then retry = math.max(0, r.tat - limit) end
+    if g < w.k then retry = math.max(0, r.tat - now - HORIZON / 2) end
     local key = prefix .. ':' .. w.origin
     redis.call('HSET', key, 'tat', string.format('%d', r.tat), 'interval',
                string.format('%d', r.iv), 'until', string.format('%d', r.untl))
