@@ -80,8 +80,15 @@ class RateLimit(unittest.TestCase):
         self.assertLessEqual(abs(err), 5.0)
         self.assertLessEqual(worst, RATE * 1.1)
         self.assertTrue(self.r.exists("rl:rate:" + self.origin))
-        self.drain(JOBS)
-        self.assertEqual(int(self.r.hget("rl:stats", "dead") or 0), 0)
+        st = self.drain(JOBS)
+        stats = {k.decode(): int(v) for k, v in self.r.hgetall("rl:stats").items()}
+        print("  counters: %s" % stats, file=sys.stderr)
+        # Each job delivered once, on its first attempt: waiting for a slot
+        # or parked beyond a second of the rate, none used an attempt.
+        self.assertEqual(max(st["ids"].values()), 1)
+        self.assertEqual((stats.get("delivered"), stats.get("retried", 0),
+                          stats.get("dead", 0)), (JOBS, 0, 0))
+        self.assertGreater(stats.get("parked", 0), 0, "the limit never made a job park")
 
     def test_job_rate_limit(self):
         rate, hold = 40, 3
