@@ -104,6 +104,26 @@ class RateLimit(unittest.TestCase):
         self.assertLessEqual(worst, rate * 1.1)
         self.drain(200)
 
+    def test_stop_while_jobs_wait(self):
+        """SIGTERM while jobs wait for slots (and asks are in flight): hookd
+        exits 0, the waiting jobs go back to the queue unattempted, and a
+        restart delivers every job exactly once."""
+        cfg = dict(self.cfg, rate_limits="%s=20/s" % self.origin)
+        self.start(cfg)
+        push(self.r, "rl:queue", [{"id": "j%d" % i, "url": self.recv.url, "payload": {"i": i}}
+                                  for i in range(100)])
+        wait_for(lambda: self.recv.stats()["count"] >= 10, 20, "the first deliveries")
+        for h in self.p.procs[-2:]:
+            h.terminate()
+        for h in self.p.procs[-2:]:
+            self.assertEqual(h.wait(timeout=60), 0)
+        before = self.recv.stats()["count"]
+        self.assertLess(before, 100)
+        self.start(cfg)
+        st = self.drain(100)
+        self.assertEqual(max(st["ids"].values()), 1)
+        self.assertEqual(int(self.r.hget("rl:stats", "retried") or 0), 0)
+
 
 if __name__ == "__main__":
     unittest.main()
