@@ -30,6 +30,7 @@ struct delivery {
     int max_attempts;
     int64_t first_attempt_ms;
     int64_t started_ms;
+    int probe;                  /* the one attempt its open breaker lets through */
 };
 
 static void append_base64(struct buf *out, const char *p, size_t n)
@@ -146,6 +147,20 @@ static void dead_letter(struct delivery *d, char kind, const char *reason, const
     outbox_dead(d->env->outbox, d->seq, d->job->id, kind, entry.data, entry.len, aside.data,
                 aside.len);
     stats_outcome(d->env->stats, kind == 'I' ? STATS_INVALID : STATS_DEAD);
+    buf_free(&entry);
+    buf_free(&aside);
+}
+
+/* Dead without this attempt being made: the attempts before it count. */
+static void dead_letter_unattempted(struct delivery *d, const char *reason, const char *error)
+{
+    struct buf entry = BUF_INIT, aside = BUF_INIT;
+
+    dead_entry(d, d->attempt - 1, reason, error, reason, 0, &entry);
+    job_aside_encode(d->job, &aside);
+    outbox_dead(d->env->outbox, d->seq, d->job->id, 'E', entry.data, entry.len, aside.data,
+                aside.len);
+    stats_outcome(d->env->stats, STATS_DEAD);
     buf_free(&entry);
     buf_free(&aside);
 }
@@ -311,6 +326,22 @@ static void drop(struct delivery *d, const char *why)
     finished(d);
 }
 
+/* Count the attempt in the stats, and towards its origin's breaker: a
+ * timeout, a connection or TLS failure and a 5xx are the origin failing;
+ * any other answer is not (a 4xx is the job's fault). A destination the
+ * policy refused never reached it. */
+static void report_health(struct delivery *d, const struct http_result *res)
+{
+    enum stats_result c = stats_classify(res->status, res->reason);
+
+    stats_attempt(d->env->stats, c, res->latency_ms);
+    if (c == STATS_FORBIDDEN)
+        return;
+    health_report(d->env->health, d->job->origin,
+                  c == STATS_2XX || c == STATS_3XX || c == STATS_4XX ? HEALTH_OK : HEALTH_FAILED,
+                  d->probe);
+}
+
 static void on_response(const struct http_result *res, void *arg)
 {
     struct delivery *d = arg;
@@ -327,7 +358,7 @@ static void on_response(const struct http_result *res, void *arg)
         }
         return;
     }
-    stats_attempt(env->stats, stats_classify(res->status, res->reason), res->latency_ms);
+    report_health(d, res);
     if (res->ok ? env->opts.log_successes : env->opts.log_failures)
         log_attempt(d, res);
     if (res->ok) {
@@ -354,6 +385,8 @@ static void release_and_finish(struct delivery *d)
     send_admitted(next);
 }
 
+static int held_back(struct delivery *d);
+
 /* Sign and POST an admitted delivery. */
 static void send_request(struct delivery *d)
 {
@@ -367,6 +400,10 @@ static void send_request(struct delivery *d)
     };
     int rc;
 
+    if (held_back(d)) {
+        release_and_finish(d);
+        return;
+    }
     d->started_ms = time_now_ms();
     rc = deliver_headers_build(d->job, &sec, (long long)(d->started_ms / 1000), &store, offs,
                                &n, &err);
@@ -406,14 +443,44 @@ static void send_request(struct delivery *d)
 }
 
 /* Back to Redis, on its origin's parked list, without an attempt. */
-static void park(struct delivery *d)
+static void park_as(struct delivery *d, const char *why)
 {
     struct log_fields f = job_fields(d);
 
-    log_emit_fields(LOG_DEBUG, &f, "%s is saturated; job parked", d->job->origin);
+    log_emit_fields(LOG_DEBUG, &f, "%s %s; job parked", d->job->origin, why);
     outbox_park(d->env->outbox, d->seq, d->job->id, d->job->origin);
     stats_outcome(d->env->stats, STATS_PARKED);
+}
+
+static void park(struct delivery *d)
+{
+    park_as(d, "is saturated");
     finished(d);
+}
+
+/* Whether the job's origin takes no attempt now: its breaker is open (the
+ * job is parked, unless it is the probe) or it is disabled (the job is
+ * dead). The outcome is recorded; the caller finishes the delivery. */
+static int held_back(struct delivery *d)
+{
+    switch (health_state(d->env->health, d->job->origin)) {
+    case ENDPOINT_CLOSED:
+        return 0;
+    case ENDPOINT_OPEN:
+    case ENDPOINT_HALF_OPEN:
+        if (d->probe || (d->probe = health_take_probe(d->env->health, d->job->origin)))
+            return 0;
+        park_as(d, "has its circuit breaker open");
+        return 1;
+    case ENDPOINT_DISABLED:
+        break;
+    }
+    struct log_fields f = job_fields(d);
+    log_emit_fields(LOG_WARN, &f, "%s is disabled; dead-lettered (endpoint_disabled)",
+                    d->job->origin);
+    dead_letter_unattempted(d, "endpoint_disabled", "the endpoint is disabled (hookd "
+                            "endpoints enable ORIGIN, then hookd dlq replay)");
+    return 1;
 }
 
 /* How long an event for an unregistered batch waits before its next try:
@@ -557,6 +624,10 @@ static void admit(struct delivery *d)
 
     if (env->http == NULL) {    /* requests were cut by a shutdown meanwhile */
         drop(d, "shutting down before its attempt");
+        return;
+    }
+    if (held_back(d)) {
+        finished(d);
         return;
     }
     /* A rate-limited origin: wait for a slot first (on_slot), or park

@@ -294,13 +294,15 @@ void hosts_set_parked(struct hosts *hs, const char *const *origins, const size_t
         hs->parked[hs->nparked++] = xstrndup(origins[i], lens[i]);
 }
 
-size_t hosts_pull_plan(struct hosts *hs, int budget, int64_t now_ms, const char **origins,
-                       int *counts, size_t max)
+size_t hosts_pull_plan(struct hosts *hs, int budget, int64_t now_ms, hosts_room_fn *fn,
+                       void *arg, const char **origins, int *counts, size_t max)
 {
     size_t n = 0;
 
     for (size_t i = 0; i < hs->nparked && n < max && budget > 0; i++) {
         int room = hosts_room(hs, hs->parked[i], now_ms);
+        if (fn != NULL)
+            room = fn(arg, hs->parked[i], room);
         if (room <= 0)
             continue;
         origins[n] = hs->parked[i];

@@ -363,24 +363,18 @@ int throttle_wait(struct throttle *t, const char *origin, long job_rate,
     return 0;
 }
 
-size_t throttle_plan(const struct throttle *t, const char **origins, int *counts, size_t n)
+int throttle_room(const struct throttle *t, const char *origin, int room)
 {
-    size_t kept = 0;
+    struct throttle_origin *o;
+    size_t second;
 
-    for (size_t i = 0; i < n; i++) {
-        struct throttle_origin *o;
-        HASH_FIND_STR(t->table, origins[i], o);
-        if (o != NULL && (o->cfg_us > 0 || o->iv_us > 0)) {
-            size_t room = second_of(o) > o->nwaiting ? second_of(o) - o->nwaiting : 0;
-            if ((size_t)counts[i] > room)
-                counts[i] = (int)room;
-        }
-        if (counts[i] <= 0)
-            continue;
-        origins[kept] = origins[i];
-        counts[kept++] = counts[i];
-    }
-    return kept;
+    HASH_FIND_STR(t->table, origin, o);
+    if (o == NULL || (o->cfg_us == 0 && o->iv_us == 0))
+        return room;
+    second = second_of(o);
+    if (o->nwaiting >= second)
+        return 0;
+    return second - o->nwaiting < (size_t)room ? (int)(second - o->nwaiting) : room;
 }
 
 void throttle_flush(struct throttle *t)

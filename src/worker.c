@@ -48,6 +48,7 @@
 #include <curl/curl.h>
 
 #include "hookd/deliver.h"
+#include "hookd/health.h"
 #include "hookd/hosts.h"
 #include "hookd/http.h"
 #include "hookd/log.h"
@@ -91,6 +92,7 @@ struct worker {
     struct hosts *hosts;            /* per-origin admission (owned) */
     struct outbox outbox;
     struct dedupe dedupe;           /* id checks for dedupe_window */
+    struct health health;           /* endpoint breakers: reports and mirror */
     struct throttle throttle;       /* slots of rate-limited origins */
     struct deliver_env env;
     uint64_t next_seq;              /* last seq handed out */
@@ -215,6 +217,7 @@ static void start_jobs(struct worker *w, const struct fetch_op *op,
         w->queue_empty = n < (size_t)op->max;
     note_parked(w, redis_reply_element(reply, 1));
     note_refused(w, redis_reply_element(reply, 2));
+    health_note_fetch(&w->health, redis_reply_element(reply, 3), redis_reply_element(reply, 4));
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
         const char *job = redis_reply_str(redis_reply_element(jobs, i), &len);
@@ -379,6 +382,14 @@ static int fetch_size(const struct worker *w)
     return slots < w->cfg->fetch_batch ? slots : w->cfg->fetch_batch;
 }
 
+/* An origin's room, as its breaker and its rate limit have it (hosts_room_fn). */
+static int pull_room(void *arg, const char *origin, int room)
+{
+    struct worker *w = arg;
+
+    return throttle_room(&w->throttle, origin, health_pull_room(&w->health, origin, room));
+}
+
 /* While the fetch connection blocks in BLMOVE, parked jobs of an origin
  * that has room again come through the ack connection instead: otherwise
  * each slot freed would wait out the BLMOVE. */
@@ -390,9 +401,8 @@ static void maybe_pull(struct worker *w)
 
     if (w->pull != PULL_IDLE || !taking_jobs(w) || !w->ack.up || fetch_size(w) <= 0)
         return;
-    npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
-                            QUEUE_PULL_MAX);
-    npull = throttle_plan(&w->throttle, origins, counts, npull);
+    npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), pull_room, w, origins,
+                            counts, QUEUE_PULL_MAX);
     for (size_t i = 0; i < npull; i++)
         max += counts[i];
     if (npull > 0)
@@ -435,9 +445,8 @@ static void fetch_next(struct worker *w, int refill_over)
     }
     uv_timer_stop(&w->refill_timer);
     w->fetch_state = F_IDLE;
-    npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), origins, counts,
-                            QUEUE_PULL_MAX);
-    npull = throttle_plan(&w->throttle, origins, counts, npull);
+    npull = hosts_pull_plan(w->hosts, fetch_size(w), time_mono_ms(), pull_room, w, origins,
+                            counts, QUEUE_PULL_MAX);
     if (w->queue_empty && npull == 0) {
         if (queue_wait(&w->fetch, &w->keys, WAIT_TIMEOUT_S, on_wait_reply, w) == 0)
             w->fetch_state = F_WAITING;
@@ -661,6 +670,7 @@ static void on_ack_state(struct redis_conn *c, enum redis_state state, const cha
     send_heartbeat(w);
     outbox_flush(&w->outbox);
     dedupe_flush(&w->dedupe);
+    health_flush(&w->health);
     throttle_flush(&w->throttle);
     arm_promote(w, 0);
     progress(w);
@@ -714,6 +724,7 @@ static void close_all(struct worker *w)
         w->env.http = NULL;     /* deliveries still being accepted do not start */
     }
     dedupe_close(&w->dedupe);
+    health_close(&w->health);
     throttle_close(&w->throttle);
     redis_close(&w->fetch, NULL);
     redis_close(&w->ack, on_ack_closed);
@@ -857,10 +868,23 @@ static void deliver_opts_from_config(struct deliver_opts *o, const struct config
     o->dedupe_window_ms = cfg->dedupe_window_ms;
 }
 
+static void breaker_from_config(struct queue_breaker *b, const struct config *cfg)
+{
+    b->on = cfg->breaker;
+    b->window_ms = cfg->breaker_window_ms;
+    b->min_requests = cfg->breaker_min_requests;
+    b->threshold_pct = cfg->breaker_failure_threshold;
+    b->cooldown_ms = cfg->breaker_cooldown_ms;
+    b->cooldown_max_ms = cfg->breaker_cooldown_max_ms;
+    b->disable_after_ms = cfg->disable_after_ms;
+    b->events_max = cfg->events_max;
+}
+
 /* The worker's modules, on its loop and its ack connection. */
 static void wire_modules(struct worker *w)
 {
     const struct config *cfg = w->cfg;
+    struct queue_breaker breaker;
 
     outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max, cfg->attempt_log_max);
     w->outbox.on_confirmed = on_outbox_confirmed;
@@ -868,6 +892,9 @@ static void wire_modules(struct worker *w)
     w->outbox.arg = w;
     dedupe_init(&w->dedupe, &w->loop, &w->ack, &w->keys, cfg->dedupe_window_ms);
     w->env.dedupe = cfg->dedupe_window_ms > 0 ? &w->dedupe : NULL;
+    breaker_from_config(&breaker, cfg);
+    health_init(&w->health, &w->loop, &w->ack, &w->keys, &breaker, cfg->ops_webhook_url);
+    w->env.health = &w->health;
     throttle_init(&w->throttle, &w->loop, &w->ack, &w->keys, cfg->rate_limits,
                   cfg->nrate_limits);
     w->env.throttle = &w->throttle;
@@ -979,6 +1006,7 @@ int worker_run(const struct config *cfg, const char *wid, struct stats_slot *sta
         log_warn("event loop closed with handles still open");
     free(w->lost);
     hosts_free(w->hosts);
+    health_free(&w->health);
     free(w);
     curl_global_cleanup();
     return rc;

@@ -19,6 +19,7 @@
 
 #include "hookd/backoff.h"
 #include "hookd/dedupe.h"
+#include "hookd/health.h"
 #include "hookd/hosts.h"
 #include "hookd/http.h"
 #include "hookd/job.h"
@@ -50,6 +51,7 @@ struct deliver_env {
     struct outbox *outbox;          /* borrowed */
     struct hosts *hosts;            /* borrowed; per-origin admission */
     struct dedupe *dedupe;          /* borrowed; NULL when dedupe_window is 0 */
+    struct health *health;          /* borrowed; endpoint breakers */
     struct throttle *throttle;      /* borrowed; rate limits, or NULL */
     const char *wid;                /* borrowed */
     struct job_limits limits;

@@ -79,11 +79,16 @@ int hosts_room(struct hosts *hs, const char *origin, int64_t now_ms);
 void hosts_set_parked(struct hosts *hs, const char *const *origins, const size_t *lens,
                       size_t n);
 
+/* What the caller makes of an origin's room (its breaker, its rate limit):
+ * the jobs to pull. */
+typedef int hosts_room_fn(void *arg, const char *origin, int room);
+
 /* Parked origins with room, and how many jobs to take from each, at most
  * budget in total: fills origins[i] (borrowed until the next
- * hosts_set_parked) and counts[i], returns how many. */
-size_t hosts_pull_plan(struct hosts *hs, int budget, int64_t now_ms, const char **origins,
-                       int *counts, size_t max);
+ * hosts_set_parked) and counts[i], returns how many. fn, when not NULL,
+ * has the last word on each origin's room. */
+size_t hosts_pull_plan(struct hosts *hs, int budget, int64_t now_ms, hosts_room_fn *fn,
+                       void *arg, const char **origins, int *counts, size_t max);
 
 /* Origins currently tracked (for tests and logs). */
 size_t hosts_count(const struct hosts *hs);

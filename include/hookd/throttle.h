@@ -13,7 +13,7 @@
  * Throttling only delays: a waiting job has made no attempt and counts
  * none, and a retry reaches it only once due. An origin holding about one
  * second of its rate in waiting jobs takes no more (throttle_wait says to
- * park them); throttle_plan holds pulls of its parked jobs to the same.
+ * park them); throttle_room holds pulls of its parked jobs to the same.
  *
  * Callback rule: throttle_wait either returns an error and never calls the
  * callback, or returns 0 and calls it exactly once, later, from the loop
@@ -70,10 +70,10 @@ int throttle_init(struct throttle *t, uv_loop_t *loop, struct redis_conn *conn,
 int throttle_wait(struct throttle *t, const char *origin, long job_rate,
                   struct throttle_req *req);
 
-/* Hold a pull plan (hosts_pull_plan) to what throttled origins have room
- * for: about a second of their rate minus what waits. Drops the origins
- * left with none; returns the new n. */
-size_t throttle_plan(const struct throttle *t, const char **origins, int *counts, size_t n);
+/* An origin's room for parked jobs to pull (hosts_pull_plan), held to
+ * what it has room for here: about a second of its rate minus what waits,
+ * or room as it is when origin is not throttled. */
+int throttle_room(const struct throttle *t, const char *origin, int room);
 
 /* Send the asks queued (also called when the connection comes back). */
 void throttle_flush(struct throttle *t);

@@ -16,7 +16,8 @@
 --       4 probe_ms   1..86400000: how long a probe granted here may take
 --       5.. pairs    origin (1..299 bytes), count (1..10000): parked jobs to
 --                    take from P:parked:<origin> (at most max in all); at
---                    most 32 pairs
+--                    most 32 pairs; an origin named again is the same pull,
+--                    its counts added
 -- Moves up to max jobs, oldest first: the requested parked jobs of each
 --       origin (they waited longest), then P:queue (RPOP with a count; of
 --       those at most 64 MiB of job bytes in all, QUEUE_FETCH_BYTES_MAX,
@@ -79,7 +80,7 @@ if (#ARGV - 4) % 2 ~= 0 or (#ARGV - 4) / 2 > PULL_MAX then
   return refuse('FETCH: expected up to %d origin, count pairs', PULL_MAX)
 end
 local served = now_ms()
-local pulls, refused, probes = {}, {}, {}
+local pulls, refused, probes, named = {}, {}, {}, {}
 for i = 5, #ARGV, 2 do
   local origin, count = ARGV[i], int_arg(ARGV[i + 1], 1, FETCH_MAX)
   if #origin < 1 or #origin > ORIGIN_MAX or not count then
@@ -88,17 +89,24 @@ for i = 5, #ARGV, 2 do
   local list, key = parked .. ':' .. origin, prefix .. ':' .. origin
   local rec, w = ep_read(key)
   w = wrong_type(list, 'list') or w
-  if w then
+  -- An origin named again is one pull: its breaker grants one probe.
+  local again = named[origin]
+  if again ~= nil then
+    if again and not again.held then again.count = again.count + count end
+  elseif w then
+    named[origin] = false
     refused[#refused + 1] = origin
     refused[#refused + 1] = w
   else
     local p = {origin = origin, list = list, count = count, key = key, e = rec,
                score = served}
     if rec.state == 'open' or rec.state == 'half_open' then
+      p.held = true
       if served >= rec.due then p.count, p.probe = 1, true
       else p.count, p.score = 0, rec.due end
     end
     pulls[#pulls + 1] = p
+    named[origin] = p
   end
 end
 

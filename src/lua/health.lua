@@ -22,7 +22,8 @@
 --      11.. groups of 5, at most 500: origin (1..299 bytes), the origin as
 --                    a JSON string, answers that were no failure (0..1e9),
 --                    failures (0..1e9), probe: '0' none, '1' the probe
---                    succeeded, '2' it failed
+--                    succeeded, '2' it failed; an origin named again
+--                    adds to its first group (a probe other than '0' wins)
 -- For each origin, at Redis's time now: counts the attempts into its
 --       window; a failure starts failing_since, an answer that is no
 --       failure clears it. Then
@@ -76,7 +77,7 @@ local e = ep_check(c)
 if e then return e end
 
 local now = now_ms()
-local plans, refused = {}, {}
+local plans, refused, named = {}, {}, {}
 for i = 11, #ARGV, 5 do
   local origin, json = ARGV[i], ARGV[i + 1]
   local ok, failed = int_arg(ARGV[i + 2], 0, 1e9), int_arg(ARGV[i + 3], 0, 1e9)
@@ -86,13 +87,23 @@ for i = 11, #ARGV, 5 do
     return refuse('HEALTH: bad group at argument %d', i)
   end
   local key = prefix .. ':' .. origin
-  local rec, why = ep_read(key)
-  if rec then
-    plans[#plans + 1] = {origin = origin, json = json, key = key, e = rec, ok = ok,
-                         failed = failed, probe = probe}
-  else
-    refused[#refused + 1] = origin
-    refused[#refused + 1] = why
+  -- An origin named again adds to its first group: each plan holds the
+  -- record as read here, so a second plan would overwrite the first.
+  local again = named[origin]
+  if again then
+    again.ok, again.failed = again.ok + ok, again.failed + failed
+    if probe ~= '0' then again.probe = probe end
+  elseif again == nil then
+    local rec, why = ep_read(key)
+    if rec then
+      plans[#plans + 1] = {origin = origin, json = json, key = key, e = rec, ok = ok,
+                           failed = failed, probe = probe}
+      named[origin] = plans[#plans]
+    else
+      named[origin] = false
+      refused[#refused + 1] = origin
+      refused[#refused + 1] = why
+    end
   end
 end
 
@@ -145,7 +156,8 @@ for _, p in ipairs(plans) do
       e.reason = string.format('a probe failed; next in %d s', math.floor(e.cooldown / 1000))
       score = e.due
     end
-  elseif (e.state == 'open' or e.state == 'half_open') and breaker == 0 and p.ok > 0 then
+  elseif (e.state == 'open' or e.state == 'half_open') and breaker == 0 and
+         (p.ok > 0 or p.probe == '1') then
     e.state, e.since, e.due, e.cooldown, e.rate = 'closed', now, 0, 0, permille(f, n)
     e.reason = 'an attempt succeeded with the breaker off'
     event, score = 'endpoint.breaker_closed', now

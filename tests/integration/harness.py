@@ -120,7 +120,12 @@ class Procs:
         path = os.path.join(self.dir, name + ".conf")
         # No metrics endpoint unless the test asks for one: the default
         # port (9464) would be fought over by every hookd a test starts.
-        config = dict({"metrics_listen": "off"}, **config)
+        # No circuit breaker unless the test asks for one: these tests send
+        # their deliberate failures (retries, timeouts, dead letters) to one
+        # receiver, one origin, which the breaker would rightly open for and
+        # hold for breaker_cooldown, testing it instead of what they test.
+        # test_breaker.py tests it, and test_config_edges.py at every bound.
+        config = dict({"metrics_listen": "off", "breaker": "off"}, **config)
         with open(path, "w") as f:
             for k, v in config.items():
                 f.write("%s = %s\n" % (k, v))

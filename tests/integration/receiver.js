@@ -23,7 +23,8 @@
 // The control port (printed at start) serves /__stats and /__config:
 // /__config?delay=MS overrides every request's delay from then on ('' undoes
 // it); /__config?reset=1 forgets everything recorded so far;
-// /__config?down=1 closes the webhook port and cuts its connections,
+// /__config?status=N answers N to every request from then on ('' undoes
+// it); /__config?down=1 closes the webhook port and cuts its connections,
 // down=0 opens it again; /__config?release=1 answers at once every request
 // still waiting out a delay.
 //
@@ -105,6 +106,7 @@ function verify(req, raw) {
 }
 
 let delayOverride = null;
+let statusOverride = null;
 const sockets = new Set();
 const delayed = new Set();      // {timer, answer} of requests waiting out a delay
 
@@ -120,6 +122,7 @@ const control = http.createServer((req, res) => {
   }
   if (q.get('reset') === '1') rec = newRecord();
   if (q.has('delay')) delayOverride = q.get('delay') === '' ? null : Number(q.get('delay'));
+  if (q.has('status')) statusOverride = q.get('status') === '' ? null : Number(q.get('status'));
   if (q.get('down') === '1' && server.listening) {
     server.close();
     for (const s of sockets) s.destroy();
@@ -173,6 +176,7 @@ const handler = (req, res) => {
     const failFirst = Number(q.get('fail_first') || 0);
     if (failFirst > 0) code = rec.ids[v.id] <= failFirst ? Number(q.get('status') || 500) : 200;
     if (q.get('fail_rate') && Math.random() < Number(q.get('fail_rate'))) code = 500;
+    if (statusOverride !== null) code = statusOverride;
     if (code < 200 || code >= 300) {
       if (q.get('retry_after')) res.setHeader('retry-after', q.get('retry_after'));
       if (q.get('location')) res.setHeader('location', q.get('location'));

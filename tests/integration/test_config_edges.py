@@ -146,6 +146,28 @@ case("max_response_bytes", 0, 1 << 30)
 case("batch_ttl", "1000ms", "%dms" % (366 * DAY_MS))
 case("unknown_batch_wait", "0ms", "%dms" % DAY_MS)
 case("dedupe_window", "0ms", "%dms" % (366 * DAY_MS))
+# The breaker's settings, with the breaker on: the first jobs fetched are the
+# RETRIED ones failing once, so it opens, parks, probes and closes within
+# the case when its cooldown is short (100 ms, doubling to at most 1 s).
+# A cooldown of a day cannot be waited out here: that case keeps the
+# breaker from opening (breaker_min_requests at its maximum), so what it
+# shows is that the value is taken and nothing else changes.
+BREAKER = {"breaker": "on", "breaker_cooldown": "100ms", "breaker_cooldown_max": "1s"}
+
+
+def breaker_case(key, lo, hi, hi_extra=None):
+    for which, value, extra in (("min", lo, {}), ("max", hi, hi_extra or {})):
+        CASES.append(("%s_%s" % (key, which), key, value, dict(BREAKER, **{key: value}, **extra),
+                      mixed(), 0, True))
+
+
+breaker_case("breaker_window", "1000ms", "86400000ms")
+breaker_case("breaker_min_requests", 1, 1000000)
+breaker_case("breaker_failure_threshold", 1, 100)
+breaker_case("breaker_cooldown", "100ms", "86400000ms", {"breaker_min_requests": 1000000})
+breaker_case("breaker_cooldown_max", "100ms", "86400000ms")
+breaker_case("disable_after", "0ms", "%dms" % (366 * DAY_MS))
+breaker_case("events_max", 1, 1 << 40)
 CASES += [
     ("timeout_min", "timeout", "1ms", {"timeout": "1ms"}, mixed(), 0, False),
     ("timeout_max", "timeout", "600000ms", {"timeout": "600000ms"}, mixed(), 0, True),
@@ -191,7 +213,7 @@ class Edges(unittest.TestCase):
     def run_case(self, tag, key, value, overrides, make_jobs, waiting, exact):
         conf = {"redis": "redis://127.0.0.1:%d" % P.redis_port, "workers": 1,
                 "secret": SECRET, "retry_schedule": "50ms", "attempt_log": "all",
-                "log_level": "warn"}
+                "log_level": "warn", "breaker": "off"}
         conf.update(overrides)
         path = os.path.join(P.dir, tag + ".conf")
         with open(path, "w") as f:

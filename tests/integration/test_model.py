@@ -57,6 +57,17 @@ view. Each step is one of (weight):
   heal     2   ... and comes back, reaped meanwhile or not: heartbeat first
                half of the time, else it may fetch before its next heartbeat
                (refused: its heartbeat key is gone)
+  health   5   HEALTH of a live worker: random answers and failures for some
+               origins (breakers open after 3 attempts at 50 %), and for each
+               probe FETCH granted it, its outcome ('1' or '2'); transitions
+               counted from the records before and after, a probe's outcome
+               must close or reopen a half_open breaker, and P:endpoints must
+               agree with the records. FETCH's oracle reads each pulled
+               origin's breaker: open or half_open gives nothing before its
+               due time and one job, the probe, after (the reply's probes)
+  breaker_clock 2  some open or half_open origins come due (their record's
+               due written 0), now and then one has failed for a day
+               (failing_since 1: disabled at its next failure)
   spawn  (when a slot is empty) a new worker registers (HEARTBEAT)
 Every script reply is lost with probability 0.08: the script ran, the
 worker does not learn it and acts as hookd does (resends RECORD / ACCEPT /
@@ -78,8 +89,9 @@ worker that is not in P:workers, and no P:claim:<wid> of a live worker
 (this version never writes one). Every 256 steps and in the drain, no job
 under a dead worker that no-one will reclaim (Model.orphans: host lost, so
 no supervisor, and not in P:workers, so no reaper): that fails the run. At
-the end of each seed the model drains: everything is promoted, unparked,
-delivered or dead, and nothing may be left anywhere.
+the end of each seed the model drains: every breaker comes due and each
+probe succeeds (so no origin stays stuck open), and everything is promoted,
+unparked, delivered or dead, and nothing may be left anywhere.
 
 Settled ids (every copy delivered, deduplicated, purged or trimmed, none
 in Redis, none recent) are retired every 256 steps, their dedupe keys
@@ -118,6 +130,15 @@ LOST = 0.08                     # probability that a script's reply is lost
 WINDOW_MS = 86400000            # dedupe_window: no key expires during a run
 HB_TTL_MS = 3600000             # heartbeats expire only when the model says so
 FAR_MS = 10 * 86400000          # retry delay: never due by Redis's own clock
+PROBE_MS = 3600000              # FETCH's probe_ms: a probe is overdue only when the model says
+# HEALTH's settings (queue_health's ARGV 2..10): breakers open after 3
+# attempts at 50 %, cooldowns of an hour (due only when the model moves a
+# record's due into the past), disable_after a day (reached only when the
+# model moves failing_since back), no ops webhook (its jobs are no
+# producer's).
+BREAKER = [1, 300000, 3, 50, 3600000, 4 * 3600000, 86400000, 10000, ""]
+BREAKER_MOVES = {("closed", "open"): "breaker_opened", ("open", "closed"): "breaker_closed",
+                 ("half_open", "closed"): "breaker_closed"}
 EPOCH_MS = 1700000000000
 ORIGINS = ["http://a.test:80", "http://b.test:80", "https://c.test:443"]
 ACCEPTED = b"\xc1accepted:"
@@ -140,10 +161,11 @@ NOT_REGISTERED = _queue_h_string("QUEUE_NOT_REGISTERED")    # FETCH's refusal, e
 WEIGHTS = [("produce", 14), ("fetch", 14), ("wait", 4), ("accept", 9), ("record", 16),
            ("promote", 4), ("clock", 3), ("release", 4), ("dlq", 3), ("purge_all", 1),
            ("heartbeat", 3), ("legacy", 1),
-           ("die", 2), ("reclaim", 5), ("reap", 2), ("stop", 1), ("cut", 1), ("heal", 2)]
+           ("die", 2), ("reclaim", 5), ("reap", 2), ("stop", 1), ("cut", 1), ("heal", 2),
+           ("health", 5), ("breaker_clock", 2)]
 KIND_WEIGHTS = [("A", 50), ("R", 20), ("D", 6), ("E", 3), ("K", 12)]
 SCRIPTS = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
-           "dlq_move", "dlq_purge_all")
+           "dlq_move", "dlq_purge_all", "health")
 
 
 def mark(body, accepted, crashes):
@@ -215,6 +237,7 @@ class Worker:
         self.releases = []          # [lo, hi] of FETCHes whose reply was lost
         self.waited = False         # a wait (BLMOVE) since the last FETCH
         self.origins = []           # parked origins the last FETCH reported
+        self.probes = set()         # origins FETCH granted it a probe for, not reported
         self.state = "live"         # live | cut | dead | gone
         self.host_lost = False      # dead with its supervisor: only the reaper
         self.registered = False     # its first HEARTBEAT reply seen
@@ -280,6 +303,7 @@ class Model:
         self.forgotten = 0          # ... of them by a worker the reaper had forgotten
         self.stranding = 0          # ... which then died with its host (the old finding)
         self.woken = 0              # blocked waits woken by a push
+        self.probes = 0             # probes FETCH granted
 
     # ---- plumbing -------------------------------------------------------
 
@@ -376,27 +400,43 @@ class Model:
         base = w.seq
         w.seq += n
         w.waited = False
-        args = [base, n]
+        args = [base, n, self.k("endpoint"), PROBE_MS]
         for o, c in pulls:
             args += [o, c]
         keys = [self.k("hb", w.wid), self.k("queue"), self.inflight(w), self.k("parked"),
-                self.k("stats"), self.k("backlog")]
+                self.k("stats"), self.k("backlog"), self.k("endpoints"),
+                self.k("endpoints", "gen")]
         # Predict: refused if the worker's heartbeat key is gone; else parked
         # first, then the queue, each RPOP.
-        pipe = self.r.pipeline(transaction=False)
+        # An origin whose breaker is open or half_open gives one job (the
+        # probe) once due, none before.
+        pipe = self.r.pipeline(transaction=True)
         pipe.exists(self.k("hb", w.wid))
         for o, _ in pulls:
             pipe.lrange(self.k("parked", o), 0, -1)
+        for o, _ in pulls:
+            pipe.hmget(self.k("endpoint", o), "state", "due")
         pipe.lrange(self.k("queue"), -n, -1) if n else pipe.echo("")
+        pipe.time()
         res = pipe.execute()
         if not res[0]:
             return self.fetch_refused(w, base, n, pulls, keys, args)
-        res = res[1:]
+        now = res[-1][0] * 1000 + res[-1][1] // 1000
+        res = res[1:-1]
         lists = {}
-        want, unparked = [], 0
-        for (o, c), lst in zip(pulls, res):
+        want, unparked, probes = [], 0, []
+        for (o, c), lst, (state, due) in zip(pulls, res, res[len(pulls):]):
             lst = lists.setdefault(o, list(lst))
+            if state in (b"open", b"half_open"):
+                if now < int(due) - 1000:   # Redis's clock may pass due meanwhile
+                    c = 0
+                elif now < int(due) + 1000:
+                    raise Failure("the model sets due well away from now")
+                else:
+                    c = 1
             take = min(c, n - len(want), len(lst))
+            if state in (b"open", b"half_open") and take:
+                probes.append(o)
             for _ in range(take):
                 want.append(lst.pop())
             unparked += take
@@ -409,6 +449,11 @@ class Model:
             raise Failure("FETCH by %s refused (%s), its heartbeat key there" % (w, e)) from e
         self.expect(reply[0] == want, "FETCH returned %r, expected %r", reply[0], want)
         self.expect(reply[2] == [], "FETCH refused %r", reply[2])
+        self.expect([o.decode() for o in reply[4]] == probes, "FETCH granted probes %r, "
+                    "expected %r", reply[4], probes)
+        for o in probes:
+            state = self.r.hget(self.k("endpoint", o), "state")
+            self.expect(state == b"half_open", "%s probed but its breaker %r", o, state)
         self.stats["unparked"] += unparked
         got = self.r.hmget(self.inflight(w), [base + i + 1 for i in range(len(want))]) \
             if want else []
@@ -427,8 +472,10 @@ class Model:
                 job = Job(data)
                 w.held[base + i + 1] = Held(data, "check" if job.needs_accept else "ok")
             w.origins = [o.decode() for o in reply[1]]
-        self.note("%s fetch base %d max %d pulls %r -> %d jobs (%d unparked)%s" % (
-            w, base, n, pulls, len(want), unparked, " REPLY LOST" if lost else ""))
+            w.probes.update(probes)
+        self.probes += len(probes)
+        self.note("%s fetch base %d max %d pulls %r -> %d jobs (%d unparked, probes %r)%s" % (
+            w, base, n, pulls, len(want), unparked, probes, " REPLY LOST" if lost else ""))
 
     def dump(self, keys):
         """Every key's serialized value (DUMP: type and contents, zset scores
@@ -792,6 +839,83 @@ class Model:
                         xx=True)
         self.note("clock: %d of %d retries due" % (len(chosen), len(members)))
 
+    def step_health(self, w=None, closing=False):
+        """A worker's HEALTH batch: random answers and failures for some
+        origins, and the outcome of each probe it was granted ('1' or '2';
+        all '1' when closing). Transitions counted from the records before
+        and after (a lost reply changes nothing here: the records say)."""
+        w = w or self.rng.choice(self.live(lambda w: w.registered) or [None])
+        if w is None:
+            return self.note("health: no registered live worker")
+        groups = []
+        for o in ORIGINS:
+            probe = "0"
+            if o in w.probes:
+                probe = "1" if closing or self.rng.random() < 0.5 else "2"
+            elif closing or self.rng.random() < 0.4:
+                continue
+            ok, failed = (0, 0) if closing else (self.rng.choice((0, 0, 1, 2)),
+                                                 self.rng.randint(0, 4))
+            groups += [o, json.dumps(o), str(ok), str(failed), probe]
+        w.probes = set()
+        if not groups:
+            return self.note("%s health: nothing to report" % w)
+        origins = groups[0::5]
+        states = lambda: [v or b"closed" for v in self.r.eval(
+            "local o = {} for i, k in ipairs(KEYS) do o[i] = redis.call('HGET', k, 'state') "
+            "or false end return o", len(origins), *[self.k("endpoint", o) for o in origins])]
+        before = states()
+        try:
+            reply = self.eval("health", [self.k("endpoints"), self.k("endpoints", "gen"),
+                                         self.k("events"), self.k("queue"), self.k("stats"),
+                                         self.k("parked")],
+                              [self.k("endpoint")] + BREAKER + groups)
+        except redis.ResponseError as e:
+            raise Failure("HEALTH refused: %s" % e) from e
+        self.expect(reply[2] == [], "HEALTH refused records %r", reply[2])
+        after = states()
+        moves = []
+        for o, probe, b, a in zip(origins, groups[4::5], before, after):
+            b, a = b.decode(), a.decode()
+            if b == "half_open" and probe != "0" and a != "disabled":
+                self.expect(a == ("closed" if probe == "1" else "open"), "HEALTH: %s's probe "
+                            "%s left its breaker %s", o, "succeeded" if probe == "1" else
+                            "failed", a)
+            if b != a:
+                moves.append("%s %s->%s" % (o, b, a))
+                if a == "disabled":
+                    self.stats["endpoints_disabled"] += 1
+                elif (b, a) in BREAKER_MOVES:
+                    self.stats[BREAKER_MOVES[b, a]] += 1
+                else:
+                    self.expect((b, a) == ("half_open", "open"), "HEALTH moved %s %s -> %s",
+                                o, b, a)
+        lines = self.r.hgetall(self.k("endpoints"))
+        for o, a in zip(origins, after):
+            line = lines.get(o.encode(), b"closed").split()[0]
+            self.expect(line == a, "%s's line in P:endpoints says %r, its record %r", o, line, a)
+        lost = self.lose()
+        self.note("%s health %r -> %s%s" % (w, [tuple(groups[i:i + 5:2]) for i in
+                                                 range(0, len(groups), 5)],
+                                             ", ".join(moves) or "no move",
+                                             " REPLY LOST" if lost else ""))
+
+    def step_breaker_clock(self, all=False):
+        """The fake clock for breakers: some open or half_open origins come
+        due (their record's due set to 0, as if the cooldown or the probe's
+        time had passed); now and then one has been failing for a day."""
+        moved = []
+        for o in ORIGINS:
+            key = self.k("endpoint", o)
+            state, since = self.r.hmget(key, "state", "failing_since")
+            if state in (b"open", b"half_open") and (all or self.rng.random() < 0.5):
+                self.r.hset(key, "due", 0)
+                moved.append(o)
+            if not all and since and int(since) and self.rng.random() < 0.05:
+                self.r.hset(key, "failing_since", 1)
+                moved.append(o + " failing")
+        self.note("breaker clock: %r" % moved)
+
     def step_release(self, w=None):
         w = w or self.rng.choice(self.live(lambda w: w.releases) or [None])
         if w is None:
@@ -956,6 +1080,7 @@ class Model:
         if host_lost:
             self.lost_hosts.append(w)
         w.held, w.outbox, w.checking, w.releases = {}, [], [], []
+        w.probes = set()
         self.slots[w.slot] = None
         self.note("%s dies (%s)" % (w, "host lost: reaper" if host_lost else "supervisor"))
 
@@ -1239,6 +1364,7 @@ class Model:
                         self.step_reclaim(w)
                 self.step_reap()
                 self.step_clock(all=True)
+                self.step_breaker_clock(all=True)
                 self.step_promote(4000)
                 for slot in range(SLOTS):
                     w = self.slots[slot]
@@ -1246,6 +1372,8 @@ class Model:
                         self.step_spawn(slot)
                         continue
                     self.step_fetch(w, 12, pull=True)
+                    if w.probes:
+                        self.step_health(w, closing=True)
                     if w.checking or any(h.state == "check" for h in w.held.values()):
                         self.step_accept(w, everything=True)
                     if w.held:
@@ -1367,14 +1495,18 @@ class ModelTest(unittest.TestCase):
                       "delivered, %d dead-lettered (%d as worker_crashed), %d trimmed, %d "
                       "duplicates removed, %d replayed, %d purged, %d replies lost, %d workers, "
                       "%d fetches refused as not registered (%d by a worker the reaper had "
-                      "forgotten, %d of which then lost its host), %d blocked waits woken; "
+                      "forgotten, %d of which then lost its host), %d blocked waits woken, "
+                      "breakers opened %d, closed %d, disabled %d, %d probes; "
                       "steps %s" % (seed, each, time.monotonic() - t, m.dead_max,
                                     sum(m.produced.values()) + sum(m.retired.values()),
                                     st["delivered"], st["dead"], st["worker_crashed"],
                                     st["dead_trimmed"], st["duplicate"], st["replayed"],
                                     st["purged"], m.lost_replies, len(m.workers), m.refused,
-                                    m.forgotten, m.stranding, m.woken,
+                                    m.forgotten, m.stranding, m.woken, st["breaker_opened"],
+                                    st["breaker_closed"], st["endpoints_disabled"], m.probes,
                                     dict(sorted(m.counts.items()))), file=sys.stderr)
+                self.assertTrue(st["breaker_opened"] and st["breaker_closed"] and m.probes,
+                                "no breaker opened and closed by a probe: the run covers none")
 
     def mutant(self, name, old, new, steps=3000, wait=wait_args):
         """The model must catch a script that loses or doubles a job (or a
@@ -1392,6 +1524,18 @@ class ModelTest(unittest.TestCase):
         self.assertRegex(msg, r"seed 7, at step \d+ .*RECORD R: score None(.|\n)*"
                               r"reproduce: HOOKD_MODEL_SEED=7 HOOKD_MODEL_STEPS=\d+"
                               r"(.|\n)*last \d+ steps:\nstep ")
+
+    def test_catches_fetch_ignoring_the_breaker(self):
+        """FETCH that takes an open origin's jobs before its due time, or
+        more than the one probe once due, or HEALTH that never closes a
+        breaker (the drain then finds parked jobs it cannot get out)."""
+        self.assertRegex(self.mutant("fetch", "if served >= rec.due then", "if true then"),
+                         "FETCH (returned|granted probes)")
+        self.assertRegex(self.mutant("fetch", "p.count, p.probe = 1, true", "p.probe = true"),
+                         "FETCH returned")
+        self.assertRegex(self.mutant("health", "if p.probe == '1' then",
+                                     "if p.probe == '1' and false then"),
+                         "HEALTH: .* probe succeeded left its breaker open")
 
     def test_catches_release_doubling(self):
         """Caught by the conservation check: the job is in the queue and

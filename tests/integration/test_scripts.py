@@ -84,6 +84,7 @@ RECORD_MAX = QUEUE["QUEUE_RECORD_MAX"]
 ACCEPT_MAX = QUEUE["QUEUE_ACCEPT_MAX"]
 PROMOTE_MAX = QUEUE["QUEUE_PROMOTE_MAX"]
 DLQ_MOVE_MAX = QUEUE["QUEUE_DLQ_MOVE_MAX"]
+HEALTH_MAX = QUEUE["QUEUE_HEALTH_MAX"]
 THROTTLE_MAX = QUEUE["QUEUE_THROTTLE_MAX"]
 THROTTLE_COUNT_MAX = QUEUE["QUEUE_THROTTLE_COUNT_MAX"]
 POISON_MIN, POISON_MAX = c_config_range("poison_after")
@@ -116,8 +117,9 @@ class Keys:
     def __init__(self, prefix=P, wid=WID):
         self.prefix, self.wid = prefix, wid
         for name in ("queue", "workers", "dead", "stats", "backlog", "retry", "parked", "batch",
-                     "seen"):
+                     "seen", "endpoint", "endpoints", "events"):
             setattr(self, name, "%s:%s" % (prefix, name))
+        self.gen = prefix + ":endpoints:gen"
         self.aside = prefix + ":dead:secrets"
         self.rate, self.throttled = prefix + ":rate", prefix + ":throttled"
         self.claim = "%s:claim:%s" % (prefix, wid)
@@ -126,6 +128,10 @@ class Keys:
 
     def parked_list(self, origin):
         return "%s:%s" % (self.parked, origin)
+
+    def record_key(self, origin):
+        """P:endpoint:<origin>: the origin's breaker record (endpoint.lua)."""
+        return "%s:%s" % (self.endpoint, origin)
 
     def batch_key(self, b):
         return "%s:%s" % (self.batch, b)
@@ -148,12 +154,12 @@ def flat(pairs):
 
 
 class Scripts:
-    """The ten scripts loaded from the build, each called with the KEYS and
+    """The twelve scripts loaded from the build, each called with the KEYS and
     fixed ARGV queue.c gives it, then the caller's variable tail. A call
     returns the reply, or the redis.ResponseError that was the error reply."""
 
     NAMES = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
-             "dlq_move", "dlq_purge_all", "backlog", "throttle")
+             "dlq_move", "dlq_purge_all", "backlog", "health", "endpoints", "throttle")
 
     def __init__(self, r):
         self.r = r
@@ -168,9 +174,11 @@ class Scripts:
         except redis.ResponseError as e:
             return e
 
-    def fetch(self, base, max, pulls=(), k=K):
-        return self.eval("fetch", [k.hb, k.queue, k.inflight, k.parked, k.stats, k.backlog],
-                         [base, max] + flat(pulls))
+    def fetch(self, base, max, pulls=(), k=K, probe_ms=30000, tail=None):
+        return self.eval("fetch", [k.hb, k.queue, k.inflight, k.parked, k.stats, k.backlog,
+                                   k.endpoints, k.gen],
+                         [base, max, k.endpoint, probe_ms] +
+                         (flat(pulls) if tail is None else tail))
 
     def record(self, groups, dead_max=100000, k=K, wid=None, tail=None):
         head = [dead_max, k.wid if wid is None else wid, k.batch, k.seen]
@@ -206,9 +214,32 @@ class Scripts:
     def backlog(self, k=K):
         return self.eval("backlog", [k.queue, k.backlog, k.retry], [])
 
+    def health(self, groups, k=K, ops_url="", tail=None, **settings):
+        """HEALTH as queue_health sends it: BREAKER's settings, each one
+        overridden by keyword, then groups (see group())."""
+        s = dict(BREAKER, **settings)
+        return self.eval("health", [k.endpoints, k.gen, k.events, k.queue, k.stats, k.parked],
+                         [k.endpoint] + [s[n] for n in BREAKER] + [ops_url] +
+                         (flat(groups) if tail is None else tail))
+
+    def endpoints(self, k=K):
+        return self.eval("endpoints", [k.endpoints, k.gen], [])
+
     def throttle(self, triples, k=K, tail=None):
         return self.eval("throttle", [k.throttled], [k.rate] + (flat(triples) if tail is None
                                                                  else tail))
+
+
+# HEALTH's settings in ARGV order (queue_health), at config.c's defaults.
+BREAKER = collections.OrderedDict([
+    ("breaker", 1), ("window", 300000), ("min", 10), ("threshold", 70), ("cooldown", 30000),
+    ("cooldown_max", 600000), ("disable_after", 5 * 86400000), ("events_max", 10000)])
+
+
+def group(origin, ok=0, failed=0, probe="0"):
+    """A HEALTH group: origin, the origin as a JSON string, answers that
+    were no failure, failures, probe ('0' none, '1' succeeded, '2' failed)."""
+    return (origin, json.dumps(origin), str(ok), str(failed), probe)
 
 
 R = None    # the redis-server of this module (setUpModule)
@@ -540,14 +571,14 @@ class Fetch(ScriptCase):
         R.hset(K.stats, "delivered", 7)
 
     def test_wrong_type_keys(self):
-        """Each of FETCH's six KEYS (P:hb:<wid> first) holding each wrong
+        """Each of FETCH's eight KEYS (P:hb:<wid> first) holding each wrong
         type: refused naming the key, Redis unchanged (nothing popped,
         nothing filed). A heartbeat key of another type is no registration:
         refused like any wrong-typed key, not taken for 'registered' nor for
         'not registered'."""
         self.check_wrong_types(
             [(K.hb, "string"), (K.queue, "list"), (K.inflight, "hash"), (K.parked, "zset"),
-             (K.stats, "hash"), (K.backlog, "hash")],
+             (K.stats, "hash"), (K.backlog, "hash"), (K.endpoints, "hash"), (K.gen, "string")],
             self.world, lambda: S.fetch(10, 8, [(O1, 2)]))
 
     def test_wrong_type_parked_list(self):
@@ -565,7 +596,8 @@ class Fetch(ScriptCase):
                 self.world()
                 clobber(bad, t)
                 before, jobs0, stats0, t0 = snapshot(), jobs(), stats(), ms()
-                out, origins, refused = S.fetch(10, 8, [(O2, 2), (O1, 2)])
+                out, origins, refused, gen, probes = S.fetch(10, 8, [(O2, 2), (O1, 2)])
+                self.assertEqual((gen, probes), (0, []))
                 want = [job("o1-1"), job("o1-2")] + [job(i) for i in range(1, 6)]
                 self.assertEqual(out, want)
                 self.assertEqual(refused[0], O2.encode())
@@ -593,7 +625,7 @@ class Fetch(ScriptCase):
         for bad in ("-1", "1.5", "x", ""):
             self.assert_refused_unchanged(lambda: S.fetch(0, bad), "FETCH")
         before = snapshot()
-        self.assertEqual(S.fetch(0, 0), [[], [], []])
+        self.assertEqual(S.fetch(0, 0), [[], [], [], 0, []])
         self.assert_unchanged(before, "FETCH max 0 changed Redis")
 
         jobs0 = jobs()
@@ -649,7 +681,7 @@ class Fetch(ScriptCase):
                          [job("0-a"), small(0), small(1)])
         self.assertEqual(S.fetch(3, 1, [(origins[0], FETCH_MAX)])[0], [job("0-b")])
         self.assertEqual(S.fetch(4, 1, [(long_origin, 1)])[0], [job("long")])
-        out, left, refused = S.fetch(5, 2 * PULL_MAX + 3,
+        out, left, refused, _, _ = S.fetch(5, 2 * PULL_MAX + 3,
                                      [(o, 2) for o in origins[1:PULL_MAX + 1]])
         self.assertEqual(out, flat([(job("%d-a" % i), job("%d-b" % i))
                                     for i in range(1, PULL_MAX + 1)]) +
@@ -703,6 +735,73 @@ class Fetch(ScriptCase):
                          {str(i + 1).encode(): small(i) for i in range(10)})
         self.assertEqual(R.lrange(K.queue, 0, -1), [small(11), small(10)])
         self.assert_moved(jobs0)
+
+    def refused_pull(self, spoil, why):
+        """O2's breaker record spoiled by spoil(): O2 in the refused list with
+        why, its parked list untouched and re-scored; O1's parked jobs and the
+        queue fetched whole."""
+        R.flushall()
+        self.world()
+        spoil()
+        jobs0, t0 = jobs(), ms()
+        out, origins, refused, gen, probes = S.fetch(10, 8, [(O2, 2), (O1, 2)])
+        self.assertEqual(out, [job("o1-1"), job("o1-2")] + [job(i) for i in range(1, 6)])
+        self.assertEqual((refused[0], gen, probes), (O2.encode(), 0, []))
+        self.assertIn(why, refused[1].decode())
+        self.assertEqual(R.llen(K.parked_list(O2)), 3)
+        self.assertGreaterEqual(R.zscore(K.parked, O2), t0)
+        self.assert_moved(jobs0)
+
+    def test_wrong_type_breaker_record(self):
+        """A pulled origin's P:endpoint:<origin> holding another type, a
+        numeric field holding garbage, or an unknown state: that origin
+        refused with the reason, the rest fetched."""
+        key = K.record_key(O2)
+        for t in TYPES:
+            if t != "hash":
+                with self.subTest(holds=t):
+                    self.refused_pull(lambda: clobber(key, t),
+                                      "key %s holds a %s, not a hash" % (key, t))
+        for f in EP_NUM:
+            for bad in ("x", "-1", "1" * 17):
+                with self.subTest(field=f, holds=bad):
+                    self.refused_pull(lambda: R.hset(key, f, bad), "field %s of %s" % (f, key))
+        with self.subTest(field="state"):
+            self.refused_pull(lambda: R.hset(key, "state", "ajar"), "holds state ajar")
+
+    def test_probe_ms_at_its_limits(self):
+        """probe_ms 1 and 86400000 taken; 0, one past, not a number refused;
+        the endpoint prefix empty or past 256 bytes refused."""
+        self.world()
+        for bad in (0, 86400001, "x", ""):
+            self.assert_refused_unchanged(lambda: S.fetch(10, 1, probe_ms=bad), "FETCH")
+        for prefix in ("", "p" * 257):
+            k = Keys()
+            k.endpoint = prefix
+            self.assert_refused_unchanged(lambda: S.fetch(10, 1, k=k), "FETCH")
+        self.assertEqual(len(S.fetch(10, 1, probe_ms=1)[0]), 1)
+        self.assertEqual(len(S.fetch(11, 1, probe_ms=86400000)[0]), 1)
+
+    def test_open_origin_pulled_twice(self):
+        """An open origin named twice in one FETCH's pulls gives one probe,
+        not two; a closed one named twice gives both counts, in order."""
+        self.world()
+        put_record(O1, due=0)
+        jobs0 = jobs()
+        out, _, _, _, probes = S.fetch(10, 8, [(O1, 2), (O2, 1), (O1, 2), (O2, 1)])
+        self.assertEqual(probes, [O1.encode()])
+        self.assertEqual(out[:4], [job("o1-1"), job("o2-1"), job("o2-2"), job(1)])
+        self.assertEqual(R.llen(K.parked_list(O1)), 2)
+        self.assert_moved(jobs0)
+
+    def test_disabled_origin_gives_its_jobs(self):
+        """A disabled origin's parked jobs are fetched (the worker dead-letters
+        them as endpoint_disabled), no probe."""
+        self.world()
+        put_record(O1, "disabled", due=0)
+        out, _, _, _, probes = S.fetch(10, 2, [(O1, 2)])
+        self.assertEqual((out, probes), ([job("o1-1"), job("o1-2")], []))
+        self.assertEqual(record(O1)["state"], "disabled")
 
     def assert_not_registered(self, call):
         """call() refused with exactly QUEUE_NOT_REGISTERED (worker.c compares
@@ -792,6 +891,440 @@ class Fetch(ScriptCase):
                 self.assertEqual(R.hlen(K.workers), 0)
                 self.assertEqual(R.llen(K.queue), 10)
                 self.assert_moved(jobs0)
+
+
+# ---- HEALTH, ENDPOINTS, and FETCH's probes -------------------------------------
+
+EP_NUM = ("since", "due", "cooldown", "win_start", "cur_n", "cur_f", "prev_n", "prev_f",
+          "failing_since", "attempts", "failures", "trips", "rate")
+# HEALTH's settings and their ranges: config.c's table, which queue_health
+# sends as they are (breaker a bool: 0 or 1).
+SETTING_RANGE = {"breaker": (0, 1), "window": c_config_range("breaker_window"),
+                 "min": c_config_range("breaker_min_requests"),
+                 "threshold": c_config_range("breaker_failure_threshold"),
+                 "cooldown": c_config_range("breaker_cooldown"),
+                 "cooldown_max": c_config_range("breaker_cooldown_max"),
+                 "disable_after": c_config_range("disable_after"),
+                 "events_max": c_config_range("events_max")}
+OPS_URL = "https://ops.example:443/hooks"
+URL_MAX = 4096          # endpoint.lua's EP_URL_MAX (ops_webhook_url)
+O3 = "http://o3.example:80"
+
+
+def record(origin):
+    """origin's breaker record as {field: str}."""
+    return {f.decode(): v.decode() for f, v in R.hgetall(K.record_key(origin)).items()}
+
+
+def put_record(origin, state="open", **fields):
+    """A breaker record written as HEALTH would leave it, fields overridden."""
+    now = ms()
+    rec = {"state": state, "reason": "test", "since": now, "due": now + 30000,
+           "cooldown": 30000, "win_start": now, "cur_n": 10, "cur_f": 10, "prev_n": 0,
+           "prev_f": 0, "failing_since": now, "attempts": 10, "failures": 10, "trips": 1,
+           "rate": 1000}
+    rec.update(fields)
+    R.hset(K.record_key(origin), mapping=rec)
+    if state != "closed":
+        R.hset(K.endpoints, origin, "%s %d %d" % (state, rec["since"], rec["due"]))
+
+
+def events():
+    """P:events as [{field: str}]."""
+    return [{f.decode(): v.decode() for f, v in e.items()} for _, e in R.xrange(K.events)]
+
+
+def ops_jobs():
+    """The ops webhook jobs HEALTH pushed onto P:queue, as dicts, body parsed."""
+    out = []
+    for j in R.lrange(K.queue, 0, -1):
+        try:
+            m = msgpack.unpackb(j)
+        except ValueError:
+            continue
+        if isinstance(m, dict) and str(m.get("id", "")).startswith("evt_"):
+            m["body"] = json.loads(m["body"])
+            out.append(m)
+    return out
+
+
+def line(reply, origin):
+    """origin's line in a HEALTH reply (its origin, line pairs)."""
+    pairs = reply[1]
+    return dict(zip(pairs[0::2], pairs[1::2]))[origin.encode()].decode()
+
+
+class Health(ScriptCase):
+    def world(self):
+        """O1 closed with some attempts, O2 open with parked jobs, O3 no
+        record; an ops job already queued; counters."""
+        S.health([group(O1, ok=3, failed=1)])
+        put_record(O2)
+        lpush_many(K.parked_list(O2), [job("p1"), job("p2")])
+        R.zadd(K.parked, {O2: 5})
+        R.lpush(K.queue, job("q"))
+        R.hset(K.stats, "breaker_opened", 1)
+
+    def call(self):
+        return S.health([group(O1, failed=20), group(O2, ok=1, probe="1"), group(O3, failed=3)],
+                        ops_url=OPS_URL)
+
+    def test_wrong_type_keys(self):
+        """Each of HEALTH's six KEYS holding each wrong type: refused naming
+        the key, Redis unchanged (no record counted, no event)."""
+        self.check_wrong_types(
+            [(K.endpoints, "hash"), (K.gen, "string"), (K.events, "stream"), (K.queue, "list"),
+             (K.stats, "hash"), (K.parked, "zset")], self.world, self.call)
+
+    def test_gen_and_counters_not_numbers(self):
+        """P:endpoints:gen, or a counter HEALTH increments, holding a
+        non-integer: refused before any write, Redis unchanged."""
+        for key, field, bad in ((K.gen, None, "x"), (K.gen, None, "-1"),
+                                (K.gen, None, "1" * 17)) + tuple(
+                (K.stats, f, "x") for f in ("breaker_opened", "breaker_closed",
+                                            "endpoints_disabled", "endpoints_enabled")):
+            with self.subTest(key=key, field=field, holds=bad):
+                R.flushall()
+                self.world()
+                if field:
+                    R.hset(key, field, bad)
+                else:
+                    R.set(key, bad)
+                self.assert_refused_unchanged(self.call, "not a whole number")
+
+    def refused_record(self, spoil, why):
+        """The world with O2's record spoiled by spoil(): O2 in the refused
+        list with why, its record untouched; O1 and O3 counted whole."""
+        R.flushall()
+        self.world()
+        spoil()
+        before = snapshot()
+        reply = self.call()
+        self.assertNotIsInstance(reply, redis.ResponseError, str(reply))
+        self.assertEqual(reply[2][0::2], [O2.encode()])
+        self.assertIn(why, reply[2][1].decode())
+        self.assertEqual(reply[1][0::2], [O1.encode(), O3.encode()])
+        key = K.record_key(O2).encode()
+        after = snapshot()
+        self.assertEqual(after.get(key, (None, None))[:2], before.get(key, (None, None))[:2])
+        self.assertEqual(after[K.parked.encode()], before[K.parked.encode()], "O2 not re-scored")
+        self.assertEqual(R.hget(K.endpoints, O2), before[K.endpoints.encode()][1][O2.encode()])
+        self.assertEqual(record(O1)["state"], "open")
+        self.assertEqual(record(O3)["attempts"], "3")
+        self.assertEqual([e["origin"] for e in events()], [O1])
+
+    def test_wrong_type_record(self):
+        """P:endpoint:<origin> holding each wrong type: that origin refused
+        with the reason, the others counted."""
+        for t in TYPES:
+            if t != "hash":
+                with self.subTest(holds=t):
+                    self.refused_record(lambda: clobber(K.record_key(O2), t),
+                                        "key %s holds a %s, not a hash" % (K.record_key(O2), t))
+
+    def test_record_fields_not_numbers(self):
+        """Each numeric field of a record holding 'x', '-1', '1.5', '' or 17
+        digits, or state holding an unknown word: that origin refused, its
+        record unchanged; the others counted."""
+        for f in EP_NUM:
+            for bad in ("x", "-1", "1.5", "", "1" * 17):
+                with self.subTest(field=f, holds=bad):
+                    self.refused_record(lambda: R.hset(K.record_key(O2), f, bad),
+                                        "field %s of %s" % (f, K.record_key(O2)))
+        with self.subTest(field="state"):
+            self.refused_record(lambda: R.hset(K.record_key(O2), "state", "ajar"),
+                                "holds state ajar")
+
+    def test_groups_at_their_limits(self):
+        """0 groups (nothing written), 1, QUEUE_HEALTH_MAX (each origin
+        counted, its line in the reply) and one past (refused); a dangling
+        group, or a group with a bad field, refused, Redis unchanged."""
+        self.world()
+        before = snapshot()
+        self.assertEqual(S.health([]), [0, [], []])
+        self.assert_unchanged(before, "HEALTH of no group changed Redis")
+        origins = ["https://h%03d.example:443" % i for i in range(HEALTH_MAX + 1)]
+        self.assert_refused_unchanged(lambda: S.health([group(o, 1) for o in origins]),
+                                      "HEALTH")
+        long_origin = "h" * ORIGIN_MAX
+        for groups, what in (
+                ([group(O1, 1)][0][:4], "dangling group"),
+                (group(O1, 1) + group(O3, 1)[:3], "dangling group after a whole one"),
+                (("", '""', "1", "0", "0"), "empty origin"),
+                ((long_origin + "h", json.dumps(long_origin + "h"), "1", "0", "0"),
+                 "origin past ORIGIN_MAX"),
+                ((O1, O1, "1", "0", "0"), "origin JSON not a string"),
+                ((O1, json.dumps(O1), "-1", "0", "0"), "ok negative"),
+                ((O1, json.dumps(O1), "1000000001", "0", "0"), "ok past 1e9"),
+                ((O1, json.dumps(O1), "0", "x", "0"), "failed not a number"),
+                ((O1, json.dumps(O1), "0", "1000000001", "0"), "failed past 1e9"),
+                ((O1, json.dumps(O1), "1", "0", "3"), "probe 3"),
+                ((O1, json.dumps(O1), "1", "0", ""), "probe empty")):
+            with self.subTest(what):
+                self.assert_refused_unchanged(lambda: S.health([], tail=list(groups)), "HEALTH")
+        reply = S.health([group(long_origin, 0, 1000000000)])
+        self.assertEqual(line(reply, long_origin), "open %s %s" % (
+            record(long_origin)["since"], record(long_origin)["due"]))
+        reply = S.health([group(origins[0], failed=1)])
+        self.assertEqual(reply[1], [origins[0].encode(), b"closed 0 0"])
+        reply = S.health([group(o, 1, 1) for o in origins[:HEALTH_MAX]])
+        self.assertEqual(reply[1][0::2], [o.encode() for o in origins[:HEALTH_MAX]])
+        self.assertEqual(record(origins[0])["attempts"], "3")
+        self.assertEqual(record(origins[HEALTH_MAX - 1])["attempts"], "2")
+
+    def test_settings_at_their_limits(self):
+        """Each setting at its minimum and maximum (config.c's range) is
+        taken; one below, one past, or not a number is refused, Redis
+        unchanged; ops_url up to 4096 bytes."""
+        self.world()
+        for name, (lo, hi) in SETTING_RANGE.items():
+            for bad in (lo - 1, hi + 1, "x", "1.5", ""):
+                with self.subTest(name, value=bad):
+                    self.assert_refused_unchanged(
+                        lambda: S.health([group(O1, 1)], **{name: bad}), "HEALTH")
+            for good in (lo, hi):
+                with self.subTest(name, value=good):
+                    reply = S.health([group(O1, 1)], **{name: good})
+                    self.assertNotIsInstance(reply, redis.ResponseError, str(reply))
+        self.assert_refused_unchanged(
+            lambda: S.health([group(O1, 1)], ops_url="h" * (URL_MAX + 1)), "HEALTH")
+        long_url = "https://ops.example:443/" + "x" * (URL_MAX - 24)
+        self.assertEqual(len(long_url), URL_MAX)
+        S.health([group(O3, failed=10)], ops_url=long_url)
+        self.assertEqual([j["url"] for j in ops_jobs()], [long_url])
+
+    def open(self, origin, **settings):
+        """origin's breaker opened by HEALTH (min failures at once)."""
+        n = settings.get("min", BREAKER["min"])
+        reply = S.health([group(origin, failed=n)], **settings)
+        self.assertTrue(line(reply, origin).startswith("open "), reply)
+        return reply
+
+    def test_opens_at_min_and_threshold(self):
+        """closed -> open at exactly min attempts and threshold percent, not
+        one attempt or one percent below: event, ops job (msgpack on P:queue:
+        url, event, a body that is JSON naming the origin), P:endpoints line,
+        gen, P:parked re-scored to due for an origin with parked jobs (and
+        not added for one without), breaker_opened counted."""
+        a, b, c, d, e = ("https://%s.example:443" % n for n in "abcde")
+        R.lpush(K.parked_list(a), job("pa"))
+        R.zadd(K.parked, {a: 1})
+        t0 = ms()
+        reply = S.health([group(a, 3, 7), group(b, 4, 6), group(c, failed=9),
+                          group(d, 31, 69)], ops_url=OPS_URL)
+        self.assertEqual(reply[1][1::2][1:], [b"closed 0 0"] * 3)
+        self.assertEqual(reply[0], 1)
+        self.assertEqual(R.get(K.gen), b"1")
+        rec = record(a)
+        since, due = int(rec["since"]), int(rec["due"])
+        self.assertTrue(t0 <= since <= ms())
+        self.assertEqual(due, since + BREAKER["cooldown"])
+        self.assertEqual((rec["state"], rec["trips"], rec["rate"], rec["cooldown"]),
+                         ("open", "1", "700", str(BREAKER["cooldown"])))
+        self.assertEqual(line(reply, a), "open %d %d" % (since, due))
+        self.assertEqual(R.hgetall(K.endpoints), {a.encode(): b"open %d %d" % (since, due)})
+        self.assertEqual(R.zscore(K.parked, a), due)
+        self.assertEqual(R.pttl(K.record_key(a)), -1, "an open record persists")
+        self.assertGreater(R.pttl(K.record_key(b)), 0, "a closed record expires")
+        ev = events()
+        self.assertEqual(len(ev), 1)
+        self.assertEqual((ev[0]["event"], ev[0]["origin"], ev[0]["failure_rate"], ev[0]["at"]),
+                         ("endpoint.breaker_opened", a, "0.70", str(since)))
+        self.assertIn("70% of 10 attempts", ev[0]["reason"])
+        (oj,) = ops_jobs()
+        self.assertEqual((oj["url"], oj["event"], oj["body"]["type"], oj["body"]["data"]),
+                         (OPS_URL, "endpoint.breaker_opened", "endpoint.breaker_opened",
+                          {"origin": a, "reason": ev[0]["reason"], "failure_rate": 0.7}))
+        self.assertEqual(oj["body"]["timestamp"], since)
+        self.assertEqual(oj["id"], "evt_" + R.xrange(K.events)[0][0].decode())
+        self.assertEqual(stats(), {"breaker_opened": 1})
+        # one more failure opens c (10 attempts); 70 % of 100 opens e.
+        reply = S.health([group(c, failed=1), group(e, 30, 70)])
+        self.assertEqual([l.split()[0] for l in reply[1][1::2]], [b"open", b"open"])
+        self.assertEqual(R.zscore(K.parked, c), None)
+        self.assertEqual(stats(), {"breaker_opened": 3})
+        self.assertEqual((reply[0], len(events())), (3, 3))
+
+    def test_no_event_without_ops_url_nor_breaker(self):
+        """Without an ops URL the event is only in P:events; with the
+        breaker off nothing opens."""
+        self.open(O1)
+        self.assertEqual((len(events()), ops_jobs()), (1, []))
+        reply = S.health([group(O2, failed=100)], breaker=0)
+        self.assertEqual(line(reply, O2), "closed 0 0")
+        self.assertEqual(len(events()), 1)
+
+    def test_sent_twice(self):
+        """HEALTH resent (its reply lost) counts the attempts again, by
+        design, but moves no state twice: one breaker_opened event, one
+        trip, one P:endpoints change."""
+        g = [group(O1, failed=10), group(O2, ok=5)]
+        first = S.health(g, ops_url=OPS_URL)
+        snap = record(O1)
+        second = S.health(g, ops_url=OPS_URL)
+        self.assertEqual(first[1], second[1])
+        self.assertEqual((first[0], second[0]), (1, 1))
+        rec = record(O1)
+        self.assertEqual((rec["attempts"], rec["failures"], rec["cur_n"]), ("20", "20", "20"))
+        self.assertEqual(record(O2)["attempts"], "10")
+        self.assertEqual({f: rec[f] for f in ("state", "since", "due", "trips")},
+                         {f: snap[f] for f in ("state", "since", "due", "trips")})
+        self.assertEqual((len(events()), len(ops_jobs())), (1, 1))
+        self.assertEqual(stats(), {"breaker_opened": 1})
+
+    def test_one_origin_twice_in_a_call(self):
+        """An origin named in two groups of one call is counted for both,
+        and opens once."""
+        reply = S.health([group(O1, failed=6), group(O1, failed=6)])
+        self.assertNotIsInstance(reply, redis.ResponseError, str(reply))
+        rec = record(O1)
+        self.assertEqual((rec["attempts"], rec["state"], rec["trips"]), ("12", "open", "1"))
+        self.assertEqual((len(events()), stats()), (1, {"breaker_opened": 1}))
+
+    def test_probe_cycle(self):
+        """open -> (FETCH before due: nothing, re-scored to due) -> due
+        (written into the past) -> FETCH: one job, the probe, half_open with
+        due now + probe_ms -> FETCH again: nothing -> probe failed: open,
+        cooldown doubled, capped at cooldown_max, no second breaker_opened
+        -> half_open again -> probe succeeded: closed, breaker_closed, the
+        line gone from P:endpoints, parked jobs re-scored to now."""
+        settings = {"cooldown": 30000, "cooldown_max": 100000}
+        register()
+        lpush_many(K.parked_list(O1), [job("p%d" % i) for i in range(5)])
+        R.zadd(K.parked, {O1: 1})
+        self.open(O1, **settings)
+        due = int(record(O1)["due"])
+        jobs0, gen = jobs(), int(R.get(K.gen))
+        out, origins, refused, g, probes = S.fetch(0, 10, [(O1, 5)], probe_ms=7000)
+        self.assertEqual((out, origins, refused, g, probes), ([], [O1.encode()], [], gen, []))
+        self.assertEqual(R.zscore(K.parked, O1), due)
+        self.assertEqual(record(O1)["state"], "open")
+
+        base = 10
+        for cooldown in (60000, 100000, 100000):
+            R.hset(K.record_key(O1), "due", 0)
+            t0 = ms()
+            out, _, _, g, probes = S.fetch(base, 10, [(O1, 5)], probe_ms=7000)
+            self.assertEqual((len(out), probes, g), (1, [O1.encode()], gen + 1))
+            rec = record(O1)
+            self.assertEqual(rec["state"], "half_open")
+            self.assertTrue(t0 + 7000 <= int(rec["due"]) <= ms() + 7000)
+            self.assertEqual(R.hget(K.endpoints, O1).decode(),
+                             "half_open %s %s" % (rec["since"], rec["due"]))
+            self.assertEqual(S.fetch(base + 1, 10, [(O1, 5)], probe_ms=7000)[::4], [[], []])
+            base += 2
+            reply = S.health([group(O1, probe="2")], **settings)
+            rec = record(O1)
+            self.assertEqual((rec["state"], rec["cooldown"]), ("open", str(cooldown)))
+            self.assertTrue(t0 <= int(rec["due"]) - cooldown <= ms())
+            self.assertEqual(line(reply, O1), "open %s %s" % (rec["since"], rec["due"]))
+            self.assertEqual(R.zscore(K.parked, O1), int(rec["due"]))
+            self.assertEqual(reply[0], gen + 2)
+            gen += 2
+        self.assertEqual(len(events()), 1, "a failed probe is no second breaker_opened")
+
+        R.hset(K.record_key(O1), "due", 0)
+        S.fetch(base, 10, [(O1, 5)])
+        t0 = ms()
+        reply = S.health([group(O1, probe="1")], **settings)
+        self.assertEqual(line(reply, O1), "closed 0 0")
+        self.assertFalse(R.hexists(K.endpoints, O1))
+        self.assertGreaterEqual(R.zscore(K.parked, O1), t0)
+        self.assertEqual([e["event"] for e in events()],
+                         ["endpoint.breaker_opened", "endpoint.breaker_closed"])
+        self.assertEqual(stats(), {"breaker_opened": 1, "breaker_closed": 1, "unparked": 4})
+        self.assertGreater(R.pttl(K.record_key(O1)), 0)
+        self.assert_moved(jobs0)
+        # closed: the next FETCH takes the origin's parked jobs at its pace.
+        self.assertEqual(len(S.fetch(40, 10, [(O1, 5)])[0]), 1)
+
+    def test_overdue_probe_granted_again(self):
+        """A half_open origin whose probe never reported (its worker killed)
+        gives another once the probe is overdue, not before."""
+        register()
+        lpush_many(K.parked_list(O1), [job(i) for i in range(3)])
+        R.zadd(K.parked, {O1: 1})
+        put_record(O1, "half_open", due=ms() + 60000)
+        self.assertEqual(S.fetch(0, 5, [(O1, 3)])[::4], [[], []])
+        R.hset(K.record_key(O1), "due", 0)
+        self.assertEqual(S.fetch(5, 5, [(O1, 3)])[::4], [[job(0)], [O1.encode()]])
+
+    def test_breaker_off_success_closes(self):
+        """With the breaker turned off, an answer that is no failure (or a
+        probe that succeeded) closes an open or half_open record
+        (breaker_closed); a failure does not."""
+        for state in ("open", "half_open"):
+            with self.subTest(state):
+                R.flushall()
+                put_record(O1, state)
+                reply = S.health([group(O1, failed=3)], breaker=0)
+                self.assertEqual(line(reply, O1).split()[0], state)
+                reply = S.health([group(O1, ok=1)], breaker=0)
+                self.assertEqual(line(reply, O1), "closed 0 0")
+                self.assertFalse(R.hexists(K.endpoints, O1))
+                self.assertEqual([e["event"] for e in events()], ["endpoint.breaker_closed"])
+                self.assertEqual(stats(), {"breaker_closed": 1})
+        with self.subTest("a probe succeeded, breaker turned off meanwhile"):
+            # FETCH does not know the setting: it holds an open origin's
+            # parked jobs back and grants probes until the record closes.
+            R.flushall()
+            put_record(O1, "half_open")
+            reply = S.health([group(O1, probe="1")], breaker=0)
+            self.assertEqual(line(reply, O1), "closed 0 0")
+
+    def test_disable_after(self):
+        """Failing since disable_after ago: disabled (event, line, counter,
+        parked jobs re-scored to now); an answer that is no failure in the
+        same group clears failing_since instead; disable_after 0 never."""
+        day = 86400000
+        for state in ("closed", "open", "half_open"):
+            with self.subTest(state):
+                R.flushall()
+                for o in (O1, O2, O3):
+                    put_record(o, state, failing_since=ms() - 5 * day, cur_n=0, cur_f=0)
+                R.lpush(K.parked_list(O1), job(1))
+                R.zadd(K.parked, {O1: 1})
+                t0 = ms()
+                reply = S.health([group(O1, failed=1), group(O2, ok=1, failed=1)],
+                                 ops_url=OPS_URL)
+                self.assertEqual(line(reply, O1).split()[0], "disabled")
+                self.assertNotEqual(line(reply, O2).split()[0], "disabled")
+                self.assertEqual(record(O2)["failing_since"], "0")
+                self.assertEqual(R.hget(K.endpoints, O1).split()[0], b"disabled")
+                self.assertGreaterEqual(R.zscore(K.parked, O1), t0)
+                self.assertEqual([(e["event"], e["origin"]) for e in events()],
+                                 [("endpoint.disabled", O1)])
+                self.assertEqual([j["event"] for j in ops_jobs()], ["endpoint.disabled"])
+                self.assertEqual(stats()["endpoints_disabled"], 1)
+                self.assertEqual(R.pttl(K.record_key(O1)), -1)
+                reply = S.health([group(O3, failed=1)], disable_after=0)
+                self.assertEqual(line(reply, O3).split()[0], state)
+                reply = S.health([group(O1, ok=1)])
+                self.assertEqual(line(reply, O1).split()[0], "disabled", "stays disabled")
+
+
+class Endpoints(ScriptCase):
+    def test_wrong_type_keys(self):
+        self.check_wrong_types([(K.endpoints, "hash"), (K.gen, "string")],
+                               lambda: put_record(O1), S.endpoints)
+
+    def test_gen_not_a_number(self):
+        for bad in ("x", "-1", "1" * 17):
+            with self.subTest(bad):
+                R.flushall()
+                R.set(K.gen, bad)
+                self.assert_refused_unchanged(S.endpoints, "not a whole number")
+
+    def test_reads_gen_and_lines(self):
+        """ENDPOINTS returns the generation and every line, as HEALTH left
+        them; 0 and nothing before any."""
+        self.assertEqual(S.endpoints(), [0, []])
+        S.health([group(O1, failed=10), group(O2, failed=10), group(O3, ok=10)])
+        gen, pairs = S.endpoints()
+        self.assertEqual(gen, 2)
+        self.assertEqual(dict(zip(pairs[0::2], pairs[1::2])),
+                         {o.encode(): ("open %s %s" % (record(o)["since"], record(o)["due"])
+                                       ).encode() for o in (O1, O2)})
 
 
 # ---- RECORD -------------------------------------------------------------------
@@ -1986,14 +2519,16 @@ class Maxmemory(ScriptCase):
     def test_write_scripts_refused_whole(self):
         """With maxmemory below used memory (noeviction), every write script
         is refused with Redis's OOM error before it runs, Redis unchanged;
-        HEARTBEAT and DLQ_PURGE_ALL (flags=allow-oom) still run."""
+        HEARTBEAT and DLQ_PURGE_ALL (flags=allow-oom) and the read-only
+        ENDPOINTS (flags=no-writes) still run."""
         self.world()
         R.config_set("maxmemory-policy", "noeviction")
         R.config_set("maxmemory", max(1, R.info("memory")["used_memory"] // 2))
         calls = {"fetch": lambda: S.fetch(10, 3), "record": lambda: S.record([outcome("A", 1)]),
                  "accept": lambda: S.accept([("2", dkey(2))]), "promote": lambda: S.promote(5),
                  "release": lambda: S.release(1, 5), "reclaim": lambda: S.reclaim(W1),
-                 "dlq_move": lambda: S.dlq_move("purged", [(entry(0), b"", "")])}
+                 "dlq_move": lambda: S.dlq_move("purged", [(entry(0), b"", "")]),
+                 "health": lambda: S.health([group(O1, failed=20)])}
         for name, call in calls.items():
             with self.subTest(name):
                 before = snapshot()
@@ -2005,6 +2540,7 @@ class Maxmemory(ScriptCase):
         self.assertEqual(R.get(K.hb), b"77")
         self.assertEqual(S.dlq_purge_all(), 3)
         self.assertFalse(R.exists(K.dead, K.aside))
+        self.assertEqual(S.endpoints(), [0, []])
 
 
 # ---- The limits themselves ----------------------------------------------------
@@ -2014,7 +2550,7 @@ class Limits(unittest.TestCase):
         """Each script's own constant (the assembled text) is the C one, so a
         limit changed on one side only fails here even before the boundary
         tests run."""
-        text = {n: open(os.path.join(LUA_DIR, n + ".lua")).read() for n in Scripts.NAMES}
+        text = {n: S.text[n].decode() for n in Scripts.NAMES}
         for name, pattern, value in (
                 ("fetch", r"FETCH_MAX, PULL_MAX, ORIGIN_MAX = (\d+), (\d+), (\d+)",
                  (FETCH_MAX, PULL_MAX, ORIGIN_MAX)),
@@ -2024,7 +2560,8 @@ class Limits(unittest.TestCase):
                 ("promote", r"PROMOTE_MAX = (\d+)", (PROMOTE_MAX,)),
                 ("release", r"FETCH_MAX = (\d+)", (FETCH_MAX,)),
                 ("dlq_move", r"MOVE_MAX = (\d+)", (DLQ_MOVE_MAX,)),
-                ("reclaim", r"int_arg\(ARGV\[4\], (\d+), (\d+)\)", (POISON_MIN, POISON_MAX))):
+                ("reclaim", r"int_arg\(ARGV\[4\], (\d+), (\d+)\)", (POISON_MIN, POISON_MAX)),
+                ("health", r"GROUPS_MAX = (\d+)", (HEALTH_MAX,))):
             with self.subTest(name):
                 m = re.search(pattern, text[name])
                 self.assertIsNotNone(m, "%s.lua no longer matches %s" % (name, pattern))
@@ -2032,6 +2569,7 @@ class Limits(unittest.TestCase):
         self.assertTrue(all(t.startswith("#!lua") for t in text.values()))
         self.assertTrue(text["heartbeat"].startswith("#!lua flags=allow-oom\n"))
         self.assertTrue(text["dlq_purge_all"].startswith("#!lua flags=allow-oom\n"))
+        self.assertTrue(text["endpoints"].startswith("#!lua flags=no-writes\n"))
 
 
 if __name__ == "__main__":

@@ -236,18 +236,18 @@ static void test_pull_plan(void **state)
     assert_int_equal(hosts_admit(hs, A, &w, 0, &h), HOSTS_GO);
     hosts_set_parked(hs, parked, lens, 3);
     /* A has 2 slots left, B and c 3 each; the budget cuts the plan */
-    assert_int_equal(hosts_pull_plan(hs, 4, 0, origins, counts, 8), 2);
+    assert_int_equal(hosts_pull_plan(hs, 4, 0, NULL, NULL, origins, counts, 8), 2);
     assert_string_equal(origins[0], A);
     assert_int_equal(counts[0], 2);
     assert_string_equal(origins[1], B);
     assert_int_equal(counts[1], 2);
-    assert_int_equal(hosts_pull_plan(hs, 100, 0, origins, counts, 8), 3);
+    assert_int_equal(hosts_pull_plan(hs, 100, 0, NULL, NULL, origins, counts, 8), 3);
     assert_int_equal(counts[2], 3);
     assert_string_equal(origins[2], "http://c.example:80");
     /* a stalled origin is not pulled from */
     assert_int_equal(hosts_admit(hs, A, &w, 0, &h), HOSTS_GO);
     assert_int_equal(hosts_admit(hs, A, &w, 0, &h), HOSTS_GO);
-    assert_int_equal(hosts_pull_plan(hs, 100, HOSTS_STALL_MS, origins, counts, 8), 2);
+    assert_int_equal(hosts_pull_plan(hs, 100, HOSTS_STALL_MS, NULL, NULL, origins, counts, 8), 2);
     assert_string_equal(origins[0], B);
     hosts_free(hs);
 }

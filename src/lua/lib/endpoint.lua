@@ -55,7 +55,10 @@ local function ep_write(key, e, expire_ms)
   else redis.call('PERSIST', key) end
 end
 
+-- "<state> <since> <due>"; "closed 0 0" for a closed one, as HEALTH's
+-- reply promises (a closed record keeps the since of its last close).
 local function ep_line(e)
+  if e.state == 'closed' then return 'closed 0 0' end
   return string.format('%s %.0f %.0f', e.state, e.since, e.due)
 end
 
@@ -85,7 +88,9 @@ end
 -- a job. origin_json is the origin as a JSON string, written by the caller
 -- in C (no Lua code escapes JSON); reason is hookd's own words and digits.
 local function ep_event(c, name, origin, origin_json, e, now)
-  local rate = string.format('%.2f', e.rate / 1000)
+  -- %.14g of a permille / 1000 is the shortest form, as JSON.stringify
+  -- writes it: a receiver that re-serialises the body gets the same bytes.
+  local rate = string.format('%.14g', e.rate / 1000)
   local id = redis.call('XADD', c.events, 'MAXLEN', '~', c.events_max, '*', 'event', name,
                         'origin', origin, 'reason', e.reason, 'failure_rate', rate,
                         'at', string.format('%.0f', now))
