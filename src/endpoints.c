@@ -14,7 +14,6 @@
 struct endpoint {
     char *origin;                   /* owned; the hash key */
     enum endpoint_state state;
-    int64_t due_ms;                 /* Redis's clock: open, when a probe may go */
     int64_t asked_ms;               /* monotonic: probe last asked for; 0 never */
     int64_t granted_ms;             /* monotonic: probe granted; 0 none */
     UT_hash_handle hh;
@@ -127,10 +126,9 @@ int endpoints_set(struct endpoints *eps, const char *origin, size_t olen, const 
     struct endpoint *e;
 
     if (rc < 0)
-        state = ENDPOINT_CLOSED, due = 0;
+        state = ENDPOINT_CLOSED;
     e = get(eps, origin, olen);
     e->state = state;
-    e->due_ms = due;
     tidy(eps, e);
     return rc;
 }
@@ -181,15 +179,13 @@ int endpoints_take_probe(struct endpoints *eps, const char *origin, int64_t now_
     return fresh;
 }
 
-int endpoints_pull_room(struct endpoints *eps, const char *origin, int room, int64_t wall_ms,
-                        int64_t mono_ms)
+int endpoints_pull_room(struct endpoints *eps, const char *origin, int room, int64_t mono_ms)
 {
     struct endpoint *e = find(eps, origin, strlen(origin));
 
     if (e == NULL || e->state == ENDPOINT_CLOSED || e->state == ENDPOINT_DISABLED)
         return room;
-    if (room <= 0 || wall_ms < e->due_ms ||
-        (e->asked_ms != 0 && mono_ms - e->asked_ms < ENDPOINTS_ASK_MS))
+    if (room <= 0 || (e->asked_ms != 0 && mono_ms - e->asked_ms < ENDPOINTS_ASK_MS))
         return 0;
     e->asked_ms = mono_ms;
     return 1;

@@ -222,8 +222,8 @@ void health_init(struct health *h, uv_loop_t *loop, struct redis_conn *conn,
     h->breaker = *b;
     h->ops_url = ops_url;
     h->counting = b->on || b->disable_after_ms > 0;
-    h->seen_gen = 1;        /* load once connected, whatever the generation */
-    h->known_gen = 0;
+    h->known_gen = -1;      /* never loaded: load once connected */
+    h->seen_gen = 0;
     coalesce_init(&h->reports, loop, conn, &report_ops, h, RETRY_PAUSE_MS);
 }
 
@@ -279,7 +279,7 @@ int health_pull_room(struct health *h, const char *origin, int room)
 {
     if (health_state(h, origin) == ENDPOINT_CLOSED)
         return room;
-    return endpoints_pull_room(h->mirror, origin, room, time_now_ms(), time_mono_ms());
+    return endpoints_pull_room(h->mirror, origin, room, time_mono_ms());
 }
 
 void health_flush(struct health *h)

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define ENDPOINTS_ASK_MS 1000       /* an open origin's probe is asked for at most
-                                       this often (a clock ahead of Redis's) */
+                                       this often */
 #define ENDPOINTS_GRANT_MS 2000     /* a probe granted is taken by a job within this */
 
 enum endpoint_state {
@@ -58,9 +58,11 @@ int endpoints_take_probe(struct endpoints *eps, const char *origin, int64_t now_
 
 /* Parked jobs of origin to ask FETCH for, given the room the origin has:
  * room when closed or disabled (drained to dead); for an open or half-open
- * one 1, the probe, once due by wall_ms (Redis's clock, as near as this
- * host's is) and not asked within ENDPOINTS_ASK_MS of mono_ms, else 0. */
-int endpoints_pull_room(struct endpoints *eps, const char *origin, int room, int64_t wall_ms,
-                        int64_t mono_ms);
+ * one 1, at most once per ENDPOINTS_ASK_MS of mono_ms, else 0. FETCH gives
+ * it, the probe, only once due on Redis's clock, and otherwise re-scores
+ * the origin to its due time in P:parked, behind every origin that can be
+ * served: asking, not the host's clock, keeps open origins from holding
+ * the places a FETCH reply lists. */
+int endpoints_pull_room(struct endpoints *eps, const char *origin, int room, int64_t mono_ms);
 
 #endif

@@ -38,7 +38,7 @@ struct health {
     struct queue_breaker breaker;
     const char *ops_url;            /* borrowed; NULL = none */
     int counting;                   /* breaker on or disable_after set: report */
-    long long known_gen;            /* generation the mirror was loaded at */
+    long long known_gen;            /* generation the mirror was loaded at; -1 never */
     long long seen_gen;             /* newest generation a reply carried */
     int loading;                    /* ENDPOINTS sent, not answered */
     int closed;

@@ -129,27 +129,34 @@ end
 
 -- Checked; from here on, writes.
 local counts = {breaker_opened = 0, breaker_closed = 0, endpoints_disabled = 0}
+local COUNTERS = {['endpoint.breaker_opened'] = 'breaker_opened',
+                  ['endpoint.breaker_closed'] = 'breaker_closed',
+                  ['endpoint.disabled'] = 'endpoints_disabled'}
 local lines = {}
 for _, p in ipairs(plans) do
   local e, was = p.e, p.e.state
   local n, f = count(e, p.ok + (p.probe == '1' and 1 or 0), p.failed + (p.probe == '2' and 1 or 0))
   if p.ok > 0 or p.probe == '1' then e.failing_since = 0
   elseif e.failing_since == 0 and (p.failed > 0 or p.probe == '2') then e.failing_since = now end
-  local event, score = nil, nil
+  local events, score = {}, nil
+  -- An event as of now: one call may open a breaker and disable it too.
+  local function note(name) events[#events + 1] = {name, {reason = e.reason, rate = e.rate}} end
   if e.state == 'closed' then
     if breaker == 1 and n >= min and f * 100 >= threshold * n then
       e.state, e.since, e.cooldown, e.trips = 'open', now, cooldown, e.trips + 1
       e.due, e.rate = now + cooldown, permille(f, n)
       e.reason = string.format('%d%% of %d attempts failed within %d s',
                                math.floor(e.rate / 10 + 0.5), math.floor(n + 0.5), window / 1000)
-      event, score = 'endpoint.breaker_opened', e.due
+      note('endpoint.breaker_opened')
+      score = e.due
     end
   elseif e.state == 'half_open' and breaker == 1 and p.probe ~= '0' then
     if p.probe == '1' then
       e.state, e.since, e.due, e.cooldown, e.rate = 'closed', now, 0, 0, permille(f, n)
       e.prev_n, e.prev_f, e.cur_n, e.cur_f, e.win_start = 0, 0, 0, 0, now
       e.reason = 'a probe succeeded'
-      event, score = 'endpoint.breaker_closed', now
+      note('endpoint.breaker_closed')
+      score = now
     else
       e.state, e.cooldown = 'open', math.min(e.cooldown * 2, cooldown_max)
       e.due = now + e.cooldown
@@ -160,24 +167,25 @@ for _, p in ipairs(plans) do
          (p.ok > 0 or p.probe == '1') then
     e.state, e.since, e.due, e.cooldown, e.rate = 'closed', now, 0, 0, permille(f, n)
     e.reason = 'an attempt succeeded with the breaker off'
-    event, score = 'endpoint.breaker_closed', now
+    note('endpoint.breaker_closed')
+    score = now
   end
   if e.state ~= 'disabled' and disable_after > 0 and e.failing_since > 0 and
      now - e.failing_since >= disable_after then
     e.state, e.since, e.due, e.rate = 'disabled', now, 0, permille(f, n)
     e.reason = string.format('failing for %d s (disable_after)',
                              math.floor((now - e.failing_since) / 1000))
-    event, score = 'endpoint.disabled', now
+    note('endpoint.disabled')
+    score = now
   end
   ep_write(p.key, e, 2 * window + 1000)
   if e.state ~= was then ep_publish(c, p.origin, e)
   elseif e.state == 'open' and score then ep_publish(c, p.origin, e) end
   if score then redis.call('ZADD', c.parked, 'XX', score, p.origin) end
-  if event then
-    ep_event(c, event, p.origin, p.json, e, now)
-    if event == 'endpoint.breaker_opened' then counts.breaker_opened = counts.breaker_opened + 1
-    elseif event == 'endpoint.breaker_closed' then counts.breaker_closed = counts.breaker_closed + 1
-    else counts.endpoints_disabled = counts.endpoints_disabled + 1 end
+  for _, ev in ipairs(events) do
+    ep_event(c, ev[1], p.origin, p.json, ev[2], now)
+    local counter = COUNTERS[ev[1]]
+    counts[counter] = counts[counter] + 1
   end
   lines[#lines + 1] = p.origin
   lines[#lines + 1] = ep_line(e)

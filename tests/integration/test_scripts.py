@@ -1129,7 +1129,7 @@ class Health(ScriptCase):
         ev = events()
         self.assertEqual(len(ev), 1)
         self.assertEqual((ev[0]["event"], ev[0]["origin"], ev[0]["failure_rate"], ev[0]["at"]),
-                         ("endpoint.breaker_opened", a, "0.70", str(since)))
+                         ("endpoint.breaker_opened", a, "0.7", str(since)))
         self.assertIn("70% of 10 attempts", ev[0]["reason"])
         (oj,) = ops_jobs()
         self.assertEqual((oj["url"], oj["event"], oj["body"]["type"], oj["body"]["data"]),
@@ -1301,6 +1301,22 @@ class Health(ScriptCase):
                 self.assertEqual(line(reply, O3).split()[0], state)
                 reply = S.health([group(O1, ok=1)])
                 self.assertEqual(line(reply, O1).split()[0], "disabled", "stays disabled")
+
+    def test_opened_and_disabled_in_one_call(self):
+        """A closed origin failing for disable_after whose call also crosses
+        the threshold: both transitions are events, in order, each with its
+        own reason, and both counted."""
+        put_record(O1, "closed", failing_since=ms() - 6 * 86400000, cur_n=0, cur_f=0)
+        reply = S.health([group(O1, failed=20)], ops_url=OPS_URL)
+        self.assertEqual(line(reply, O1).split()[0], "disabled")
+        evs = events()
+        self.assertEqual([e["event"] for e in evs],
+                         ["endpoint.breaker_opened", "endpoint.disabled"])
+        self.assertIn("attempts failed", evs[0]["reason"])
+        self.assertIn("disable_after", evs[1]["reason"])
+        self.assertEqual([j["event"] for j in reversed(ops_jobs())],
+                         ["endpoint.breaker_opened", "endpoint.disabled"])
+        self.assertEqual((stats()["breaker_opened"], stats()["endpoints_disabled"]), (1, 1))
 
 
 class Endpoints(ScriptCase):

@@ -86,24 +86,21 @@ static void test_pull_room(void **state)
     (void)state;
 
     /* closed, unknown and disabled: the room as given */
-    assert_int_equal(endpoints_pull_room(eps, A, 7, 0, 0), 7);
+    assert_int_equal(endpoints_pull_room(eps, A, 7, 0), 7);
     set(eps, B, "disabled 1000 0");
-    assert_int_equal(endpoints_pull_room(eps, B, 7, 0, 0), 7);
-    /* open: nothing before its due time, then one, asked at most once per
-     * ENDPOINTS_ASK_MS (a host clock ahead of Redis's is refused and asks
-     * again later, not in a loop) */
+    assert_int_equal(endpoints_pull_room(eps, B, 7, 0), 7);
+    /* open or half-open: one (the probe, if FETCH finds it due), asked at
+     * most once per ENDPOINTS_ASK_MS */
     set(eps, A, "open 1000 31000");
-    assert_int_equal(endpoints_pull_room(eps, A, 7, 30999, 5000), 0);
-    assert_int_equal(endpoints_pull_room(eps, A, 7, 31000, 5000), 1);
-    assert_int_equal(endpoints_pull_room(eps, A, 7, 31001, 5000 + ENDPOINTS_ASK_MS - 1), 0);
-    assert_int_equal(endpoints_pull_room(eps, A, 7, 31001, 5000 + ENDPOINTS_ASK_MS), 1);
+    assert_int_equal(endpoints_pull_room(eps, A, 7, 5000), 1);
+    assert_int_equal(endpoints_pull_room(eps, A, 7, 5000 + ENDPOINTS_ASK_MS - 1), 0);
+    assert_int_equal(endpoints_pull_room(eps, A, 7, 5000 + ENDPOINTS_ASK_MS), 1);
     /* no room (the origin is stalled): not asked, so not held back later */
-    assert_int_equal(endpoints_pull_room(eps, A, 0, 99999, 7000), 0);
-    assert_int_equal(endpoints_pull_room(eps, A, 7, 99999, 7000), 1);
-    /* half-open: one more only once the probe out is overdue */
+    assert_int_equal(endpoints_pull_room(eps, A, 0, 7000), 0);
+    assert_int_equal(endpoints_pull_room(eps, A, 7, 7000), 1);
     set(eps, A, "half_open 1000 40000");
-    assert_int_equal(endpoints_pull_room(eps, A, 7, 39999, 20000), 0);
-    assert_int_equal(endpoints_pull_room(eps, A, 7, 40000, 20000), 1);
+    assert_int_equal(endpoints_pull_room(eps, A, 7, 7001), 0);
+    assert_int_equal(endpoints_pull_room(eps, A, 7, 7000 + ENDPOINTS_ASK_MS), 1);
     endpoints_free(eps);
 }
 

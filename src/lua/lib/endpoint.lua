@@ -86,7 +86,8 @@ end
 
 -- Append event name for origin to P:events and, with an ops URL, push it as
 -- a job. origin_json is the origin as a JSON string, written by the caller
--- in C (no Lua code escapes JSON); reason is hookd's own words and digits.
+-- in C (no Lua code escapes JSON); e holds the reason (hookd's own words
+-- and digits) and the failure rate (permille) it reports.
 local function ep_event(c, name, origin, origin_json, e, now)
   -- %.14g of a permille / 1000 is the shortest form, as JSON.stringify
   -- writes it: a receiver that re-serialises the body gets the same bytes.
