@@ -20,7 +20,7 @@
 enum kind {
     K_STRING, K_INT, K_DURATION, K_SIZE, K_LEVEL, K_REDIS, K_SECRET, K_PREFIX,
     K_BOOL, K_FRACTION, K_SCHEDULE, K_ATTEMPT_LOG, K_CIDRS, K_RESOLVE, K_TIME, K_LOG_FORMAT,
-    K_LISTEN, K_URL,
+    K_LISTEN, K_URL, K_RATES,
     K_COUNT                 /* number of kinds, not a kind */
 };
 
@@ -44,6 +44,8 @@ static const struct key keys[] = {
       "concurrent requests per worker (running or waiting for their origin)" },
     { "max_per_host", K_INT, OFF(max_per_host), 1, 100000, "64",
       "connections per origin (scheme://host:port) per worker; HTTP/2 streams not counted" },
+    { "rate_limits", K_RATES, OFF(rate_limits), 0, 0, "-",
+      "deliveries per origin across all workers and hosts: origin=N/s or N/m,..." },
     { "fetch_batch", K_INT, OFF(fetch_batch), 1, QUEUE_FETCH_MAX, "256",
       "jobs taken from Redis per round trip" },
     { "secret", K_SECRET, OFF(secret), 0, 0, "(generated)",
@@ -449,6 +451,79 @@ static int set_resolve(const struct key *k, const char *value, struct config *cf
     return store_string(cfg, k, value);
 }
 
+/* "N/s" or "N/m" (N at most RATE_MAX per second) as the spacing of
+ * deliveries in microseconds, rounded up so the limit is never exceeded;
+ * -1 for anything else. */
+#define RATE_MAX 1000000L
+static long rate_interval(const char *v)
+{
+    char *end;
+    long n, per;
+
+    if (!isdigit((unsigned char)v[0]))
+        return -1;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno != 0 || n < 1 || end[0] != '/' || (end[1] != 's' && end[1] != 'm') ||
+        end[2] != '\0')
+        return -1;
+    per = end[1] == 's' ? 1000000L : 60000000L;
+    if (n > RATE_MAX * (per / 1000000L))
+        return -1;
+    return (per + n - 1) / n;
+}
+
+/* One "origin=rate" entry into r; a message naming it into err. */
+static int parse_rate_entry(const char *tok, struct config_rate *r, struct hk_err *err)
+{
+    const char *eq = strrchr(tok, '=');
+    struct hk_err uerr;
+    char given[POLICY_ORIGIN_MAX], origin[POLICY_ORIGIN_MAX];
+    size_t len = eq != NULL ? (size_t)(eq - tok) : 0;
+
+    if (eq == NULL || len == 0 || len >= sizeof(r->origin))
+        return hk_err_set(err, HK_ECONFIG, "config", "key 'rate_limits': entry '%s' is not "
+                          "origin=N/s or origin=N/m", tok);
+    memcpy(given, tok, len);
+    given[len] = '\0';
+    if (policy_check_url(given, len, origin, sizeof(origin), &uerr) < 0 ||
+        strcmp(origin, given) != 0)
+        return hk_err_set(err, HK_ECONFIG, "config", "key 'rate_limits': entry '%s': '%.*s' "
+                          "is not an origin as hookd writes it (scheme://host:port, lowercase, "
+                          "port included, no path)", tok, (int)len, tok);
+    if ((r->interval_us = rate_interval(eq + 1)) < 0)
+        return hk_err_set(err, HK_ECONFIG, "config", "key 'rate_limits': entry '%s': '%s' is "
+                          "not N/s or N/m with N from 1 to %ld per second", tok, eq + 1,
+                          RATE_MAX);
+    memcpy(r->origin, origin, len + 1);
+    return 0;
+}
+
+static int set_rates(const struct key *k, const char *value, struct config *cfg,
+                     struct hk_err *err)
+{
+    char *copy = xstrdup(value), *tok, *save = NULL;
+    struct config_rate *list = NULL;
+    size_t n = 0;
+    int rc = 0;
+
+    (void)k;
+    for (tok = strtok_r(copy, ", ", &save); tok != NULL && rc == 0;
+         tok = strtok_r(NULL, ", ", &save)) {
+        list = xrealloc(list, (n + 1) * sizeof(*list));
+        rc = parse_rate_entry(tok, &list[n++], err);
+    }
+    free(copy);
+    if (rc < 0) {
+        free(list);
+        return rc;
+    }
+    free(cfg->rate_limits);
+    cfg->rate_limits = list;
+    cfg->nrate_limits = n;
+    return 0;
+}
+
 /* K_INT and K_SIZE: a whole number within the row's bounds. */
 static int parse_bounded(const struct key *k, const char *value, long *v, struct hk_err *err)
 {
@@ -498,6 +573,7 @@ static const struct kind_ops {
     [K_CIDRS] = { set_cidrs, 0 },       [K_RESOLVE] = { set_resolve, 1 },
     [K_TIME] = { set_time, 0 },         [K_LOG_FORMAT] = { set_log_format, 0 },
     [K_LISTEN] = { set_listen, 1 },     [K_URL] = { set_url, 1 },
+    [K_RATES] = { set_rates, 0 },
 };
 _Static_assert(sizeof(kinds) / sizeof(*kinds) == K_COUNT, "a kind without its setter");
 
@@ -553,6 +629,9 @@ void config_free(struct config *cfg)
     free(cfg->dest.allow);
     free(cfg->dest.deny);
     cfg->dest.allow = cfg->dest.deny = NULL;
+    free(cfg->rate_limits);
+    cfg->rate_limits = NULL;
+    cfg->nrate_limits = 0;
 }
 
 /* inih does not tell a handler the line it is on, nor call it for a

@@ -1,5 +1,6 @@
 /* deliver.c -- one attempt at one job, and what follows from its outcome:
  * acknowledged, scheduled for a retry, or dead-lettered. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@ struct delivery {
     struct deliver_env *env;
     struct dedupe_req accept;       /* while its id is checked (dedupe.h) */
     struct hosts_waiter waiter;     /* while waiting for its origin */
+    struct throttle_req slot;       /* while waiting for a slot of its origin's rate */
+    int throttled;                  /* its slot has come */
     struct host *host;              /* admitted origin, until hosts_done */
     uint64_t seq;
     struct job *job;            /* owned; job->raw holds the producer's bytes */
@@ -547,6 +550,7 @@ static void apply_event(struct delivery *d)
 }
 
 static void admit(struct delivery *d);
+static void on_slot(struct throttle_req *req, enum throttle_verdict v);
 static void on_accepted(struct dedupe_req *req, enum dedupe_verdict v);
 
 void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_t len)
@@ -633,6 +637,16 @@ static void admit(struct delivery *d)
         finished(d);
         return;
     }
+    /* A rate-limited origin: wait for a slot first (on_slot), or park
+     * when a second of its rate waits already. */
+    if (env->throttle != NULL && !d->throttled) {
+        d->slot.cb = on_slot;
+        int rc = throttle_wait(env->throttle, d->job->origin, d->job->rate_limit, &d->slot);
+        if (rc == -EAGAIN)
+            park(d);
+        if (rc != -ENOENT)
+            return;
+    }
     switch (hosts_admit(env->hosts, d->job->origin, &d->waiter, now, &d->host)) {
     case HOSTS_GO:
         send_request(d);
@@ -647,6 +661,18 @@ static void admit(struct delivery *d)
         park(d);
         break;
     }
+}
+
+static void on_slot(struct throttle_req *req, enum throttle_verdict v)
+{
+    struct delivery *d = (struct delivery *)((char *)req - offsetof(struct delivery, slot));
+
+    if (v == THROTTLE_CANCELLED) {
+        drop(d, "shutting down while it waited for its rate limit");
+        return;
+    }
+    d->throttled = 1;
+    admit(d);
 }
 
 void deliver_park_stalled(struct deliver_env *env)

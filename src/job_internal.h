@@ -48,7 +48,7 @@ struct job;
 struct job_fields {
     const struct json_value *id, *url, *payload, *body, *body_base64, *event, *headers,
         *content_type, *secret, *secret_previous, *secret_previous_until, *timeout_ms,
-        *max_attempts, *type;
+        *max_attempts, *type, *rate_limit;
     const char *body_bin;       /* msgpack bin body, borrowed */
     size_t body_bin_len;
     int has_body_bin;

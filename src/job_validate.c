@@ -22,7 +22,7 @@ void job_fields_take(struct job_fields *f, const char *key, size_t klen,
     FIELD(id) FIELD(url) FIELD(payload) FIELD(body) FIELD(body_base64) FIELD(event)
     FIELD(headers)
     FIELD(content_type) FIELD(secret) FIELD(secret_previous) FIELD(secret_previous_until)
-    FIELD(timeout_ms) FIELD(max_attempts) FIELD(type)
+    FIELD(timeout_ms) FIELD(max_attempts) FIELD(type) FIELD(rate_limit)
 #undef FIELD
 }
 
@@ -196,6 +196,11 @@ static int validate_options(struct job *job, const struct job_fields *f, struct 
                            err)) < 0)
             return rc;
         job->max_attempts = (int)n;
+    }
+    if (f->rate_limit != NULL) {
+        if ((rc = want_int(f->rate_limit, "rate_limit", 1, JOB_RATE_LIMIT_MAX, &n, err)) < 0)
+            return rc;
+        job->rate_limit = n;
     }
     return 0;
 }

@@ -156,6 +156,14 @@ int queue_accept(struct redis_conn *c, const struct keys *k, long window_ms,
     return eval(c, queue_lua_accept, 2, head, 5, pairs, NULL, npairs, cb, arg);
 }
 
+int queue_throttle(struct redis_conn *c, const struct keys *k, const char **args, size_t nargs,
+                   redis_reply_cb cb, void *arg)
+{
+    const char *head[] = { k->throttled, k->rate };
+
+    return eval(c, queue_lua_throttle, 1, head, 2, args, NULL, nargs, cb, arg);
+}
+
 int queue_health(struct redis_conn *c, const struct keys *k, const struct queue_breaker *b,
                  const char *ops_url, const char **args, const size_t *lens, size_t nargs,
                  redis_reply_cb cb, void *arg)

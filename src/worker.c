@@ -58,6 +58,7 @@
 #include "hookd/redis.h"
 #include "hookd/rlimit.h"
 #include "hookd/stats_shm.h"
+#include "hookd/throttle.h"
 #include "hookd/timeutil.h"
 #include "hookd/worker.h"
 
@@ -92,6 +93,7 @@ struct worker {
     struct outbox outbox;
     struct dedupe dedupe;           /* id checks for dedupe_window */
     struct health health;           /* endpoint breakers: reports and mirror */
+    struct throttle throttle;       /* slots of rate-limited origins */
     struct deliver_env env;
     uint64_t next_seq;              /* last seq handed out */
     int in_flight;                  /* deliveries started, not finished */
@@ -380,12 +382,12 @@ static int fetch_size(const struct worker *w)
     return slots < w->cfg->fetch_batch ? slots : w->cfg->fetch_batch;
 }
 
-/* An origin's room, as its breaker has it (hosts_room_fn). */
+/* An origin's room, as its breaker and its rate limit have it (hosts_room_fn). */
 static int pull_room(void *arg, const char *origin, int room)
 {
     struct worker *w = arg;
 
-    return health_pull_room(&w->health, origin, room);
+    return throttle_room(&w->throttle, origin, health_pull_room(&w->health, origin, room));
 }
 
 /* While the fetch connection blocks in BLMOVE, parked jobs of an origin
@@ -669,6 +671,7 @@ static void on_ack_state(struct redis_conn *c, enum redis_state state, const cha
     outbox_flush(&w->outbox);
     dedupe_flush(&w->dedupe);
     health_flush(&w->health);
+    throttle_flush(&w->throttle);
     arm_promote(w, 0);
     progress(w);
 }
@@ -722,6 +725,7 @@ static void close_all(struct worker *w)
     }
     dedupe_close(&w->dedupe);
     health_close(&w->health);
+    throttle_close(&w->throttle);
     redis_close(&w->fetch, NULL);
     redis_close(&w->ack, on_ack_closed);
 }
@@ -891,6 +895,9 @@ static void wire_modules(struct worker *w)
     breaker_from_config(&breaker, cfg);
     health_init(&w->health, &w->loop, &w->ack, &w->keys, &breaker, cfg->ops_webhook_url);
     w->env.health = &w->health;
+    throttle_init(&w->throttle, &w->loop, &w->ack, &w->keys, cfg->rate_limits,
+                  cfg->nrate_limits);
+    w->env.throttle = &w->throttle;
     deliver_opts_from_config(&w->env.opts, cfg);
     w->env.http = w->http;
     w->env.outbox = &w->outbox;

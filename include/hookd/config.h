@@ -19,6 +19,12 @@
 
 enum attempt_log { ATTEMPT_LOG_OFF, ATTEMPT_LOG_FAILURES, ATTEMPT_LOG_ALL };
 
+/* One entry of rate_limits: an origin and the spacing of its deliveries. */
+struct config_rate {
+    char origin[POLICY_ORIGIN_MAX]; /* scheme://host:port, lowercase */
+    long interval_us;               /* 1e6 / (deliveries per second), rounded up */
+};
+
 struct config {
     char *redis;            /* owned; the URL as given, NULL = embedded */
     struct redis_addr addr; /* parsed from redis (or the embedded socket) */
@@ -26,6 +32,8 @@ struct config {
     int workers;            /* worker processes, default: CPUs */
     int max_in_flight;      /* concurrent requests per worker */
     int max_per_host;       /* connections per origin per worker */
+    struct config_rate *rate_limits;    /* owned array of nrate_limits */
+    size_t nrate_limits;
     int fetch_batch;        /* jobs taken from Redis per round trip */
     char *secret;           /* owned; default signing secret (may be NULL
                                until config_resolve_secret) */

@@ -25,6 +25,7 @@
 #include "hookd/job.h"
 #include "hookd/outbox.h"
 #include "hookd/stats_shm.h"
+#include "hookd/throttle.h"
 
 /* The settings deliver reads, filled by its owner (libcurl's style: the
  * module states what it needs instead of reading the whole config). The
@@ -51,6 +52,7 @@ struct deliver_env {
     struct hosts *hosts;            /* borrowed; per-origin admission */
     struct dedupe *dedupe;          /* borrowed; NULL when dedupe_window is 0 */
     struct health *health;          /* borrowed; endpoint breakers */
+    struct throttle *throttle;      /* borrowed; rate limits, or NULL */
     const char *wid;                /* borrowed */
     struct job_limits limits;
     /* n deliveries done since the last call: n slots are free. */

@@ -3,7 +3,7 @@
  * A job is a JSON object or a msgpack map with the keys
  *   url (required), payload | body | body_base64 (exactly one), id, event,
  *   headers, content_type, secret, secret_previous, secret_previous_until,
- *   timeout_ms, max_attempts.
+ *   timeout_ms, max_attempts, rate_limit.
  * `payload` (any value) is sent as ECMAScript-canonical JSON (see json.h);
  * `body` (string, or msgpack bin) is sent byte-for-byte. Unknown keys are
  * ignored so producers can add their own bookkeeping. A job with a `type`
@@ -33,6 +33,7 @@
 #define JOB_ID_MAX 256
 #define JOB_TIMEOUT_MS_MAX 600000   /* 10 minutes per attempt */
 #define JOB_MAX_ATTEMPTS_MAX 100
+#define JOB_RATE_LIMIT_MAX 1000000    /* deliveries per second to an origin */
 #define JOB_HEADERS_MAX 64          /* entries in a job's `headers` */
 
 struct job_header {
@@ -58,6 +59,7 @@ struct job {
     size_t nheaders;
     long timeout_ms;            /* 0 = configured default */
     int max_attempts;           /* 0 = configured default */
+    long rate_limit;            /* deliveries per second to its origin; 0 = none */
     int accepted;               /* carried JOB_ACCEPTED_MARK: already accepted */
     int crashes;                /* from JOB_CRASHED_MARK: workers that died with it */
     /* From the retry envelope (all 0 for a job straight from a producer): */

@@ -25,6 +25,8 @@
 #define QUEUE_PULL_MAX 32           /* parked origins pulled from per FETCH */
 #define QUEUE_RECORD_MAX 500        /* outcomes per RECORD */
 #define QUEUE_ACCEPT_MAX 500        /* id checks per ACCEPT */
+#define QUEUE_THROTTLE_MAX 200      /* origins per THROTTLE */
+#define QUEUE_THROTTLE_COUNT_MAX 10000  /* slots one origin asks for per THROTTLE */
 #define QUEUE_PROMOTE_MAX 4000      /* due retries per PROMOTE */
 #define QUEUE_DLQ_MOVE_MAX 200      /* dead entries per DLQ_MOVE */
 #define QUEUE_POISON_MAX 100        /* largest poison_after */
@@ -81,6 +83,14 @@ int queue_record(struct redis_conn *c, const struct keys *k, size_t dead_max,
  * (recorded), 2 no longer in flight here, 3 the key holds another type. */
 int queue_accept(struct redis_conn *c, const struct keys *k, long window_ms,
                  const char **pairs, size_t npairs, redis_reply_cb cb, void *arg);
+
+/* THROTTLE: slots for rate-limited origins (src/lua/throttle.lua). args
+ * are triples origin, interval (us), count (1..QUEUE_THROTTLE_COUNT_MAX), at
+ * most QUEUE_THROTTLE_MAX triples. Reply: per triple {status (0, or 1: its
+ * record is clobbered), granted, delay of the first slot (us from now),
+ * interval used (us), retry (us from now; 0 when all were granted)}. */
+int queue_throttle(struct redis_conn *c, const struct keys *k, const char **args, size_t nargs,
+                   redis_reply_cb cb, void *arg);
 
 /* PROMOTE due retries (at most limit) to the queue. Reply: [moved, ms until
  * the next one is due or -1]. */

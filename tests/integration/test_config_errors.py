@@ -53,6 +53,26 @@ SETTERS = [
      "seconds nor YYYY-MM-DDTHH:MM:SSZ"),
     (["--allow-cidrs", "x"], "key 'allow_cidrs': 'x' is not a list of addresses or CIDRs"),
     (["--resolve", "x"], "key 'resolve': 'x' is not host:port:address[,...]"),
+    (["--rate-limits", "http://x:80"],
+     "key 'rate_limits': entry 'http://x:80' is not origin=N/s or origin=N/m"),
+    (["--rate-limits", "http://x:80=5/s,https://X.example:443=1/s"],
+     "key 'rate_limits': entry 'https://X.example:443=1/s': 'https://X.example:443' is not an "
+     "origin as hookd writes it (scheme://host:port, lowercase, port included, no path)"),
+    (["--rate-limits", "https://x.example=1/s"],
+     "key 'rate_limits': entry 'https://x.example=1/s': 'https://x.example' is not an "
+     "origin as hookd writes it (scheme://host:port, lowercase, port included, no path)"),
+    (["--rate-limits", "http://x:80=0/s"],
+     "key 'rate_limits': entry 'http://x:80=0/s': '0/s' is not N/s or N/m with N from 1 to "
+     "1000000 per second"),
+    (["--rate-limits", "http://x:80=1000001/s"],
+     "key 'rate_limits': entry 'http://x:80=1000001/s': '1000001/s' is not N/s or N/m with N "
+     "from 1 to 1000000 per second"),
+    (["--rate-limits", "http://x:80=60000001/m"],
+     "key 'rate_limits': entry 'http://x:80=60000001/m': '60000001/m' is not N/s or N/m with N "
+     "from 1 to 1000000 per second"),
+    (["--rate-limits", "http://x:80=5/h"],
+     "key 'rate_limits': entry 'http://x:80=5/h': '5/h' is not N/s or N/m with N from 1 to "
+     "1000000 per second"),
     (["--max-job-bytes", "1"], "key 'max_job_bytes': '1' is not an integer in "
      "[64, 67108864]"),
     (["--workers", "0"], "key 'workers': '0' is not an integer in [1, 256]"),

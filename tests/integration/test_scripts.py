@@ -85,6 +85,8 @@ ACCEPT_MAX = QUEUE["QUEUE_ACCEPT_MAX"]
 PROMOTE_MAX = QUEUE["QUEUE_PROMOTE_MAX"]
 DLQ_MOVE_MAX = QUEUE["QUEUE_DLQ_MOVE_MAX"]
 HEALTH_MAX = QUEUE["QUEUE_HEALTH_MAX"]
+THROTTLE_MAX = QUEUE["QUEUE_THROTTLE_MAX"]
+THROTTLE_COUNT_MAX = QUEUE["QUEUE_THROTTLE_COUNT_MAX"]
 POISON_MIN, POISON_MAX = c_config_range("poison_after")
 DEAD_MAX_MIN, DEAD_MAX = c_config_range("dead_max")
 TTL_MIN, TTL_MAX = c_config_range("heartbeat_ttl")
@@ -121,6 +123,7 @@ class Keys:
             setattr(self, name, "%s:%s" % (prefix, name))
         self.gen = prefix + ":endpoints:gen"
         self.aside = prefix + ":dead:secrets"
+        self.rate, self.throttled = prefix + ":rate", prefix + ":throttled"
         self.claim = "%s:claim:%s" % (prefix, wid)
         self.inflight = "%s:inflight:%s" % (prefix, wid)
         self.hb = "%s:hb:%s" % (prefix, wid)
@@ -141,6 +144,9 @@ class Keys:
     def seen_key(self, key):
         return "%s:%s" % (self.seen, key)
 
+    def rate_key(self, origin):
+        return "%s:%s" % (self.rate, origin)
+
 
 K = Keys()
 
@@ -156,7 +162,7 @@ class Scripts:
 
     NAMES = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
              "dlq_move", "dlq_purge_all", "backlog", "health", "endpoints", "endpoint_set",
-             "endpoint_counts")
+             "endpoint_counts", "throttle")
 
     def __init__(self, r):
         self.r = r
@@ -232,6 +238,10 @@ class Scripts:
 
     def endpoint_counts(self, k=K):
         return self.eval("endpoint_counts", [k.endpoints, k.throttled, k.parked], [])
+
+    def throttle(self, triples, k=K, tail=None):
+        return self.eval("throttle", [k.throttled], [k.rate] + (flat(triples) if tail is None
+                                                                 else tail))
 
 
 # HEALTH's settings in ARGV order (queue_health), at config.c's defaults.
@@ -1743,6 +1753,105 @@ class Accept(ScriptCase):
         self.assertEqual(S.accept(pairs), [0, 2, 2])
         self.assert_unchanged(before, "ACCEPT sent twice changed Redis")
 
+
+
+# ---- THROTTLE -----------------------------------------------------------------
+
+HORIZON_US = 200000             # throttle.lua: slots granted at most this far ahead
+INTERVAL_MAX = 60000000         # 1/m, config.c's slowest rate
+ORIGIN = "http://a.example:80"
+
+
+class Throttle(ScriptCase):
+    def world(self):
+        R.zadd(K.throttled, {"http://old.example:80": 1})
+        R.hset(K.rate_key("http://b.example:80"), mapping={"tat": 1, "interval": 5000,
+                                                             "until": 1})
+
+    def test_wrong_type_keys(self):
+        """P:throttled holding each wrong type: refused naming it, Redis
+        unchanged."""
+        self.check_wrong_types([(K.throttled, "zset")], self.world,
+                               lambda: S.throttle([(ORIGIN, 10000, 3)]))
+
+    def test_clobbered_rate_record(self):
+        """A P:rate:<origin> of another type, or a hash with a field that is
+        no whole number: status 1 for it, nothing written for it, the other
+        origins of the call served."""
+        bad = K.rate_key("http://bad.example:80")
+        for t in TYPES + ("tat=x", "interval=0", "until=-"):
+            with self.subTest(holds=t):
+                R.flushall()
+                self.world()
+                if "=" in t:
+                    f, v = t.split("=")
+                    R.hset(bad, mapping={"tat": 1, "interval": 5000, "until": 1, f: v})
+                elif t != "hash":
+                    clobber(bad, t)
+                else:
+                    continue
+                before = snapshot()[bad.encode()]
+                reply = S.throttle([(ORIGIN, 10000, 2), ("http://bad.example:80", 10000, 2)])
+                self.assertNotIsInstance(reply, redis.ResponseError)
+                self.assertEqual(reply[0][:2], [0, 2])
+                self.assertEqual(reply[1][:2], [1, 0])
+                self.assertEqual(snapshot()[bad.encode()][:2], before[:2])
+
+    def test_triples_at_their_limits(self):
+        """1 and QUEUE_THROTTLE_MAX origins served, 0 and one past refused;
+        interval 1 and 60,000,000 us taken, 0 and one past refused; count 1
+        and QUEUE_THROTTLE_COUNT_MAX taken, 0 and one past refused; an
+        origin of 1 and 299 bytes taken, 0 and 300 refused; a tail that is
+        no whole number of triples refused. Refusals leave Redis unchanged."""
+        self.world()
+        many = [("http://o%d.example:80" % i, 10000, 1) for i in range(THROTTLE_MAX)]
+        for label, tail in (("none", []), ("one past", flat(many + [(ORIGIN, 1, 1)])),
+                            ("interval 0", [ORIGIN, 0, 1]),
+                            ("interval past", [ORIGIN, INTERVAL_MAX + 1, 1]),
+                            ("count 0", [ORIGIN, 1, 0]),
+                            ("count past", [ORIGIN, 1, THROTTLE_COUNT_MAX + 1]),
+                            ("origin empty", ["", 1, 1]), ("origin 300", ["o" * 300, 1, 1]),
+                            ("interval x", [ORIGIN, "x", 1]), ("pair", [ORIGIN, 1])):
+            with self.subTest(label):
+                self.assert_refused_unchanged(lambda: S.throttle(None, tail=tail), "THROTTLE")
+        reply = S.throttle(many)
+        self.assertEqual([a[:3] for a in reply], [[0, 1, 0]] * THROTTLE_MAX)
+        self.assertEqual(S.throttle([("o", 1, 1)])[0][:2], [0, 1])
+        self.assertEqual(S.throttle([("o" * 299, INTERVAL_MAX, 1)])[0][:2], [0, 1])
+        reply = S.throttle([("http://c.example:80", 1, THROTTLE_COUNT_MAX)])[0]
+        self.assertEqual(reply[:2], [0, THROTTLE_COUNT_MAX])    # 10,000 us of slots
+        self.assertGreater(R.pttl(K.rate_key("o" * 299)), 60000)
+
+    def test_slots_spaced_within_the_horizon(self):
+        """100 slots at 10 ms: 20 granted (200 ms ahead), the first now, the
+        interval the one asked for; the origin is scored in P:throttled at
+        the end of its slots, and asked to come back once less than half
+        the horizon of slots is left."""
+        reply = S.throttle([(ORIGIN, 10000, 100)])[0]
+        self.assertEqual(reply[:2], [0, HORIZON_US // 10000])
+        self.assertEqual((reply[2], reply[3]), (0, 10000))
+        self.assertLessEqual(abs(reply[4] - HORIZON_US // 2), 2000)
+        score = R.zscore(K.throttled, ORIGIN)
+        self.assertIsNotNone(score)
+        self.assertLessEqual(abs(score - (ms() + HORIZON_US // 1000)), 50)
+
+    def test_lowest_rate_wins_until_forgotten(self):
+        """An origin asked for at 20 ms and then at 10 ms keeps 20 ms; once
+        the 20 ms limit has lapsed (its 'until'), 10 ms is used."""
+        S.throttle([(ORIGIN, 20000, 1)])
+        self.assertEqual(S.throttle([(ORIGIN, 10000, 1)])[0][3], 20000)
+        R.hset(K.rate_key(ORIGIN), "until", 1)
+        self.assertEqual(S.throttle([(ORIGIN, 10000, 1)])[0][3], 10000)
+
+    def test_sent_twice(self):
+        """THROTTLE sent again (a lost reply): new slots after the first
+        call's, never the same ones; the record's tat moves on by both."""
+        first = S.throttle([(ORIGIN, 10000, 5), (ORIGIN, 10000, 1)])
+        self.assertEqual([a[:2] for a in first], [[0, 5], [0, 1]])
+        self.assertGreaterEqual(first[1][2], 50000 - 5000)
+        again = S.throttle([(ORIGIN, 10000, 5)])[0]
+        self.assertEqual(again[:2], [0, 5])
+        self.assertGreaterEqual(again[2], 60000 - 20000)
 
 # ---- PROMOTE ------------------------------------------------------------------
 
