@@ -642,8 +642,10 @@ static void admit(struct delivery *d)
     if (env->throttle != NULL && !d->throttled) {
         d->slot.cb = on_slot;
         int rc = throttle_wait(env->throttle, d->job->origin, d->job->rate_limit, &d->slot);
-        if (rc == -EAGAIN)
-            park(d);
+        if (rc == -EAGAIN) {
+            park_as(d, "is at its rate limit");
+            finished(d);
+        }
         if (rc != -ENOENT)
             return;
     }

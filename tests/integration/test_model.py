@@ -68,6 +68,10 @@ view. Each step is one of (weight):
   endpoint_set 1  an operator enables or disables an origin (ENDPOINT_SET):
                the reply's states, P:endpoints and the counters checked; a
                lost reply resent changes nothing
+  throttle 1   THROTTLE for some origins (it moves no job): slots never
+               closer than the interval in force nor over 200 ms ahead, across
+               calls and lost replies; then ENDPOINT_COUNTS (read only) must
+               agree with P:endpoints, P:throttled and P:parked
   breaker_clock 2  some open or half_open origins come due (their record's
                due written 0), now and then one has failed for a day
                (failing_since 1: disabled at its next failure)
@@ -165,10 +169,11 @@ WEIGHTS = [("produce", 14), ("fetch", 14), ("wait", 4), ("accept", 9), ("record"
            ("promote", 4), ("clock", 3), ("release", 4), ("dlq", 3), ("purge_all", 1),
            ("heartbeat", 3), ("legacy", 1),
            ("die", 2), ("reclaim", 5), ("reap", 2), ("stop", 1), ("cut", 1), ("heal", 2),
-           ("health", 5), ("breaker_clock", 2), ("endpoint_set", 1)]
+           ("health", 5), ("breaker_clock", 2), ("endpoint_set", 1), ("throttle", 1)]
 KIND_WEIGHTS = [("A", 50), ("R", 20), ("D", 6), ("E", 3), ("K", 12)]
 SCRIPTS = ("fetch", "record", "accept", "promote", "release", "heartbeat", "reclaim",
-           "dlq_move", "dlq_purge_all", "health", "endpoint_set")
+           "dlq_move", "dlq_purge_all", "health", "endpoint_set", "throttle",
+           "endpoint_counts")
 
 
 def mark(body, accepted, crashes):
@@ -269,6 +274,7 @@ class Model:
         self.blocked = [None] * SLOTS       # per slot: the worker whose wait is blocked
         self.seed = seed
         self.rng = random.Random(seed)
+        self.rate_slots = {}            # origin -> the last THROTTLE slot granted (us)
         self.scripts = scripts
         self.dead_max = dead_max or self.rng.randint(8, 40)
         self.checker = conservation.Checker()
@@ -950,6 +956,67 @@ class Model:
             self.expect(again == [cur, cur], "ENDPOINT_SET sent twice moved %s: %r", o, again)
         self.note("endpoint_set %s %s: %s -> %s%s" % (action, o, prev, cur,
                                                       " REPLY LOST, resent" if lost else ""))
+
+    def redis_us(self):
+        t = self.r.time()
+        return t[0] * 1000000 + t[1]
+
+    def step_throttle(self):
+        """THROTTLE for some origins at random rates and counts: it moves no
+        job, so conservation is not at stake; what is checked is the
+        limiter's own promise, across calls and lost replies: each origin's
+        slots, taken in the order granted, are never closer than the
+        interval in force (the largest asked within 5 minutes) and never
+        more than 200 ms ahead of Redis's clock. Then ENDPOINT_COUNTS, read
+        only, must agree with P:endpoints, P:throttled and P:parked."""
+        triples = []
+        for o in self.rng.sample(ORIGINS, self.rng.randint(1, len(ORIGINS))):
+            triples += [o, str(self.rng.choice((1000, 10000, 100000))),
+                        str(self.rng.randint(1, 30))]
+        before = self.redis_us()
+        try:
+            reply = self.eval("throttle", [self.k("throttled")], [self.k("rate")] + triples)
+        except redis.ResponseError as e:
+            raise Failure("THROTTLE refused: %s" % e) from e
+        after = self.redis_us()
+        slots = self.rate_slots
+        for i, (status, granted, delay, interval, _retry) in enumerate(reply):
+            o, asked, count = triples[3 * i], int(triples[3 * i + 1]), int(triples[3 * i + 2])
+            self.expect(status == 0 and 0 <= granted <= count and interval >= asked,
+                        "THROTTLE %s: status %d, %d of %d granted, interval %d (asked %d)",
+                        o, status, granted, count, interval, asked)
+            if granted == 0:
+                continue
+            first = before + delay
+            self.expect(delay + (granted - 1) * interval < 200000 + (after - before),
+                        "THROTTLE %s: slots up to %d us ahead", o, delay + (granted - 1) *
+                        interval)
+            # The slot is in [before, after] + delay on Redis's clock; the
+            # last one granted no earlier than recorded. Closer than the
+            # interval in force then is a violation whatever the clocks.
+            last, then = slots.get(o, (None, 0))
+            self.expect(last is None or after + delay >= last + then,
+                        "THROTTLE %s: a slot %d us after the last one granted, interval %d",
+                        o, after + delay - (last or 0), then)
+            slots[o] = (first + (granted - 1) * interval, interval)
+        if self.lose():
+            self.note("throttle %r (REPLY LOST: those slots go unused)" % triples)
+        else:
+            self.note("throttle %r -> %r" % (triples, reply))
+        self.check_endpoint_counts()
+
+    def check_endpoint_counts(self):
+        got = self.eval("endpoint_counts", [self.k("endpoints"), self.k("throttled"),
+                                            self.k("parked")], [])
+        states = collections.Counter(v.split()[0].decode() for v in
+                                     self.r.hvals(self.k("endpoints")))
+        now_ms = self.redis_us() // 1000
+        throttled = self.r.zcount(self.k("throttled"), now_ms, "+inf")
+        want = [states["open"], states["half_open"], states["disabled"]]
+        self.expect(got[:3] == want and got[4] == self.r.zcard(self.k("parked")) and
+                    got[5] == 1 and abs(got[3] - throttled) <= 1,
+                    "ENDPOINT_COUNTS %r, P:endpoints says %r, throttled %d", got, want,
+                    throttled)
 
     def step_release(self, w=None):
         w = w or self.rng.choice(self.live(lambda w: w.releases) or [None])
