@@ -340,18 +340,28 @@ long long queue_dlq_purge_all(struct redis_sync *s, const struct keys *k,
     return sync_int(s, queue_lua_dlq_purge_all, 3, head, 3, NULL, NULL, 0, err);
 }
 
+/* A read-only script of three keys answering n integers, into v. */
+static int read_ints(struct redis_sync *s, const char *script, const char *const head[3],
+                     long long *v, size_t n, struct hk_err *err)
+{
+    struct redisReply *r = eval_sync(s, script, 3, (const char **)head, 3, NULL, NULL, 0, err);
+
+    if (r == NULL)
+        return HK_EREDIS;
+    for (size_t i = 0; i < n; i++)
+        v[i] = redis_reply_integer(redis_reply_element(r, i));
+    redis_sync_reply_free(r);
+    return 0;
+}
+
 int queue_backlog_sync(struct redis_sync *s, const struct keys *k,
                        struct backlog_reading *out, struct hk_err *err)
 {
     const char *head[] = { k->queue, k->backlog, k->retry };
-    struct redisReply *r = eval_sync(s, queue_lua_backlog, 3, head, 3, NULL, NULL, 0, err);
     long long v[6];
 
-    if (r == NULL)
+    if (read_ints(s, queue_lua_backlog, head, v, 6, err) < 0)
         return HK_EREDIS;
-    for (size_t i = 0; i < 6; i++)
-        v[i] = redis_reply_integer(redis_reply_element(r, i));
-    redis_sync_reply_free(r);
     *out = (struct backlog_reading){ .len = v[0], .front = v[1], .front_since_ms = v[2],
                                      .left_taken = v[3], .retry_due_ms = v[4], .now_ms = v[5] };
     return 0;
@@ -391,15 +401,10 @@ int queue_endpoint_counts_sync(struct redis_sync *s, const struct keys *k,
                                struct queue_endpoint_counts *out, struct hk_err *err)
 {
     const char *head[] = { k->endpoints, k->throttled, k->parked };
-    struct redisReply *r = eval_sync(s, queue_lua_endpoint_counts, 3, head, 3, NULL, NULL, 0,
-                                     err);
     long long v[6];
 
-    if (r == NULL)
+    if (read_ints(s, queue_lua_endpoint_counts, head, v, 6, err) < 0)
         return HK_EREDIS;
-    for (size_t i = 0; i < 6; i++)
-        v[i] = redis_reply_integer(redis_reply_element(r, i));
-    redis_sync_reply_free(r);
     *out = (struct queue_endpoint_counts){ .open = v[0], .half_open = v[1], .disabled = v[2],
                                            .throttled = v[3], .parked = v[4],
                                            .complete = (int)v[5] };

@@ -10,6 +10,8 @@
 #include "hookd/queue.h"
 #include "hookd/throttle.h"
 
+/* Allocation failure aborts, like everywhere else in hookd. */
+#define uthash_malloc(sz) xmalloc(sz)
 #include <uthash.h>
 
 #define RETRY_PAUSE_MS 1000     /* after an error reply, before asking again */
@@ -80,13 +82,21 @@ static void maybe_ask(struct throttle_origin *o, int64_t now)
 
 static void on_timer(uv_timer_t *h);
 
-/* Wake at the next slot due or ask to make; nothing when neither is. */
+/* Wake at the next slot due or ask to make; nothing when neither is.
+ * An origin limited only by its jobs' rate_limit, none of which came for
+ * FORGET_MS, is forgotten here, with nothing waiting or asked: a worker
+ * meeting many such origins does not keep them all. */
 static void arm(struct throttle *t)
 {
     struct throttle_origin *o, *tmp;
     int64_t now = (int64_t)uv_now(t->loop), next = INT64_MAX;
 
     HASH_ITER(hh, t->table, o, tmp) {
+        if (o->cfg_us == 0 && o->nwaiting == 0 && !o->asking && now - o->seen_ms > FORGET_MS) {
+            HASH_DEL(t->table, o);
+            free(o);
+            continue;
+        }
         if (o->head != NULL && o->head->due_ms >= 0 && o->head->due_ms < next)
             next = o->head->due_ms;
         if (o->nungranted > 0 && !o->asking && o->ask_at < next)
