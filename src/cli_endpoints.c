@@ -65,6 +65,8 @@ static void rows_merge(struct rows *rs)
 {
     size_t out = 0;
 
+    if (rs->n == 0)         /* rs->v is NULL: qsort must not see it */
+        return;
     qsort(rs->v, rs->n, sizeof(*rs->v), by_origin);
     for (size_t i = 0; i < rs->n; i++) {
         const struct row *r = &rs->v[i];
@@ -368,7 +370,8 @@ int cli_endpoints_list(struct redis_sync *s, const struct keys *k,
     if (now < 0 || collect(s, k, now, &rs, err) < 0 ||
         fill(s, k, now, a->cfg->breaker_window_ms, &rs, err) < 0)
         goto out;
-    qsort(rs.v, rs.n, sizeof(*rs.v), by_state);
+    if (rs.n > 0)
+        qsort(rs.v, rs.n, sizeof(*rs.v), by_state);
     if (a->json)
         print_json(&rs);
     else
