@@ -136,31 +136,18 @@ static void dead_entry(struct delivery *d, int attempts, const char *reason, con
     deliver_dead_entry(entry, &info, d->job->raw, d->job->raw_len, &d->env->limits);
 }
 
-static void dead_letter(struct delivery *d, char kind, const char *reason, const char *error,
-                        const char *gave_up, long status)
+/* Dead-letter the job after attempts attempts (kind as outbox_dead has it). */
+static void dead_letter(struct delivery *d, char kind, int attempts, const char *reason,
+                        const char *error, const char *gave_up, long status)
 {
     struct buf entry = BUF_INIT, aside = BUF_INIT;
 
-    dead_entry(d, kind == 'I' ? 0 : d->attempt, reason, error, gave_up, status, &entry);
+    dead_entry(d, attempts, reason, error, gave_up, status, &entry);
     /* The job's own secrets stay out of the entry, kept aside for replay. */
     job_aside_encode(d->job, &aside);
     outbox_dead(d->env->outbox, d->seq, d->job->id, kind, entry.data, entry.len, aside.data,
                 aside.len);
     stats_outcome(d->env->stats, kind == 'I' ? STATS_INVALID : STATS_DEAD);
-    buf_free(&entry);
-    buf_free(&aside);
-}
-
-/* Dead without this attempt being made: the attempts before it count. */
-static void dead_letter_unattempted(struct delivery *d, const char *reason, const char *error)
-{
-    struct buf entry = BUF_INIT, aside = BUF_INIT;
-
-    dead_entry(d, d->attempt - 1, reason, error, reason, 0, &entry);
-    job_aside_encode(d->job, &aside);
-    outbox_dead(d->env->outbox, d->seq, d->job->id, 'E', entry.data, entry.len, aside.data,
-                aside.len);
-    stats_outcome(d->env->stats, STATS_DEAD);
     buf_free(&entry);
     buf_free(&aside);
 }
@@ -297,7 +284,7 @@ static void deliver_fail(struct delivery *d, const struct http_result *res)
     log_emit_fields(LOG_WARN, &f, "attempt %d/%d to %s failed: %s (status %ld, %ld ms); "
              "dead-lettered (%s)", d->attempt, d->max_attempts, d->job->url, failure,
              res->status, res->latency_ms, gave_up);
-    dead_letter(d, 'D', res->reason, error, gave_up, res->status);
+    dead_letter(d, 'D', d->attempt, res->reason, error, gave_up, res->status);
 }
 
 static struct delivery *of_waiter(struct hosts_waiter *w)
@@ -412,8 +399,8 @@ static void send_request(struct delivery *d)
         f.attempt = d->attempt;
         f.error = err.code;
         log_emit_fields(LOG_WARN, &f, "cannot sign: %s: %s; dead-lettered", err.code, err.msg);
-        dead_letter(d, rc == HK_EINVAL ? 'I' : 'E', err.code, err.msg,
-                    rc == HK_EINVAL ? "invalid" : "not_retryable", 0);
+        dead_letter(d, rc == HK_EINVAL ? 'I' : 'E', rc == HK_EINVAL ? 0 : d->attempt,
+                    err.code, err.msg, rc == HK_EINVAL ? "invalid" : "not_retryable", 0);
         buf_free(&store);
         release_and_finish(d);
         return;
@@ -485,8 +472,9 @@ static int held_back(struct delivery *d)
     struct log_fields f = job_fields(d);
     log_emit_fields(LOG_WARN, &f, "%s is disabled; dead-lettered (endpoint_disabled)",
                     d->job->origin);
-    dead_letter_unattempted(d, "endpoint_disabled", "the endpoint is disabled (hookd "
-                            "endpoints enable ORIGIN, then hookd dlq replay)");
+    /* Dead without this attempt: the attempts before it count. */
+    dead_letter(d, 'E', d->attempt - 1, "endpoint_disabled", "the endpoint is disabled (hookd "
+                "endpoints enable ORIGIN, then hookd dlq replay)", "endpoint_disabled", 0);
     return 1;
 }
 
@@ -569,7 +557,7 @@ void deliver_start(struct deliver_env *env, uint64_t seq, const char *raw, size_
     if (rc < 0) {
         log_emit(LOG_WARN, d->job->id ? d->job->id : "-", "invalid job: %s: %s; dead-lettered",
                  err.code, err.msg);
-        dead_letter(d, 'I', err.code, err.msg, "invalid", 0);
+        dead_letter(d, 'I', 0, err.code, err.msg, "invalid", 0);
         finished(d);
         return;
     }
