@@ -9,12 +9,9 @@
 -- Refuses (error reply; it writes nothing): a KEY of the wrong type, gen
 --       not a whole number.
 --!include lib.lua
+--!include endpoint.lua
 
 local endpoints, gen = KEYS[1], KEYS[2]
-local e = check_types({endpoints, 'hash', gen, 'string'})
+local e = check_types({endpoints, 'hash', gen, 'string'}) or ep_check_gen(gen)
 if e then return e end
-local g = redis.call('GET', gen)
-if g and not (#g <= 16 and string.match(g, '^%d+$')) then
-  return refuse('key %s holds %q, not a whole number; fix or delete it', gen, string.sub(g, 1, 40))
-end
-return {tonumber(g or '0'), redis.call('HGETALL', endpoints)}
+return {tonumber(redis.call('GET', gen) or '0'), redis.call('HGETALL', endpoints)}

@@ -60,12 +60,9 @@ local e = check_types({hb, 'string', queue, 'list', inflight, 'hash', parked, 'z
                        stats, 'hash', backlog, 'hash', endpoints, 'hash', gen, 'string'})
 if e then return e end
 if redis.call('EXISTS', hb) == 0 then return redis.error_reply('hookd: FETCH: not registered') end
-e = check_counters(stats, {'unparked'}) or check_counters(backlog, BACKLOG_FIELDS)
+e = check_counters(stats, {'unparked'}) or check_counters(backlog, BACKLOG_FIELDS) or
+    ep_check_gen(gen)
 if e then return e end
-local g = redis.call('GET', gen)
-if g and not (#g <= 16 and string.match(g, '^%d+$')) then
-  return refuse('key %s holds %q, not a whole number; fix or delete it', gen, string.sub(g, 1, 40))
-end
 local base = int_arg(ARGV[1], 0, 1e15)
 local max = int_arg(ARGV[2], 0, FETCH_MAX)
 local prefix, probe_ms = ARGV[3], int_arg(ARGV[4], 1, 86400000)
@@ -124,9 +121,8 @@ for _, p in ipairs(pulls) do
     if p.probe and #out > before then
       p.e.state, p.e.due = 'half_open', served + probe_ms
       if p.e.reason == '' then p.e.reason = 'probing' end
-      ep_write(p.key, p.e, 1000)
-      redis.call('HSET', endpoints, p.origin, ep_line(p.e))
-      redis.call('INCR', gen)
+      ep_write(p.key, p.e, 0)         -- half_open persists: no expiry applies
+      ep_publish({endpoints = endpoints, gen = gen}, p.origin, p.e)
       probes[#probes + 1] = p.origin
     end
   end

@@ -64,15 +64,21 @@ end
 
 -- c: {endpoints, gen, events, queue, stats, parked, events_max, ops_url}.
 -- A refusal when one of c's keys or settings is wrong, else nil.
-local function ep_check(c)
-  local e = check_types({c.endpoints, 'hash', c.gen, 'string', c.events, 'stream',
-                         c.queue, 'list', c.stats, 'hash', c.parked, 'zset'})
-  if e then return e end
-  local g = redis.call('GET', c.gen)
+-- A refusal unless P:endpoints:gen (of the right type) is absent or a
+-- whole number INCR takes.
+local function ep_check_gen(gen)
+  local g = redis.call('GET', gen)
   if g and not (#g <= 16 and string.match(g, '^%d+$')) then
-    return refuse('key %s holds %q, not a whole number; fix or delete it', c.gen,
+    return refuse('key %s holds %q, not a whole number; fix or delete it', gen,
                   string.sub(g, 1, 40))
   end
+end
+
+local function ep_check(c)
+  local e = check_types({c.endpoints, 'hash', c.gen, 'string', c.events, 'stream',
+                         c.queue, 'list', c.stats, 'hash', c.parked, 'zset'}) or
+            ep_check_gen(c.gen)
+  if e then return e end
   return check_counters(c.stats, {'breaker_opened', 'breaker_closed', 'endpoints_disabled',
                                   'endpoints_enabled'})
 end
