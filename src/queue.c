@@ -168,11 +168,10 @@ int queue_health(struct redis_conn *c, const struct keys *k, const struct queue_
                  const char *ops_url, const char **args, const size_t *lens, size_t nargs,
                  redis_reply_cb cb, void *arg)
 {
-    char v[7][24];
+    char v[8][24];
     const char *head[] = { k->endpoints, k->endpoints_gen, k->events, k->queue, k->stats,
                            k->parked, k->endpoint, v[0], v[1], v[2], v[3], v[4], v[5], v[6],
-                           "0", ops_url ? ops_url : "" };
-    char m[24];
+                           v[7], ops_url ? ops_url : "" };
 
     snprintf(v[0], sizeof(v[0]), "%d", b->on ? 1 : 0);
     snprintf(v[1], sizeof(v[1]), "%ld", b->window_ms);
@@ -181,8 +180,7 @@ int queue_health(struct redis_conn *c, const struct keys *k, const struct queue_
     snprintf(v[4], sizeof(v[4]), "%ld", b->cooldown_ms);
     snprintf(v[5], sizeof(v[5]), "%ld", b->cooldown_max_ms);
     snprintf(v[6], sizeof(v[6]), "%ld", b->disable_after_ms);
-    snprintf(m, sizeof(m), "%zu", b->events_max);
-    head[14] = m;
+    snprintf(v[7], sizeof(v[7]), "%zu", b->events_max);
     return eval(c, queue_lua_health, 6, head, 16, args, lens, nargs, cb, arg);
 }
 
