@@ -181,7 +181,7 @@ static int dlq_list(struct redis_sync *s, const struct keys *k, const struct cli
     } else {
         dlq_table(r);
     }
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return 0;
 }
 
@@ -210,7 +210,7 @@ static int dlq_show(struct redis_sync *s, const struct keys *k, const struct cli
         json_doc_free(doc);
     }
     printf("%s", a->json ? "]\n" : "");
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     rc = report_missing(a, hits, "not in the dead list", "", err);
     free(hits);
     return rc;
@@ -238,10 +238,10 @@ static int rebuild_job(struct redis_sync *s, const struct keys *k,
     if ((a = redis_reply_str(r, &alen)) != NULL && job_aside_decode(a, alen, &aside) < 0) {
         hk_err_set(err, HK_EINVAL, "aside", "what %s keeps for %s cannot be read",
                    k->dead_aside, dead_id);
-        redis_sync_reply_free(r);
+        redis_reply_free(r);
         return -1;
     }
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     /* A replay is meant to be delivered: marked as already accepted, so
      * dedupe_window does not take it for a duplicate of itself. */
     if (aside.raw != NULL) {
@@ -417,7 +417,7 @@ static int dlq_move(struct redis_sync *s, const struct keys *k, const struct cli
         }
     }
     chunk_free(&c);
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     if (rc == 0) {
         if (a->json)
             printf("{\"%s\":%lld}\n", replay ? "replayed" : "purged", moved);
@@ -475,7 +475,7 @@ static int retry_list(struct redis_sync *s, const struct keys *k, const struct c
         fputs(out.data, stdout);
     }
     buf_free(&out);
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return 0;
 }
 
@@ -564,7 +564,7 @@ static int attempts(struct redis_sync *s, const struct keys *k, const struct cli
             if (i + 1 == n)
                 snprintf(start, sizeof(start), "(%s", el(e, 0, NULL) ? el(e, 0, NULL) : "+");
         }
-        redis_sync_reply_free(r);
+        redis_reply_free(r);
     } while (n > 0);
     buf_append_str(&out, a->json ? "]\n" : "");
     fwrite(out.data, 1, out.len, stdout);
@@ -587,7 +587,7 @@ static long long int_reply(struct redis_sync *s, struct hk_err *err, int *failed
 
     if (r == NULL)
         *failed = 1;
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return n;
 }
 
@@ -620,9 +620,9 @@ static int seen_keys(struct redis_sync *s, const struct keys *k, long long *coun
                 sampled_bytes += redis_reply_integer(m);
                 sampled++;
             }
-            redis_sync_reply_free(m);
+            redis_reply_free(m);
         }
-        redis_sync_reply_free(r);
+        redis_reply_free(r);
     } while (strcmp(cursor, "0") != 0);
     *bytes = sampled > 0 ? sampled_bytes / sampled * *count : 0;
     return 0;
@@ -644,9 +644,9 @@ static int stats(struct redis_sync *s, const struct keys *k, const struct cli_ar
     if (po != NULL && seen_keys(s, k, &seen, &seen_bytes, err) < 0)
         failed = 1;
     if (failed || w == NULL || c == NULL || po == NULL) {
-        redis_sync_reply_free(w);
-        redis_sync_reply_free(c);
-        redis_sync_reply_free(po);
+        redis_reply_free(w);
+        redis_reply_free(c);
+        redis_reply_free(po);
         return 1;
     }
     for (size_t i = 0; i < redis_reply_elements(po); i++) {
@@ -705,9 +705,9 @@ static int stats(struct redis_sync *s, const struct keys *k, const struct cli_ar
     buf_free(&out);
     buf_free(&wl);
     buf_free(&pl);
-    redis_sync_reply_free(w);
-    redis_sync_reply_free(c);
-    redis_sync_reply_free(po);
+    redis_reply_free(w);
+    redis_reply_free(c);
+    redis_reply_free(po);
     return failed;
 }
 
@@ -761,13 +761,13 @@ static int batch_show(struct redis_sync *s, const struct keys *k, const struct c
     long long ttl = int_reply(s, err, &failed, "PTTL", key);
     long long counted = int_reply(s, err, &failed, "SCARD", calls);
     if (h == NULL || failed) {
-        redis_sync_reply_free(h);
+        redis_reply_free(h);
         return 1;
     }
     if (redis_reply_elements(h) == 0) {
         hk_err_set(err, HK_EINVAL, "no_batch", "no batch %s (never created, or expired after "
                    "batch_ttl)", a->ids[0]);
-        redis_sync_reply_free(h);
+        redis_reply_free(h);
         return 1;
     }
     long long total = hnum(h, "total"), p = hnum(h, "processed");
@@ -810,7 +810,7 @@ static int batch_show(struct redis_sync *s, const struct keys *k, const struct c
     }
     fputs(out.data, stdout);
     buf_free(&out);
-    redis_sync_reply_free(h);
+    redis_reply_free(h);
     return 0;
 }
 

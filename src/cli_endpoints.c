@@ -128,7 +128,7 @@ static long long redis_now(struct redis_sync *s, struct hk_err *err)
     sec = redis_reply_str(redis_reply_element(r, 0), NULL);
     usec = redis_reply_str(redis_reply_element(r, 1), NULL);
     now = sec && usec ? atoll(sec) * 1000 + atoll(usec) / 1000 : -1;
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     if (now < 0)
         hk_err_set(err, HK_EREDIS, "redis", "redis TIME: unexpected reply");
     return now;
@@ -156,7 +156,7 @@ static int collect(struct redis_sync *s, const struct keys *k, long long now, st
         if (o != NULL)
             row_add(rs, o, len);
     }
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     if ((r = command(s, err, 4, park)) == NULL)
         return -1;
     for (size_t i = 0; i < redis_reply_elements(r); i++) {
@@ -164,7 +164,7 @@ static int collect(struct redis_sync *s, const struct keys *k, long long now, st
         if (o != NULL)
             row_add(rs, o, len)->parked = 1;
     }
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     snprintf(stop, sizeof(stop), "%d", ORIGINS_MAX);
     if ((r = command(s, err, 8, thr)) == NULL)
         return -1;
@@ -177,7 +177,7 @@ static int collect(struct redis_sync *s, const struct keys *k, long long now, st
         w->throttled = 1;
         w->throttled_until = score ? atoll(score) : 0;
     }
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     rows_merge(rs);
     return 0;
 }
@@ -239,12 +239,12 @@ static int fill(struct redis_sync *s, const struct keys *k, long long now, long 
         w->since = field(h, 9);
         w->due = field(h, 10);
         w->rate = failure_rate(h, strcmp(w->breaker, "closed") == 0, now, window);
-        redis_sync_reply_free(h);
+        redis_reply_free(h);
         if (w->parked && keys_parked_list(k, w->origin, key, sizeof(key)) >= 0) {
             if ((h = command(s, err, 2, ll)) == NULL)
                 return -1;
             w->jobs = redis_reply_integer(h);
-            redis_sync_reply_free(h);
+            redis_reply_free(h);
         }
     }
     return 0;

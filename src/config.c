@@ -37,7 +37,18 @@ struct key {
 
 static const struct key keys[] = {
     { "redis", K_REDIS, OFF(redis), 0, 0, "(embedded)",
-      "redis://[:password@]host:port[/db] or unix:///path; unset = private redis-server" },
+      "redis[s]://[:password@]host:port[/db], unix:///path or "
+      "redis-sentinel://host:port,.../name; unset = private redis-server" },
+    { "redis_ca_file", K_STRING, OFF(redis_ca_file), 0, 0, "(system)",
+      "CA certificates (PEM) a rediss:// server is verified against" },
+    { "redis_client_cert", K_STRING, OFF(redis_client_cert), 0, 0, "-",
+      "client certificate (PEM) for a Redis that requires one (tls-auth-clients)" },
+    { "redis_client_key", K_STRING, OFF(redis_client_key), 0, 0, "-",
+      "private key (PEM) of redis_client_cert" },
+    { "redis_tls_server_name", K_STRING, OFF(redis_tls_server_name), 0, 0, "(host)",
+      "name Redis's certificate must carry, also sent as SNI" },
+    { "redis_tls_verify", K_BOOL, OFF(redis_tls_verify), 0, 0, "on",
+      "verify Redis's certificate and name (off: test rigs only)" },
     { "prefix", K_PREFIX, OFF(prefix), 0, 0, "hookd", "prefix of every Redis key" },
     { "workers", K_INT, OFF(workers), 1, 256, "CPUs", "worker processes" },
     { "max_in_flight", K_INT, OFF(max_in_flight), 1, 100000, "1000",
@@ -831,6 +842,27 @@ int config_env_warning(const char *entry, char *msg, size_t cap)
     snprintf(msg, cap, "unknown environment variable %.*s ignored; did you mean HOOKD_%s?",
              (int)len, entry, upper);
     return 1;
+}
+
+/* The TLS settings are for rediss:// alone: set for a plain or embedded
+ * Redis they would be ignored, and an operator who set them expects TLS. */
+int config_finish(struct config *cfg, struct hk_err *err)
+{
+    struct redis_tls_opts *o = &cfg->addr.tls_opts;
+    const char *set = cfg->redis_ca_file ? "redis_ca_file"
+                    : cfg->redis_client_cert ? "redis_client_cert"
+                    : cfg->redis_client_key ? "redis_client_key"
+                    : cfg->redis_tls_server_name ? "redis_tls_server_name" : NULL;
+
+    o->ca_file = cfg->redis_ca_file;
+    o->client_cert = cfg->redis_client_cert;
+    o->client_key = cfg->redis_client_key;
+    o->server_name = cfg->redis_tls_server_name;
+    o->verify = cfg->redis_tls_verify;
+    if (!cfg->addr.tls && set != NULL)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "key '%s' is set, but redis is not a rediss:// URL", set);
+    return 0;
 }
 
 int config_resolve_secret(struct config *cfg, int *created, struct hk_err *err)

@@ -86,7 +86,7 @@ static int wait_ready(struct embed *e, struct hk_err *err)
             /* Decided before the free: a freed pointer's value is
              * indeterminate, even only compared. */
             int answered = r != NULL;
-            redis_sync_reply_free(r);
+            redis_reply_free(r);
             redis_sync_free(s);
             if (answered)
                 return 0;

@@ -14,6 +14,7 @@
 #include "hookd/config.h"
 #include "hookd/log.h"
 #include "hookd/mem.h"
+#include "hookd/redis_tls.h"
 #include "hookd/rlimit.h"
 #include "hookd/supervisor.h"
 
@@ -121,6 +122,20 @@ static void warn_environment(void)
             fprintf(stderr, "hookd: warning: %s\n", msg);
 }
 
+/* The Redis TLS files, loaded once here so that a wrong one is refused at
+ * start (and by --check-config, and on SIGHUP), not by every connection. */
+static int check_redis_tls(const struct config *cfg, struct hk_err *err)
+{
+    struct redis_tls_ctx *ctx;
+
+    if (!cfg->addr.tls)
+        return 0;
+    if (redis_tls_ctx_new(&cfg->addr.tls_opts, &ctx, err) < 0)
+        return HK_ECONFIG;
+    redis_tls_ctx_free(ctx);
+    return 0;
+}
+
 /* Defaults, then the file, the environment and the command line, into cfg
  * (initialised here; the caller frees it even on error). Also collects the
  * subcommand flags. The same function serves start-up and SIGHUP. */
@@ -200,7 +215,7 @@ static int build_config(struct config *cfg, struct args *a, struct hk_err *err)
             return hk_err_set(err, HK_ECONFIG, "usage", "command line: %s", msg);
         }
     }
-    return 0;
+    return config_finish(cfg, err) < 0 ? HK_ECONFIG : check_redis_tls(cfg, err);
 }
 
 static int reload_config(struct config *out, void *ctx, struct hk_err *err)

@@ -5,7 +5,7 @@
 
 #include "hookd/mem.h"
 
-static void oom(size_t size)
+void mem_oom(size_t size)
 {
     /* No logging module here on purpose: it may itself need memory. */
     fprintf(stderr, "hookd: out of memory allocating %zu bytes, aborting\n", size);
@@ -16,7 +16,7 @@ void *xmalloc(size_t size)
 {
     void *p = malloc(size ? size : 1);
     if (p == NULL)
-        oom(size);
+        mem_oom(size);
     return p;
 }
 
@@ -24,7 +24,7 @@ void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (p == NULL)
-        oom(n * size);
+        mem_oom(n * size);
     return p;
 }
 
@@ -32,7 +32,7 @@ void *xrealloc(void *ptr, size_t size)
 {
     void *p = realloc(ptr, size ? size : 1);
     if (p == NULL)
-        oom(size);
+        mem_oom(size);
     return p;
 }
 

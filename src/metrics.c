@@ -70,7 +70,7 @@ static long long integer(struct metrics *m, struct hk_err *err, const char *cmd,
     if (r == NULL)
         return -1;
     v = redis_reply_integer(r);
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return v;
 }
 
@@ -92,7 +92,7 @@ static long long parked_jobs(struct metrics *m, struct hk_err *err)
         long long n = integer(m, err, "LLEN", key);
         sum = n < 0 ? -1 : sum + n;
     }
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return sum;
 }
 

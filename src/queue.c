@@ -84,7 +84,7 @@ static int eval(struct redis_conn *c, const char *script, int nkeys, const char 
 }
 
 /* The same, blocking; the reply (an error reply is NULL + err) is the
- * caller's to free with redis_sync_reply_free. */
+ * caller's to free with redis_reply_free. */
 static struct redisReply *eval_sync(struct redis_sync *s, const char *script, int nkeys,
                                     const char **head, size_t nhead, const char **tail,
                                     const size_t *tail_lens, size_t ntail, struct hk_err *err)
@@ -302,7 +302,7 @@ int queue_reclaim_sync(struct redis_sync *s, const char *prefix, const char *wid
         return HK_EREDIS;
     *requeued = redis_reply_integer(redis_reply_element(reply, 0));
     *dead = redis_reply_integer(redis_reply_element(reply, 1));
-    redis_sync_reply_free(reply);
+    redis_reply_free(reply);
     return 0;
 }
 
@@ -317,7 +317,7 @@ static long long sync_int(struct redis_sync *s, const char *script, int nkeys,
     if (r == NULL)
         return HK_EREDIS;
     n = redis_reply_integer(r);
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return n;
 }
 
@@ -348,7 +348,7 @@ static int read_ints(struct redis_sync *s, const char *script, const char *const
         return HK_EREDIS;
     for (size_t i = 0; i < n; i++)
         v[i] = redis_reply_integer(redis_reply_element(r, i));
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return 0;
 }
 
@@ -391,7 +391,7 @@ int queue_endpoint_set(struct redis_sync *s, const struct keys *k,
         return HK_EREDIS;
     state_copy(r, 0, was);
     state_copy(r, 1, now);
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return 0;
 }
 

@@ -479,7 +479,7 @@ static void say_redis_state(const struct redis_conn *c, enum redis_state state,
 {
     char where[512];
 
-    redis_addr_format(c->addr, where, sizeof(where));
+    redis_describe(c, where, sizeof(where));
     if (state == REDIS_UP)
         log_info("redis %s connection to %s up", c->name, where);
     else if (state == REDIS_LOST)

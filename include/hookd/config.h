@@ -28,6 +28,11 @@ struct config_rate {
 struct config {
     char *redis;            /* owned; the URL as given, NULL = embedded */
     struct redis_addr addr; /* parsed from redis (or the embedded socket) */
+    char *redis_ca_file;    /* owned; CA bundle Redis's certificate is checked against */
+    char *redis_client_cert;    /* owned; PEM client certificate for Redis, or NULL */
+    char *redis_client_key;     /* owned; its PEM private key */
+    char *redis_tls_server_name;    /* owned; name verified (and SNI), NULL = the host */
+    int redis_tls_verify;   /* verify Redis's certificate (default on) */
     char *prefix;           /* owned; key prefix, default "hookd" */
     int workers;            /* worker processes, default: CPUs */
     int max_in_flight;      /* concurrent requests per worker */
@@ -76,6 +81,11 @@ struct config {
     char *ops_webhook_url;  /* owned; endpoint events delivered here, or NULL */
     char *metrics_listen;   /* owned; host:port of the metrics endpoint, or "off" */
 };
+
+/* After every source is read: checks between settings, and what is
+ * derived from several (the Redis TLS options into addr). Returns 0 or
+ * HK_ECONFIG with err saying which setting is wrong. */
+int config_finish(struct config *cfg, struct hk_err *err);
 
 /* Defaults. The result owns its strings; release with config_free. */
 void config_init(struct config *cfg);

@@ -14,5 +14,7 @@ void *xcalloc(size_t n, size_t size);       /* caller frees with free() */
 void *xrealloc(void *ptr, size_t size);     /* caller frees with free() */
 char *xstrdup(const char *s);               /* caller frees with free() */
 char *xstrndup(const char *s, size_t n);    /* NUL-terminated copy; caller frees */
+/* The same end for an allocation a library made and reported failed. */
+void mem_oom(size_t size) __attribute__((noreturn));
 
 #endif

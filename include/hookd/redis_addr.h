@@ -9,23 +9,57 @@
 
 #include "hookd/err.h"
 
-struct redis_addr {
-    char *host;             /* owned; NULL for a unix socket */
-    int port;
-    char *path;             /* owned; unix socket path, or NULL */
-    char *password;         /* owned; NULL if none */
-    int db;
+#define REDIS_ADDR_NODES_MAX 16     /* sentinels listed in one URL */
+
+enum redis_kind {
+    REDIS_DIRECT,           /* one server: host:port or a unix socket */
+    REDIS_SENTINEL,         /* the primary that sentinels name */
 };
 
-/* Parse a redis URL: redis://[:password@]host[:port][/db] or unix:///path
- * (unix:///path?db=N&password=P also accepted). On success frees what addr
- * held and fills it (its strings owned by addr, released by
- * redis_addr_free); on error returns HK_ECONFIG with err->msg saying what
- * is wrong, and leaves addr as it was. */
+struct redis_node {
+    char *host;             /* owned */
+    int port;
+};
+
+/* TLS settings. The strings are borrowed from the configuration that set
+ * them (config.h's redis_ca_file ...), NULL when unset. */
+struct redis_tls_opts {
+    const char *ca_file;        /* PEM bundle; NULL = OpenSSL's default paths */
+    const char *client_cert;    /* PEM; with client_key, or neither */
+    const char *client_key;
+    const char *server_name;    /* SNI and the name verified; NULL = the host */
+    int verify;                 /* verify the server's certificate (default 1) */
+};
+
+struct redis_addr {
+    int kind;               /* enum redis_kind */
+    int tls;                /* rediss://, rediss-sentinel:// */
+    char *host;             /* owned; NULL for a unix socket or a sentinel URL */
+    int port;
+    char *path;             /* owned; unix socket path, or NULL */
+    char *password;         /* owned; the server's (the primary's) AUTH, or NULL */
+    int db;
+    struct redis_node nodes[REDIS_ADDR_NODES_MAX];  /* sentinels */
+    size_t nnodes;
+    char *master;           /* owned; the name sentinels know the primary by */
+    char *sentinel_password;    /* owned; the sentinels' AUTH, or NULL */
+    struct redis_tls_opts tls_opts;
+};
+
+/* Parse a redis URL:
+ *   redis://[:password@]host[:port][/db]       rediss:// the same over TLS
+ *   unix:///path[?db=N&password=P]
+ *   redis-sentinel://host:port[,host:port...]/master[?db=N&password=P&sentinel_password=S]
+ *   rediss-sentinel://...                      the same, every hop over TLS
+ * On success frees what addr held and fills it (its strings owned by addr,
+ * released by redis_addr_free; tls_opts kept as they were); on error
+ * returns HK_ECONFIG with err->msg saying what is wrong, and leaves addr
+ * as it was. */
 int redis_addr_parse(const char *url, struct redis_addr *addr, struct hk_err *err);
 
 /* addr for log lines, into out (cap bytes, truncated to fit):
- * redis://host:port/db or unix:///path?db=N, with "(password)" after it
+ * redis[s]://host:port/db, unix:///path?db=N or
+ * redis[s]-sentinel://host:port,.../master[?db=N], with "(password)" after it
  * when one is set; never the password itself. */
 void redis_addr_format(const struct redis_addr *addr, char *out, size_t cap);
 

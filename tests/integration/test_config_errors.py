@@ -33,7 +33,8 @@ SETTERS = [
     (["--prefix", "a b"], "key 'prefix': 1-64 characters of [A-Za-z0-9:_.-]"),
     (["--secret="], "key 'secret': must be 1..512 bytes"),
     (["--secret", "whsec_!!!"], "key 'secret': text after whsec_ is not valid base64"),
-    (["--redis", "foo://bar"], "key 'redis': redis URL must start with redis:// or unix://"),
+    (["--redis", "foo://bar"],
+     "key 'redis': redis URL must start with redis://, rediss://, unix:// or redis-sentinel://"),
     (["--redis", "redis://h:x"], "key 'redis': bad port in redis URL"),
     (["--redis", "unix://rel"], "key 'redis': unix URL needs an absolute path"),
     (["--metrics-listen", "nope"], "key 'metrics_listen': 'nope' is not off, host:port or "

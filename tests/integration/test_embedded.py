@@ -181,8 +181,8 @@ class EmbeddedTest(unittest.TestCase):
             env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKD_")}
             cases = [
                 (["--redis", "foo://bar"], {},
-                 "hookd: command line: key 'redis': redis URL must start with redis:// or "
-                 "unix://\n"),
+                 "hookd: command line: key 'redis': redis URL must start with redis://, "
+                 "rediss://, unix:// or redis-sentinel://\n"),
                 ([], {"HOOKD_WORKERS": "0"},
                  "hookd: environment HOOKD_WORKERS: key 'workers': '0' is not an integer "
                  "in [1, 256]\n"),

@@ -81,7 +81,7 @@ static int answers(const struct test_server *s)
     r = redis_sync_command(c, 1, &ping, &len, &err);
     ok = r != NULL && !redis_reply_is_error(r);
     if (r != NULL)
-        redis_sync_reply_free(r);
+        redis_reply_free(r);
     redis_sync_free(c);
     return ok;
 }

@@ -175,7 +175,7 @@ static void sync_cmd(struct t *t, const char *a0, const char *a1, const char *a2
     r = redis_sync_command(t->sync, argc, argv, lens, &err);
     if (r == NULL)
         fail_msg("%s: %s", a0, err.msg);
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
 }
 
 /* The list as Redis holds it, comma-separated. */
@@ -194,7 +194,7 @@ static void list_contents(struct t *t, char *out, size_t size)
         used += (size_t)snprintf(out + used, size - used, "%s%s", i ? "," : "", s ? s : "?");
         assert_true(used < size);
     }
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
 }
 
 /* ---- the loop around each test ------------------------------------------------ */

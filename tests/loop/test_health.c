@@ -58,7 +58,7 @@ static struct redisReply *cmdv(struct t *t, int argc, const char **argv)
 
 static void cmd(struct t *t, int argc, const char **argv)
 {
-    redis_sync_reply_free(cmdv(t, argc, argv));
+    redis_reply_free(cmdv(t, argc, argv));
 }
 
 /* A field of origin's record, as a number (0 when absent). */
@@ -72,7 +72,7 @@ static long long field(struct t *t, const char *origin, const char *name)
     snprintf(key, sizeof(key), "%s:%s", t->k.endpoint, origin);
     r = cmdv(t, 3, argv);
     v = redis_reply_str(r, NULL) ? atoll(redis_reply_str(r, NULL)) : 0;
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return v;
 }
 
@@ -82,7 +82,7 @@ static long long events(struct t *t)
     struct redisReply *r = cmdv(t, 2, argv);
     long long n = redis_reply_integer(r);
 
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return n;
 }
 

@@ -28,7 +28,6 @@
 /* Only to know when a call has left for Redis, and to lose a reply on
  * purpose (test_replay_after_lost_reply): the test reads the connection's
  * output buffer and socket, which hookd leaves to redis.c. */
-#include <hiredis/async.h>
 
 #include "hookd/err.h"
 #include "hookd/keys.h"
@@ -86,7 +85,7 @@ static struct redisReply *cmdv(struct t *t, const char *a0, const char *a1, cons
 
 static void cmd(struct t *t, const char *a0, const char *a1, const char *a2, const char *a3)
 {
-    redis_sync_reply_free(cmdv(t, a0, a1, a2, a3, NULL));
+    redis_reply_free(cmdv(t, a0, a1, a2, a3, NULL));
 }
 
 static long long counter(struct t *t, const char *field)
@@ -95,7 +94,7 @@ static long long counter(struct t *t, const char *field)
     const char *s = redis_reply_str(r, NULL);
     long long v = s != NULL ? atoll(s) : 0;
 
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return v;
 }
 
@@ -104,7 +103,7 @@ static long long inflight(struct t *t)
     struct redisReply *r = cmdv(t, "HLEN", t->k.inflight, NULL, NULL, NULL);
     long long n = redis_reply_integer(r);
 
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return n;
 }
 
@@ -113,7 +112,7 @@ static int hexists(struct t *t, const char *seq)
     struct redisReply *r = cmdv(t, "HEXISTS", t->k.inflight, seq, NULL, NULL);
     int yes = redis_reply_integer(r) == 1;
 
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     return yes;
 }
 
@@ -130,7 +129,7 @@ static void joined(struct t *t, const char *a0, const char *key, const char *a2,
         used += (size_t)snprintf(out + used, size - used, "%s%s", i ? "," : "", s ? s : "?");
         assert_true(used < size);
     }
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
 }
 
 /* Jobs 1..n in the worker's in-flight hash. */
@@ -374,7 +373,7 @@ static void test_order_across_calls(void **state)
         snprintf(entry, sizeof(entry), "d%d", n - i);
         assert_string_equal(redis_reply_str(redis_reply_element(r, (size_t)i), NULL), entry);
     }
-    redis_sync_reply_free(r);
+    redis_reply_free(r);
     finish(t);
 }
 
@@ -415,7 +414,6 @@ static void test_refused_then_fixed(void **state)
 static void test_replay_after_lost_reply(void **state)
 {
     struct t *t = start();
-    redisAsyncContext *ac;
     char buf[4096];
     struct pollfd p;
 
@@ -424,16 +422,15 @@ static void test_replay_after_lost_reply(void **state)
     outbox_ack(&t->o, 1, "id-1");
     outbox_ack(&t->o, 2, "id-2");
     outbox_retry(&t->o, 3, "id-3", "env-3", 5, 1000);
-    ac = t->conn.ctx;
     /* step the loop until the call has left the output buffer: a reply
      * is read no earlier than the iteration after */
-    while (t->o.outcomes.in_flight == 0 || sdslen(ac->c.obuf) > 0)
+    while (t->o.outcomes.in_flight == 0 || redis_unsent(&t->conn) > 0)
         uv_run(&t->loop, UV_RUN_NOWAIT);
     assert_int_equal(t->confirmed, 0);
     while (counter(t, "delivered") != 2)
         usleep(1000);
     cmd(t, "CLIENT", "KILL", "TYPE", "normal");  /* not this client (SKIPME) */
-    p.fd = ac->c.fd;
+    p.fd = redis_fileno(&t->conn);
     p.events = POLLIN;
     for (;;) {  /* the reply, then the end of the stream, which stays */
         assert_true(poll(&p, 1, 2000) == 1);
@@ -491,7 +488,6 @@ static void test_held_then_fixed(void **state)
 static void test_redis_restart(void **state)
 {
     struct t *t = start();
-    redisAsyncContext *ac;
     struct hk_err err;
 
     (void)state;
@@ -499,8 +495,7 @@ static void test_redis_restart(void **state)
     cmd(t, "CLIENT", "PAUSE", "20000", "WRITE");
     outbox_ack(&t->o, 1, "id-1");
     outbox_retry(&t->o, 2, "id-2", "env-2", 5, 1000);
-    ac = t->conn.ctx;
-    while (t->o.outcomes.in_flight == 0 || sdslen(ac->c.obuf) > 0)
+    while (t->o.outcomes.in_flight == 0 || redis_unsent(&t->conn) > 0)
         uv_run(&t->loop, UV_RUN_NOWAIT);
     test_server_kill(&srv, SIGKILL);
     redis_sync_free(t->sync);

@@ -302,7 +302,7 @@ static void test_watchdog(void **state)
  * once. A different failure is reported once more, then the first one
  * again, as it is news again. The first failure is known inside
  * redis_init (no such socket) and still comes from the loop; the second
- * (refused) comes from the socket later, as libuv's poll error. */
+ * (refused) comes from the socket later, said in strerror's words. */
 static void test_error_once(void **state)
 {
     struct t *t;
@@ -342,7 +342,7 @@ static void test_silent_server_said_once(void **state)
     run_for(t, 1500);                   /* tries at 0, 400, 900 ms and so on */
     assert_int_equal(t->up, 0);
     assert_int_equal(t->failed, 1);
-    assert_string_equal(t->why, "connected, but no answer to PING within 300 ms");
+    assert_string_equal(t->why, "connected, but no answer to ROLE within 300 ms");
     assert_true(t->conn.backoff_ms >= 400);
     kill(srv.pid, SIGCONT);
     run(t);                             /* stops on the answer */
@@ -375,6 +375,101 @@ static void test_close_in_callback(void **state)
     free(t);
 }
 
+/* Run one command on a blocking connection of its own. */
+static void sync_cmd(int argc, const char **argv)
+{
+    struct hk_err err;
+    struct redis_sync *s = redis_sync_connect(&srv.addr, 5000, &err);
+    struct redisReply *r;
+
+    assert_non_null(s);
+    r = redis_sync_command(s, argc, argv, NULL, &err);
+    assert_non_null(r);
+    redis_reply_free(r);
+    redis_sync_free(s);
+}
+
+/* A primary turned replica (a failover that did not cut its clients): a
+ * write is answered -READONLY, which ends the link as a loss would. The
+ * write's callback gets NULL, not the error; the loss is reported once,
+ * with Redis's words. While it is a replica, ROLE refuses it (said once);
+ * back to a primary, the connection is up again. */
+static void test_readonly_ends_the_link(void **state)
+{
+    struct t *t = start_up(LONG_TIMEOUT_MS);
+    const char *demote[] = { "REPLICAOF", "127.0.0.1", "1" };
+    char cmd[128];
+
+    (void)state;
+    sync_cmd(3, demote);
+    send_cmd(t, "SET", "k", "v");
+    run(t);                             /* stops on the loss */
+    assert_int_equal(t->replies, 1);
+    assert_int_equal(t->nulls, 1);
+    assert_int_equal(t->lost, 1);
+    assert_non_null(strstr(t->why, "the server answered READONLY"));
+    run(t);                             /* stops on the first refused attempt */
+    assert_int_equal(t->failed, 1);
+    assert_non_null(strstr(t->why, "is not the primary (ROLE: slave)"));
+    /* the blocking client refuses a replica too (ROLE): redis-cli */
+    snprintf(cmd, sizeof(cmd), "redis-cli -h 127.0.0.1 -p %d REPLICAOF NO ONE >/dev/null",
+             srv.addr.port);
+    assert_int_equal(system(cmd), 0);
+    run(t);                             /* stops on the reconnection */
+    assert_int_equal(t->up, 2);
+    assert_int_equal(t->failed, 1);
+    send_cmd(t, "SET", "k", "v");
+    t->reply_goal = 2;
+    run(t);
+    assert_int_equal(t->nulls, 1);
+    assert_int_equal(t->lost, 1);
+    finish(t);
+}
+
+struct big {
+    struct t *t;
+    const char *want;
+    size_t len;
+    int matched;
+};
+
+static void on_big(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct big *b = arg;
+    size_t len = 0;
+    const char *s = redis_reply_str(reply, &len);
+
+    (void)c;
+    b->matched = s != NULL && len == b->len && memcmp(s, b->want, len) == 0;
+    uv_stop(&b->t->loop);
+}
+
+/* A 24 MiB reply (the reader's buffer doubles past 1 MiB instead of
+ * growing 1 MiB at a time): every byte arrives, in one reply. */
+static void test_large_reply(void **state)
+{
+    struct t *t = start_up(LONG_TIMEOUT_MS);
+    struct big b = { t, NULL, 24u << 20, 0 };
+    char *v = malloc(b.len);
+    const char *set[] = { "SET", "big", v };
+    const char *get[] = { "GET", "big" };
+    size_t setlen[] = { 3, 3, b.len };
+
+    (void)state;
+    assert_non_null(v);
+    for (size_t i = 0; i < b.len; i++)
+        v[i] = (char)('a' + i % 26);
+    b.want = v;
+    assert_int_equal(redis_command(&t->conn, on_reply, t, 3, set, setlen), 0);
+    assert_int_equal(redis_command(&t->conn, on_big, &b, 2, get, NULL), 0);
+    run(t);
+    assert_int_equal(t->replies, 1);
+    assert_int_equal(b.matched, 1);
+    assert_int_equal(t->lost + t->failed, 0);
+    free(v);
+    finish(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +479,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_silent_server_said_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_in_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readonly_ends_the_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_reply, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -277,7 +277,8 @@ static void test_wrapped_messages(void **state)
 
     config_init(&c);
     assert_int_equal(config_set(&c, "redis", "foo://bar", &e), HK_ECONFIG);
-    assert_string_equal(e.msg, "key 'redis': redis URL must start with redis:// or unix://");
+    assert_string_equal(e.msg, "key 'redis': redis URL must start with redis://, rediss://, "
+                               "unix:// or redis-sentinel://");
     assert_int_equal(config_set(&c, "redis", "redis://h:99999", &e), HK_ECONFIG);
     assert_string_equal(e.msg, "key 'redis': bad port in redis URL");
 
@@ -290,7 +291,7 @@ static void test_wrapped_messages(void **state)
     setenv("HOOKD_REDIS", "foo://bar", 1);      /* wrapped twice */
     assert_int_equal(config_load_env(&c, &e), HK_ECONFIG);
     assert_string_equal(e.msg, "environment HOOKD_REDIS: key 'redis': redis URL must start "
-                               "with redis:// or unix://");
+                               "with redis://, rediss://, unix:// or redis-sentinel://");
     unsetenv("HOOKD_REDIS");
 
     assert_non_null(mkdtemp(dir));
