@@ -49,6 +49,8 @@ static const struct key keys[] = {
       "name Redis's certificate must carry, also sent as SNI" },
     { "redis_tls_verify", K_BOOL, OFF(redis_tls_verify), 0, 0, "on",
       "verify Redis's certificate and name (off: test rigs only)" },
+    { "redis_wait_replicas", K_INT, OFF(redis_wait_replicas), 0, 16, "0",
+      "an outcome counts once this many replicas have it (WAIT); 0 = the primary's word" },
     { "prefix", K_PREFIX, OFF(prefix), 0, 0, "hookd", "prefix of every Redis key" },
     { "workers", K_INT, OFF(workers), 1, 256, "CPUs", "worker processes" },
     { "max_in_flight", K_INT, OFF(max_in_flight), 1, 100000, "1000",

@@ -213,6 +213,17 @@ static enum coalesce_verdict on_recorded(void *arg, struct redisReply *reply,
     const struct redisReply *refused = redis_reply_element(reply, 1);
     long delay;
 
+    if (reply != NULL && o->wait_replicas > 0 && !redis_reply_is_error(reply) &&
+        redis_reply_elements(reply) == 0) {
+        /* WAIT's count, short of wait_replicas (see send_records). */
+        char msg[128];
+        snprintf(msg, sizeof(msg), "only %lld of %d replicas confirmed them within %d ms",
+                 redis_reply_integer(reply), o->wait_replicas, OUTBOX_WAIT_MS);
+        if (log_changed(o->last_error, sizeof(o->last_error), msg))
+            log_error("recording %zu outcomes: %s; sending them again every %d ms", n, msg,
+                      OUTBOX_RETRY_MS);
+        return COALESCE_RETRY;
+    }
     if (redis_reply_is_error(reply)) {
         /* Lost reply, or the call refused as a whole: the batch may or may
          * not have landed; RECORD is idempotent, so send it again later.
@@ -260,6 +271,64 @@ static enum coalesce_verdict on_logged(void *arg, struct redisReply *reply,
     return COALESCE_DONE;
 }
 
+/* RECORD followed by WAIT: coalesce gets one reply for the pair, RECORD's
+ * when it failed or when enough replicas have it, else WAIT's count, which
+ * on_recorded reads as the shortfall. */
+struct replicated {
+    redis_reply_cb cb;          /* coalesce's */
+    void *cbarg;
+    struct redisReply *recorded;    /* RECORD's reply, kept until WAIT's; owned */
+    int waiting;                /* WAIT was sent */
+    int want;                   /* replicas */
+};
+
+static void on_record_part(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct replicated *rp = arg;
+
+    if (!rp->waiting) {         /* WAIT could not be sent: RECORD's reply alone */
+        rp->cb(c, reply, rp->cbarg);
+        free(rp);
+        return;
+    }
+    rp->recorded = reply ? redis_reply_keep(c) : NULL;
+}
+
+static void on_wait_part(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct replicated *rp = arg;
+    struct redisReply *r = rp->recorded;
+
+    if (r != NULL && !redis_reply_is_error(r) &&
+        (reply == NULL || redis_reply_is_error(reply) || redis_reply_integer(reply) < rp->want))
+        r = reply;
+    rp->cb(c, r, rp->cbarg);
+    redis_reply_free(rp->recorded);
+    free(rp);
+}
+
+static int record_and_wait(struct outbox *o, const char **args, const size_t *lens, size_t n,
+                           redis_reply_cb cb, void *cbarg)
+{
+    struct replicated *rp;
+    int rc;
+
+    if (o->wait_replicas == 0)
+        return queue_record(o->conn, o->keys, o->dead_max, args, lens, n, cb, cbarg);
+    rp = xcalloc(1, sizeof(*rp));   /* freed by the last of its two callbacks */
+    rp->cb = cb;
+    rp->cbarg = cbarg;
+    rp->want = o->wait_replicas;
+    if ((rc = queue_record(o->conn, o->keys, o->dead_max, args, lens, n, on_record_part,
+                           rp)) < 0) {
+        free(rp);
+        return rc;
+    }
+    rp->waiting = queue_wait_replicas(o->conn, o->wait_replicas, OUTBOX_WAIT_MS,
+                                      on_wait_part, rp) == 0;
+    return 0;
+}
+
 /* One RECORD call for the records from first on: at most QUEUE_RECORD_MAX
  * of them and OUTBOX_BATCH_BYTES of arguments, at least one. */
 static int send_records(void *arg, struct coalesce_item *first, size_t *count,
@@ -288,7 +357,7 @@ static int send_records(void *arg, struct coalesce_item *first, size_t *count,
         lens[4 * n + 3] = r->blen;
     }
     *count = n;
-    return queue_record(o->conn, o->keys, o->dead_max, args, lens, 4 * n, cb, cbarg);
+    return record_and_wait(o, args, lens, 4 * n, cb, cbarg);
 }
 
 /* One XADD per attempt-log entry, pipelined. */

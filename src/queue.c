@@ -134,6 +134,24 @@ int queue_wait(struct redis_conn *c, const struct keys *k, double timeout_s,
     return redis_command(c, cb, arg, 6, argv, NULL);
 }
 
+int queue_server_info(struct redis_conn *c, redis_reply_cb cb, void *arg)
+{
+    const char *argv[] = { "INFO", "server" };
+
+    return redis_command(c, cb, arg, 2, argv, NULL);
+}
+
+int queue_wait_replicas(struct redis_conn *c, int n, long timeout_ms, redis_reply_cb cb,
+                        void *arg)
+{
+    char num[16], t[24];
+    const char *argv[] = { "WAIT", num, t };
+
+    snprintf(num, sizeof(num), "%d", n);
+    snprintf(t, sizeof(t), "%ld", timeout_ms);
+    return redis_command(c, cb, arg, 3, argv, NULL);
+}
+
 int queue_record(struct redis_conn *c, const struct keys *k, size_t dead_max,
                  const char **args, const size_t *lens, size_t nargs, redis_reply_cb cb,
                  void *arg)

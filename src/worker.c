@@ -85,6 +85,7 @@ struct worker {
     uv_loop_t loop;
     const struct config *cfg;
     char wid[WORKER_ID_MAX];
+    char server_id[48];             /* run_id of the Redis registered with, "" before */
     char info[256];                 /* registration, JSON */
     struct keys keys;
     struct redis_conn fetch, ack;
@@ -656,6 +657,38 @@ static void on_reap_timer(uv_timer_t *t)
     }
 }
 
+static void begin_stop(struct worker *w, int immediate);
+
+/* After a failover, or a restart that lost what it had acknowledged, Redis
+ * may have taken back writes this worker acted on: outcomes recorded and
+ * forgotten here are in flight there again, under this worker, which no
+ * longer holds them. Nothing else would ever requeue them while the worker
+ * lives. So a worker that finds a different server (its run_id) drains,
+ * requeues what its in-flight record holds, and exits for the supervisor
+ * to start a fresh one: those jobs are delivered again (at least once),
+ * not left behind. */
+static void on_server_info(struct redis_conn *c, struct redisReply *reply, void *arg)
+{
+    struct worker *w = arg;
+    const char *info = redis_reply_str(reply, NULL);
+    const char *p = info ? strstr(info, "run_id:") : NULL;
+    char id[sizeof(w->server_id)];
+    char where[512];
+
+    if (p == NULL)
+        return;     /* lost with the connection: asked again when it is back */
+    snprintf(id, sizeof(id), "%.*s", (int)strcspn(p + 7, "\r\n"), p + 7);
+    if (w->server_id[0] != '\0' && strcmp(id, w->server_id) != 0 && w->mode == RUNNING) {
+        redis_describe(c, where, sizeof(where));
+        log_warn("redis at %s is another server than before (run_id %.8s, was %.8s): a "
+                 "failover or restart may have lost writes it acknowledged; finishing what "
+                 "this worker holds and restarting it, so that its in-flight jobs are "
+                 "requeued", where, id, w->server_id);
+        begin_stop(w, 0);
+    }
+    snprintf(w->server_id, sizeof(w->server_id), "%s", id);
+}
+
 static void on_ack_state(struct redis_conn *c, enum redis_state state, const char *why,
                          void *arg)
 {
@@ -667,6 +700,7 @@ static void on_ack_state(struct redis_conn *c, enum redis_state state, const cha
         return;
     }
     w->ack_up_since = uv_now(&w->loop);
+    queue_server_info(&w->ack, on_server_info, w);
     send_heartbeat(w);
     outbox_flush(&w->outbox);
     dedupe_flush(&w->dedupe);
@@ -887,6 +921,7 @@ static void wire_modules(struct worker *w)
     struct queue_breaker breaker;
 
     outbox_init(&w->outbox, &w->loop, &w->ack, &w->keys, cfg->dead_max, cfg->attempt_log_max);
+    w->outbox.wait_replicas = cfg->redis_wait_replicas;
     w->outbox.on_confirmed = on_outbox_confirmed;
     w->outbox.on_retry_recorded = on_retry_recorded;
     w->outbox.arg = w;

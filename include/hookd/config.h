@@ -33,6 +33,7 @@ struct config {
     char *redis_client_key;     /* owned; its PEM private key */
     char *redis_tls_server_name;    /* owned; name verified (and SNI), NULL = the host */
     int redis_tls_verify;   /* verify Redis's certificate (default on) */
+    int redis_wait_replicas;    /* WAIT for this many replicas after each RECORD */
     char *prefix;           /* owned; key prefix, default "hookd" */
     int workers;            /* worker processes, default: CPUs */
     int max_in_flight;      /* concurrent requests per worker */

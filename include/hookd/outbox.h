@@ -14,7 +14,13 @@
  * by hand): those are *held*, their jobs still in flight in Redis, and sent
  * again every OUTBOX_RETRY_MS until Redis takes them, while the others go
  * through. Errors are logged here, once per distinct error, with the job
- * id of the outcome concerned. */
+ * id of the outcome concerned.
+ *
+ * With wait_replicas > 0 (redis_wait_replicas), each RECORD is followed by
+ * WAIT on the same connection, and its outcomes count as recorded only once
+ * that many replicas have them: a failover cannot then take back an
+ * outcome hookd has acted on. Short of them, the call is sent again (RECORD
+ * is idempotent) every OUTBOX_RETRY_MS, said once. */
 #ifndef HOOKD_OUTBOX_H
 #define HOOKD_OUTBOX_H
 
@@ -26,6 +32,7 @@
 #include "hookd/queue.h"
 
 #define OUTBOX_RETRY_MS 1000                    /* after an error, before sending again */
+#define OUTBOX_WAIT_MS 1000                     /* WAIT's timeout, with wait_replicas */
 #define OUTBOX_BATCH_BYTES (16 * 1024 * 1024)   /* argument bytes per RECORD call, at
                                                    least one outcome: well inside Redis's
                                                    1 GiB client query buffer */
@@ -38,6 +45,7 @@ struct outbox {
     const struct keys *keys;        /* borrowed */
     size_t dead_max;
     size_t attempt_log_max;
+    int wait_replicas;              /* WAIT for this many after each RECORD; 0 = none */
     struct coalesce outcomes;       /* RECORD calls (coalesce.h) */
     struct coalesce attempts;       /* attempt-log XADDs, one item a call */
     struct coalesce_item *held;     /* owned; records RECORD refused, sent again later */

@@ -71,6 +71,15 @@ int queue_endpoints(struct redis_conn *c, const struct keys *k, redis_reply_cb c
 int queue_wait(struct redis_conn *c, const struct keys *k, double timeout_s,
                redis_reply_cb cb, void *arg);
 
+/* INFO server: the reply's run_id names the server process (it changes
+ * when Redis restarts or another server takes its place). */
+int queue_server_info(struct redis_conn *c, redis_reply_cb cb, void *arg);
+
+/* WAIT until n replicas have every write this connection made, up to
+ * timeout_ms. Reply: the replicas that have them (an integer). */
+int queue_wait_replicas(struct redis_conn *c, int n, long timeout_ms, redis_reply_cb cb,
+                        void *arg);
+
 /* RECORD a batch of outcomes: args are groups of four (kind, seq, a, b; see
  * src/lua/record.lua), at most QUEUE_RECORD_MAX groups. Reply: [applied,
  * seq/reason pairs of outcomes refused and left in flight]. */
