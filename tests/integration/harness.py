@@ -5,6 +5,7 @@ Starts a private redis-server on a free 127.0.0.1 port, real HTTP receivers
 and stops them all at the end. Waiting is always on a condition with a
 deadline (a counter reaching a value), never a bare sleep.
 """
+import atexit
 import json
 import os
 import shutil
@@ -25,6 +26,13 @@ HOOKD = os.environ.get("HOOKD_BIN", os.path.join(HERE, "..", "..", "build", "hoo
 # (cmake/embed_lua.cmake writes them; tests/CMakeLists.txt sets the variable).
 LUA_DIR = os.environ.get("HOOKD_LUA_DIR", os.path.join(HERE, "..", "..", "build", "lua"))
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+# HOOKD_TEST_REDIS_TLS=1: every Redis the harness starts speaks TLS only,
+# and every URL and config built with redis_url / redis_config says
+# rediss:// with the test CA (tests/CMakeLists.txt: integration_faults_tls,
+# integration_hostile_tls). Taken out of the environment here, so the hookd
+# processes the tests start do not warn about a HOOKD_ variable they do
+# not know.
+REDIS_TLS = os.environ.pop("HOOKD_TEST_REDIS_TLS", "") == "1"
 # What AddressSanitizer, LeakSanitizer and UBSan print; in a sanitizer build
 # any of these in a hookd log fails the test that started that hookd.
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
@@ -39,6 +47,94 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Certs:
+    """Certificates for TLS Redis, made with the openssl command: a CA, a
+    server certificate it signs for 127.0.0.1 and localhost (subjectAltName;
+    no other name), a client certificate it signs, and a second CA that
+    signed none of them (the wrong CA). EC keys on prime256v1: the whole set
+    takes some 50 ms. Paths are attributes: ca, ca_key, server_cert,
+    server_key, client_cert, client_key, other_ca."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.ca, self.ca_key = self._self_signed("ca", "hookd test CA")
+        self.other_ca, _ = self._self_signed("other-ca", "hookd unrelated CA")
+        self.server_cert, self.server_key = self._signed(
+            "server", "127.0.0.1", "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+            "extendedKeyUsage = serverAuth, clientAuth\n")
+        self.client_cert, self.client_key = self._signed(
+            "client", "hookd test client", "extendedKeyUsage = clientAuth\n")
+
+    def _path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _openssl(self, *args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    def _self_signed(self, name, cn):
+        cert, key = self._path(name + ".pem"), self._path(name + ".key")
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                      "-days", "30", "-subj", "/CN=" + cn)
+        return cert, key
+
+    def _signed(self, name, cn, ext):
+        cert, key = self._path(name + ".pem"), self._path(name + ".key")
+        csr, extfile = self._path(name + ".csr"), self._path(name + ".ext")
+        with open(extfile, "w") as f:
+            f.write("basicConstraints = critical, CA:FALSE\n" + ext)
+        self._openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr,
+                      "-subj", "/CN=" + cn)
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key,
+                      "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "30",
+                      "-extfile", extfile, "-out", cert)
+        return cert, key
+
+
+_certs = None
+
+
+def certs():
+    """The test run's Certs, made on first use (once per process, in a temp
+    dir of their own removed at exit: a Procs' dir goes at its close)."""
+    global _certs
+    if _certs is None:
+        d = tempfile.mkdtemp(prefix="hookd-certs-")
+        atexit.register(shutil.rmtree, d, True)
+        _certs = Certs(d)
+    return _certs
+
+
+def redis_url(port, password=None, db=None, tls=None, host="127.0.0.1"):
+    """The URL of the Redis the harness started on port: rediss:// when tls
+    (default: HOOKD_TEST_REDIS_TLS), [:password@], [/db]."""
+    tls = REDIS_TLS if tls is None else tls
+    return "%s://%s%s:%d%s" % ("rediss" if tls else "redis",
+                               ":%s@" % password if password else "", host, port,
+                               "/%d" % db if db is not None else "")
+
+
+def redis_config(port, password=None, db=None, tls=None, **kw):
+    """The config keys reaching that Redis: redis = redis_url(...), and with
+    TLS redis_ca_file = the test CA; kw (redis_* keys, say) added over them."""
+    tls = REDIS_TLS if tls is None else tls
+    cfg = {"redis": redis_url(port, password, db, tls)}
+    if tls:
+        cfg["redis_ca_file"] = certs().ca
+    cfg.update(kw)
+    return cfg
+
+
+def redis_args(port, password=None, db=None, tls=None, **kw):
+    """redis_config as command-line options, for the CLI commands
+    (--redis URL [--redis-ca-file PATH] ...)."""
+    args = []
+    for k, v in redis_config(port, password, db, tls, **kw).items():
+        args += ["--" + k.replace("_", "-"), str(v)]
+    return args
 
 
 def served(r, cond):
@@ -74,14 +170,33 @@ class Procs:
         self.procs.append(p)
         return p
 
-    def redis(self, appendonly=False, port=None, d=None, extra=()):
+    def redis(self, appendonly=False, port=None, d=None, extra=(), tls=None,
+              auth_clients="no", password=None, db=0):
+        """Start a redis-server on 127.0.0.1 (port: a free one) and return
+        (port, client). tls (default: HOOKD_TEST_REDIS_TLS): TLS only (no
+        plain port), certificates from certs(), --tls-auth-clients
+        auth_clients (no, optional, yes); the client connects with the test
+        CA and the client certificate. password: --requirepass, and the
+        client AUTHs; db: the client's database."""
+        tls = REDIS_TLS if tls is None else tls
         port = port or free_port()
         d = d or tempfile.mkdtemp(dir=self.dir, prefix="redis-")
-        p = self.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+        listen = ["--port", str(port)]
+        kw = {}
+        if tls:
+            c = certs()
+            listen = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", c.server_cert,
+                      "--tls-key-file", c.server_key, "--tls-ca-cert-file", c.ca,
+                      "--tls-auth-clients", auth_clients]
+            kw = dict(ssl=True, ssl_ca_certs=c.ca, ssl_certfile=c.client_cert,
+                      ssl_keyfile=c.client_key)
+        if password:
+            extra = ("--requirepass", password, *extra)
+        p = self.spawn(["redis-server", *listen, "--bind", "127.0.0.1",
                         "--dir", d, "--save", "", "--appendonly",
                         "yes" if appendonly else "no", "--appendfsync", "always",
                         "--logfile", os.path.join(d, "log"), *extra])
-        r = redis.Redis(host="127.0.0.1", port=port)
+        r = redis.Redis(host="127.0.0.1", port=port, password=password, db=db, **kw)
         wait_for(lambda: _ping(r), 10, "redis-server to answer")
         self.last_redis = (p, port, d)
         return port, r
@@ -126,6 +241,12 @@ class Procs:
         # hold for breaker_cooldown, testing it instead of what they test.
         # test_breaker.py tests it, and test_config_edges.py at every bound.
         config = dict({"metrics_listen": "off", "breaker": "off"}, **config)
+        # HOOKD_TEST_REDIS_TLS: the Redis the harness started speaks TLS
+        # only; a test that wrote redis:// itself is given rediss:// and the
+        # test CA.
+        if REDIS_TLS and str(config.get("redis", "")).startswith("redis://"):
+            config["redis"] = "rediss://" + config["redis"][len("redis://"):]
+            config.setdefault("redis_ca_file", certs().ca)
         with open(path, "w") as f:
             for k, v in config.items():
                 f.write("%s = %s\n" % (k, v))
