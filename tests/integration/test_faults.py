@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import conservation  # noqa: E402
-from harness import SECRET, Procs, log_of, push, wait_for  # noqa: E402
+from harness import SECRET, Procs, log_of, push, redis_config, wait_for  # noqa: E402
 
 ROWS = []
 
@@ -61,10 +61,11 @@ class Scenario(unittest.TestCase):
         self.recv = self.p.receiver()
 
     def config(self, **kw):
-        cfg = {"redis": "redis://127.0.0.1:%d" % self.port, "prefix": self.prefix,
-               "workers": 2, "secret": SECRET, "heartbeat_ttl": "2s", "max_in_flight": 200,
-               "retry_schedule": "100ms,200ms,400ms,800ms", "timeout": "10s",
-               "shutdown_timeout": "5s"}
+        cfg = redis_config(self.port)       # rediss:// under HOOKD_TEST_REDIS_TLS
+        cfg.update({"prefix": self.prefix, "workers": 2, "secret": SECRET,
+                    "heartbeat_ttl": "2s", "max_in_flight": 200,
+                    "retry_schedule": "100ms,200ms,400ms,800ms", "timeout": "10s",
+                    "shutdown_timeout": "5s"})
         cfg.update(kw)
         return cfg
 
@@ -229,7 +230,7 @@ class RedisOutage(Scenario):
                 mine = [line for line in lines
                         if " %s " % wid in line and "redis %s connection" % conn in line]
                 said = lambda what: sum(bool(re.search(  # noqa: E731
-                    r"redis %s connection to redis://\S+ %s" % (conn, what), line))
+                    r"redis %s connection to rediss?://\S+ %s" % (conn, what), line))
                     for line in mine)
                 self.assertEqual((said(r"lost \("), said("up$")), (1, 2),
                                  "%s %s:\n%s" % (wid, conn, "\n".join(mine)))

@@ -10,10 +10,10 @@ import sys
 import unittest
 
 import msgpack
-import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HOOKD, SECRET, Procs, _ping, free_port, log_of, push, wait_for  # noqa: E402
+from harness import (HOOKD, SECRET, Procs, log_of, push, redis_args, redis_config,  # noqa: E402
+                     wait_for)
 
 PREFIX = "ho"
 MAX_JOB = 65536
@@ -76,9 +76,8 @@ class Hostile(unittest.TestCase):
         try:
             port, r = p.redis()
             recv = p.receiver()
-            h = p.hookd({"redis": "redis://127.0.0.1:%d" % port, "prefix": PREFIX,
-                         "workers": 2, "secret": SECRET, "max_job_bytes": MAX_JOB,
-                         "max_in_flight": 200})
+            h = p.hookd(dict(redis_config(port), prefix=PREFIX, workers=2, secret=SECRET,
+                             max_job_bytes=MAX_JOB, max_in_flight=200))
             wait_for(lambda: r.hlen(PREFIX + ":workers") == 2, 20, "workers")
             wids = set(r.hkeys(PREFIX + ":workers"))
             bad = bad_inputs(recv.url)
@@ -115,8 +114,7 @@ class Hostile(unittest.TestCase):
         try:
             port, r = p.redis()
             recv = p.receiver()
-            h = p.hookd({"redis": "redis://127.0.0.1:%d" % port, "prefix": PREFIX,
-                         "workers": 1, "secret": SECRET})
+            h = p.hookd(dict(redis_config(port), prefix=PREFIX, workers=1, secret=SECRET))
             wait_for(lambda: r.hlen(PREFIX + ":workers") == 1, 20, "worker")
             r.set(PREFIX + ":queue", "oops")
             r.set(PREFIX + ":retry", "oops")
@@ -142,24 +140,19 @@ class Hostile(unittest.TestCase):
         and neither password nor secret ever printed."""
         p = Procs()
         try:
-            port = free_port()
-            p.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                     "--requirepass", "s3cret-pw", "--dir", p.dir,
-                     "--logfile", os.path.join(p.dir, "redis.log")])
-            r = redis.Redis(host="127.0.0.1", port=port, password="s3cret-pw", db=3)
-            wait_for(lambda: _ping(r), 10, "redis")
+            port, r = p.redis(password="s3cret-pw", db=3)
             recv = p.receiver()
-            url = "redis://:s3cret-pw@127.0.0.1:%d/3" % port
-            h = p.hookd({"redis": url, "prefix": PREFIX, "workers": 1, "secret": SECRET})
+            conf = redis_config(port, password="s3cret-pw", db=3)
+            h = p.hookd(dict(conf, prefix=PREFIX, workers=1, secret=SECRET))
             wait_for(lambda: r.hlen(PREFIX + ":workers") == 1, 20, "worker registered in db 3")
             push(r, PREFIX + ":queue", [{"id": "pw", "url": recv.url, "payload": {}}])
             recv.wait_count(1, timeout=30)
-            res = subprocess.run([HOOKD, "stats", "--json", "--redis", url, "--prefix", PREFIX],
+            res = subprocess.run([HOOKD, "stats", "--json", *redis_args(port, "s3cret-pw", 3),
+                                  "--prefix", PREFIX],
                                  capture_output=True, text=True, timeout=30)
             self.assertEqual(res.returncode, 0, res.stderr)
             self.assertEqual(json.loads(res.stdout)["queue"], 0)
-            bad = subprocess.run([HOOKD, "stats", "--redis",
-                                  "redis://:wrong@127.0.0.1:%d/3" % port],
+            bad = subprocess.run([HOOKD, "stats", *redis_args(port, "wrong", 3)],
                                  capture_output=True, text=True, timeout=30)
             self.assertEqual(bad.returncode, 1)
             self.assertIn("AUTH", bad.stderr)
