@@ -92,12 +92,12 @@ class Procs:
         self.last_redis = (p, port, d)
         return port, r
 
-    def replica(self, primary_port, appendonly=True, appendfsync="everysec"):
+    def replica(self, primary_port, appendonly=True, appendfsync="everysec", extra=()):
         """A redis-server replicating 127.0.0.1:primary_port, returned once
         its initial sync is done (master_link_status up): (port, client)."""
         port, r = self.redis(appendonly=appendonly, appendfsync=appendfsync,
                              extra=("--replicaof", "127.0.0.1", str(primary_port),
-                                    *NO_SYNC_DELAY))
+                                    *NO_SYNC_DELAY, *extra))
         wait_for(lambda: served(r, lambda r: r.info("replication").get("master_link_status")
                                 == "up"), 30, "the replica of %d in sync" % primary_port)
         return port, r

@@ -3,9 +3,10 @@ everysec, as production runs), one replica and 3 redis-sentinels; hookd
 reaches the primary only through the sentinels (redis-sentinel://). 20,000
 jobs; the primary is kill -9ed when about a third are delivered.
 
-The producer pushes through redis.sentinel.Sentinel.master_for, paced (2,000
-jobs a second in chunks of 100), so it is still pushing when the primary
-dies: its pushes are in the replication window too. A chunk counts as
+The producer pushes through redis.sentinel.Sentinel.master_for, half the
+jobs at once, then the rest paced (2,000 jobs a second in chunks of 100), so
+it is still pushing when the primary dies and its last pushes are still
+queued: they are in the replication window too. A chunk counts as
 produced (confirmed) only when its pipeline answered OK and, in the
 redis_wait_replicas = 1 case, WAIT 1 then reported a replica holding it: what
 a producer can know. A chunk cut by the failover is unconfirmed: it may or
@@ -27,6 +28,13 @@ may be lost.
 After the switch a fresh replica of the new primary is started (the lost
 node replaced, as an operator would): without one, WAIT 1 could never be
 satisfied again.
+
+On one machine the replica is a fraction of a millisecond behind, so the
+window is all but closed and both cases lose nothing. HOOKD_SENTINEL_LAG_MS=N
+opens it to a known width: the replica's link is cut (its user turned off
+and its connection killed) N ms before the kill, and what the primary
+acknowledged in those N ms dies with it: lost pushes and lost acks
+(duplicates) with redis_wait_replicas = 0, none lost with 1.
 
 HOOKD_SENTINEL_CONSUMER=python runs the same scenario with a Python consumer
 (consumer threads below, through master_for) in hookd's place: it proves the
@@ -57,8 +65,15 @@ NAME = "mymaster"
 DOWN_AFTER_MS = 1000
 JOBS = 20000
 CHUNK = 100                 # jobs per producer push
-PACE = 0.05                 # s between chunks: 2,000 jobs/s
+PACE = 0.05                 # s between chunks: 2,000 jobs/s ...
+UPFRONT = JOBS // 2         # ... after the first half, pushed at once: a
+                            # backlog, so that pushes at the kill are queued
 CONSUMER = os.environ.get("HOOKD_SENTINEL_CONSUMER", "hookd")
+# HOOKD_SENTINEL_LAG_MS=N: the replica lags N ms behind at the kill (see
+# failover_case); 0, the default, is the replica as it is, a fraction of a
+# millisecond behind on one machine.
+LAG_MS = int(os.environ.get("HOOKD_SENTINEL_LAG_MS", "0"))
+REPL_USER = "replica"
 ROWS = []
 
 RETRYABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, OSError)
@@ -74,6 +89,19 @@ def answers(r):
 def iso_time(stamp):
     return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
+
+
+def id_ranges(ids):
+    """"p-000007, p-000010..p-000012" for ids "<tag>-<number>"."""
+    out = []
+    for i in sorted(ids):
+        tag, _, n = i.rpartition("-")
+        if out and out[-1][0] == tag and out[-1][2] + 1 == int(n):
+            out[-1][2] = int(n)
+        else:
+            out.append([tag, int(n), int(n), len(n)])
+    return ", ".join("%s-%0*d" % (t, w, a) + ("..%s-%0*d" % (t, w, b) if b > a else "")
+                     for t, a, b, w in out)
 
 
 class Producer(threading.Thread):
@@ -111,7 +139,8 @@ class Producer(threading.Thread):
                     self.errors += 1
                     self.unconfirmed.extend(i for i, _ in chunk)
                     wait_for(lambda: answers(r), 30, "a primary again", interval=0.05)
-                time.sleep(max(0.0, PACE - (time.monotonic() - t)))
+                if k >= UPFRONT:
+                    time.sleep(max(0.0, PACE - (time.monotonic() - t)))
         finally:
             self.done.set()
 
@@ -205,7 +234,11 @@ class Failover(unittest.TestCase):
         self.port, self.r = self.p.redis(appendonly=True, appendfsync="everysec",
                                           extra=NO_SYNC_DELAY)
         self.primary = self.p.last_redis[0]
-        self.rport, self.rr = self.p.replica(self.port)
+        # The replica logs in as its own user, so that the test can cut the
+        # link alone (lag_replica); everyone else is the default user.
+        self.r.execute_command("ACL", "SETUSER", REPL_USER, "on", ">" + REPL_USER, "+@all", "~*")
+        self.rport, self.rr = self.p.replica(self.port, extra=(
+            "--masteruser", REPL_USER, "--masterauth", REPL_USER))
         ss = [self.p.sentinel(NAME, self.port, down_after_ms=DOWN_AFTER_MS) for _ in range(3)]
         self.sports = [port for port, _ in ss]
         self.sentinels = [s for _, s in ss]
@@ -266,6 +299,13 @@ class Failover(unittest.TestCase):
         producer.start()
         wait_for(lambda: len(self.delivered()) >= JOBS // 3, 60, "a third delivered",
                  interval=0.05)
+        if LAG_MS:
+            # A replication window of known width: the replica's link is cut
+            # and its login refused for the last LAG_MS before the kill, so
+            # what the primary acknowledges then never reaches it.
+            self.r.execute_command("ACL", "SETUSER", REPL_USER, "off")
+            self.r.execute_command("CLIENT", "KILL", "USER", REPL_USER)
+            time.sleep(LAG_MS / 1000)
         pushed_at_kill, delivered_at_kill = len(producer.confirmed), len(self.delivered())
         kill_wall, kill = time.time(), time.monotonic()
         self.primary.send_signal(signal.SIGKILL)
@@ -313,7 +353,8 @@ class Failover(unittest.TestCase):
                                  allow_duplicates=True, allow_unknown=True)
         dupes = sum(n - 1 for i, n in succeeded.items() if i in confirmed)
         dead = rep.places["dead"]
-        case = "redis_wait_replicas = %d (%s)" % (wait_replicas, CONSUMER)
+        case = "redis_wait_replicas = %d (%s%s)" % (
+            wait_replicas, CONSUMER, ", replica %d ms behind" % LAG_MS if LAG_MS else "")
         row = (case, len(confirmed), len(confirmed & set(succeeded)), dead, len(rep.lost), dupes,
                switch, recorded)
         ROWS.append(row)
@@ -327,7 +368,7 @@ class Failover(unittest.TestCase):
                   sum(1 for w, _ in rep.unknown if w != "delivered"), rep.summary()),
               file=sys.stderr)
         if rep.lost:
-            print("lost ids: %s" % ", ".join(rep.lost), file=sys.stderr)
+            print("lost ids: %s" % id_ranges(rep.lost), file=sys.stderr)
         self.assertEqual((rep.doubled, rep.undecodable, rep.errors), ({}, [], []), rep.summary())
         self.assertEqual([x for x in self.recv.stats()["invalid"]], [], "invalid signatures")
         bound = DOWN_AFTER_MS / 1000 + 5
