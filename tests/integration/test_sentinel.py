@@ -49,6 +49,7 @@ HOOKD_SENTINEL_CONSUMER=python runs the same scenario with a Python consumer
 processes, waits, measurement and books without hookd's Sentinel support.
 """
 import base64
+import collections
 import datetime
 import hashlib
 import hmac
@@ -84,6 +85,7 @@ LAG_MS = int(os.environ.get("HOOKD_SENTINEL_LAG_MS", "300"))
 REPL_USER = "replica"
 ROWS = []
 
+WAIT_MS = 500               # WAIT's timeout, under the clients' socket_timeout (2 s)
 RETRYABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, OSError)
 
 
@@ -126,7 +128,7 @@ class Producer(threading.Thread):
         self.done = threading.Event()
 
     def run(self):
-        r = self.sentinel.master_for(NAME, socket_timeout=1, socket_connect_timeout=0.5)
+        r = self.sentinel.master_for(NAME, socket_timeout=2, socket_connect_timeout=0.5)
         try:
             for k in range(0, len(self.jobs), CHUNK):
                 chunk = self.jobs[k:k + CHUNK]
@@ -137,7 +139,7 @@ class Producer(threading.Thread):
                         pipe.lpush(self.key, body)
                     pipe.execute()
                     while self.wait_replicas and r.execute_command(
-                            "WAIT", self.wait_replicas, 1000) < self.wait_replicas:
+                            "WAIT", self.wait_replicas, WAIT_MS) < self.wait_replicas:
                         pass
                     self.confirmed.extend(i for i, _ in chunk)
                 except RETRYABLE:
@@ -227,6 +229,7 @@ class PyConsumer(threading.Thread):
         self.claim = "%s:claim:%s" % (prefix, wid)
         self.wait_replicas, self.stop = wait_replicas, stop
         self.http = None
+        self.errors = collections.Counter()     # by exception type
 
     def post(self, raw):
         job = json.loads(raw)
@@ -251,10 +254,10 @@ class PyConsumer(threading.Thread):
         pipe.hincrby(self.p + ":stats", "delivered", len(jobs))
         pipe.execute()
         if self.wait_replicas:
-            r.execute_command("WAIT", self.wait_replicas, 1000)
+            r.execute_command("WAIT", self.wait_replicas, WAIT_MS)
 
     def run(self):
-        r = self.sentinel.master_for(NAME, socket_timeout=1, socket_connect_timeout=0.5)
+        r = self.sentinel.master_for(NAME, socket_timeout=2, socket_connect_timeout=0.5)
         recover = True
         while not self.stop.is_set():
             try:
@@ -272,7 +275,8 @@ class PyConsumer(threading.Thread):
                 for raw in jobs:
                     self.post(raw)
                 self.ack(r, jobs)
-            except RETRYABLE:
+            except RETRYABLE as e:
+                self.errors[type(e).__name__] += 1
                 recover = True
                 time.sleep(0.05)
 
@@ -314,9 +318,10 @@ class Failover(unittest.TestCase):
 
     def start_consumer(self, wait_replicas):
         if CONSUMER == "python":
-            for w in range(2):
-                PyConsumer(self.sentinel, self.prefix, "py-%d" % w, wait_replicas,
-                           self.stop).start()
+            self.consumers = [PyConsumer(self.sentinel, self.prefix, "py-%d" % w, wait_replicas,
+                                         self.stop) for w in range(2)]
+            for c in self.consumers:
+                c.start()
             return None
         url = "redis-sentinel://%s/%s" % (
             ",".join("127.0.0.1:%d" % port for port in self.sports), NAME)
@@ -407,9 +412,16 @@ class Failover(unittest.TestCase):
         except AssertionError as e:
             # Where the jobs are left (a worker's in-flight record the new
             # primary still holds, for jobs recorded only on the old one?)
-            raise AssertionError("%s\n%s" % (e, conservation.check(
-                self.rr, self.prefix, producer.confirmed, self.delivered(),
-                allow_duplicates=True, allow_unknown=True).summary()))
+            repl = self.rr.info("replication")
+            raise AssertionError("%s\n%s\nnew primary: %s, %s replica(s): %s" % (
+                e, conservation.check(self.rr, self.prefix, producer.confirmed,
+                                      self.delivered(), allow_duplicates=True,
+                                      allow_unknown=True).summary(),
+                repl.get("role"), repl.get("connected_slaves"), repl.get("slave0")))
+        finally:
+            if CONSUMER == "python":
+                print("\nconsumer errors: %s" % [dict(c.errors) for c in self.consumers],
+                      file=sys.stderr)
         took = time.monotonic() - t0
         self.stop.set()
         if h is not None:
