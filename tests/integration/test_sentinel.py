@@ -42,8 +42,8 @@ only settles if it does); with 1, nothing confirmed is lost.
 
 HOOKD_SENTINEL_CONSUMER=hookd-proxy gives hookd a plain redis:// address, a
 proxy in this file that forwards each new connection to the primary the
-sentinels name (a managed service's primary endpoint): what the hookd of
-today does across a failover.
+sentinels name (a managed service's primary endpoint): hookd then learns of
+the failover only from the connection's loss and the server's new run_id.
 HOOKD_SENTINEL_CONSUMER=python runs the same scenario with a Python consumer
 (consumer threads below, through master_for) in hookd's place: it proves the
 processes, waits, measurement and books without hookd's Sentinel support.
@@ -158,8 +158,8 @@ class Producer(threading.Thread):
 class FollowingProxy:
     """127.0.0.1:port forwarding each connection to the primary the
     sentinels name when it arrives: a stand-in for a managed service's
-    primary endpoint, which follows a failover by itself. With it the
-    hookd of today (plain redis://) meets a failover, lost writes and all."""
+    primary endpoint, which follows a failover by itself: hookd on a plain
+    redis:// address meets a failover, lost writes and all."""
 
     def __init__(self, primary):
         self.primary = primary              # () -> port, or None
@@ -339,8 +339,6 @@ class Failover(unittest.TestCase):
             proxy = FollowingProxy(self.master_addr)
             self.addCleanup(proxy.close)
             cfg["redis"] = "redis://127.0.0.1:%d" % proxy.port
-            if not wait_replicas:
-                del cfg["redis_wait_replicas"]      # a key the hookd of today lacks
         h = self.h = self.p.hookd(cfg)
 
         def workers():
