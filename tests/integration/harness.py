@@ -43,6 +43,12 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
                      "exited with status 99")
 
 
+# For a primary with replicas (and a replica that may be promoted): the
+# initial sync starts at once, not after Redis 7's 5 s wait for more
+# replicas to share a diskless transfer.
+NO_SYNC_DELAY = ("--repl-diskless-sync-delay", "0")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -171,7 +177,7 @@ class Procs:
         return p
 
     def redis(self, appendonly=False, port=None, d=None, extra=(), tls=None,
-              auth_clients="no", password=None, db=0):
+              auth_clients="no", password=None, db=0, appendfsync="always"):
         """Start a redis-server on 127.0.0.1 (port: a free one) and return
         (port, client). tls (default: HOOKD_TEST_REDIS_TLS): TLS only (no
         plain port), certificates from certs(), --tls-auth-clients
@@ -194,11 +200,41 @@ class Procs:
             extra = ("--requirepass", password, *extra)
         p = self.spawn(["redis-server", *listen, "--bind", "127.0.0.1",
                         "--dir", d, "--save", "", "--appendonly",
-                        "yes" if appendonly else "no", "--appendfsync", "always",
+                        "yes" if appendonly else "no", "--appendfsync", appendfsync,
                         "--logfile", os.path.join(d, "log"), *extra])
         r = redis.Redis(host="127.0.0.1", port=port, password=password, db=db, **kw)
         wait_for(lambda: _ping(r), 10, "redis-server to answer")
         self.last_redis = (p, port, d)
+        return port, r
+
+    def replica(self, primary_port, appendonly=True, appendfsync="everysec", extra=()):
+        """A redis-server replicating 127.0.0.1:primary_port, returned once
+        its initial sync is done (master_link_status up): (port, client)."""
+        port, r = self.redis(appendonly=appendonly, appendfsync=appendfsync,
+                             extra=("--replicaof", "127.0.0.1", str(primary_port),
+                                    *NO_SYNC_DELAY, *extra))
+        wait_for(lambda: served(r, lambda r: r.info("replication").get("master_link_status")
+                                == "up"), 30, "the replica of %d in sync" % primary_port)
+        return port, r
+
+    def sentinel(self, name, primary_port, quorum=2, down_after_ms=1000, failover_timeout_ms=5000):
+        """Debian's redis-sentinel monitoring 127.0.0.1:primary_port as name,
+        on a free port, its sentinel.conf (which it rewrites) in its own
+        temp dir. Returns (port, client) once it answers PING; that it has
+        found its peers and the replicas is sentinels_ready()'s to wait for."""
+        port = free_port()
+        d = tempfile.mkdtemp(dir=self.dir, prefix="sentinel-")
+        conf = os.path.join(d, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n" % (
+                port, d, os.path.join(d, "log")))
+            f.write("sentinel monitor %s 127.0.0.1 %d %d\n" % (name, primary_port, quorum))
+            f.write("sentinel down-after-milliseconds %s %d\n" % (name, down_after_ms))
+            f.write("sentinel failover-timeout %s %d\n" % (name, failover_timeout_ms))
+            f.write("sentinel parallel-syncs %s 1\n" % name)
+        self.spawn(["redis-sentinel", conf])
+        r = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+        wait_for(lambda: _ping(r), 10, "redis-sentinel to answer")
         return port, r
 
     def receiver(self, secret=SECRET, extra=(), port=0):
@@ -334,6 +370,27 @@ def lua_script(name):
     """The text of build/lua/<name>.lua (LUA_DIR), for EVAL."""
     with open(os.path.join(LUA_DIR, name + ".lua")) as f:
         return f.read()
+
+
+def sentinels_ready(sentinels, name, replicas, timeout=30):
+    """Wait until every sentinel (clients) knows all the others (SENTINEL
+    sentinels) and the given number of replicas of name (SENTINEL replicas),
+    none of them flagged down: the state a failover needs (a quorum of
+    sentinels that can elect a leader, and a replica to promote)."""
+    def ready():
+        for s in sentinels:
+            peers = s.execute_command("SENTINEL", "SENTINELS", name)
+            reps = s.execute_command("SENTINEL", "REPLICAS", name)
+            if len(peers) != len(sentinels) - 1 or len(reps) != replicas:
+                return False
+            for rep in reps:
+                fields = dict(zip(rep[::2], rep[1::2]))
+                if fields.get("flags") != "slave" or fields.get("master-link-status") != "ok":
+                    return False
+        return True
+    wait_for(lambda: served(None, lambda _: ready()), timeout,
+             "%d sentinels knowing each other and %d replica(s) of %s" % (
+                 len(sentinels), replicas, name), interval=0.1)
 
 
 def connectable(port):
