@@ -54,8 +54,8 @@ class EmbeddedTest(unittest.TestCase):
 
     def test_a_dead_embedded_redis_is_restarted(self):
         """README: the embedded redis-server, if it dies, is started again,
-        and the workers reconnect to it on their own: the same worker
-        delivers the next job."""
+        and the workers find it on their own: the worker that finds the new
+        server is replaced by a fresh one, which delivers the next job."""
         p = Procs()
         try:
             hookd = p.hookd_argv(["--workers", "1", "--secret", SECRET], env=clean_env())
@@ -75,7 +75,11 @@ class EmbeddedTest(unittest.TestCase):
             self.assertEqual(hookd.wait(timeout=60), 0)
             log = log_of(hookd)
             self.assertIn("embedded redis-server restarted", log)
-            self.assertEqual(log.count("started: max_in_flight"), 1, "one worker throughout")
+            # The new server (its run_id) may have lost the last second of
+            # writes (appendfsync everysec): the worker drains, requeues its
+            # in-flight record and is replaced, once (DESIGN "Another server").
+            self.assertEqual(log.count("is another server than before"), 1)
+            self.assertEqual(log.count("started: max_in_flight"), 2, "one replacement")
         finally:
             p.close()
 
@@ -182,7 +186,7 @@ class EmbeddedTest(unittest.TestCase):
             cases = [
                 (["--redis", "foo://bar"], {},
                  "hookd: command line: key 'redis': redis URL must start with redis://, "
-                 "rediss://, unix:// or redis-sentinel://\n"),
+                 "rediss://, unix://, redis-sentinel:// or redis-cluster://\n"),
                 ([], {"HOOKD_WORKERS": "0"},
                  "hookd: environment HOOKD_WORKERS: key 'workers': '0' is not an integer "
                  "in [1, 256]\n"),
