@@ -92,6 +92,10 @@ struct redisReply *redis_sync_command(struct redis_sync *s, int argc, const char
 
     s->answered = 0;
     s->reply = NULL;
+    /* The loop has not run since the last call, maybe for long: its clock
+     * must be now's, or the watchdog takes the command for one that has
+     * waited all that time. */
+    uv_update_time(&s->loop);
     if (redis_command(&s->conn, on_reply, s, argc, argv, argvlen) < 0) {
         hk_err_set(err, HK_EREDIS, "redis", "redis %s: not connected (%s)", argv[0],
                    s->why[0] ? s->why : "connection lost");
