@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hookd/config.h"
+#include "hookd/keys.h"
 #include "hookd/mem.h"
 #include "hookd/parse.h"
 #include "hookd/queue.h"
@@ -229,13 +230,21 @@ static int set_string(const struct key *k, const char *value, struct config *cfg
     return store_string(cfg, k, value);
 }
 
+/* [A-Za-z0-9:_.-], or the same in braces: "{orders}", Redis Cluster's
+ * hash tag, so that every key of the prefix is on one slot. */
 static int valid_prefix(const char *s)
 {
-    size_t n = strlen(s);
+    size_t n = strlen(s), from = 0;
 
-    if (n == 0 || n > 64)
+    if (n == 0 || n > KEYS_PREFIX_MAX)
         return 0;
-    for (size_t i = 0; i < n; i++)
+    if (s[0] == '{') {
+        if (n < 3 || s[n - 1] != '}')
+            return 0;
+        from = 1;
+        n--;
+    }
+    for (size_t i = from; i < n; i++)
         if (!isalnum((unsigned char)s[i]) && strchr(":_.-", s[i]) == NULL)
             return 0;
     return 1;
@@ -246,7 +255,8 @@ static int set_prefix(const struct key *k, const char *value, struct config *cfg
 {
     if (!valid_prefix(value))
         return hk_err_set(err, HK_ECONFIG, "config",
-                          "key 'prefix': 1-64 characters of [A-Za-z0-9:_.-]");
+                          "key 'prefix': 1-64 characters of [A-Za-z0-9:_.-], "
+                          "or such in braces ({name})");
     return store_string(cfg, k, value);
 }
 
@@ -846,8 +856,35 @@ int config_env_warning(const char *entry, char *msg, size_t cap)
     return 1;
 }
 
+static void move_string(char **to, char **from)
+{
+    free(*to);
+    *to = *from;
+    *from = NULL;
+}
+
+void config_move_redis(struct config *to, struct config *from)
+{
+    move_string(&to->redis, &from->redis);
+    move_string(&to->redis_ca_file, &from->redis_ca_file);
+    move_string(&to->redis_client_cert, &from->redis_client_cert);
+    move_string(&to->redis_client_key, &from->redis_client_key);
+    move_string(&to->redis_tls_server_name, &from->redis_tls_server_name);
+    to->redis_tls_verify = from->redis_tls_verify;
+    redis_addr_free(&to->addr);
+    to->addr = from->addr;
+    memset(&from->addr, 0, sizeof(from->addr));
+    to->addr.tls_opts.ca_file = to->redis_ca_file;
+    to->addr.tls_opts.client_cert = to->redis_client_cert;
+    to->addr.tls_opts.client_key = to->redis_client_key;
+    to->addr.tls_opts.server_name = to->redis_tls_server_name;
+    to->addr.slot_key = to->prefix;
+}
+
 /* The TLS settings are for rediss:// alone: set for a plain or embedded
- * Redis they would be ignored, and an operator who set them expects TLS. */
+ * Redis they would be ignored, and an operator who set them expects TLS.
+ * With Redis Cluster the prefix gets its hash tag here, after every source
+ * has had its say. */
 int config_finish(struct config *cfg, struct hk_err *err)
 {
     struct redis_tls_opts *o = &cfg->addr.tls_opts;
@@ -864,6 +901,18 @@ int config_finish(struct config *cfg, struct hk_err *err)
     if (!cfg->addr.tls && set != NULL)
         return hk_err_set(err, HK_ECONFIG, "config",
                           "key '%s' is set, but redis is not a rediss:// URL", set);
+    if (cfg->addr.kind == REDIS_CLUSTER && cfg->prefix[0] != '{') {
+        /* Every key on one slot, so that every script runs on one node. */
+        char tagged[KEYS_PREFIX_MAX + 3];
+        if (strlen(cfg->prefix) + 2 > KEYS_PREFIX_MAX)
+            return hk_err_set(err, HK_ECONFIG, "config",
+                              "key 'prefix': at most %d characters with Redis Cluster, "
+                              "which puts it in braces", KEYS_PREFIX_MAX - 2);
+        snprintf(tagged, sizeof(tagged), "{%s}", cfg->prefix);
+        free(cfg->prefix);
+        cfg->prefix = xstrdup(tagged);
+    }
+    cfg->addr.slot_key = cfg->prefix;
     return 0;
 }
 

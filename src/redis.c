@@ -4,8 +4,9 @@
  *
  * One connection is a series of links, one socket each. A link connects
  * (resolving a host name off the loop), shakes hands when TLS is on, and
- * then either asks a sentinel where the primary is, or sets up the server
- * connection (AUTH, SELECT, then ROLE) and carries commands. Every way a link ends goes through link_down(): pending
+ * then either asks where the primary is (a sentinel, or a cluster node for
+ * the slot of the prefix's keys), or sets up the server connection (AUTH,
+ * SELECT, then ROLE) and carries commands. Every way a link ends goes through link_down(): pending
  * callbacks get NULL, the failure is reported once, a reconnect is
  * scheduled. That is the one "connection down" path.
  *
@@ -26,10 +27,10 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-/* With Sentinel a new primary is named within seconds of a failover, and
- * asking a sentinel costs it little: retry at least every second, so hookd
- * follows the new primary about a second after it is named. */
-#define SENTINEL_BACKOFF_MAX_MS 1000
+/* With Sentinel or Cluster a new primary is named within seconds of a
+ * failover, and asking costs the node little: retry at least every second,
+ * so hookd follows the new primary about a second after it is named. */
+#define FOLLOW_BACKOFF_MAX_MS 1000
 #define WATCHDOG_MS 200
 #define READ_CHUNK (64 * 1024)      /* bytes taken from the socket at once */
 #define KEEPALIVE_S 60
@@ -164,7 +165,7 @@ static void conn_reset(struct redis_conn *c)
 /* The one "connection down" path: the link is gone, every command still
  * out gets NULL (before the state callback, as the callbacks learn of the
  * loss first), the failure is reported when it is news, and a reconnect is
- * scheduled. With Sentinel the next attempt asks the sentinels again. */
+ * scheduled. With Sentinel or Cluster the next attempt asks again. */
 static void link_down(struct redis_conn *c, int reset)
 {
     struct redis_pending *pq = c->pq;
@@ -185,17 +186,17 @@ static void link_down(struct redis_conn *c, int reset)
     free(pq);
     if (c->closing)
         return;
-    if (c->asking && ++c->sentinels_asked < c->addr->nnodes) {
-        /* This sentinel did not answer; the next one may. The round is
+    if (c->asking && ++c->nodes_asked < c->addr->nnodes) {
+        /* This node did not answer; the next one may. The round is
          * reported only when none has. */
-        c->sentinel = (c->sentinel + 1) % c->addr->nnodes;
+        c->node = (c->node + 1) % c->addr->nnodes;
         c->last_error[0] = '\0';
         start_connect(c);
         return;
     }
     if (c->asking)
-        c->sentinel = (c->sentinel + 1) % c->addr->nnodes;
-    c->sentinels_asked = 0;
+        c->node = (c->node + 1) % c->addr->nnodes;
+    c->nodes_asked = 0;
     report_down(c);
     c->primary[0] = '\0';     /* said with the loss; the next attempt asks again */
 }
@@ -346,11 +347,39 @@ static void on_role_reply(struct redis_conn *c, struct redisReply *r, void *arg)
     on_setup_reply(c, r, arg);
 }
 
+/* What a link that asks is asking: "sentinel" or "cluster node". */
+static const char *asked(const struct redis_conn *c)
+{
+    return c->addr->kind == REDIS_SENTINEL ? "sentinel" : "cluster node";
+}
+
+/* The primary is named: leave the node asked and connect to it at once. */
+static void go_to_primary(struct redis_conn *c, const char *host, size_t len, long port)
+{
+    if (len >= sizeof(c->primary) || port < 1 || port > 65535) {
+        set_error(c, "%s %s:%d named no usable address", asked(c), c->link->host,
+                  c->link->port);
+        link_down(c, 0);
+        return;
+    }
+    if (len == 0) {     /* CLUSTER SLOTS: "" is the node asked */
+        host = c->link->host;
+        len = strlen(host);
+    }
+    snprintf(c->primary, sizeof(c->primary), "%.*s", (int)len, host);
+    c->primary_port = (int)port;
+    c->nodes_asked = 0;
+    link_detach(c->link, 0);
+    c->link = NULL;
+    c->pq_len = 0;
+    conn_reset(c);
+    start_connect(c);
+}
+
 /* SENTINEL get-master-addr-by-name: [host, port], or nil. */
 static void on_sentinel_reply(struct redis_conn *c, struct redisReply *r, void *arg)
 {
     struct redis_link *l = c->link;
-    long port;
 
     (void)arg;
     if (r == NULL)
@@ -359,30 +388,84 @@ static void on_sentinel_reply(struct redis_conn *c, struct redisReply *r, void *
         set_error(c, "sentinel %s:%d: %s", l->host, l->port, r->str);
     } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
                r->element[0]->type != REDIS_REPLY_STRING ||
-               r->element[1]->type != REDIS_REPLY_STRING ||
-               r->element[0]->len >= sizeof(c->primary) ||
-               (port = strtol(r->element[1]->str, NULL, 10)) < 1 || port > 65535) {
+               r->element[1]->type != REDIS_REPLY_STRING) {
         set_error(c, "sentinel %s:%d knows no primary named '%s'", l->host, l->port,
                   c->addr->master);
     } else if (--c->setup_pending == 0) {
-        /* Named: leave the sentinel and connect to the primary at once. */
-        snprintf(c->primary, sizeof(c->primary), "%s", r->element[0]->str);
-        c->primary_port = (int)port;
-        c->sentinels_asked = 0;
-        link_detach(l, 0);
-        c->link = NULL;
-        c->pq_len = 0;
-        conn_reset(c);
-        start_connect(c);
+        go_to_primary(c, r->element[0]->str, r->element[0]->len,
+                      strtol(r->element[1]->str, NULL, 10));
         return;
     }
     if (c->last_error[0] != '\0')
         link_down(c, 0);
 }
 
-/* The socket is connected (and TLS done): ask the sentinel, or set the
- * server connection up. Commands sent after these are queued behind them,
- * so the first ones run as authenticated as the rest. */
+/* CLUSTER KEYSLOT: the slot of the prefix's keys. */
+static void on_keyslot_reply(struct redis_conn *c, struct redisReply *r, void *arg)
+{
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+        c->slot = (int)r->integer;
+        --c->setup_pending;
+        return;
+    }
+    on_setup_reply(c, r, arg);      /* an error: said, and the link ended */
+}
+
+/* CLUSTER SLOTS: [[first, last, [host, port, id], replicas...], ...]. */
+static void on_slots_reply(struct redis_conn *c, struct redisReply *r, void *arg)
+{
+    (void)arg;
+    if (r == NULL || c->link == NULL)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        set_error(c, "cluster node %s:%d: %s", c->link->host, c->link->port, r->str);
+        link_down(c, 0);
+        return;
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *e = r->element[i], *node;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->integer > c->slot || e->element[1]->integer < c->slot)
+            continue;
+        node = e->element[2];
+        if (node->type == REDIS_REPLY_ARRAY && node->elements >= 2 &&
+            node->element[0]->type == REDIS_REPLY_STRING &&
+            node->element[1]->type == REDIS_REPLY_INTEGER && --c->setup_pending == 0) {
+            go_to_primary(c, node->element[0]->str, node->element[0]->len,
+                          (long)node->element[1]->integer);
+            return;
+        }
+    }
+    set_error(c, "cluster node %s:%d: no primary serves slot %d (of %s)", c->link->host,
+              c->link->port, c->slot, c->addr->slot_key);
+    link_down(c, 0);
+}
+
+/* Ask the node where the primary is: the sentinel for its name, the
+ * cluster node for the slot of the prefix. */
+static void ask_node(struct redis_conn *c)
+{
+    const struct redis_addr *a = c->addr;
+    const char *pw = a->kind == REDIS_SENTINEL ? a->sentinel_password : a->password;
+    const char *auth[] = { "AUTH", pw };
+
+    if (pw != NULL && ++c->setup_pending)
+        send_internal(c, on_setup_reply, 2, auth);
+    if (a->kind == REDIS_SENTINEL) {
+        const char *ask[] = { "SENTINEL", "get-master-addr-by-name", a->master };
+        send_internal(c, on_sentinel_reply, 3, ask);
+    } else {
+        const char *slot[] = { "CLUSTER", "KEYSLOT", a->slot_key ? a->slot_key : "" };
+        const char *slots[] = { "CLUSTER", "SLOTS" };
+        ++c->setup_pending;
+        send_internal(c, on_keyslot_reply, 3, slot);
+        send_internal(c, on_slots_reply, 2, slots);
+    }
+}
+
+/* The socket is connected (and TLS done): ask where the primary is, or set
+ * the server connection up. Commands sent after these are queued behind
+ * them, so the first ones run as authenticated as the rest. */
 static void link_ready(struct redis_conn *c)
 {
     const struct redis_addr *a = c->addr;
@@ -391,11 +474,7 @@ static void link_ready(struct redis_conn *c)
     c->link->connected = 1;
     c->setup_pending = 1;
     if (c->asking) {
-        const char *auth[] = { "AUTH", a->sentinel_password };
-        const char *ask[] = { "SENTINEL", "get-master-addr-by-name", a->master };
-        if (a->sentinel_password != NULL && ++c->setup_pending)
-            send_internal(c, on_setup_reply, 2, auth);
-        send_internal(c, on_sentinel_reply, 3, ask);
+        ask_node(c);
         return;
     }
     if (a->password != NULL && ++c->setup_pending) {
@@ -555,7 +634,7 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     if (status < 0) {
         if (c->asking)
-            set_error(c, "sentinel %s:%d: %s", l->host, l->port, uv_why(status));
+            set_error(c, "%s %s:%d: %s", asked(c), l->host, l->port, uv_why(status));
         else
             set_error(c, "%s", uv_why(status));
         link_down(c, 0);
@@ -622,7 +701,7 @@ static void start_connect(struct redis_conn *c)
     l->refs = 1;
     l->u.handle.data = l;
     c->last_progress = uv_now(c->loop);
-    c->asking = a->kind == REDIS_SENTINEL && c->primary[0] == '\0';
+    c->asking = a->kind != REDIS_DIRECT && c->primary[0] == '\0';
     if (a->path != NULL) {
         uv_pipe_init(c->loop, &l->u.pipe, 0);
         l->connect_req.data = l;
@@ -630,9 +709,9 @@ static void start_connect(struct redis_conn *c)
         return;
     }
     if (c->asking) {
-        host = a->nodes[c->sentinel].host;
-        port = a->nodes[c->sentinel].port;
-    } else if (a->kind == REDIS_SENTINEL) {
+        host = a->nodes[c->node].host;
+        port = a->nodes[c->node].port;
+    } else if (a->kind != REDIS_DIRECT) {
         host = c->primary;
         port = c->primary_port;
     }
@@ -703,7 +782,7 @@ static void on_retry_timer(uv_timer_t *t)
 
 static void schedule_reconnect(struct redis_conn *c)
 {
-    long max = c->addr->kind == REDIS_SENTINEL ? SENTINEL_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
+    long max = c->addr->kind != REDIS_DIRECT ? FOLLOW_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
 
     uv_timer_start(&c->retry_timer, on_retry_timer, (uint64_t)c->backoff_ms, 0);
     c->backoff_ms *= 2;
@@ -731,7 +810,7 @@ static void on_watchdog(uv_timer_t *t)
                       : "connect", c->cmd_timeout_ms);
         else if (c->setup_pending > 0)
             set_error(c, "connected, but no answer to %s within %ld ms",
-                      c->asking ? "SENTINEL" : "ROLE", c->cmd_timeout_ms);
+                      c->asking ? "CLUSTER or SENTINEL" : "ROLE", c->cmd_timeout_ms);
         else
             set_error(c, "nothing received for %llu ms", (unsigned long long)idle);
         /* Reset, not a graceful close: the kernel must drop what it has
@@ -807,8 +886,10 @@ void redis_describe(const struct redis_conn *c, char *out, size_t cap)
 
     redis_addr_format(c->addr, out, cap);
     n = strlen(out);
-    if (c->addr->kind == REDIS_SENTINEL && c->primary[0] != '\0' && n < cap)
+    if (c->primary[0] != '\0' && n < cap && c->addr->kind == REDIS_SENTINEL)
         snprintf(out + n, cap - n, " (primary %s:%d)", c->primary, c->primary_port);
+    else if (c->primary[0] != '\0' && n < cap)
+        snprintf(out + n, cap - n, " (slot %d at %s:%d)", c->slot, c->primary, c->primary_port);
 }
 
 struct redisReply *redis_reply_keep(struct redis_conn *c)

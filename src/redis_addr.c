@@ -1,5 +1,5 @@
-/* redis_addr.c -- where Redis is: redis://, rediss://, unix:// and
- * redis-sentinel:// URLs (see redis_addr.h). */
+/* redis_addr.c -- where Redis is: redis://, rediss://, unix://,
+ * redis-sentinel:// and redis-cluster:// URLs (see redis_addr.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +30,17 @@ void redis_addr_format(const struct redis_addr *a, char *out, size_t cap)
         if (a->db != 0)
             snprintf(db, sizeof(db), "?db=%d", a->db);
         snprintf(out, cap, "unix://%s%s%s", a->path, db, pw);
-    } else if (a->kind == REDIS_SENTINEL) {
-        n = (size_t)snprintf(out, cap, "redis%s-sentinel://", s);
+    } else if (a->kind != REDIS_DIRECT) {
+        n = (size_t)snprintf(out, cap, "redis%s-%s://", s,
+                             a->kind == REDIS_SENTINEL ? "sentinel" : "cluster");
         for (size_t i = 0; i < a->nnodes && n < cap; i++) {
             if (i > 0 && n + 1 < cap)
                 out[n++] = ',';
             n += format_node(out + n, cap - n, a->nodes[i].host, a->nodes[i].port);
         }
-        if (n < cap && a->db != 0)
+        if (n < cap && a->kind == REDIS_CLUSTER)
+            snprintf(out + n, cap - n, "%s", pw);
+        else if (n < cap && a->db != 0)
             snprintf(out + n, cap - n, "/%s?db=%d%s", a->master, a->db, pw);
         else if (n < cap)
             snprintf(out + n, cap - n, "/%s%s", a->master, pw);
@@ -73,7 +76,7 @@ static int parse_query(const char *q, struct redis_addr *a, struct hk_err *err)
         long db;
         int rc = 0;
         if (strncmp(kv, "db=", 3) == 0 && parse_long(kv + 3, &db) == 0 && db >= 0 &&
-            db < 100000) {
+            db < 100000 && a->kind != REDIS_CLUSTER) {
             a->db = (int)db;
         } else if (strncmp(kv, "password=", 9) == 0) {
             free(a->password);
@@ -170,33 +173,61 @@ static int parse_server_url(const char *p, struct redis_addr *a, struct hk_err *
     return 0;
 }
 
+/* host:port[,host:port...] from p to end, into a->nodes. */
+static int parse_nodes(const char *p, const char *end, int default_port, const char *what,
+                       struct redis_addr *a, struct hk_err *err)
+{
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        int rc;
+        if (a->nnodes == REDIS_ADDR_NODES_MAX)
+            return hk_err_set(err, HK_ECONFIG, "config", "more than %d %ss in redis URL",
+                              REDIS_ADDR_NODES_MAX, what);
+        rc = parse_hostport(p, (size_t)(stop - p), default_port, &a->nodes[a->nnodes].host,
+                            &a->nodes[a->nnodes].port, err);
+        a->nnodes++;            /* counted even on error: its host is freed */
+        if (rc < 0)
+            return rc;
+        p = stop + (comma != NULL);
+    }
+    if (a->nnodes == 0)
+        return hk_err_set(err, HK_ECONFIG, "config", "redis URL lists no %s", what);
+    return 0;
+}
+
+/* After "redis-cluster://": host:port[,host:port...][/][?password=P]. */
+static int parse_cluster_url(const char *p, struct redis_addr *a, struct hk_err *err)
+{
+    const char *q = strchr(p, '?');
+    const char *end = q ? q : p + strlen(p);
+    int rc;
+
+    a->kind = REDIS_CLUSTER;
+    if (end > p && end[-1] == '/')
+        end--;
+    if (memchr(p, '/', (size_t)(end - p)) != NULL)
+        return hk_err_set(err, HK_ECONFIG, "config",
+                          "a cluster URL names no database: redis-cluster://host:port,...");
+    if ((rc = parse_nodes(p, end, 6379, "cluster node", a, err)) < 0)
+        return rc;
+    return parse_query(q, a, err);
+}
+
 /* After "redis-sentinel://": host:port[,host:port...]/master[?query]. */
 static int parse_sentinel_url(const char *p, struct redis_addr *a, struct hk_err *err)
 {
     const char *slash = strchr(p, '/');
     const char *q;
+    int rc;
 
     a->kind = REDIS_SENTINEL;
     if (slash == NULL || slash[1] == '\0' || slash[1] == '?')
         return hk_err_set(err, HK_ECONFIG, "config",
                           "sentinel URL needs the primary's name: "
                           "redis-sentinel://host:port,.../name");
-    while (p < slash) {
-        const char *comma = memchr(p, ',', (size_t)(slash - p));
-        const char *end = comma ? comma : slash;
-        int rc;
-        if (a->nnodes == REDIS_ADDR_NODES_MAX)
-            return hk_err_set(err, HK_ECONFIG, "config", "more than %d sentinels in redis URL",
-                              REDIS_ADDR_NODES_MAX);
-        rc = parse_hostport(p, (size_t)(end - p), 26379, &a->nodes[a->nnodes].host,
-                            &a->nodes[a->nnodes].port, err);
-        a->nnodes++;            /* counted even on error: its host is freed */
-        if (rc < 0)
-            return rc;
-        p = end + (comma != NULL);
-    }
-    if (a->nnodes == 0)
-        return hk_err_set(err, HK_ECONFIG, "config", "sentinel URL lists no sentinel");
+    if ((rc = parse_nodes(p, slash, 26379, "sentinel", a, err)) < 0)
+        return rc;
     q = strchr(slash + 1, '?');
     a->master = xstrndup(slash + 1, q ? (size_t)(q - slash - 1) : strlen(slash + 1));
     return parse_query(q, a, err);
@@ -220,16 +251,22 @@ int redis_addr_parse(const char *url, struct redis_addr *a, struct hk_err *err)
     } else if (strncmp(url, "rediss-sentinel://", 18) == 0) {
         tmp.tls = 1;
         rc = parse_sentinel_url(url + 18, &tmp, err);
+    } else if (strncmp(url, "redis-cluster://", 16) == 0) {
+        rc = parse_cluster_url(url + 16, &tmp, err);
+    } else if (strncmp(url, "rediss-cluster://", 17) == 0) {
+        tmp.tls = 1;
+        rc = parse_cluster_url(url + 17, &tmp, err);
     } else {
         rc = hk_err_set(err, HK_ECONFIG, "config",
-                        "redis URL must start with redis://, rediss://, unix:// or "
-                        "redis-sentinel://");
+                        "redis URL must start with redis://, rediss://, unix://, "
+                        "redis-sentinel:// or redis-cluster://");
     }
     if (rc < 0) {
         redis_addr_free(&tmp);
         return rc;
     }
     tmp.tls_opts = a->tls_opts;
+    tmp.slot_key = a->slot_key;
     redis_addr_free(a);
     *a = tmp;
     return 0;

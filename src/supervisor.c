@@ -563,6 +563,12 @@ static int reload_workers(struct supervisor *sv, int configured, char *why, size
  * (with the new settings) before the old ones are told to drain, so there
  * is no moment without workers and no job is dropped: the old ones finish
  * what they hold or requeue it. */
+/* Two optional settings alike: both unset, or the same text. */
+static int same(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
 static void reload(struct supervisor *sv)
 {
     struct config next;
@@ -590,12 +596,15 @@ static void reload(struct supervisor *sv)
      * would find nothing and the jobs would stay in <old>:inflight:*, where
      * no worker of the new prefix (nor its heartbeat reaper) ever looks.
      * Moving a deployment to a new prefix is a restart, or a second hookd. */
-    if ((next.redis == NULL) != (sv->cfg->redis == NULL) ||
-        (next.redis != NULL && strcmp(next.redis, sv->cfg->redis) != 0) ||
+    if (!same(next.redis, sv->cfg->redis) || !same(next.redis_ca_file, sv->cfg->redis_ca_file) ||
+        !same(next.redis_client_cert, sv->cfg->redis_client_cert) ||
+        !same(next.redis_client_key, sv->cfg->redis_client_key) ||
+        !same(next.redis_tls_server_name, sv->cfg->redis_tls_server_name) ||
+        next.redis_tls_verify != sv->cfg->redis_tls_verify ||
         strcmp(next.data_dir, sv->cfg->data_dir) != 0 ||
         strcmp(next.prefix, sv->cfg->prefix) != 0)
-        log_warn("SIGHUP: redis, data_dir and prefix changes need a restart; keeping the "
-                 "running ones");
+        log_warn("SIGHUP: redis (its TLS settings too), data_dir and prefix changes need a "
+                 "restart; keeping the running ones");
     free(next.data_dir);
     next.data_dir = xstrdup(sv->cfg->data_dir);     /* where the secret lives */
     free(next.prefix);
@@ -607,12 +616,7 @@ static void reload(struct supervisor *sv)
     }
     /* Accepted: the running Redis settings move over whole (the embedded
      * socket path included) before the old config is freed. */
-    free(next.redis);
-    next.redis = sv->cfg->redis;
-    sv->cfg->redis = NULL;
-    redis_addr_free(&next.addr);
-    next.addr = sv->cfg->addr;
-    memset(&sv->cfg->addr, 0, sizeof(sv->cfg->addr));
+    config_move_redis(&next, sv->cfg);
     if (strcmp(next.metrics_listen, sv->cfg->metrics_listen) != 0 && sv->metrics > 0)
         kill(sv->metrics, SIGTERM);     /* reaped, then started on the new address */
     char why[160];

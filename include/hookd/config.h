@@ -88,6 +88,13 @@ struct config {
  * HK_ECONFIG with err saying which setting is wrong. */
 int config_finish(struct config *cfg, struct hk_err *err);
 
+/* Move from's Redis settings (the URL, its parsed address with the
+ * embedded socket path, the TLS settings) into to, replacing to's, and
+ * point the address at to's strings (TLS files, the prefix for Cluster's
+ * slot). from keeps none of them. For a reload that keeps the running
+ * Redis. */
+void config_move_redis(struct config *to, struct config *from);
+
 /* Defaults. The result owns its strings; release with config_free. */
 void config_init(struct config *cfg);
 void config_free(struct config *cfg);

@@ -1,6 +1,6 @@
 /* redis.h -- one asynchronous Redis connection on a libuv loop, that
- * reconnects by itself, to a server, over TLS, or to the primary that
- * Sentinel names.
+ * reconnects by itself: to a server, over TLS or not, to the primary that
+ * Sentinel names, or to the cluster primary serving the prefix's slot.
  *
  * This is the only file that includes hiredis, and hookd uses hiredis only
  * as the protocol codec (its reader and command formatter): the sockets
@@ -78,11 +78,12 @@ struct redis_conn {
     int closing;
     int broken;                     /* a write failed: end the link from the loop */
     int handles_open;               /* timers not yet closed */
-    int asking;                     /* the link asks a sentinel, not the server */
-    size_t sentinel;                /* the sentinel to ask next */
-    size_t sentinels_asked;         /* in this round, since the last report */
-    char primary[64];               /* host the sentinels named, "" = ask them */
+    int asking;                     /* the link asks a sentinel or cluster node */
+    size_t node;                    /* the one to ask next */
+    size_t nodes_asked;             /* in this round, since the last report */
+    char primary[64];               /* host they named, "" = ask them */
     int primary_port;
+    int slot;                       /* cluster: the prefix's slot */
     long backoff_ms;
     long cmd_timeout_ms;
     uint64_t last_progress;         /* uv_now() bytes last arrived */
@@ -106,8 +107,8 @@ int redis_command(struct redis_conn *c, redis_reply_cb cb, void *arg, int argc,
                   const char **argv, const size_t *argvlen);
 
 /* Where c is connected, for log lines: the address as redis_addr_format
- * writes it, and with Sentinel the primary it named ("... (primary
- * 10.0.0.5:6379)"). */
+ * writes it, and the primary found ("... (primary 10.0.0.5:6379)" with
+ * Sentinel, "... (slot 1234 at 10.0.0.5:6379)" with Cluster). */
 void redis_describe(const struct redis_conn *c, char *out, size_t cap);
 
 /* Bytes of commands not yet taken by the kernel: queued, or being written.

@@ -30,11 +30,19 @@ LONG = [(["--ops-webhook-url", "http://h/" + "x" * 4088], "key 'ops_webhook_url'
 # Command-line values refused by each kind of key's setter, and the message.
 SETTERS = [
     (["--user-agent="], "key 'user_agent': empty value"),
-    (["--prefix", "a b"], "key 'prefix': 1-64 characters of [A-Za-z0-9:_.-]"),
+    (["--prefix", "a b"],
+     "key 'prefix': 1-64 characters of [A-Za-z0-9:_.-], or such in braces ({name})"),
+    (["--prefix", "{a}b"],
+     "key 'prefix': 1-64 characters of [A-Za-z0-9:_.-], or such in braces ({name})"),
+    (["--redis", "redis-cluster://127.0.0.1:7000/0"],
+     "key 'redis': a cluster URL names no database: redis-cluster://host:port,..."),
+    (["--redis", "redis-sentinel://127.0.0.1:26379"],
+     "key 'redis': sentinel URL needs the primary's name: redis-sentinel://host:port,.../name"),
     (["--secret="], "key 'secret': must be 1..512 bytes"),
     (["--secret", "whsec_!!!"], "key 'secret': text after whsec_ is not valid base64"),
     (["--redis", "foo://bar"],
-     "key 'redis': redis URL must start with redis://, rediss://, unix:// or redis-sentinel://"),
+     "key 'redis': redis URL must start with redis://, rediss://, unix://, redis-sentinel:// "
+     "or redis-cluster://"),
     (["--redis", "redis://h:x"], "key 'redis': bad port in redis URL"),
     (["--redis", "unix://rel"], "key 'redis': unix URL needs an absolute path"),
     (["--metrics-listen", "nope"], "key 'metrics_listen': 'nope' is not off, host:port or "
@@ -93,6 +101,24 @@ USAGE = [
     (["--workers"], "option '--workers' needs a value"),
 ]
 
+# Settings refused together, once all are read (config_finish, and the
+# Redis TLS files loaded at start): the message as is, after "hookd: ".
+CROSS = [
+    (["--redis", "redis-cluster://127.0.0.1:7000", "--prefix", "p" * 63],
+     "key 'prefix': at most 62 characters with Redis Cluster, which puts it in braces"),
+    (["--redis", "redis://127.0.0.1:1", "--redis-ca-file", "/x"],
+     "key 'redis_ca_file' is set, but redis is not a rediss:// URL"),
+    (["--redis-tls-server-name", "x"],
+     "key 'redis_tls_server_name' is set, but redis is not a rediss:// URL"),
+    (["--redis", "rediss://127.0.0.1:1", "--redis-ca-file", "/nonexistent/ca.pem"],
+     "redis_ca_file '/nonexistent/ca.pem': No such file or directory"),
+    (["--redis", "rediss://127.0.0.1:1", "--redis-client-cert", "/nonexistent/c.pem"],
+     "redis_client_cert and redis_client_key go together: set both"),
+    (["--redis", "rediss://127.0.0.1:1", "--redis-client-cert", "/nonexistent/c.pem",
+      "--redis-client-key", "/nonexistent/k.pem"],
+     "redis_client_cert '/nonexistent/c.pem': No such file or directory"),
+]
+
 # Config files (text -> the message after "hookd: <path> ").
 FILES = [
     ("max_inflight = 3\n", "line 1: unknown key 'max_inflight'; did you mean 'max_in_flight'?"),
@@ -138,6 +164,11 @@ class Refusals(unittest.TestCase):
             value = args[1] if len(args) > 1 else args[0].split("=", 1)[1]
             with self.subTest(name=name):
                 self.refused([], {name: value}, "hookd: environment %s: %s" % (name, msg))
+
+    def test_settings_refused_together(self):
+        for args, msg in CROSS:
+            with self.subTest(args=args):
+                self.refused(args, {}, "hookd: " + msg)
 
     def test_long_values(self):
         """Values too long for a file's line (libinih's 199 bytes; that

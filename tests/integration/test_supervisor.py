@@ -336,8 +336,8 @@ class ReloadKeepsThePrefix(Base):
         with open(os.path.join(self.p.dir, "hookd.conf"), "a") as f:
             f.write("prefix = pb\n")
         h.send_signal(signal.SIGHUP)
-        wait_for(lambda: "redis, data_dir and prefix changes need a restart; keeping the "
-                 "running ones" in log_of(h), 10, "the warning")
+        wait_for(lambda: "redis (its TLS settings too), data_dir and prefix changes need a "
+                 "restart; keeping the running ones" in log_of(h), 10, "the warning")
         wait_for(lambda: len(set(self.workers()) - set(old)) == 2, 30,
                  "the new generation registered under pa")
         # a retiree dies mid-drain: only the supervisor's reclaim can

@@ -278,7 +278,7 @@ static void test_wrapped_messages(void **state)
     config_init(&c);
     assert_int_equal(config_set(&c, "redis", "foo://bar", &e), HK_ECONFIG);
     assert_string_equal(e.msg, "key 'redis': redis URL must start with redis://, rediss://, "
-                               "unix:// or redis-sentinel://");
+                               "unix://, redis-sentinel:// or redis-cluster://");
     assert_int_equal(config_set(&c, "redis", "redis://h:99999", &e), HK_ECONFIG);
     assert_string_equal(e.msg, "key 'redis': bad port in redis URL");
 
@@ -291,7 +291,7 @@ static void test_wrapped_messages(void **state)
     setenv("HOOKD_REDIS", "foo://bar", 1);      /* wrapped twice */
     assert_int_equal(config_load_env(&c, &e), HK_ECONFIG);
     assert_string_equal(e.msg, "environment HOOKD_REDIS: key 'redis': redis URL must start "
-                               "with redis://, rediss://, unix:// or redis-sentinel://");
+                               "with redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://");
     unsetenv("HOOKD_REDIS");
 
     assert_non_null(mkdtemp(dir));
@@ -340,6 +340,49 @@ static void test_secret_generation(void **state)
     rmdir(dir);
 }
 
+/* config_finish: the Redis TLS settings into the address, refused without
+ * rediss://; under Redis Cluster the prefix in braces (its hash tag), and
+ * the address's slot key pointing at it. config_move_redis: the running
+ * Redis settings into a reloaded config, every pointer of the address
+ * into the config that now owns the strings. */
+static void test_finish_and_move(void **state)
+{
+    struct config a, b;
+    struct hk_err e;
+    (void)state;
+    config_init(&a);
+    assert_int_equal(config_set(&a, "prefix", "{orders}", &e), 0);
+    assert_int_equal(config_set(&a, "prefix", "{orders", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&a, "prefix", "{}", &e), HK_ECONFIG);
+    assert_int_equal(config_set(&a, "redis_ca_file", "/ca.pem", &e), 0);
+    assert_int_equal(config_finish(&a, &e), HK_ECONFIG);
+    assert_string_equal(e.msg, "key 'redis_ca_file' is set, but redis is not a rediss:// URL");
+    assert_int_equal(config_set(&a, "redis", "rediss-cluster://10.0.0.1:7000", &e), 0);
+    assert_int_equal(config_set(&a, "prefix", "orders", &e), 0);
+    assert_int_equal(config_finish(&a, &e), 0);
+    assert_string_equal(a.prefix, "{orders}");
+    assert_ptr_equal(a.addr.slot_key, a.prefix);
+    assert_ptr_equal(a.addr.tls_opts.ca_file, a.redis_ca_file);
+    assert_int_equal(a.addr.tls_opts.verify, 1);
+    assert_int_equal(config_finish(&a, &e), 0);     /* again: braced once */
+    assert_string_equal(a.prefix, "{orders}");
+
+    config_init(&b);
+    assert_int_equal(config_set(&b, "prefix", "{orders}", &e), 0);
+    assert_int_equal(config_finish(&b, &e), 0);
+    config_move_redis(&b, &a);
+    assert_string_equal(b.redis, "rediss-cluster://10.0.0.1:7000");
+    assert_int_equal(b.addr.kind, REDIS_CLUSTER);
+    assert_ptr_equal(b.addr.tls_opts.ca_file, b.redis_ca_file);
+    assert_string_equal(b.redis_ca_file, "/ca.pem");
+    assert_ptr_equal(b.addr.slot_key, b.prefix);
+    assert_null(a.redis);
+    assert_null(a.redis_ca_file);
+    assert_int_equal(a.addr.nnodes, 0);
+    config_free(&a);
+    config_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_layers),
         cmocka_unit_test(test_wrapped_messages),
         cmocka_unit_test(test_secret_generation),
+        cmocka_unit_test(test_finish_and_move),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

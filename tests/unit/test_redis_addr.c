@@ -1,4 +1,5 @@
-/* test_redis_addr.c -- redis://, rediss://, unix:// and redis-sentinel:// URLs. */
+/* test_redis_addr.c -- redis://, rediss://, unix://, redis-sentinel:// and
+ * redis-cluster:// URLs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,7 +43,7 @@ static void test_redis_urls(void **state)
     redis_addr_free(&a);
 }
 
-static void test_tls_and_sentinel_urls(void **state)
+static void test_tls_sentinel_and_cluster_urls(void **state)
 {
     struct redis_addr a = { 0 };
     struct hk_err e;
@@ -81,6 +82,18 @@ static void test_tls_and_sentinel_urls(void **state)
     assert_int_equal(redis_addr_parse("redis-sentinel://h:1/m?bogus=1", &a, &e), HK_ECONFIG);
     assert_string_equal(e.msg, "unknown redis URL parameter 'bogus'");
     assert_int_equal(redis_addr_parse("unix:///s?sentinel_password=x", &a, &e), HK_ECONFIG);
+    assert_int_equal(redis_addr_parse("redis-cluster://10.0.0.1:7000,10.0.0.2?password=p", &a,
+                                      &e), 0);
+    assert_int_equal(a.kind, REDIS_CLUSTER);
+    assert_int_equal(a.nnodes, 2);
+    assert_int_equal(a.nodes[1].port, 6379);
+    assert_string_equal(a.password, "p");
+    assert_null(a.master);
+    assert_int_equal(redis_addr_parse("rediss-cluster://h:1/", &a, &e), 0);
+    assert_int_equal(a.tls, 1);
+    assert_int_equal(redis_addr_parse("redis-cluster://h:1/0", &a, &e), HK_ECONFIG);
+    assert_int_equal(redis_addr_parse("redis-cluster://h:1?db=1", &a, &e), HK_ECONFIG);
+    assert_int_equal(redis_addr_parse("redis-cluster://", &a, &e), HK_ECONFIG);
     /* REDIS_ADDR_NODES_MAX sentinels, and one more */
     strcpy(big, "redis-sentinel://");
     for (int i = 0; i < REDIS_ADDR_NODES_MAX; i++)
@@ -108,6 +121,7 @@ static void test_format(void **state)
         { "rediss://h:1", "rediss://h:1/0" },
         { "redis-sentinel://a:1,[::1]:2/m?password=x", "redis-sentinel://a:1,[::1]:2/m (password)" },
         { "rediss-sentinel://a:1/m?db=3", "rediss-sentinel://a:1/m?db=3" },
+        { "redis-cluster://a:1,b:2?password=x", "redis-cluster://a:1,b:2 (password)" },
     };
     char out[128], tiny[8];
     (void)state;
@@ -127,7 +141,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_urls),
-        cmocka_unit_test(test_tls_and_sentinel_urls),
+        cmocka_unit_test(test_tls_sentinel_and_cluster_urls),
         cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
