@@ -146,6 +146,9 @@ case("max_response_bytes", 0, 1 << 30)
 case("batch_ttl", "1000ms", "%dms" % (366 * DAY_MS))
 case("unknown_batch_wait", "0ms", "%dms" % DAY_MS)
 case("dedupe_window", "0ms", "%dms" % (366 * DAY_MS))
+# With as many replicas attached as it waits for (run_case starts them):
+# at 16, every RECORD is followed by WAIT 16 and counts once all have it.
+case("redis_wait_replicas", 0, 16)
 # The breaker's settings, with the breaker on, all at their minimum in one
 # case and all at their maximum in another (one case each would add 14
 # hookd runs to the suite for what two show). At the minimum it opens on
@@ -190,6 +193,13 @@ class Edges(unittest.TestCase):
     def counters(self):
         return {k.decode(): int(v) for k, v in self.r.hgetall("hookd:stats").items()}
 
+    def detach(self, replicas):
+        for proc in replicas:
+            proc.terminate()
+            proc.wait(timeout=30)
+        wait_for(lambda: self.r.info("replication")["connected_slaves"] == 0, 30,
+                 "the replicas gone")
+
     def refused(self, key, value, conf, path):
         """Whether hookd refuses conf; if so, at start and in --check-config
         alike, with one line naming the key (recorded as the row)."""
@@ -219,6 +229,14 @@ class Edges(unittest.TestCase):
         self.r.flushall()
         rc = P.rc
         rc.configure(reset=1)
+        replicas = []
+        if key == "redis_wait_replicas":
+            # the primary's setting: else each first sync waits 5 s (Redis 7)
+            self.r.config_set("repl-diskless-sync-delay", 0)
+            for _ in range(value):
+                P.replica(P.redis_port, appendonly=False)
+                replicas.append(P.last_redis[0])
+            self.addCleanup(self.detach, replicas)
         env = None
         if tag == "workers_max" and "ASAN_OPTIONS" in os.environ:
             # LeakSanitizer at the exit of each of 256 workers took most of
