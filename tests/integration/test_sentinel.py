@@ -59,17 +59,20 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 import redis
 from redis.sentinel import Sentinel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import conservation  # noqa: E402
-from harness import NO_SYNC_DELAY, SECRET, Procs, log_of, sentinels_ready, wait_for  # noqa: E402
+from harness import (HOOKD, NO_SYNC_DELAY, SECRET, Procs, free_port, log_of,  # noqa: E402
+                     sentinels_ready, wait_for)
 
 NAME = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -335,6 +338,10 @@ class Failover(unittest.TestCase):
                "redis_wait_replicas": wait_replicas, "heartbeat_ttl": "2s",
                "max_in_flight": 200, "retry_schedule": "100ms,200ms,400ms,800ms",
                "timeout": "10s", "shutdown_timeout": "5s"}
+        if CONSUMER == "hookd":
+            # the metrics process follows the sentinels too (checked after)
+            self.metrics_port = free_port()
+            cfg["metrics_listen"] = "127.0.0.1:%d" % self.metrics_port
         if CONSUMER == "hookd-proxy":
             proxy = FollowingProxy(self.master_addr)
             self.addCleanup(proxy.close)
@@ -430,6 +437,8 @@ class Failover(unittest.TestCase):
         self.stop.set()
         if h is not None:
             self.assertIsNone(h.poll(), "hookd stayed up")
+        if CONSUMER == "hookd":
+            self.others_follow()
 
         succeeded = self.delivered()
         confirmed = set(producer.confirmed)
@@ -464,6 +473,23 @@ class Failover(unittest.TestCase):
         if wait_replicas >= 1:
             self.assertEqual(rep.lost, [], "confirmed jobs lost with WAIT 1")
         return rep
+
+    def others_follow(self):
+        """The commands and the metrics process find the new primary too:
+        stats reads its counters, /readyz says ready."""
+        conf = os.path.join(self.p.dir, "hookd.conf")
+        res = subprocess.run([HOOKD, "-c", conf, "stats", "--json"], capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(json.loads(res.stdout)["queue"], 0)
+        readyz = "http://127.0.0.1:%d/readyz" % self.metrics_port
+
+        def ready():
+            try:
+                return urllib.request.urlopen(readyz, timeout=5).status == 200
+            except OSError:
+                return False
+        wait_for(ready, 15, "/readyz on the new primary")
 
     def test_wait_replicas_0(self):
         self.failover_case(0)
