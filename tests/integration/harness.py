@@ -213,8 +213,13 @@ class Procs:
         port, r = self.redis(appendonly=appendonly, appendfsync=appendfsync,
                              extra=("--replicaof", "127.0.0.1", str(primary_port),
                                     *NO_SYNC_DELAY, *extra))
-        wait_for(lambda: served(r, lambda r: r.info("replication").get("master_link_status")
-                                == "up"), 30, "the replica of %d in sync" % primary_port)
+        d = self.last_redis[2]
+        try:
+            wait_for(lambda: served(r, lambda r: r.info("replication").get("master_link_status")
+                                    == "up"), 60, "the replica of %d in sync" % primary_port)
+        except AssertionError as e:
+            with open(os.path.join(d, "log"), errors="replace") as f:
+                raise AssertionError("%s; its log ends:\n%s" % (e, f.read()[-3000:]))
         return port, r
 
     def sentinel(self, name, primary_port, quorum=2, down_after_ms=1000, failover_timeout_ms=5000):
