@@ -495,11 +495,14 @@ static void link_ready(struct redis_conn *c)
 
 /* ---- reading ---------------------------------------------------------------- */
 
-/* A server saying it is the wrong one to ask; see redis.h. */
+/* A server saying it is the wrong one to ask; see redis.h. Not
+ * -CLUSTERDOWN: the node is the right one, the cluster is briefly without
+ * some slot (another prefix's node failing over); the caller gets the
+ * error reply and pauses as after any refusal, where ending the link made
+ * it reconnect, come up and be refused again every 100 ms. */
 static int wrong_server(const redisReply *r)
 {
-    static const char *const words[] = { "READONLY ", "MOVED ", "ASK ", "CLUSTERDOWN ",
-                                         "MASTERDOWN " };
+    static const char *const words[] = { "READONLY ", "MOVED ", "ASK " };
 
     if (r->type != REDIS_REPLY_ERROR)
         return 0;

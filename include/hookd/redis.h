@@ -13,7 +13,7 @@
  * backoff.
  *
  * A server that says it is the wrong one (-READONLY: a replica since a
- * failover; -MOVED, -ASK, -CLUSTERDOWN) cuts the connection the same way:
+ * failover; -MOVED, -ASK: the slot is elsewhere) cuts the connection the same way:
  * the command's callback gets NULL, as if the connection had been lost
  * while it was out, and the next attempt finds the primary again.
  *
