@@ -540,6 +540,21 @@ class Cluster:
                         "replica(s) each in sync" % (self.SLOTS, primaries, replicas_per_primary),
                         interval=0.05)
 
+    def wait_served(self, key, port, timeout=30):
+        """Wait until every live node sees the primary on port serving key's
+        slot (after a failover the nodes learn it by gossip, one by one)."""
+        slot = self.keyslot(key)
+
+        def ready():
+            for via in self.alive():
+                if self.info(via).get("cluster_state") != "ok" or not any(
+                        first <= slot <= last and primary == port
+                        for first, last, primary in self.slots(via)):
+                    return False
+            return True
+        wait_for(lambda: served(None, lambda _: ready()), timeout,
+                 "every node to see %d serving slot %d" % (port, slot), interval=0.02)
+
     def kill(self, port):
         """kill -9 the node on port (a lost host)."""
         p = self.nodes[port][0]

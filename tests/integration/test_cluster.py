@@ -174,8 +174,8 @@ class Cluster(unittest.TestCase):
         wait_for(lambda: self.c.owner("{%s}" % self.a, via=replica) == replica, 30,
                  "the replica %d to serve {%s}'s slot" % (replica, self.a), interval=0.02)
         promoted = time.time() - t0
-        self.c.wait_ok(3)                           # every live node agrees
-        self.assertNotIn(old, self.c.primaries(), "the old primary still serves slots")
+        self.c.wait_served("{%s}" % self.a, replica)    # every live node agrees
+        self.assertNotIn(old, self.c.primaries(replica), "the old primary still serves slots")
         more = {p: self.enqueue(p, JOBS, AFTER) for p in (self.a, self.b)}
         self.settle(list(more.items()))
         slot = self.c.keyslot("{%s}" % self.a)
