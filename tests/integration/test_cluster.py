@@ -7,7 +7,9 @@ prefix with every primary as a seed (redis-cluster://), one receiver.
 each prefix on the node serving it. Then the primary holding A is lost
 (kill -9, or CLUSTER FAILOVER on its replica while jobs are moving); once
 its replica serves the slot, 2,000 more jobs under A are pushed and all of
-them are delivered: hookd resumes on the new primary. B's instance goes on
+them are delivered: hookd resumes on the new primary. Test 3 kills A's
+primary while 10,000 jobs are moving: none lost, the duplicates (claims and
+outcomes the replica never got) counted. B's instance goes on
 through it (2,000 more under B at the same time). The times reported: from
 the kill to the replica's promotion (CLUSTER SLOTS on the replica names
 it), to hookd's reconnection (its log line naming the new node) and to the
@@ -223,6 +225,22 @@ class Cluster(unittest.TestCase):
                      "CLUSTER FAILOVER")
         self.settle([(self.a, ids)])
         self.books("the 5000 moving at the CLUSTER FAILOVER", self.a, ids, after_failover=True)
+
+    def test_3_kill_the_primary_while_delivering(self):
+        # The kill -9 of test 1 with jobs moving: what the old primary
+        # acknowledged but had not yet sent to its replica (claims, RECORDs)
+        # is gone, so jobs come back and are delivered again; none may be
+        # lost (they were all pushed, and replicated, before the kill).
+        old = self.c.owner("{%s}" % self.a)
+        replica = self.c.replicas(old)[0]
+        ids = self.enqueue(self.a, 200000, 10000)
+        wait_for(lambda: self.running() or self.recv.stats()["count"] >= 3000, 60,
+                 "3000 deliveries", interval=0.1)
+        t0 = time.time()
+        self.c.kill(old)
+        self.resumes("kill -9 of {%s}'s primary mid-run" % self.a, old, replica, t0, "kill")
+        self.settle([(self.a, ids)])
+        self.books("the 10000 moving at the kill -9", self.a, ids, after_failover=True)
 
 
 def tearDownModule():
