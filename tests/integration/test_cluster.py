@@ -7,13 +7,13 @@ prefix with every primary as a seed (redis-cluster://), one receiver.
 each prefix on the node serving it. Then the primary holding A is lost
 (kill -9, or CLUSTER FAILOVER on its replica while jobs are moving); once
 its replica serves the slot, 2,000 more jobs under A are pushed and all of
-them are delivered: hookd resumes on the new primary. Test 3 kills A's
-primary while 10,000 jobs are moving: none lost, the duplicates (claims and
-outcomes the replica never got) counted. B's instance goes on
-through it (2,000 more under B at the same time). The times reported: from
-the kill to the replica's promotion (CLUSTER SLOTS on the replica names
-it), to hookd's reconnection (its log line naming the new node) and to the
-first delivery after it.
+them are delivered: hookd resumes on the new primary. B's instance goes on
+through it (2,000 more under B at the same time). Test 3 kills A's primary
+while 10,000 jobs are moving: none lost, the duplicates (claims and
+outcomes the replica never got) counted. The times reported: from the
+fault to the replica's promotion (CLUSTER SLOTS on the replica names it),
+to hookd's two connections to it (its log lines naming the new node) and
+to the first delivery under A after those.
 
 HOOKD_CLUSTER_JOBS sets the jobs per prefix (default 20000).
 """
@@ -169,8 +169,8 @@ class Cluster(unittest.TestCase):
         return owners
 
     def resumes(self, case, old, replica, t0, fault):
-        """After fault() at t0 (unix time) moved A's slot from old to
-        replica: wait for the promotion, push AFTER more under each prefix,
+        """After the fault (its name, for the report) at t0 (unix time)
+        moved A's slot from old to replica: wait for the promotion, push AFTER more under each prefix,
         all delivered; the times from t0 to the promotion, to hookd's
         connections to the new primary and to its first delivery there."""
         wait_for(lambda: self.c.owner("{%s}" % self.a, via=replica) == replica, 30,
