@@ -8,6 +8,7 @@ deadline (a counter reaching a value), never a bare sleep.
 import atexit
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -141,6 +142,22 @@ def redis_args(port, password=None, db=None, tls=None, **kw):
     for k, v in redis_config(port, password, db, tls, **kw).items():
         args += ["--" + k.replace("_", "-"), str(v)]
     return args
+
+
+def free_cluster_port():
+    """A port P on 127.0.0.1 with P + 10000 free too: a cluster node's bus
+    listens on P + 10000, so P is drawn below the ephemeral range (32768
+    up on Linux), where free_port's P + 10000 could pass 65535."""
+    for _ in range(200):
+        port = random.randrange(20000, 30000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free port pair P, P + 10000 for a cluster node")
 
 
 def served(r, cond):
@@ -307,6 +324,40 @@ class Procs:
         log.close()
         return p
 
+    def redis_cluster(self, primaries=3, replicas_per_primary=1, node_timeout_ms=1000):
+        """A Redis Cluster of primaries * (1 + replicas_per_primary)
+        redis-server processes on 127.0.0.1, each in its own temp dir with
+        its own nodes.conf, made one cluster by redis-cli --cluster create
+        and returned (a Cluster) once every node reports cluster_state:ok
+        with all 16384 slots assigned and every replica is in sync."""
+        n = primaries * (1 + replicas_per_primary)
+        nodes = {}
+        for _ in range(n):
+            port = free_cluster_port()
+            d = tempfile.mkdtemp(dir=self.dir, prefix="cluster-")
+            p = self.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                            "--dir", d, "--save", "", "--appendonly", "no",
+                            "--cluster-enabled", "yes",
+                            "--cluster-config-file", os.path.join(d, "nodes.conf"),
+                            "--cluster-node-timeout", str(node_timeout_ms),
+                            # a replica's first sync at once, not after
+                            # Redis 7's 5 s wait for more replicas to share it
+                            "--repl-diskless-sync-delay", "0",
+                            "--logfile", os.path.join(d, "log")])
+            nodes[port] = (p, d)
+        cluster = Cluster(nodes)
+        for port in nodes:
+            wait_for(lambda: _ping(cluster.node(port)), 10, "cluster node %d to answer" % port)
+        create = subprocess.run(
+            ["redis-cli", "--cluster", "create",
+             *("127.0.0.1:%d" % port for port in nodes),
+             "--cluster-replicas", str(replicas_per_primary), "--cluster-yes"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+        if create.returncode != 0:
+            raise AssertionError("redis-cli --cluster create failed:\n" + create.stdout)
+        cluster.wait_ok(primaries, replicas_per_primary)
+        return cluster
+
     def close(self):
         """Stop everything; raise if a hookd did not exit 0 on SIGTERM or a
         sanitizer reported anything in its log."""
@@ -396,6 +447,124 @@ def sentinels_ready(sentinels, name, replicas, timeout=30):
     wait_for(lambda: served(None, lambda _: ready()), timeout,
              "%d sentinels knowing each other and %d replica(s) of %s" % (
                  len(sentinels), replicas, name), interval=0.1)
+
+
+class Cluster:
+    """A Redis Cluster Procs.redis_cluster started. ports: every node's
+    port; node(port): a plain client of that node (for keys in its slots,
+    and CLUSTER commands); client: a redis.cluster.RedisCluster seeded with
+    every node, which follows MOVED itself."""
+
+    SLOTS = 16384
+
+    def __init__(self, nodes):
+        self.nodes = nodes          # port -> (Popen, its dir)
+        self.ports = list(nodes)
+        self.clients = {port: redis.Redis(host="127.0.0.1", port=port) for port in nodes}
+        self._client = None
+
+    def node(self, port):
+        return self.clients[port]
+
+    @property
+    def client(self):
+        if self._client is None:
+            from redis.cluster import ClusterNode, RedisCluster
+            self._client = RedisCluster(
+                startup_nodes=[ClusterNode("127.0.0.1", port) for port in self.ports])
+        return self._client
+
+    def alive(self):
+        return [port for port in self.ports if self.nodes[port][0].poll() is None]
+
+    def seeds(self, ports=None):
+        """host:port,host:port,... as a redis-cluster:// URL lists them."""
+        return ",".join("127.0.0.1:%d" % port for port in (ports or self.primaries()))
+
+    def keyslot(self, key):
+        return self.node(self.alive()[0]).execute_command("CLUSTER", "KEYSLOT", key)
+
+    def slots(self, via=None):
+        """CLUSTER SLOTS as [(first, last, primary port)], asked of node via
+        (default: the first live node). Its replica lists are left out:
+        Redis 7.0 omits a replica there until its replication offset is
+        gossiped as non-zero, which on an empty cluster takes until the
+        primary's first replication ping (repl-ping-replica-period, 10 s)."""
+        r = self.node(via or self.alive()[0])
+        return [(int(e[0]), int(e[1]), int(e[2][1]))
+                for e in r.execute_command("CLUSTER", "SLOTS")]
+
+    def primaries(self, via=None):
+        return sorted({primary for _, _, primary in self.slots(via)})
+
+    def replicas(self, primary):
+        """Ports of primary's replicas that are in sync (state=online in its
+        INFO replication)."""
+        info = self.node(primary).info("replication")
+        return sorted(int(v["port"]) for k, v in info.items()
+                      if k.startswith("slave") and isinstance(v, dict) and
+                      v.get("state") == "online")
+
+    def owner(self, key, via=None):
+        """The port of the primary serving key's slot, in via's view."""
+        slot = self.keyslot(key)
+        for first, last, primary in self.slots(via):
+            if first <= slot <= last:
+                return primary
+        raise AssertionError("slot %d of %r not served" % (slot, key))
+
+    def info(self, port):
+        text = self.node(port).execute_command("CLUSTER", "INFO")
+        if isinstance(text, bytes):
+            text = text.decode()
+        return dict(line.split(":", 1) for line in text.split() if ":" in line)
+
+    def state_ok(self, port, primaries):
+        """port's view: cluster_state ok, every slot assigned and ok, and
+        exactly `primaries` primaries serving them."""
+        i = self.info(port)
+        return (i.get("cluster_state") == "ok" and
+                int(i.get("cluster_slots_assigned", 0)) == self.SLOTS and
+                int(i.get("cluster_slots_ok", 0)) == self.SLOTS and
+                len(self.primaries(port)) == primaries)
+
+    def wait_ok(self, primaries, replicas_per_primary=0, timeout=30):
+        """Wait until every live node sees a healthy cluster of `primaries`
+        primaries and each of them has replicas_per_primary replicas in sync
+        (so a failover has a replica to promote). Returns the primaries."""
+        def ready():
+            ports = self.alive()
+            if not all(self.state_ok(p, primaries) for p in ports):
+                return None
+            found = self.primaries(ports[0])
+            if any(len(self.replicas(p)) < replicas_per_primary for p in found):
+                return None
+            return found
+        return wait_for(lambda: served(None, lambda _: ready()), timeout,
+                        "the cluster: state ok, %d slots served by %d primaries with %d "
+                        "replica(s) each in sync" % (self.SLOTS, primaries, replicas_per_primary),
+                        interval=0.05)
+
+    def wait_served(self, key, port, timeout=30):
+        """Wait until every live node sees the primary on port serving key's
+        slot (after a failover the nodes learn it by gossip, one by one)."""
+        slot = self.keyslot(key)
+
+        def ready():
+            for via in self.alive():
+                if self.info(via).get("cluster_state") != "ok" or not any(
+                        first <= slot <= last and primary == port
+                        for first, last, primary in self.slots(via)):
+                    return False
+            return True
+        wait_for(lambda: served(None, lambda _: ready()), timeout,
+                 "every node to see %d serving slot %d" % (port, slot), interval=0.02)
+
+    def kill(self, port):
+        """kill -9 the node on port (a lost host)."""
+        p = self.nodes[port][0]
+        p.kill()
+        p.wait()
 
 
 def connectable(port):
