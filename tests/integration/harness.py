@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -600,6 +601,16 @@ class Receiver:
     def wait_count(self, n, timeout=120):
         return wait_for(lambda: (lambda s: s if s["count"] >= n else None)(self.stats()),
                         timeout, "%d deliveries" % n, interval=0.1)
+
+
+def print_table(columns, row_format, rows):
+    """A markdown table on stderr (the figures the notes quote): columns
+    names the heading, row_format is each row's "| %s | %d ... |"."""
+    if not rows:
+        return
+    print("\n| %s |\n|%s" % (" | ".join(columns), "---|" * len(columns)), file=sys.stderr)
+    for row in rows:
+        print(row_format % tuple(row), file=sys.stderr)
 
 
 def log_of(p):

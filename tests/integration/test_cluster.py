@@ -29,7 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import conservation  # noqa: E402
-from harness import SECRET, Procs, log_of, push, wait_for  # noqa: E402
+from harness import SECRET, Procs, log_of, print_table, push, wait_for  # noqa: E402
 
 JOBS = int(os.environ.get("HOOKD_CLUSTER_JOBS", "20000"))
 AFTER = 2000                # jobs pushed under each prefix after the failover
@@ -273,12 +273,8 @@ class Cluster(unittest.TestCase):
 
 
 def tearDownModule():
-    if ROWS:
-        print("\n| case | prefix | jobs | delivered | dead | lost | duplicates | recover s |",
-              file=sys.stderr)
-        print("|---|---|---|---|---|---|---|---|", file=sys.stderr)
-        for row in ROWS:
-            print("| %s | %s | %d | %d | %d | %d | %d | %s |" % row, file=sys.stderr)
+    print_table(("case", "prefix", "jobs", "delivered", "dead", "lost", "duplicates", "recover s"),
+                '| %s | %s | %d | %d | %d | %d | %d | %s |', ROWS)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import conservation  # noqa: E402
-from harness import SECRET, Procs, log_of, push, redis_config, wait_for  # noqa: E402
+from harness import (SECRET, Procs, log_of, print_table, push, redis_config,  # noqa: E402
+                     wait_for)
 
 ROWS = []
 
@@ -384,12 +385,8 @@ class CrashLoop(Scenario):
 
 
 def tearDownModule():
-    if ROWS:
-        print("\n| scenario | jobs | delivered | dead | lost | duplicates | wall |",
-              file=sys.stderr)
-        print("|---|---|---|---|---|---|---|", file=sys.stderr)
-        for row in ROWS:
-            print("| %s | %d | %d | %d | %d | %d | %.1f s |" % row, file=sys.stderr)
+    print_table(("scenario", "jobs", "delivered", "dead", "lost", "duplicates", "wall"),
+                '| %s | %d | %d | %d | %d | %d | %.1f s |', ROWS)
 
 
 if __name__ == "__main__":

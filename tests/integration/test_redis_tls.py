@@ -27,8 +27,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import conservation  # noqa: E402
-from harness import (HOOKD, SECRET, Procs, certs, log_of, push, redis_config,  # noqa: E402
-                     wait_for)
+from harness import (HOOKD, SECRET, Procs, certs, log_of, print_table, push,  # noqa: E402
+                     redis_config, wait_for)
 
 PREFIX = "tl"
 ROWS = []
@@ -189,12 +189,8 @@ class RedisTls(unittest.TestCase):
 
 
 def tearDownModule():
-    if ROWS:
-        print("\n| scenario | jobs | delivered | dead | lost | duplicates | wall |",
-              file=sys.stderr)
-        print("|---|---|---|---|---|---|---|", file=sys.stderr)
-        for row in ROWS:
-            print("| %s | %d | %d | %d | %d | %d | %.1f s |" % row, file=sys.stderr)
+    print_table(("scenario", "jobs", "delivered", "dead", "lost", "duplicates", "wall"),
+                '| %s | %d | %d | %d | %d | %d | %.1f s |', ROWS)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ from redis.sentinel import Sentinel
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import conservation  # noqa: E402
 from harness import (HOOKD, NO_SYNC_DELAY, SECRET, Procs, free_port, log_of,  # noqa: E402
-                     sentinels_ready, wait_for)
+                     print_table, sentinels_ready, wait_for)
 
 NAME = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -499,12 +499,8 @@ class Failover(unittest.TestCase):
 
 
 def tearDownModule():
-    if ROWS:
-        print("\n| case | jobs | delivered | dead | lost | duplicates | switch | resumed |",
-              file=sys.stderr)
-        print("|---|---|---|---|---|---|---|---|", file=sys.stderr)
-        for row in ROWS:
-            print("| %s | %d | %d | %d | %d | %d | %.2f s | %.2f s |" % row, file=sys.stderr)
+    print_table(("case", "jobs", "delivered", "dead", "lost", "duplicates", "switch", "resumed"),
+                '| %s | %d | %d | %d | %d | %d | %.2f s | %.2f s |', ROWS)
 
 
 if __name__ == "__main__":
