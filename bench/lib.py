@@ -63,6 +63,15 @@ def cpu_seconds(pids):
     return total / TICK
 
 
+def machine_busy_seconds():
+    """CPU seconds the whole machine has spent busy (all CPUs, /proc/stat:
+    everything but idle and iowait): with the processes measured subtracted,
+    what others ran at the same time on a shared machine."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK
+
+
 def peak_rss_mb(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -301,7 +310,7 @@ class Peers:
         pids = children(h.pid)
         calls0, waits0 = redis_calls(r), redis_calls(r, ("wait",))
         c0 = (cpu_seconds(pids), cpu_seconds(server.pids), cpu_seconds(self.nginx_pids),
-              cpu_seconds(server.other_pids))
+              cpu_seconds(server.other_pids), machine_busy_seconds())
         off = self.log_offset()
         sampler = MemSampler(pids)
         t0_ms = time.time() * 1000
@@ -312,7 +321,7 @@ class Peers:
         dt = time.monotonic() - t0
         private = sampler.stop()
         c1 = (cpu_seconds(pids), cpu_seconds(server.pids), cpu_seconds(self.nginx_pids),
-              cpu_seconds(server.other_pids))
+              cpu_seconds(server.other_pids), machine_busy_seconds())
         calls, waits = redis_calls(r) - calls0, redis_calls(r, ("wait",)) - waits0
         rss = [peak_rss_mb(p) for p in pids]
         h.send_signal(signal.SIGTERM)
@@ -325,6 +334,10 @@ class Peers:
                "cpu_redis_per_10k": (c1[1] - c0[1]) * 10000 / target,
                "cpu_nginx_per_10k": (c1[2] - c0[2]) * 10000 / target,
                "cpu_replicas_per_10k": (c1[3] - c0[3]) * 10000 / target,
+               # CPUs' worth the rest of the machine kept busy during the drain
+               # (this script's polling included: small)
+               "others_cpus": (c1[4] - c0[4] - sum(b - a for a, b in zip(c0[:4], c1[:4])))
+               / dt,
                "rss_mb": max(rss) if rss else 0.0, "private_mb": private, "t0_ms": t0_ms,
                "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99),
                "max": lat[-1] if lat else float("nan")}

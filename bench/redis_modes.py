@@ -25,7 +25,9 @@ Columns per case: deliveries/s and its ratio to plain; CPU per delivery
 replica apart; Redis round trips per delivery (EVAL + EVALSHA + BLMOVE +
 WAIT, INFO commandstats); WAIT calls per run (cmdstat_wait before and
 after: one per RECORD sent, so RECORD+WAIT round trips) and deliveries per
-WAIT (outcomes per batch).
+WAIT (outcomes per batch); the CPUs the rest of the machine kept busy
+meanwhile (/proc/stat less the processes measured: on a shared machine,
+how much of a slow run is someone else's load).
 
 Not a test: nothing asserted.
 
@@ -133,40 +135,50 @@ class Modes:
                 res = self.drain(servers, case)
                 runs[case].append(res)
                 print("  run %d %-8s %8.0f deliveries/s in %.1f s, %.1f µs hookd + %.1f µs "
-                      "redis CPU per delivery, %d WAIT" % (
+                      "redis CPU per delivery, %d WAIT; others busy %.2f CPUs" % (
                           i + 1, case, res["rate"], res["seconds"],
                           res["cpu_hookd_per_10k"] * 100, res["cpu_redis_per_10k"] * 100,
-                          res["wait_calls"]), flush=True)
+                          res["wait_calls"], res["others_cpus"]), flush=True)
         return runs
 
     def report(self, runs):
         med = {c: {k: statistics.median(x[k] for x in rs) for k in rs[0]}
                for c, rs in runs.items()}
         base = med.get("plain", {}).get("rate")
-        print("%-8s %-38s %12s %7s %9s %9s %9s %9s %7s %10s %9s" % (
-            "case", "", "deliveries/s", "/plain", "hookd us", "redis us", "sum us",
-            "replica", "rt/dlv", "WAIT/run", "dlv/WAIT"))
+        # The same ratio round by round (each round runs every case once),
+        # median of those: drift between rounds (the machine is shared)
+        # cancels out of it, not out of the ratio of medians.
+        paired = {c: statistics.median(x["rate"] / p["rate"] for x, p in
+                                       zip(runs[c], runs["plain"])) if "plain" in runs
+                  else float("nan") for c in self.cases}
+        print("%-8s %-38s %12s %7s %7s %9s %9s %9s %9s %7s %10s %9s %7s" % (
+            "case", "", "deliveries/s", "/plain", "paired", "hookd us", "redis us", "sum us",
+            "replica", "rt/dlv", "WAIT/run", "dlv/WAIT", "others"))
         for c in self.cases:
             m = med[c]
             hk, rd, rp = (m[k] * 100 for k in ("cpu_hookd_per_10k", "cpu_redis_per_10k",
                                                "cpu_replicas_per_10k"))
             ratio = m["rate"] / base if base else float("nan")
             waits = m["wait_calls"]
-            print("%-8s %-38s %12.0f %7.2f %9.1f %9.1f %9.1f %9s %7.3f %10s %9s   (runs: %s)" % (
-                c, DESCRIBE[c], m["rate"], ratio, hk, rd, hk + rd,
-                "%.1f" % rp if c in ("replica", "wait1") else "-", m["rt_per_delivery"],
-                "%d" % waits if waits else "-",
-                "%.1f" % (m["jobs"] / waits) if waits else "-",
-                ", ".join("%.0f" % x["rate"] for x in runs[c])))
+            print("%-8s %-38s %12.0f %7.2f %7.2f %9.1f %9.1f %9.1f %9s %7.3f %10s %9s %7.2f   "
+                  "(runs: %s)" % (
+                      c, DESCRIBE[c], m["rate"], ratio, paired[c], hk, rd, hk + rd,
+                      "%.1f" % rp if c in ("replica", "wait1") else "-", m["rt_per_delivery"],
+                      "%d" % waits if waits else "-",
+                      "%.1f" % (m["jobs"] / waits) if waits else "-", m["others_cpus"],
+                      ", ".join("%.0f" % x["rate"] for x in runs[c])))
             for k, v, unit in (("rate", m["rate"], "deliveries/s"), ("ratio_to_plain", ratio, ""),
+                               ("paired_ratio_to_plain", paired[c], ""),
                                ("cpu_hookd_per_delivery", hk, "us"),
                                ("cpu_redis_per_delivery", rd, "us"),
                                ("cpu_replica_per_delivery", rp, "us"),
                                ("rt_per_delivery", m["rt_per_delivery"], ""),
                                ("wait_calls_per_run", waits, "")):
                 self.record("redis", "%s@%s" % (k, c), v, unit, "%d jobs" % self.jobs)
-        print("(CPU: µs per delivery; sum = hookd's workers + the primary redis-server; "
-              "replica apart; WAIT/run: WAIT calls in a run = RECORD+WAIT round trips)")
+        print("(/plain: ratio of medians; paired: median of the ratios within a round; CPU: "
+              "µs per delivery, sum = hookd's workers + the primary redis-server, replica "
+              "apart; WAIT/run: WAIT calls in a run = RECORD+WAIT round trips; others: CPUs "
+              "the rest of the machine kept busy during the drain)")
 
 
 def main():
