@@ -13,7 +13,10 @@ the clock runs until `delivered` reaches the target. It reports
 deliveries/s, latency percentiles, CPU seconds per component (from /proc),
 peak RSS per worker (VmHWM), peak private memory per worker (sampled every
 0.2 s during the drain) and Redis round trips per delivery (EVAL +
-BLMOVE calls from INFO commandstats). Not a test: nothing is asserted.
+BLMOVE + WAIT calls from INFO commandstats). By default hookd talks to the
+Peers' own redis-server; a RedisTarget points a drain at another one (a
+primary with replicas, a TLS-only server: bench/redis_modes.py). Not a
+test: nothing is asserted.
 """
 import json
 import os
@@ -58,6 +61,15 @@ def cpu_seconds(pids):
         except (FileNotFoundError, ProcessLookupError):
             pass
     return total / TICK
+
+
+def machine_busy_seconds():
+    """CPU seconds the whole machine has spent busy (all CPUs, /proc/stat:
+    everything but idle and iowait): with the processes measured subtracted,
+    what others ran at the same time on a shared machine."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK
 
 
 def peak_rss_mb(pid):
@@ -137,13 +149,13 @@ def children(pid):
     return [int(x) for x in out.split()]
 
 
-def redis_calls(r):
-    """Round trips hookd made: it sends EVAL (every script) and BLMOVE (XADD
-    only for logged attempts: none here). commandstats also counts commands
-    run inside scripts; those are not round trips and are left out."""
+def redis_calls(r, commands=("eval", "evalsha", "blmove", "wait")):
+    """Round trips hookd made: it sends EVAL (every script), BLMOVE and,
+    with redis_wait_replicas, WAIT after each RECORD (XADD only for logged
+    attempts: none here). commandstats also counts commands run inside
+    scripts; those are not round trips and are left out."""
     stats = r.info("commandstats")
-    return sum(stats.get("cmdstat_" + c, {}).get("calls", 0)
-               for c in ("eval", "evalsha", "blmove"))
+    return sum(stats.get("cmdstat_" + c, {}).get("calls", 0) for c in commands)
 
 
 def percentile(sorted_values, q):
@@ -207,6 +219,19 @@ http {
 """
 
 
+class RedisTarget:
+    """A redis-server hookd is pointed at: r, a client for it; conf, the
+    hookd settings reaching it (redis = URL, redis_ca_file ...); pids, the
+    processes whose CPU counts as Redis's (the primary); other_pids, more
+    processes measured apart (its replicas)."""
+
+    def __init__(self, r, conf, pids, other_pids=()):
+        self.r = r
+        self.conf = dict(conf)
+        self.pids = list(pids)
+        self.other_pids = list(other_pids)
+
+
 class Peers:
     def __enter__(self):
         self.dir = tempfile.mkdtemp(prefix="hookd-bench-")
@@ -221,6 +246,8 @@ class Peers:
         self.nginx_proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir],
                                            stderr=subprocess.DEVNULL)
         self.r = redis.Redis(host="127.0.0.1", port=self.rport)
+        self.target = RedisTarget(self.r, {"redis": "redis://127.0.0.1:%d" % self.rport},
+                                  [self.redis_proc.pid])
         wait_for(lambda: _ping(self.r), 10, "redis")
         wait_for(lambda: _connect(self.nport), 10, "nginx")
         self.url = "http://127.0.0.1:%d/hook" % self.nport
@@ -261,14 +288,16 @@ class Peers:
         return out
 
     def run_hookd(self, jobs, workers=2, in_flight=1000, settings=(), url_of=None,
-                  healthy=None, prepare=None, log_latency=True, binary=None):
+                  healthy=None, prepare=None, log_latency=True, binary=None, server=None):
         """One measured drain of `jobs` jobs (see the module comment).
         url_of(i) picks each job's URL (default: nginx); healthy(i) says
         which ones the clock waits for (default: all); prepare(prefix) runs
         before hookd starts (e.g. to fill its retry set); log_latency=False
         when the jobs do not go to this nginx; binary: another hookd build
-        (default: HOOKD_BIN or build/hookd)."""
-        r = self.r
+        (default: HOOKD_BIN or build/hookd); server: the RedisTarget hookd
+        uses (default: the Peers' redis-server)."""
+        server = server or self.target
+        r = server.r
         url_of = url_of or (lambda i: self.url)
         target = jobs if healthy is None else sum(1 for i in range(jobs) if healthy(i))
         prefix = "bench%d" % int(time.time() * 1000)
@@ -277,11 +306,11 @@ class Peers:
             prepare(prefix)
         conf = {"workers": workers, "max_in_flight": in_flight, "shutdown_timeout": "3s"}
         conf.update(kv.split("=", 1) for kv in settings)
-        h = self.start_hookd(prefix, conf, binary)
+        h = self.start_hookd(prefix, conf, binary, server)
         pids = children(h.pid)
-        calls0 = redis_calls(r)
-        c0 = (cpu_seconds(pids), cpu_seconds([self.redis_proc.pid]),
-              cpu_seconds(self.nginx_pids))
+        calls0, waits0 = redis_calls(r), redis_calls(r, ("wait",))
+        c0 = (cpu_seconds(pids), cpu_seconds(server.pids), cpu_seconds(self.nginx_pids),
+              cpu_seconds(server.other_pids), machine_busy_seconds())
         off = self.log_offset()
         sampler = MemSampler(pids)
         t0_ms = time.time() * 1000
@@ -291,43 +320,50 @@ class Peers:
                  "deliveries")
         dt = time.monotonic() - t0
         private = sampler.stop()
-        c1 = (cpu_seconds(pids), cpu_seconds([self.redis_proc.pid]),
-              cpu_seconds(self.nginx_pids))
-        calls = redis_calls(r) - calls0
+        c1 = (cpu_seconds(pids), cpu_seconds(server.pids), cpu_seconds(self.nginx_pids),
+              cpu_seconds(server.other_pids), machine_busy_seconds())
+        calls, waits = redis_calls(r) - calls0, redis_calls(r, ("wait",)) - waits0
         rss = [peak_rss_mb(p) for p in pids]
         h.send_signal(signal.SIGTERM)
         h.wait(timeout=60)
         lat = self.latencies(off, target, t0_ms) if log_latency else []
         res = {"rate": target / dt, "seconds": dt, "jobs": target,
                "dead": r.llen(prefix + ":dead"),
-               "rt_per_delivery": calls / target,
+               "rt_per_delivery": calls / target, "wait_calls": waits,
                "cpu_hookd_per_10k": (c1[0] - c0[0]) * 10000 / target,
                "cpu_redis_per_10k": (c1[1] - c0[1]) * 10000 / target,
                "cpu_nginx_per_10k": (c1[2] - c0[2]) * 10000 / target,
+               "cpu_replicas_per_10k": (c1[3] - c0[3]) * 10000 / target,
+               # CPUs' worth the rest of the machine kept busy during the drain
+               # (this script's polling included: small)
+               "others_cpus": (c1[4] - c0[4] - sum(b - a for a, b in zip(c0[:4], c1[:4])))
+               / dt,
                "rss_mb": max(rss) if rss else 0.0, "private_mb": private, "t0_ms": t0_ms,
                "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99),
                "max": lat[-1] if lat else float("nan")}
-        self.clean(prefix)
+        self.clean(prefix, r)
         return res
 
-    def start_hookd(self, prefix, settings, binary=None):
-        """Start hookd on this Redis with key prefix and settings (a dict:
-        workers, max_in_flight, ...); return once its workers registered."""
+    def start_hookd(self, prefix, settings, binary=None, server=None):
+        """Start hookd on this Redis (or server's, a RedisTarget) with key
+        prefix and settings (a dict: workers, max_in_flight, ...); return
+        once its workers registered."""
+        server = server or self.target
         conf = os.path.join(self.dir, prefix + ".conf")
         with open(conf, "w") as f:
-            f.write("redis = redis://127.0.0.1:%d\nprefix = %s\nsecret = %s\n"
-                    "log_level = warn\n" % (self.rport, prefix, SECRET))
-            for k, v in settings.items():
+            f.write("prefix = %s\nsecret = %s\nlog_level = warn\n" % (prefix, SECRET))
+            for k, v in list(server.conf.items()) + list(settings.items()):
                 f.write("%s = %s\n" % (k, v))
         with open(os.path.join(self.dir, "hookd.log"), "a") as log:
             h = subprocess.Popen([binary or HOOKD, "-c", conf], stderr=log)
         workers = int(settings.get("workers", 1))
-        wait_for(lambda: self.r.hlen(prefix + ":workers") == workers, 20, "workers")
+        wait_for(lambda: server.r.hlen(prefix + ":workers") == workers, 20, "workers")
         return h
 
-    def clean(self, prefix):
-        for k in self.r.scan_iter(prefix + ":*", count=1000):
-            self.r.unlink(k)
+    def clean(self, prefix, r=None):
+        r = r or self.r
+        for k in r.scan_iter(prefix + ":*", count=1000):
+            r.unlink(k)
 
     def __exit__(self, *exc):
         if self.hang is not None:

@@ -32,12 +32,18 @@ Sections, in order:
              over https, --internet-jobs jobs per run; and its sweep
              (internet-sweep.csv/.png). Needs no other section: with
              --only internet the hookd section is not run
+  redis      issue 19's Redis modes (bench/redis_modes.py): the same drain
+             against a plain primary, one with a replica
+             (redis_wait_replicas 0 and 1) and TLS-only Redis, --redis-jobs
+             jobs per run, workers=2, max_in_flight=1000; needs no other
+             section either
 Medians of --runs runs (the machine is shared and noisy); the compared
 configurations alternate run by run. Results are printed and written under
 bench/results/ (ignored by git). --tiny is the CI configuration: 2,000 jobs,
 one run, every section exercised at toy size so the suite cannot rot.
 
-usage: bench/suite.py [--jobs N] [--runs R] [--tiny] [--only SECTION ...]
+usage: bench/suite.py [--jobs N] [--runs R] [--internet-jobs N] [--redis-jobs N] [--tiny]
+                      [--only SECTION ...]
 """
 import argparse
 import csv
@@ -56,9 +62,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import internet  # noqa: E402
 import lib  # noqa: E402
+import redis_modes  # noqa: E402
 
 SECTIONS = ["hookd", "sample", "ceiling", "peer", "sweep", "latency", "memory", "depth",
-            "retries", "fairness", "dedupe", "internet"]
+            "retries", "fairness", "dedupe", "internet", "redis"]
+# Sections that do not use the hookd section's best setting.
+STANDALONE = {"internet", "redis"}
 
 
 def median_of(runs, key="rate"):
@@ -444,6 +453,10 @@ unset multiplot
                          cases=internet.TINY_CASES if tiny else internet.DEFAULT_CASES,
                          tiny=tiny).run()
 
+    def run_redis(self):
+        redis_modes.Modes(self.p, self.out, self.record,
+                          jobs=2000 if self.a.tiny else self.a.redis_jobs, runs=self.a.runs).run()
+
     def write_csv(self):
         path = self.out("suite.csv")
         with open(path, "w", newline="") as f:
@@ -460,6 +473,8 @@ def main():
     ap.add_argument("--latency-s", type=int, default=10)
     ap.add_argument("--internet-jobs", type=int, default=10000,
                     help="jobs per run of the internet section")
+    ap.add_argument("--redis-jobs", type=int, default=200000,
+                    help="jobs per run of the redis section")
     ap.add_argument("--tiny", action="store_true", help="CI: every section at toy size")
     ap.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS)
     args = ap.parse_args()
@@ -472,7 +487,7 @@ def main():
             os.cpu_count(), os.uname().release,
             subprocess.run([lib.HOOKD, "--version"], capture_output=True,
                            text=True).stdout.strip()))
-        if set(args.only) - {"internet"}:
+        if set(args.only) - STANDALONE:
             s.run_hookd()   # every other section but internet uses its best setting
         for name in args.only:
             if name != "hookd":
