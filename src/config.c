@@ -38,8 +38,8 @@ struct key {
 
 static const struct key keys[] = {
     { "redis", K_REDIS, OFF(redis), 0, 0, "(embedded)",
-      "redis[s]://[:password@]host:port[/db], unix:///path or "
-      "redis-sentinel://host:port,.../name; unset = private redis-server" },
+      "redis[s]://[:password@]host:port[/db], unix:///path, redis-sentinel://host:port,.../"
+      "name or redis-cluster://host:port,...; unset = private redis-server" },
     { "redis_ca_file", K_STRING, OFF(redis_ca_file), 0, 0, "(system)",
       "CA certificates (PEM) a rediss:// server is verified against" },
     { "redis_client_cert", K_STRING, OFF(redis_client_cert), 0, 0, "-",

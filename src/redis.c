@@ -56,7 +56,6 @@ struct redis_link {
     int connected;              /* the socket is connected (and TLS done) */
     int handshaking;
     char *wbuf;                 /* being written (owned), NULL when idle */
-    size_t wlen;
     char rbuf[READ_CHUNK];      /* what the socket gives */
 };
 
@@ -253,7 +252,6 @@ static void flush(struct redis_conn *c)
     if (l == NULL || l->wbuf != NULL || c->olen == 0)
         return;
     l->wbuf = c->obuf;
-    l->wlen = c->olen;
     b = uv_buf_init(c->obuf, (unsigned)c->olen);
     c->obuf = NULL;
     c->olen = c->ocap = 0;
@@ -871,7 +869,7 @@ void redis_close(struct redis_conn *c, redis_close_cb cb)
 
 size_t redis_unsent(const struct redis_conn *c)
 {
-    return c->olen + (c->link != NULL && c->link->wbuf != NULL ? c->link->wlen : 0);
+    return c->olen + (c->link != NULL ? uv_stream_get_write_queue_size(&c->link->u.stream) : 0);
 }
 
 int redis_fileno(const struct redis_conn *c)

@@ -535,6 +535,12 @@ static void resize(struct supervisor *sv, int n)
     sv->cfg->workers = n;
 }
 
+/* Two optional settings alike: both unset, or the same text. */
+static int same(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
 /* The worker count after a reload whose config says configured, and (into
  * why) what the log line should add. A count set by SIGTTIN/SIGTTOU
  * outlives a reload that leaves the config's workers as they were: an
@@ -563,12 +569,6 @@ static int reload_workers(struct supervisor *sv, int configured, char *why, size
  * (with the new settings) before the old ones are told to drain, so there
  * is no moment without workers and no job is dropped: the old ones finish
  * what they hold or requeue it. */
-/* Two optional settings alike: both unset, or the same text. */
-static int same(const char *a, const char *b)
-{
-    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
-}
-
 static void reload(struct supervisor *sv)
 {
     struct config next;

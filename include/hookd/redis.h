@@ -111,8 +111,9 @@ int redis_command(struct redis_conn *c, redis_reply_cb cb, void *arg, int argc,
  * Sentinel, "... (slot 1234 at 10.0.0.5:6379)" with Cluster). */
 void redis_describe(const struct redis_conn *c, char *out, size_t cap);
 
-/* Bytes of commands not yet taken by the kernel: queued, or being written.
- * For tests that must know a command has left. */
+/* Bytes of commands not yet taken by the kernel: queued, or not written yet
+ * (a command is written at once when the socket takes it, from inside
+ * redis_command). For tests that must know a command has left. */
 size_t redis_unsent(const struct redis_conn *c);
 /* The socket, -1 when down. For tests that read a reply before hookd does
  * (a reply lost with its connection). */
