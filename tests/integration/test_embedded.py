@@ -71,6 +71,10 @@ class EmbeddedTest(unittest.TestCase):
                     os.kill(server, signal.SIGKILL)
                     wait_for(lambda: _server_pid(r) not in (None, server), 30,
                              "a new redis-server")
+                    # The worker that finds it drains and is replaced (see
+                    # below): wait for the fresh one, which delivers er-2.
+                    wait_for(lambda: log_of(hookd).count("started: max_in_flight") == 2, 30,
+                             "the worker replaced")
             hookd.send_signal(signal.SIGTERM)
             self.assertEqual(hookd.wait(timeout=60), 0)
             log = log_of(hookd)

@@ -108,7 +108,12 @@ class Limits(unittest.TestCase):
         lost, each part of hookd says so once and once more when it works
         again, and delivery resumes on its own when memory is freed."""
         h = self.start(max_in_flight=50, max_per_host=50)
-        url = self.rc.url + "?delay=100"
+        # Each delivery takes 500 ms, so that when the first 50 are counted
+        # the next 50 are surely still in flight and their outcomes meet
+        # the refusal. At 100 ms a slow run (CI under the sanitizers) could
+        # have recorded them all, its next jobs held at their dedupe check,
+        # and nothing to record was ever refused.
+        url = self.rc.url + "?delay=500"
         produced = ["a%d" % i for i in range(400)]
         push(self.r, "hookd:queue", [{"id": i, "url": url, "body": "x"} for i in produced])
         wait_for(lambda: stats(self.r).get("delivered", 0) >= 50, 30, "deliveries under way")
