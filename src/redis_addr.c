@@ -233,34 +233,40 @@ static int parse_sentinel_url(const char *p, struct redis_addr *a, struct hk_err
     return parse_query(q, a, err);
 }
 
+/* Each scheme, its prefix written once: the rest of the URL goes to its
+ * parser. */
+static const struct {
+    const char *prefix;
+    int tls;
+    int (*parse)(const char *rest, struct redis_addr *a, struct hk_err *err);
+} schemes[] = {
+    { "unix://", 0, parse_unix_url },
+    { "redis://", 0, parse_server_url },
+    { "rediss://", 1, parse_server_url },
+    { "redis-sentinel://", 0, parse_sentinel_url },
+    { "rediss-sentinel://", 1, parse_sentinel_url },
+    { "redis-cluster://", 0, parse_cluster_url },
+    { "rediss-cluster://", 1, parse_cluster_url },
+};
+
 int redis_addr_parse(const char *url, struct redis_addr *a, struct hk_err *err)
 {
     struct redis_addr tmp;
     int rc;
 
     memset(&tmp, 0, sizeof(tmp));
-    if (strncmp(url, "unix://", 7) == 0) {
-        rc = parse_unix_url(url + 7, &tmp, err);
-    } else if (strncmp(url, "redis://", 8) == 0) {
-        rc = parse_server_url(url + 8, &tmp, err);
-    } else if (strncmp(url, "rediss://", 9) == 0) {
-        tmp.tls = 1;
-        rc = parse_server_url(url + 9, &tmp, err);
-    } else if (strncmp(url, "redis-sentinel://", 17) == 0) {
-        rc = parse_sentinel_url(url + 17, &tmp, err);
-    } else if (strncmp(url, "rediss-sentinel://", 18) == 0) {
-        tmp.tls = 1;
-        rc = parse_sentinel_url(url + 18, &tmp, err);
-    } else if (strncmp(url, "redis-cluster://", 16) == 0) {
-        rc = parse_cluster_url(url + 16, &tmp, err);
-    } else if (strncmp(url, "rediss-cluster://", 17) == 0) {
-        tmp.tls = 1;
-        rc = parse_cluster_url(url + 17, &tmp, err);
-    } else {
+    rc = 1;     /* no scheme matched */
+    for (size_t i = 0; rc == 1 && i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        size_t n = strlen(schemes[i].prefix);
+        if (strncmp(url, schemes[i].prefix, n) == 0) {
+            tmp.tls = schemes[i].tls;
+            rc = schemes[i].parse(url + n, &tmp, err);
+        }
+    }
+    if (rc == 1)
         rc = hk_err_set(err, HK_ECONFIG, "config",
                         "redis URL must start with redis://, rediss://, unix://, "
                         "redis-sentinel:// or redis-cluster://");
-    }
     if (rc < 0) {
         redis_addr_free(&tmp);
         return rc;
