@@ -462,11 +462,7 @@ def main():
         Profile(peers, out, lambda *row: rows.append(row), args.jobs, args.runs, args.workers,
                 args.in_flight, cases, args.tiny, args.set,
                 args.only.split(",") if args.only else None).run()
-    with open(out("internet.csv"), "w", newline="") as f:     # the table, as suite.csv rows
-        w = csv.writer(f)
-        w.writerow(["section", "name", "value", "unit", "note"])
-        w.writerows(rows)
-    print("written: %s" % os.path.relpath(out("internet.csv")))
+    lib.write_rows(out("internet.csv"), rows)     # the table, as suite.csv rows
 
 
 if __name__ == "__main__":

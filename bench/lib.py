@@ -18,6 +18,7 @@ Peers' own redis-server; a RedisTarget points a drain at another one (a
 primary with replicas, a TLS-only server: bench/redis_modes.py). Not a
 test: nothing is asserted.
 """
+import csv
 import json
 import os
 import shutil
@@ -43,6 +44,15 @@ TICK = os.sysconf("SC_CLK_TCK")
 PAYLOAD = {"success": True, "callData": {"id": "call_x", "duration": 180,
                                          "summary": "x" * 800,
                                          "metricJson": {"confidence": 0.95}}}
+
+
+def write_rows(path, rows):
+    """The figures as CSV rows (section, name, value, unit, note); says where."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["section", "name", "value", "unit", "note"])
+        w.writerows(rows)
+    print("written: %s" % os.path.relpath(path))
 
 
 def wait_for(cond, timeout, what, interval=0.005):

@@ -35,7 +35,6 @@ usage: bench/redis_modes.py [--jobs N] [--runs R] [--cases plain,wait1,...] [--t
        (or bench/run --only redis, through bench/suite.py)
 """
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -203,11 +202,7 @@ def main():
     with lib.Peers() as peers:
         Modes(peers, out, lambda *row: rows.append(row), args.jobs, args.runs, args.workers,
               args.in_flight, cases).run()
-    with open(out("redis-modes.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["section", "name", "value", "unit", "note"])
-        w.writerows(rows)
-    print("written: %s" % os.path.relpath(out("redis-modes.csv")))
+    lib.write_rows(out("redis-modes.csv"), rows)
 
 
 if __name__ == "__main__":

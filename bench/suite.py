@@ -458,12 +458,8 @@ unset multiplot
                           jobs=2000 if self.a.tiny else self.a.redis_jobs, runs=self.a.runs).run()
 
     def write_csv(self):
-        path = self.out("suite.csv")
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["section", "name", "value", "unit", "note"])
-            w.writerows(self.rows)
-        print("\nwritten: %s" % os.path.relpath(path))
+        print()
+        lib.write_rows(self.out("suite.csv"), self.rows)
 
 
 def main():
